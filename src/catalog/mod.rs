@@ -1,0 +1,422 @@
+//! The in-memory catalog candidates are resolved against: streamers, goods
+//! and streams, with referential integrity (a stream's streamer and cart goods,
+//! a goods item's seller, must exist).
+//!
+//! Writes are batch upserts that validate the whole batch before applying
+//! any of it, so a bad record never leaves the catalog half-updated. The
+//! server wraps a `Catalog` in a lock; the engine only reads it.
+
+mod load;
+mod records;
+
+pub use load::{CatalogError, DEMO_ORIGIN};
+pub use records::{Goods, QualityScores, Stream, Streamer, check_id, id_problem};
+
+use crate::config::TierThresholds;
+use crate::domain::{FieldError, StreamerKind, Tier};
+use compact_str::CompactString;
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
+
+/// A record in an upsert batch that was refused: its index in the batch and
+/// what was wrong with it.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("record {index}: {error}")]
+pub struct RecordError {
+    pub index: usize,
+    pub error: FieldError,
+}
+
+/// How many records an upsert wrote.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UpsertCount {
+    pub upserted: u32,
+    pub created: u32,
+}
+
+/// A stream plus what the ranker derives from its cart.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamEntry {
+    pub stream: Stream,
+    /// Mean price of the goods on the cart: the order value of a stream
+    /// impression. `None` for an empty cart. Kept current when the stream or
+    /// any of its goods is upserted, so ranking never walks a cart.
+    pub order_value: Option<f64>,
+}
+
+/// Counts for `GetCatalogStats`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CatalogStats {
+    pub streamers: u64,
+    pub streams: u64,
+    pub live_streams: u64,
+    pub goods: u64,
+    pub per_tier: [u64; 3],
+    pub brand_self_streamers: u64,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct Catalog {
+    // Keys are inline strings: the demo's ids (and most real ones) fit in 24
+    // bytes, so a lookup touches the bucket and the record, not a third
+    // allocation for the key.
+    streamers: HashMap<CompactString, Streamer>,
+    goods: HashMap<CompactString, Goods>,
+    streams: HashMap<CompactString, StreamEntry>,
+    /// goods id -> ids of the streams whose cart holds it; keeps
+    /// `StreamEntry::order_value` current when a price changes.
+    streams_by_goods: HashMap<CompactString, Vec<CompactString>>,
+}
+
+/// Checks a whole batch before any of it is applied: ids unique within the
+/// batch (which copy should win would be ambiguous, and the caller almost
+/// certainly made a mistake), then `check` on each record.
+fn check_batch<T>(
+    batch: &[T],
+    id: impl Fn(&T) -> &str,
+    check: impl Fn(&T) -> Result<(), FieldError>,
+) -> Result<(), RecordError> {
+    let mut seen = HashMap::with_capacity(batch.len());
+    for (index, record) in batch.iter().enumerate() {
+        let rid = id(record);
+        if let Some(first) = seen.insert(rid, index) {
+            return Err(RecordError {
+                index,
+                error: FieldError::new(
+                    "id",
+                    format!("`{rid}` appears twice in the batch (first at {first})"),
+                ),
+            });
+        }
+        check(record).map_err(|error| RecordError { index, error })?;
+    }
+    Ok(())
+}
+
+/// A reference to another record must resolve.
+fn must_exist<V>(
+    map: &HashMap<CompactString, V>,
+    field: impl Into<String>,
+    id: &str,
+    what: &str,
+) -> Result<(), FieldError> {
+    if map.contains_key(id) {
+        Ok(())
+    } else {
+        Err(FieldError::new(field, format!("unknown {what} `{id}`")))
+    }
+}
+
+impl Catalog {
+    pub fn new() -> Catalog {
+        Catalog::default()
+    }
+
+    pub fn streamer(&self, id: &str) -> Option<&Streamer> {
+        self.streamers.get(id)
+    }
+
+    pub fn goods(&self, id: &str) -> Option<&Goods> {
+        self.goods.get(id)
+    }
+
+    pub fn stream(&self, id: &str) -> Option<&StreamEntry> {
+        self.streams.get(id)
+    }
+
+    pub fn streamers(&self) -> impl Iterator<Item = &Streamer> {
+        self.streamers.values()
+    }
+
+    pub fn goods_iter(&self) -> impl Iterator<Item = &Goods> {
+        self.goods.values()
+    }
+
+    pub fn streams(&self) -> impl Iterator<Item = &StreamEntry> {
+        self.streams.values()
+    }
+
+    pub fn stats(&self, tiers: &TierThresholds) -> CatalogStats {
+        let mut s = CatalogStats {
+            streamers: self.streamers.len() as u64,
+            streams: self.streams.len() as u64,
+            live_streams: self.streams.values().filter(|e| e.stream.live).count() as u64,
+            goods: self.goods.len() as u64,
+            ..CatalogStats::default()
+        };
+        for st in self.streamers.values() {
+            s.per_tier[tiers.classify(st.followers).index()] += 1;
+            if st.kind == StreamerKind::BrandSelf {
+                s.brand_self_streamers += 1;
+            }
+        }
+        s
+    }
+
+    /// Tier of a known streamer under `tiers`.
+    pub fn tier_of(&self, streamer_id: &str, tiers: &TierThresholds) -> Option<Tier> {
+        self.streamers
+            .get(streamer_id)
+            .map(|s| tiers.classify(s.followers))
+    }
+
+    pub fn upsert_streamers(
+        &mut self,
+        batch: Vec<Streamer>,
+        max_id: usize,
+    ) -> Result<UpsertCount, RecordError> {
+        check_batch(&batch, |s| &s.id, |s| s.validate(max_id))?;
+        let mut count = UpsertCount::default();
+        for s in batch {
+            count.upserted += 1;
+            if self.streamers.insert(s.id.as_str().into(), s).is_none() {
+                count.created += 1;
+            }
+        }
+        Ok(count)
+    }
+
+    pub fn upsert_goods(
+        &mut self,
+        batch: Vec<Goods>,
+        max_id: usize,
+    ) -> Result<UpsertCount, RecordError> {
+        check_batch(
+            &batch,
+            |g| &g.id,
+            |g| {
+                g.validate(max_id)?;
+                must_exist(&self.streamers, "seller_id", &g.seller_id, "streamer")
+            },
+        )?;
+        let mut count = UpsertCount::default();
+        let mut touched_streams = HashSet::new();
+        for g in batch {
+            count.upserted += 1;
+            if let Some(ids) = self.streams_by_goods.get(g.id.as_str()) {
+                touched_streams.extend(ids.iter().cloned());
+            }
+            if self.goods.insert(g.id.as_str().into(), g).is_none() {
+                count.created += 1;
+            }
+        }
+        for id in touched_streams {
+            self.refresh_order_value(&id);
+        }
+        Ok(count)
+    }
+
+    pub fn upsert_streams(
+        &mut self,
+        batch: Vec<Stream>,
+        max_id: usize,
+    ) -> Result<UpsertCount, RecordError> {
+        check_batch(
+            &batch,
+            |s| &s.id,
+            |s| {
+                s.validate(max_id)?;
+                must_exist(&self.streamers, "streamer_id", &s.streamer_id, "streamer")?;
+                s.goods_ids.iter().enumerate().try_for_each(|(i, g)| {
+                    must_exist(&self.goods, format!("goods_ids[{i}]"), g, "goods")
+                })
+            },
+        )?;
+        let mut count = UpsertCount::default();
+        for s in batch {
+            count.upserted += 1;
+            let id = CompactString::from(s.id.as_str());
+            let new_goods = s.goods_ids.clone();
+            let entry = StreamEntry {
+                stream: s,
+                order_value: None,
+            };
+            match self.streams.insert(id.clone(), entry) {
+                Some(old) => self.unindex_cart(&id, &old.stream.goods_ids),
+                None => count.created += 1,
+            }
+            for g in new_goods {
+                let ids = self.streams_by_goods.entry(g.into()).or_default();
+                if !ids.contains(&id) {
+                    ids.push(id.clone());
+                }
+            }
+            self.refresh_order_value(&id);
+        }
+        Ok(count)
+    }
+
+    fn unindex_cart(&mut self, stream_id: &str, goods_ids: &[String]) {
+        for g in goods_ids {
+            if let Some(ids) = self.streams_by_goods.get_mut(g.as_str()) {
+                ids.retain(|s| s != stream_id);
+                if ids.is_empty() {
+                    self.streams_by_goods.remove(g.as_str());
+                }
+            }
+        }
+    }
+
+    fn refresh_order_value(&mut self, stream_id: &str) {
+        let Some(entry) = self.streams.get(stream_id) else {
+            return;
+        };
+        let prices: Vec<f64> = entry
+            .stream
+            .goods_ids
+            .iter()
+            .filter_map(|g| self.goods.get(g.as_str()).map(|g| g.price))
+            .collect();
+        let value = (!prices.is_empty()).then(|| prices.iter().sum::<f64>() / prices.len() as f64);
+        if let Some(entry) = self.streams.get_mut(stream_id) {
+            entry.order_value = value;
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    //! Rules checked: batches are all-or-nothing; references must resolve;
+    //! a stream's order value follows its cart and its goods' prices.
+    use super::*;
+    use crate::domain::Millis;
+
+    pub fn streamer(id: &str, followers: u64) -> Streamer {
+        Streamer {
+            id: id.into(),
+            followers,
+            kind: StreamerKind::Influencer,
+            brand_id: None,
+            scores: QualityScores::default(),
+            created_at: Millis(0),
+        }
+    }
+
+    pub fn goods(id: &str, seller: &str, price: f64) -> Goods {
+        Goods {
+            id: id.into(),
+            brand_id: "b1".into(),
+            price,
+            product_score: None,
+            seller_id: seller.into(),
+        }
+    }
+
+    pub fn stream(id: &str, streamer: &str, goods: &[&str]) -> Stream {
+        Stream {
+            id: id.into(),
+            streamer_id: streamer.into(),
+            live: true,
+            goods_ids: goods.iter().map(|g| g.to_string()).collect(),
+        }
+    }
+
+    fn small_catalog() -> Catalog {
+        let mut c = Catalog::new();
+        c.upsert_streamers(vec![streamer("s1", 10), streamer("s2", 6_000_000)], 64)
+            .unwrap();
+        c.upsert_goods(vec![goods("g1", "s1", 10.0), goods("g2", "s1", 30.0)], 64)
+            .unwrap();
+        c.upsert_streams(vec![stream("live1", "s1", &["g1", "g2"])], 64)
+            .unwrap();
+        c
+    }
+
+    #[test]
+    fn a_bad_record_rejects_the_whole_batch() {
+        let mut c = small_catalog();
+        let mut bad = streamer("s3", 1);
+        bad.scores.reputation = Some(101.0);
+        let err = c
+            .upsert_streamers(vec![streamer("s4", 1), bad], 64)
+            .unwrap_err();
+        assert_eq!(err.index, 1);
+        assert_eq!(err.error.field, "reputation_score");
+        assert!(
+            c.streamer("s4").is_none(),
+            "nothing of a refused batch is applied"
+        );
+    }
+
+    #[test]
+    fn references_must_resolve() {
+        let mut c = small_catalog();
+        let err = c
+            .upsert_goods(vec![goods("g9", "nobody", 1.0)], 64)
+            .unwrap_err();
+        assert_eq!(err.error.field, "seller_id");
+        let err = c
+            .upsert_streams(vec![stream("x", "s1", &["g1", "nope"])], 64)
+            .unwrap_err();
+        assert_eq!(err.error.field, "goods_ids[1]");
+        let err = c
+            .upsert_streams(vec![stream("x", "ghost", &[])], 64)
+            .unwrap_err();
+        assert_eq!(err.error.field, "streamer_id");
+    }
+
+    #[test]
+    fn duplicate_ids_in_a_batch_are_refused() {
+        let mut c = Catalog::new();
+        let err = c
+            .upsert_streamers(vec![streamer("a", 1), streamer("a", 2)], 64)
+            .unwrap_err();
+        assert_eq!(err.index, 1);
+        assert!(err.error.reason.contains("twice"));
+    }
+
+    #[test]
+    fn brand_self_needs_a_brand() {
+        let mut s = streamer("brand", 1);
+        s.kind = StreamerKind::BrandSelf;
+        assert_eq!(s.validate(64).unwrap_err().field, "brand_id");
+        s.brand_id = Some("b".into());
+        assert!(s.validate(64).is_ok());
+    }
+
+    #[test]
+    fn order_value_follows_cart_and_prices() {
+        let mut c = small_catalog();
+        assert_eq!(c.stream("live1").unwrap().order_value, Some(20.0));
+        c.upsert_goods(vec![goods("g2", "s1", 50.0)], 64).unwrap();
+        assert_eq!(c.stream("live1").unwrap().order_value, Some(30.0));
+        c.upsert_streams(vec![stream("live1", "s1", &["g2"])], 64)
+            .unwrap();
+        assert_eq!(c.stream("live1").unwrap().order_value, Some(50.0));
+        // g1 left the cart: its price no longer moves the stream.
+        c.upsert_goods(vec![goods("g1", "s1", 1000.0)], 64).unwrap();
+        assert_eq!(c.stream("live1").unwrap().order_value, Some(50.0));
+        c.upsert_streams(vec![stream("live1", "s1", &[])], 64)
+            .unwrap();
+        assert_eq!(c.stream("live1").unwrap().order_value, None);
+    }
+
+    #[test]
+    fn upsert_counts_new_and_replaced() {
+        let mut c = small_catalog();
+        let n = c
+            .upsert_streamers(vec![streamer("s1", 20), streamer("s5", 1)], 64)
+            .unwrap();
+        assert_eq!(
+            n,
+            UpsertCount {
+                upserted: 2,
+                created: 1
+            }
+        );
+        assert_eq!(c.streamer("s1").unwrap().followers, 20);
+    }
+
+    #[test]
+    fn stats_follow_thresholds() {
+        let c = small_catalog();
+        let t = TierThresholds::new(5_000_000, 100_000).unwrap();
+        let s = c.stats(&t);
+        assert_eq!(
+            (s.streamers, s.goods, s.streams, s.live_streams),
+            (2, 2, 1, 1)
+        );
+        assert_eq!(s.per_tier, [1, 0, 1]);
+        let lower = TierThresholds::new(5, 1).unwrap();
+        assert_eq!(c.stats(&lower).per_tier, [2, 0, 0]);
+    }
+}

@@ -1,0 +1,560 @@
+//! Configuration: one TOML file, parsed into raw serde structs ([`raw`]) and
+//! then validated into [`Config`], the only form the rest of the crate sees.
+//!
+//! A bad file is refused as a whole with the file, the key and the reason
+//! ([`ConfigError`]); nothing is half-applied. `config/default.toml` is
+//! embedded in the binary and documents every key.
+
+mod curve;
+mod raw;
+
+pub use curve::Curve;
+
+use crate::domain::{Millis, Scene, Tier};
+use raw::{RawConfig, RawCurve, RawSource};
+use sha2::{Digest, Sha256};
+use std::fmt::Display;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// The shipped default configuration, embedded so `fairflow serve` runs with
+/// nothing but the binary.
+pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
+
+/// Where the default config comes from, in error messages and `source`.
+pub const EMBEDDED_ORIGIN: &str = "<embedded config/default.toml>";
+
+/// A config that was refused, with enough to find and fix the problem.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}: cannot read: {source}")]
+    Read {
+        file: String,
+        source: std::io::Error,
+    },
+    #[error("{file}: key `{key}`: {reason}")]
+    Invalid {
+        file: String,
+        key: String,
+        reason: String,
+    },
+}
+
+impl ConfigError {
+    /// The offending key, when the error is about one.
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            ConfigError::Read { .. } => None,
+            ConfigError::Invalid { key, .. } => Some(key),
+        }
+    }
+}
+
+/// A validated configuration. Built only by [`Config::load`] /
+/// [`Config::from_toml`], so every value in it is within its documented range.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Content hash of the TOML text (first 12 hex digits of SHA-256): names
+    /// the config a response was ranked under.
+    pub version: String,
+    /// The file it was read from, or [`EMBEDDED_ORIGIN`].
+    pub origin: String,
+    pub server: ServerConfig,
+    pub catalog: CatalogSource,
+    pub model: ModelSource,
+    pub tiers: TierThresholds,
+    pub limits: Limits,
+    pub scoring: ScoringConfig,
+    pub gates: GateConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub max_message_bytes: usize,
+    /// How long shutdown waits for requests in flight before closing
+    /// connections anyway.
+    pub drain_grace: std::time::Duration,
+}
+
+/// Where the catalog is loaded from at start.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CatalogSource {
+    /// The demo catalog compiled into the binary.
+    Embedded,
+    /// A directory with streamers.jsonl, goods.jsonl and streams.jsonl.
+    Dir(PathBuf),
+}
+
+/// Where the scoring model is loaded from at start.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ModelSource {
+    Embedded,
+    File(PathBuf),
+}
+
+/// Follower thresholds of the tiers; `mid_min < top_min` by construction.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TierThresholds {
+    top_min: u64,
+    mid_min: u64,
+}
+
+impl TierThresholds {
+    pub fn new(top_min: u64, mid_min: u64) -> Result<Self, String> {
+        if mid_min >= top_min {
+            return Err(format!(
+                "mid_min_followers ({mid_min}) must be below top_min_followers ({top_min})"
+            ));
+        }
+        Ok(TierThresholds { top_min, mid_min })
+    }
+
+    pub fn classify(&self, followers: u64) -> Tier {
+        if followers >= self.top_min {
+            Tier::Top
+        } else if followers >= self.mid_min {
+            Tier::Mid
+        } else {
+            Tier::Small
+        }
+    }
+}
+
+/// Request limits, enforced with `INVALID_ARGUMENT` naming the field.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Limits {
+    pub max_slots: u32,
+    pub max_candidates: u32,
+    pub max_id_bytes: u32,
+}
+
+/// How the caller's pCTR/pCVR estimates are combined with the model's.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ScoreSource {
+    /// The caller's when sent, else the model's.
+    Upstream,
+    /// Always the model's.
+    Model,
+    /// `w * caller's + (1 - w) * model's` when the caller sent one, else the model's.
+    Blend { upstream_weight: f64 },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScoringConfig {
+    per_scene: [ScoreSource; Scene::ALL.len()],
+    /// Order value (yuan) for a candidate whose price is unknown.
+    pub default_order_value: f64,
+}
+
+impl ScoringConfig {
+    pub fn source(&self, scene: Scene) -> ScoreSource {
+        self.per_scene[scene.index()]
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct GateConfig {
+    pub product: Curve,
+    pub shop_experience: Curve,
+    pub reputation: Curve,
+    pub cold_start: ColdStart,
+    /// A combined multiplier further than this from 1 earns a reason code.
+    pub reason_threshold: f64,
+}
+
+/// Cold-start support: a boost that tapers linearly from `boost` at age 0 to 1
+/// at `window`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ColdStart {
+    pub window_ms: i64,
+    pub boost: f64,
+}
+
+impl ColdStart {
+    /// The multiplier for a seller of this age; 1 outside the window.
+    pub fn multiplier(&self, age_ms: i64) -> f64 {
+        if self.window_ms <= 0 || age_ms >= self.window_ms {
+            return 1.0;
+        }
+        let left = 1.0 - age_ms.max(0) as f64 / self.window_ms as f64;
+        1.0 + (self.boost - 1.0) * left
+    }
+}
+
+impl Config {
+    /// The embedded default; it is checked by a test, so this cannot fail in
+    /// a released binary.
+    pub fn embedded_default() -> Result<Config, ConfigError> {
+        Config::from_toml(DEFAULT_TOML, EMBEDDED_ORIGIN, None)
+    }
+
+    /// Reads and validates a config file, or the embedded default for `None`.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let Some(path) = path else {
+            return Config::embedded_default();
+        };
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            file: file.clone(),
+            source,
+        })?;
+        Config::from_toml(&text, &file, path.parent())
+    }
+
+    /// Parses and validates TOML text. `origin` names it in errors; relative
+    /// paths inside are resolved against `base_dir`.
+    pub fn from_toml(
+        text: &str,
+        origin: &str,
+        base_dir: Option<&Path>,
+    ) -> Result<Config, ConfigError> {
+        let invalid = |key: &str, reason: String| ConfigError::Invalid {
+            file: origin.to_string(),
+            key: key.to_string(),
+            reason,
+        };
+        let table: toml::Table =
+            toml::from_str(text).map_err(|e| invalid("(syntax)", one_line(&e)))?;
+        let raw: RawConfig =
+            serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+                let key = e.path().to_string();
+                invalid(&key, e.into_inner().message().to_string())
+            })?;
+        let version = hex_prefix(&Sha256::digest(text.as_bytes()), 6);
+        validate(raw, base_dir, version, origin)
+            .map_err(|Invalid { key, reason }| invalid(&key, reason))
+    }
+}
+
+/// A validation failure before the file name is attached.
+struct Invalid {
+    key: String,
+    reason: String,
+}
+
+fn invalid(key: &str, reason: impl Into<String>) -> Invalid {
+    Invalid {
+        key: key.to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// Checks `min <= value <= max`, naming the key and the range otherwise.
+fn in_range<T: PartialOrd + Display + Copy>(
+    key: &str,
+    value: T,
+    min: T,
+    max: T,
+) -> Result<T, Invalid> {
+    // Written so that NaN fails too.
+    if value >= min && value <= max {
+        Ok(value)
+    } else {
+        Err(invalid(key, format!("{value} is outside [{min}, {max}]")))
+    }
+}
+
+fn validate(
+    raw: RawConfig,
+    base_dir: Option<&Path>,
+    version: String,
+    origin: &str,
+) -> Result<Config, Invalid> {
+    let RawConfig {
+        server,
+        catalog,
+        model,
+        tiers,
+        limits,
+        scoring,
+        gates,
+    } = raw;
+    let resolve = |p: &str| -> PathBuf {
+        let p = Path::new(p);
+        match base_dir {
+            Some(base) if p.is_relative() => base.join(p),
+            _ => p.to_path_buf(),
+        }
+    };
+
+    let server = ServerConfig {
+        listen: server.listen.parse().map_err(|e| {
+            invalid(
+                "server.listen",
+                format!("`{}` is not a socket address: {e}", server.listen),
+            )
+        })?,
+        max_message_bytes: in_range(
+            "server.max_message_bytes",
+            server.max_message_bytes,
+            1024,
+            64 << 20,
+        )? as usize,
+        drain_grace: std::time::Duration::from_secs_f64(in_range(
+            "server.drain_grace_seconds",
+            server.drain_grace_seconds,
+            0.0,
+            600.0,
+        )?),
+    };
+    let catalog = match catalog.dir.trim() {
+        "" => CatalogSource::Embedded,
+        dir => CatalogSource::Dir(resolve(dir)),
+    };
+    let model = match model.path.trim() {
+        "" => ModelSource::Embedded,
+        path => ModelSource::File(resolve(path)),
+    };
+    let tiers = TierThresholds::new(tiers.top_min_followers, tiers.mid_min_followers)
+        .map_err(|reason| invalid("tiers.mid_min_followers", reason))?;
+    let limits = Limits {
+        max_slots: in_range("limits.max_slots", limits.max_slots, 1, 1000)? as u32,
+        max_candidates: in_range("limits.max_candidates", limits.max_candidates, 1, 100_000)?
+            as u32,
+        max_id_bytes: in_range("limits.max_id_bytes", limits.max_id_bytes, 8, 4096)? as u32,
+    };
+
+    let source = |key: &str, source: RawSource, weight: f64| -> Result<ScoreSource, Invalid> {
+        Ok(match source {
+            RawSource::Upstream => ScoreSource::Upstream,
+            RawSource::Model => ScoreSource::Model,
+            RawSource::Blend => ScoreSource::Blend {
+                upstream_weight: in_range(key, weight, 0.0, 1.0)?,
+            },
+        })
+    };
+    let base = source(
+        "scoring.upstream_weight",
+        scoring.source,
+        scoring.upstream_weight,
+    )?;
+    let mut per_scene = [base; Scene::ALL.len()];
+    for (name, over) in &scoring.scenes {
+        let scene = Scene::from_name(name).ok_or_else(|| {
+            invalid(
+                &format!("scoring.scenes.{name}"),
+                "unknown scene; expected one of recommend, follow, mall, search, shop",
+            )
+        })?;
+        per_scene[scene.index()] = source(
+            &format!("scoring.scenes.{name}.upstream_weight"),
+            over.source.unwrap_or(scoring.source),
+            over.upstream_weight.unwrap_or(scoring.upstream_weight),
+        )?;
+    }
+    let scoring = ScoringConfig {
+        per_scene,
+        default_order_value: in_range(
+            "scoring.default_order_value",
+            scoring.default_order_value,
+            0.0,
+            1e7,
+        )?,
+    };
+
+    let curve = |key: &str, raw: RawCurve| -> Result<Curve, Invalid> {
+        Curve::new(raw.points.into_iter().map(|[x, y]| (x, y)).collect())
+            .map_err(|r| invalid(key, r))
+    };
+    let cold = gates.cold_start;
+    let gates = GateConfig {
+        product: curve("gates.product.points", gates.product)?,
+        shop_experience: curve("gates.shop_experience.points", gates.shop_experience)?,
+        reputation: curve("gates.reputation.points", gates.reputation)?,
+        cold_start: ColdStart {
+            window_ms: (in_range(
+                "gates.cold_start.max_age_days",
+                cold.max_age_days,
+                0.0,
+                365.0,
+            )? * Millis::MS_PER_DAY as f64) as i64,
+            boost: in_range("gates.cold_start.boost", cold.boost, 1.0, 10.0)?,
+        },
+        reason_threshold: {
+            let t = in_range("gates.reason_threshold", gates.reason_threshold, 0.0, 1.0)?;
+            if t >= 1.0 {
+                return Err(invalid("gates.reason_threshold", "must be below 1"));
+            }
+            t
+        },
+    };
+
+    Ok(Config {
+        version,
+        origin: origin.to_string(),
+        server,
+        catalog,
+        model,
+        tiers,
+        limits,
+        scoring,
+        gates,
+    })
+}
+
+/// toml's errors span several lines (with a source excerpt); logs and gRPC
+/// messages want one.
+fn one_line(e: &impl Display) -> String {
+    e.to_string()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn hex_prefix(bytes: &[u8], n: usize) -> String {
+    bytes.iter().take(n).map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    //! Rules checked: the shipped default parses and equals the code defaults;
+    //! every bad value names its key; scene overrides apply only to their scene.
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::from_toml(text, "test.toml", None)
+    }
+
+    fn key_of(text: &str) -> String {
+        match parse(text) {
+            Err(ConfigError::Invalid { key, .. }) => key,
+            other => panic!("expected a refused config, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn shipped_default_parses_and_matches_code_defaults() {
+        let shipped = Config::embedded_default().expect("config/default.toml must validate");
+        let empty = parse("").unwrap();
+        assert_eq!(shipped.tiers, empty.tiers);
+        assert_eq!(shipped.limits, empty.limits);
+        assert_eq!(shipped.scoring, empty.scoring);
+        assert_eq!(shipped.gates, empty.gates);
+        assert_eq!(shipped.server.listen, empty.server.listen);
+        assert_eq!(
+            shipped.server.max_message_bytes,
+            empty.server.max_message_bytes
+        );
+        assert_eq!(shipped.server.drain_grace, empty.server.drain_grace);
+        assert_eq!(shipped.catalog, CatalogSource::Embedded);
+        assert_eq!(shipped.model, ModelSource::Embedded);
+        assert_eq!(shipped.version.len(), 12);
+    }
+
+    #[test]
+    fn version_is_a_content_hash() {
+        let a = parse("[limits]\nmax_slots = 10\n").unwrap();
+        let b = parse("[limits]\nmax_slots = 10\n").unwrap();
+        let c = parse("[limits]\nmax_slots = 11\n").unwrap();
+        assert_eq!(a.version, b.version);
+        assert_ne!(a.version, c.version);
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        assert_eq!(key_of("[limits]\nmax_slots = 0"), "limits.max_slots");
+        assert_eq!(
+            key_of("[limits]\nmax_candidates = -1"),
+            "limits.max_candidates"
+        );
+        assert_eq!(
+            key_of("[tiers]\nmid_min_followers = 9000000"),
+            "tiers.mid_min_followers"
+        );
+        assert_eq!(key_of("[server]\nlisten = \"nowhere\""), "server.listen");
+        assert_eq!(
+            key_of("[scoring]\nupstream_weight = 1.5"),
+            "scoring.upstream_weight"
+        );
+        assert_eq!(key_of("[scoring]\nsource = \"oracle\""), "scoring.source");
+        assert_eq!(
+            key_of("[scoring.scenes.feed]\nsource = \"model\""),
+            "scoring.scenes.feed"
+        );
+        assert_eq!(
+            key_of("[gates.product]\npoints = [[10.0, 1.0], [5.0, 1.0]]"),
+            "gates.product.points"
+        );
+        assert_eq!(
+            key_of("[gates.cold_start]\nboost = 0.5"),
+            "gates.cold_start.boost"
+        );
+        assert_eq!(
+            key_of("[gates]\nreason_threshold = 1.0"),
+            "gates.reason_threshold"
+        );
+        assert_eq!(key_of("[limits]\nmax_slot = 10"), "limits.max_slot");
+        assert_eq!(key_of("[limits\n"), "(syntax)");
+    }
+
+    #[test]
+    fn error_message_has_file_key_and_reason() {
+        let err = parse("[limits]\nmax_slots = 5000").unwrap_err().to_string();
+        assert!(
+            err.starts_with("test.toml: key `limits.max_slots`: 5000 is outside [1, 1000]"),
+            "{err}"
+        );
+        let unknown = parse("[limits]\nmax_slot = 10").unwrap_err().to_string();
+        assert!(unknown.contains("unknown field `max_slot`"), "{unknown}");
+    }
+
+    #[test]
+    fn scene_overrides_inherit_and_override() {
+        let c = parse("[scoring]\nsource = \"blend\"\nupstream_weight = 0.3\n[scoring.scenes.mall]\nsource = \"model\"\n[scoring.scenes.follow]\nupstream_weight = 0.9\n").unwrap();
+        assert_eq!(c.scoring.source(Scene::Mall), ScoreSource::Model);
+        assert_eq!(
+            c.scoring.source(Scene::Follow),
+            ScoreSource::Blend {
+                upstream_weight: 0.9
+            }
+        );
+        assert_eq!(
+            c.scoring.source(Scene::Recommend),
+            ScoreSource::Blend {
+                upstream_weight: 0.3
+            }
+        );
+    }
+
+    #[test]
+    fn relative_paths_resolve_against_the_config_dir() {
+        let c = Config::from_toml(
+            "[catalog]\ndir = \"demo\"\n[model]\npath = \"/abs/m.json\"",
+            "x",
+            Some(Path::new("/etc/ff")),
+        )
+        .unwrap();
+        assert_eq!(c.catalog, CatalogSource::Dir(PathBuf::from("/etc/ff/demo")));
+        assert_eq!(c.model, ModelSource::File(PathBuf::from("/abs/m.json")));
+    }
+
+    #[test]
+    fn tiers_classify_at_the_thresholds() {
+        let t = TierThresholds::new(5_000_000, 100_000).unwrap();
+        assert_eq!(t.classify(5_000_000), Tier::Top);
+        assert_eq!(t.classify(4_999_999), Tier::Mid);
+        assert_eq!(t.classify(100_000), Tier::Mid);
+        assert_eq!(t.classify(99_999), Tier::Small);
+    }
+
+    #[test]
+    fn cold_start_tapers_to_one() {
+        let c = ColdStart {
+            window_ms: 100,
+            boost: 1.5,
+        };
+        assert_eq!(c.multiplier(0), 1.5);
+        assert_eq!(c.multiplier(50), 1.25);
+        assert_eq!(c.multiplier(100), 1.0);
+        assert_eq!(c.multiplier(1_000), 1.0);
+        assert_eq!(
+            ColdStart {
+                window_ms: 0,
+                boost: 2.0
+            }
+            .multiplier(0),
+            1.0
+        );
+    }
+}

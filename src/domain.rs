@@ -1,0 +1,235 @@
+//! Domain vocabulary shared by every layer: tiers, scenes, item kinds, reason
+//! codes and time. Nothing here knows about protobuf; `server::convert` maps
+//! these to and from the wire types.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A point in time, in Unix milliseconds. The engine never reads a clock: the
+/// caller passes one in, which is what makes replays and tests exact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Millis(pub i64);
+
+impl Millis {
+    pub const MS_PER_DAY: i64 = 86_400_000;
+
+    /// Milliseconds elapsed since `earlier`, zero if `earlier` is in the future
+    /// (clock skew between the catalog writer and the ranker).
+    pub fn since(self, earlier: Millis) -> i64 {
+        (self.0 - earlier.0).max(0)
+    }
+}
+
+/// Streamer tier by follower count. Thresholds live in the config
+/// ([`crate::config::TierThresholds`]) so they can be tuned without a rebuild.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Tier {
+    Top,
+    Mid,
+    Small,
+}
+
+impl Tier {
+    pub const ALL: [Tier; 3] = [Tier::Top, Tier::Mid, Tier::Small];
+
+    /// Dense index, for per-tier arrays.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Tier::Top => "top",
+            Tier::Mid => "mid",
+            Tier::Small => "small",
+        }
+    }
+}
+
+impl fmt::Display for Tier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Where a feed request comes from; scenes can be configured differently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scene {
+    Recommend,
+    Follow,
+    Mall,
+    Search,
+    Shop,
+}
+
+impl Scene {
+    pub const ALL: [Scene; 5] = [
+        Scene::Recommend,
+        Scene::Follow,
+        Scene::Mall,
+        Scene::Search,
+        Scene::Shop,
+    ];
+
+    /// Dense index, for per-scene arrays.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Scene::Recommend => "recommend",
+            Scene::Follow => "follow",
+            Scene::Mall => "mall",
+            Scene::Search => "search",
+            Scene::Shop => "shop",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Scene> {
+        Scene::ALL.into_iter().find(|s| s.name() == name)
+    }
+}
+
+impl fmt::Display for Scene {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What a candidate is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemKind {
+    LiveStream,
+    Goods,
+}
+
+/// What a streamer account is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StreamerKind {
+    /// Sells other merchants' goods for commission (distribution).
+    Influencer,
+    /// A brand's or shop's own account (self-broadcast).
+    BrandSelf,
+}
+
+/// Why an item sits where it does. Every code is reserved on the wire now so
+/// that later pipeline stages only start emitting them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    Organic,
+    TierFloor,
+    ExposureBoost,
+    Chuanliu,
+    ColdStart,
+    GatePenalty,
+    GateBoost,
+    FlowReward,
+}
+
+impl Reason {
+    pub const ALL: [Reason; 8] = [
+        Reason::Organic,
+        Reason::TierFloor,
+        Reason::ExposureBoost,
+        Reason::Chuanliu,
+        Reason::ColdStart,
+        Reason::GatePenalty,
+        Reason::GateBoost,
+        Reason::FlowReward,
+    ];
+
+    fn bit(self) -> u16 {
+        1 << (self as u16)
+    }
+}
+
+/// A small set of reasons, one bit each: slots carry several codes and the
+/// hot path should not allocate for them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Reasons(u16);
+
+impl Reasons {
+    pub fn insert(&mut self, reason: Reason) {
+        self.0 |= reason.bit();
+    }
+
+    pub fn contains(self, reason: Reason) -> bool {
+        self.0 & reason.bit() != 0
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The codes in a fixed order (declaration order), so output is stable.
+    pub fn iter(self) -> impl Iterator<Item = Reason> {
+        Reason::ALL.into_iter().filter(move |r| self.contains(*r))
+    }
+}
+
+impl FromIterator<Reason> for Reasons {
+    fn from_iter<I: IntoIterator<Item = Reason>>(iter: I) -> Self {
+        let mut set = Reasons::default();
+        for r in iter {
+            set.insert(r);
+        }
+        set
+    }
+}
+
+/// A rejected input value: which field (a path such as `candidates[3].pctr`)
+/// and why. The server turns it into `INVALID_ARGUMENT` with a BadRequest
+/// detail; the replay CLI prints it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct FieldError {
+    pub field: String,
+    pub reason: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        FieldError {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_set_keeps_declaration_order_and_no_duplicates() {
+        let set: Reasons = [Reason::GatePenalty, Reason::Organic, Reason::GatePenalty]
+            .into_iter()
+            .collect();
+        assert_eq!(
+            set.iter().collect::<Vec<_>>(),
+            vec![Reason::Organic, Reason::GatePenalty]
+        );
+        assert!(!set.contains(Reason::Chuanliu));
+    }
+
+    #[test]
+    fn scene_names_round_trip() {
+        for s in Scene::ALL {
+            assert_eq!(Scene::from_name(s.name()), Some(s));
+        }
+        assert_eq!(Scene::from_name("feed"), None);
+    }
+
+    #[test]
+    fn age_is_never_negative() {
+        assert_eq!(Millis(10).since(Millis(20)), 0);
+        assert_eq!(Millis(20).since(Millis(5)), 15);
+    }
+}

@@ -1,0 +1,98 @@
+//! Stage 1: resolve each candidate against the catalog. What the request
+//! carries wins over the catalog; what neither knows takes a documented
+//! default (unknown streamer: small tier; unknown price: the configured
+//! order value; unknown scores: neutral).
+
+use super::query::Candidate;
+use crate::catalog::{Catalog, QualityScores, Streamer};
+use crate::config::Config;
+use crate::domain::{ItemKind, Millis, Scene, StreamerKind, Tier};
+use crate::model::FeatureInput;
+
+/// A candidate with everything the later stages need, borrowed from the
+/// request and the catalog.
+#[derive(Debug, Clone)]
+pub struct Resolved<'a> {
+    pub candidate: &'a Candidate,
+    pub streamer_id: Option<&'a str>,
+    pub streamer: Option<&'a Streamer>,
+    pub tier: Tier,
+    pub price: f64,
+    pub scores: QualityScores,
+    /// The item itself was found in the catalog.
+    pub resolved: bool,
+    /// False for a stream the catalog knows to be off air: it cannot be watched.
+    pub eligible: bool,
+    pub cart_size: Option<usize>,
+}
+
+impl<'a> Resolved<'a> {
+    pub fn new(c: &'a Candidate, catalog: &'a Catalog, config: &Config) -> Resolved<'a> {
+        let (catalog_streamer, catalog_price, cart_size, item_product, resolved, eligible) =
+            match c.kind {
+                ItemKind::LiveStream => match catalog.stream(&c.item_id) {
+                    Some(e) => (
+                        Some(e.stream.streamer_id.as_str()),
+                        e.order_value,
+                        Some(e.stream.goods_ids.len()),
+                        None,
+                        true,
+                        e.stream.live,
+                    ),
+                    None => (None, None, None, None, false, true),
+                },
+                ItemKind::Goods => match catalog.goods(&c.item_id) {
+                    Some(g) => (
+                        Some(g.seller_id.as_str()),
+                        Some(g.price),
+                        None,
+                        g.product_score,
+                        true,
+                        true,
+                    ),
+                    None => (None, None, None, None, false, true),
+                },
+            };
+        let streamer_id = c.streamer_id.as_deref().or(catalog_streamer);
+        let streamer = streamer_id.and_then(|id| catalog.streamer(id));
+        let seller_scores = streamer.map(|s| s.scores).unwrap_or_default();
+        Resolved {
+            candidate: c,
+            streamer_id,
+            streamer,
+            // A streamer the catalog does not know is most likely new, hence small.
+            tier: streamer.map_or(Tier::Small, |s| config.tiers.classify(s.followers)),
+            price: c
+                .price
+                .or(catalog_price)
+                .unwrap_or(config.scoring.default_order_value),
+            scores: QualityScores {
+                product: item_product.or(seller_scores.product),
+                ..seller_scores
+            },
+            resolved,
+            eligible,
+            cart_size,
+        }
+    }
+
+    pub fn created_at(&self) -> Option<Millis> {
+        self.streamer.map(|s| s.created_at)
+    }
+
+    pub fn features(&self, scene: Scene) -> FeatureInput {
+        FeatureInput {
+            is_live_stream: self.candidate.kind == ItemKind::LiveStream,
+            followers: self.streamer.map(|s| s.followers),
+            user_follows: self.candidate.user_follows.unwrap_or(false),
+            price: self.price,
+            scores: self.scores,
+            is_brand_self: self
+                .streamer
+                .is_some_and(|s| s.kind == StreamerKind::BrandSelf),
+            scene,
+            cart_size: self.cart_size,
+            resolved: self.resolved,
+        }
+    }
+}

@@ -1,0 +1,30 @@
+//! fairflow: traffic allocation for live-stream e-commerce.
+//!
+//! Feed services call `Rank` over gRPC; the service ranks live streams and
+//! goods for one user. Analysts replay traffic logs through the very same
+//! engine offline.
+//!
+//! # Layout
+//! - [`domain`]: the shared vocabulary (tiers, scenes, reason codes, time).
+//! - [`config`]: the TOML config, parsed and validated into [`config::Config`].
+//! - [`catalog`]: streamers, streams and goods in memory, with JSONL files.
+//! - [`model`]: the ndarray scoring model (pCTR and pCVR heads).
+//! - [`engine`]: the rank pipeline, pure and synchronous: resolve, score,
+//!   gate, allocate, explain. Everything that ranks goes through it.
+//! - [`sim`]: the synthetic ecosystem (the demo catalog comes from it).
+//! - [`server`]: the gRPC layer (tonic): wire <-> domain conversion, status
+//!   mapping, health, reflection. The only module that knows about tokio.
+//! - [`proto`]: the generated wire types.
+//! - [`load`]: a load generator for a running server (`fairflow load`).
+//!
+//! `ARCHITECTURE.md` walks the same folders with the reasons behind them.
+
+pub mod catalog;
+pub mod config;
+pub mod domain;
+pub mod engine;
+pub mod load;
+pub mod model;
+pub mod proto;
+pub mod server;
+pub mod sim;

@@ -1,0 +1,219 @@
+//! A closed-loop load generator for a running server: `concurrency` workers,
+//! each on its own HTTP/2 connection, send `Rank` requests back to back for a
+//! fixed duration (or count) and record client-side latency.
+//!
+//! Requests are built from the embedded demo catalog with a seeded RNG, so
+//! two runs send the same traffic. Targets are whatever address the user
+//! gives; use loopback when measuring on one machine.
+
+use crate::catalog::Catalog;
+use crate::domain::ItemKind;
+use crate::proto::v1 as pb;
+use crate::sim::ItemPool;
+use rand::seq::IndexedRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::time::Duration;
+
+/// What to send and for how long.
+#[derive(Debug, Clone)]
+pub struct LoadSpec {
+    pub addr: String,
+    pub concurrency: usize,
+    pub duration: Duration,
+    /// Stop after this many requests in total, if reached before `duration`.
+    pub max_requests: Option<u64>,
+    pub candidates: usize,
+    pub slots: u32,
+    pub seed: u64,
+}
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadReport {
+    pub ok: u64,
+    pub errors: u64,
+    pub elapsed: Duration,
+    /// Client-side latency percentiles, microseconds: p50, p90, p99, p99.9, max.
+    pub latency_us: [u64; 5],
+}
+
+impl LoadReport {
+    pub fn throughput(&self) -> f64 {
+        self.ok as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+impl std::fmt::Display for LoadReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let [p50, p90, p99, p999, max] = self.latency_us;
+        write!(
+            f,
+            "{} ok, {} errors in {:.2}s: {:.0} req/s; latency us p50 {p50} p90 {p90} p99 {p99} p99.9 {p999} max {max}",
+            self.ok,
+            self.errors,
+            self.elapsed.as_secs_f64(),
+            self.throughput()
+        )
+    }
+}
+
+/// A pool of distinct requests: half live streams, half goods, with upstream
+/// estimates on a third of the candidates (as a feed service would send).
+pub fn request_pool(catalog: &Catalog, spec: &LoadSpec, size: usize) -> Vec<pb::RankRequest> {
+    let mut rng = ChaCha8Rng::seed_from_u64(spec.seed);
+    let items = ItemPool::from_catalog(catalog);
+    let scenes = [
+        pb::Scene::Recommend,
+        pb::Scene::Mall,
+        pb::Scene::Search,
+        pb::Scene::Follow,
+    ];
+    (0..size)
+        .map(|i| {
+            let mut candidates: Vec<pb::Candidate> = items
+                .sample(&mut rng, spec.candidates)
+                .into_iter()
+                .map(|(id, kind)| pb::Candidate {
+                    item_id: id.to_string(),
+                    kind: match kind {
+                        ItemKind::LiveStream => pb::ItemKind::LiveStream,
+                        ItemKind::Goods => pb::ItemKind::Goods,
+                    } as i32,
+                    ..Default::default()
+                })
+                .collect();
+            for c in candidates.iter_mut() {
+                if rng.random_bool(1.0 / 3.0) {
+                    c.pctr = Some(rng.random_range(0.01..0.2));
+                    c.pcvr = Some(rng.random_range(0.005..0.08));
+                }
+            }
+            pb::RankRequest {
+                request_id: format!("load-{i}"),
+                user_id: format!("user-{}", rng.random_range(0..100_000)),
+                scene: *scenes.choose(&mut rng).expect("non-empty") as i32,
+                slots: spec.slots,
+                candidates,
+                request_time_ms: None,
+            }
+        })
+        .collect()
+}
+
+fn percentile(sorted: &[u64], q: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * q).round() as usize;
+    sorted[i]
+}
+
+/// Runs the load and reports. Connection failures count as errors.
+#[expect(
+    clippy::disallowed_methods,
+    reason = "a load generator measures wall-clock latency"
+)]
+pub async fn run(
+    spec: LoadSpec,
+    pool: Vec<pb::RankRequest>,
+) -> Result<LoadReport, tonic::transport::Error> {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::Instant;
+
+    let pool = Arc::new(pool);
+    let sent = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let deadline = start + spec.duration;
+    let mut workers = Vec::with_capacity(spec.concurrency);
+    for w in 0..spec.concurrency {
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", spec.addr))?
+            .tcp_nodelay(true)
+            .connect()
+            .await?;
+        let mut client = pb::rank_service_client::RankServiceClient::new(channel);
+        let (pool, sent, max) = (pool.clone(), sent.clone(), spec.max_requests);
+        workers.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut errors = 0u64;
+            let mut i = w;
+            while Instant::now() < deadline {
+                if max.is_some_and(|m| sent.fetch_add(1, Ordering::Relaxed) >= m) {
+                    break;
+                }
+                let req = pool[i % pool.len()].clone();
+                i += spec_stride(pool.len());
+                let t = Instant::now();
+                match client.rank(req).await {
+                    Ok(_) => latencies.push(t.elapsed().as_micros() as u64),
+                    Err(_) => errors += 1,
+                }
+            }
+            (latencies, errors)
+        }));
+    }
+    let mut all = Vec::new();
+    let mut errors = 0;
+    for w in workers {
+        let (lat, err) = w.await.expect("load worker panicked");
+        all.extend(lat);
+        errors += err;
+    }
+    let elapsed = start.elapsed();
+    all.sort_unstable();
+    Ok(LoadReport {
+        ok: all.len() as u64,
+        errors,
+        elapsed,
+        latency_us: [
+            percentile(&all, 0.5),
+            percentile(&all, 0.9),
+            percentile(&all, 0.99),
+            percentile(&all, 0.999),
+            all.last().copied().unwrap_or(0),
+        ],
+    })
+}
+
+/// Workers walk the pool with a stride coprime to its size so they do not
+/// send the same request in lockstep.
+fn spec_stride(len: usize) -> usize {
+    if len.is_multiple_of(7) { 1 } else { 7 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_of_sorted_samples() {
+        let s: Vec<u64> = (1..=100).collect();
+        assert_eq!(percentile(&s, 0.5), 51);
+        assert_eq!(percentile(&s, 0.99), 99);
+        assert_eq!(percentile(&[], 0.5), 0);
+    }
+
+    #[test]
+    fn request_pool_is_deterministic_and_well_formed() {
+        let catalog = Catalog::embedded_demo(128).unwrap();
+        let spec = LoadSpec {
+            addr: String::new(),
+            concurrency: 1,
+            duration: Duration::ZERO,
+            max_requests: None,
+            candidates: 200,
+            slots: 20,
+            seed: 3,
+        };
+        let a = request_pool(&catalog, &spec, 4);
+        assert_eq!(a, request_pool(&catalog, &spec, 4));
+        for r in &a {
+            assert_eq!(r.candidates.len(), 200);
+            let mut ids: Vec<_> = r.candidates.iter().map(|c| (&c.item_id, c.kind)).collect();
+            ids.sort();
+            ids.dedup();
+            assert_eq!(ids.len(), 200, "candidate ids are unique");
+        }
+    }
+}

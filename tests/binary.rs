@@ -1,0 +1,164 @@
+//! The `fairflow` binary as a user runs it. Rules checked: `serve` starts on
+//! the embedded defaults, answers `Rank`, and exits cleanly on SIGTERM; a bad
+//! config file is refused at start with file, key and reason; `check-config`
+//! accepts the shipped default.
+
+mod common;
+
+use common::*;
+use fairflow::proto::v1::ItemKind;
+use fairflow::proto::v1::rank_service_client::RankServiceClient;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_fairflow");
+
+/// Starts `fairflow serve` on a free port; returns the child and its address,
+/// read from the JSON log line that announces it.
+fn spawn_server(extra: &[&str]) -> (Child, String, std::thread::JoinHandle<Vec<String>>) {
+    let mut child = Command::new(BIN)
+        .args(["--log-format", "json", "serve", "--listen", "127.0.0.1:0"])
+        .args(extra)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn fairflow");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    // Keep draining stderr so the child never blocks on a full pipe.
+    let reader = std::thread::spawn(move || {
+        let mut lines = Vec::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+                && v["fields"]["message"] == "listening"
+            {
+                let _ = tx.send(v["fields"]["addr"].as_str().unwrap().to_string());
+            }
+            lines.push(line);
+        }
+        lines
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("server announces its address");
+    (child, addr, reader)
+}
+
+async fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let poll = async {
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    match tokio::time::timeout(limit, poll).await {
+        Ok(status) => status,
+        Err(_) => {
+            let _ = child.kill();
+            panic!("server did not exit within {limit:?}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn serve_on_embedded_defaults_then_stop_on_sigterm() {
+    let (mut child, addr, reader) = spawn_server(&[]);
+    let mut client = RankServiceClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap();
+    let resp = client
+        .rank(request(
+            vec![
+                candidate("g000001", ItemKind::Goods),
+                candidate("g000002", ItemKind::Goods),
+            ],
+            2,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(resp.slots.len(), 2);
+    assert!(
+        resp.slots.iter().all(|s| s.resolved),
+        "demo catalog is loaded"
+    );
+    drop(client);
+
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let status = wait_exit(&mut child, Duration::from_secs(20)).await;
+    assert!(status.success(), "clean exit on SIGTERM, got {status:?}");
+    let logs = reader.join().unwrap().join("\n");
+    assert!(logs.contains("shutting down"), "{logs}");
+    assert!(logs.contains("\"stopped\""), "{logs}");
+}
+
+#[test]
+fn a_bad_config_is_refused_at_start_with_file_key_and_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        "[tiers]\ntop_min_followers = 100\nmid_min_followers = 1000\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args([
+            "serve",
+            "--config",
+            path.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(path.to_str().unwrap()),
+        "names the file: {err}"
+    );
+    assert!(
+        err.contains("tiers.mid_min_followers"),
+        "names the key: {err}"
+    );
+    assert!(err.contains("must be below"), "says why: {err}");
+}
+
+#[test]
+fn check_config_accepts_the_shipped_default() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/config/default.toml");
+    let out = Command::new(BIN)
+        .args(["check-config", path])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains(": ok, version "));
+}
+
+#[tokio::test]
+async fn a_client_that_never_hangs_up_does_not_block_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("grace.toml");
+    std::fs::write(&path, "[server]\ndrain_grace_seconds = 0.5\n").unwrap();
+    let (mut child, addr, _reader) = spawn_server(&["--config", path.to_str().unwrap()]);
+    // A connection that opens and then says nothing, forever.
+    let _silent = std::net::TcpStream::connect(&addr).unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = wait_exit(&mut child, Duration::from_secs(10)).await;
+    assert!(status.success(), "{status:?}");
+}

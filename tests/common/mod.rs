@@ -1,0 +1,111 @@
+//! Shared harness: the real server on an ephemeral port, in this process,
+//! stopped when the handle drops.
+#![allow(dead_code)]
+
+use fairflow::config::Config;
+use fairflow::proto::v1::catalog_service_client::CatalogServiceClient;
+use fairflow::proto::v1::rank_service_client::RankServiceClient;
+use fairflow::proto::v1::{Candidate, ItemKind, RankRequest, Scene};
+use fairflow::server::{self, State};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::sync::oneshot;
+use tonic::transport::Channel;
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub state: Arc<State>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<Result<(), server::StartError>>>,
+}
+
+impl TestServer {
+    /// The server on the embedded defaults (config, demo catalog, model).
+    pub async fn start() -> TestServer {
+        TestServer::with_config("").await
+    }
+
+    /// The server with a config given as TOML text (missing keys take defaults).
+    pub async fn with_config(toml: &str) -> TestServer {
+        let config = Config::from_toml(toml, "test.toml", None).expect("test config");
+        let state = State::load(config).expect("state");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(server::run(listener, state.clone(), async {
+            let _ = stopped.await;
+        }));
+        TestServer {
+            addr,
+            state,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(format!("http://{}", self.addr))
+            .unwrap()
+            .connect()
+            .await
+            .expect("connect")
+    }
+
+    pub async fn rank_client(&self) -> RankServiceClient<Channel> {
+        RankServiceClient::new(self.channel().await)
+    }
+
+    pub async fn catalog_client(&self) -> CatalogServiceClient<Channel> {
+        CatalogServiceClient::new(self.channel().await)
+    }
+
+    /// Stops the server and waits until it has drained.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap().unwrap();
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+pub fn candidate(id: &str, kind: ItemKind) -> Candidate {
+    Candidate {
+        item_id: id.to_string(),
+        kind: kind as i32,
+        ..Default::default()
+    }
+}
+
+pub fn goods_with(id: &str, pctr: f64, pcvr: f64) -> Candidate {
+    Candidate {
+        pctr: Some(pctr),
+        pcvr: Some(pcvr),
+        ..candidate(id, ItemKind::Goods)
+    }
+}
+
+pub fn request(candidates: Vec<Candidate>, slots: u32) -> RankRequest {
+    RankRequest {
+        request_id: "it-1".into(),
+        user_id: "user-1".into(),
+        scene: Scene::Recommend as i32,
+        slots,
+        candidates,
+        // Fixed time: the demo catalog's "now", so rankings are reproducible.
+        request_time_ms: Some(1_795_132_800_000),
+    }
+}
+
+pub fn item_ids(resp: &fairflow::proto::v1::RankResponse) -> Vec<String> {
+    resp.slots.iter().map(|s| s.item_id.clone()).collect()
+}

@@ -1,0 +1,29 @@
+//! The load generator against a real server: every request it sends is a
+//! valid `Rank` request and is answered.
+
+mod common;
+
+use common::TestServer;
+use fairflow::catalog::Catalog;
+use fairflow::load::{self, LoadSpec};
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_tool_sends_valid_requests_and_counts_them() {
+    let server = TestServer::start().await;
+    let spec = LoadSpec {
+        addr: server.addr.to_string(),
+        concurrency: 4,
+        duration: Duration::from_secs(60),
+        max_requests: Some(200),
+        candidates: 100,
+        slots: 10,
+        seed: 5,
+    };
+    let pool = load::request_pool(&Catalog::embedded_demo(128).unwrap(), &spec, 50);
+    let report = load::run(spec, pool).await.unwrap();
+    assert_eq!(report.errors, 0);
+    assert_eq!(report.ok, 200);
+    let [p50, p90, p99, _, max] = report.latency_us;
+    assert!(p50 <= p90 && p90 <= p99 && p99 <= max && max > 0);
+}
