@@ -11,7 +11,10 @@
 //! - [`model`]: the ndarray scoring model (pCTR and pCVR heads).
 //! - [`engine`]: the rank pipeline, pure and synchronous: resolve, score,
 //!   gate, allocate, explain. Everything that ranks goes through it.
-//! - [`sim`]: the synthetic ecosystem (the demo catalog comes from it).
+//! - [`sim`]: the synthetic ecosystem: catalog, users, traffic and the
+//!   ground-truth response model (the demo catalog comes from it).
+//! - [`traffic`]: the traffic-log format (JSONL) and its reader and writer.
+//! - [`train`]: fitting the scoring model on a traffic log.
 //! - [`server`]: the gRPC layer (tonic): wire <-> domain conversion, status
 //!   mapping, health, reflection. The only module that knows about tokio.
 //! - [`proto`]: the generated wire types.
@@ -28,3 +31,5 @@ pub mod model;
 pub mod proto;
 pub mod server;
 pub mod sim;
+pub mod traffic;
+pub mod train;

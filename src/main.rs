@@ -2,13 +2,21 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use fairflow::config::Config;
+use fairflow::catalog::Catalog;
+use fairflow::config::{Config, ModelSource};
+use fairflow::engine::Engine;
 use fairflow::load;
+use fairflow::model::Model;
 use fairflow::server::{self, State};
+use fairflow::sim::SimParams;
 use fairflow::sim::{self, CatalogSpec};
+use fairflow::traffic::{OnError, TrafficReader, TrafficWriter};
+use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 #[derive(Parser)]
 #[command(
@@ -30,6 +38,23 @@ enum LogFormat {
     Json,
 }
 
+#[derive(Clone, Copy, ValueEnum)]
+enum OnErrorArg {
+    /// Report the line and go on.
+    Skip,
+    /// Stop at the first malformed line.
+    Fail,
+}
+
+impl From<OnErrorArg> for OnError {
+    fn from(a: OnErrorArg) -> OnError {
+        match a {
+            OnErrorArg::Skip => OnError::Skip,
+            OnErrorArg::Fail => OnError::Fail,
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the gRPC server (Rank, Catalog, health, reflection).
@@ -41,19 +66,62 @@ enum Command {
         #[arg(long)]
         listen: Option<SocketAddr>,
     },
-    /// Generate a synthetic catalog (streamers, goods, streams) as JSONL files.
+    /// Simulate the ecosystem: write DIR/catalog/*.jsonl and, with users,
+    /// DIR/traffic.jsonl (the traffic log) and DIR/summary.json.
     Simulate {
         #[arg(long, default_value_t = CatalogSpec::default().seed)]
         seed: u64,
+        /// Simulated users (0 writes the catalog only).
+        #[arg(long, default_value_t = 10_000)]
+        users: usize,
+        /// Simulated days.
+        #[arg(long, default_value_t = 1)]
+        days: u32,
+        /// Candidates per request from the retrieval model.
+        #[arg(long, default_value_t = 200)]
+        candidates: usize,
         /// Streamer accounts, brands' own included.
         #[arg(long, default_value_t = CatalogSpec::default().streamers)]
         streamers: usize,
         /// Mean goods per brand.
         #[arg(long, default_value_t = CatalogSpec::default().goods_per_brand)]
         goods_per_brand: usize,
+        /// Temperature of the Plackett-Luce logging policy (lower: closer to the ranking).
+        #[arg(long, default_value_t = 0.5)]
+        temperature: f64,
+        /// Config of the logging policy's engine (default: embedded).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Model of the logging policy's engine (default: the config's).
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// No progress bar.
+        #[arg(long)]
+        quiet: bool,
         /// Output directory.
         #[arg(long)]
         out: PathBuf,
+    },
+    /// Fit the scoring model (logistic pCTR and pCVR heads) on a traffic log.
+    Train {
+        /// The traffic log (JSONL).
+        #[arg(long)]
+        log: PathBuf,
+        /// The catalog the log refers to (default: `catalog/` beside the log).
+        #[arg(long)]
+        catalog: Option<PathBuf>,
+        /// Where to write the model file.
+        #[arg(long)]
+        out: PathBuf,
+        /// Config used to compute features (default: embedded).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The model's version name.
+        #[arg(long, default_value = "sim-v1")]
+        version: String,
+        /// What to do with a malformed log line.
+        #[arg(long, value_enum, default_value_t = OnErrorArg::Fail)]
+        on_error: OnErrorArg,
     },
     /// Send `Rank` load to a running server and report throughput and latency.
     Load {
@@ -140,6 +208,170 @@ async fn serve(config: Option<PathBuf>, listen: Option<SocketAddr>) -> anyhow::R
     Ok(())
 }
 
+/// An engine from a config file (or the embedded default) and, optionally, a
+/// model file overriding the config's.
+fn load_engine(config: Option<&Path>, model: Option<&Path>) -> anyhow::Result<Engine> {
+    let config = Config::load(config)?;
+    let model = match (model, &config.model) {
+        (Some(path), _) => Model::load(path)?,
+        (None, ModelSource::File(path)) => Model::load(path)?,
+        (None, ModelSource::Embedded) => Model::embedded()?,
+    };
+    Ok(Engine::new(Arc::new(config), Arc::new(model)))
+}
+
+/// A progress bar on a terminal, nothing otherwise (or when asked for quiet).
+fn progress_bar(total: u64, quiet: bool) -> ProgressBar {
+    if quiet || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template("{elapsed_precise} [{bar:40}] {pos}/{len} {msg} (eta {eta})")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar
+}
+
+struct SimulateArgs {
+    seed: u64,
+    users: usize,
+    days: u32,
+    candidates: usize,
+    streamers: usize,
+    goods_per_brand: usize,
+    temperature: f64,
+    config: Option<PathBuf>,
+    model: Option<PathBuf>,
+    quiet: bool,
+    out: PathBuf,
+}
+
+#[expect(clippy::disallowed_methods, reason = "the binary times its own run")]
+fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let spec = CatalogSpec {
+        seed: args.seed,
+        streamers: args.streamers,
+        goods_per_brand: args.goods_per_brand,
+        arrival_days: if args.users > 0 {
+            f64::from(args.days)
+        } else {
+            0.0
+        },
+        ..CatalogSpec::default()
+    };
+    let mut catalog = sim::generate(&spec).context("generating the catalog")?;
+    let catalog_dir = args.out.join("catalog");
+    catalog
+        .write_dir(&catalog_dir)
+        .with_context(|| format!("writing {}", catalog_dir.display()))?;
+    let stats = catalog.stats(&Config::embedded_default()?.tiers);
+    println!(
+        "wrote {}: {} streamers (top {}, mid {}, small {}), {} goods, {} streams",
+        catalog_dir.display(),
+        stats.streamers,
+        stats.per_tier[0],
+        stats.per_tier[1],
+        stats.per_tier[2],
+        stats.goods,
+        stats.streams,
+    );
+    if args.users == 0 {
+        return Ok(());
+    }
+    anyhow::ensure!(args.temperature > 0.0, "--temperature must be positive");
+    let engine = load_engine(args.config.as_deref(), args.model.as_deref())?;
+    let mut params = SimParams::new(args.seed, args.users);
+    params.candidates = args.candidates;
+    params.policy_temperature = args.temperature;
+    let world = sim::World::build(&catalog, params, spec.as_of);
+    let log_path = args.out.join("traffic.jsonl");
+    let file = std::fs::File::create(&log_path)
+        .with_context(|| format!("creating {}", log_path.display()))?;
+    let mut writer = TrafficWriter::new(file);
+    let bar = progress_bar(u64::from(args.days) * 144, args.quiet);
+    let summary = sim::simulate(
+        &world,
+        &engine,
+        &mut catalog,
+        args.days,
+        &mut writer,
+        &|done, _| bar.set_position(done),
+    )?;
+    writer.finish()?;
+    bar.finish_and_clear();
+    let seconds = started.elapsed().as_secs_f64();
+    let report = serde_json::json!({ "summary": summary, "seconds": seconds });
+    std::fs::write(
+        args.out.join("summary.json"),
+        serde_json::to_string_pretty(&report)?,
+    )?;
+    println!(
+        "wrote {}: {} requests ({} candidates), {} impressions, {} clicks, {} purchases, GMV {:.0} yuan; {} records, {:.1} MB in {:.1}s ({:.0} requests/s)",
+        log_path.display(),
+        summary.requests,
+        summary.candidates,
+        summary.outcome.impressions,
+        summary.outcome.clicks,
+        summary.outcome.purchases,
+        summary.outcome.gmv,
+        summary.records,
+        summary.bytes as f64 / 1e6,
+        seconds,
+        summary.requests as f64 / seconds,
+    );
+    Ok(())
+}
+
+fn train(
+    log: PathBuf,
+    catalog: Option<PathBuf>,
+    out: PathBuf,
+    config: Option<PathBuf>,
+    version: String,
+    on_error: OnError,
+) -> anyhow::Result<()> {
+    let engine = load_engine(config.as_deref(), None)?;
+    let catalog_dir =
+        catalog.unwrap_or_else(|| log.parent().unwrap_or(Path::new(".")).join("catalog"));
+    let mut catalog =
+        Catalog::load_dir(&catalog_dir, engine.config().limits.max_id_bytes as usize)?;
+    let file = std::fs::File::open(&log).with_context(|| format!("opening {}", log.display()))?;
+    let mut reader = TrafficReader::new(
+        std::io::BufReader::new(file),
+        log.display().to_string(),
+        on_error,
+    );
+    let params = fairflow::train::TrainParams {
+        version,
+        ..Default::default()
+    };
+    let (model, report) = fairflow::train::train(
+        &engine,
+        &mut catalog,
+        reader.by_ref().map(|r| r.map(|(_, rec)| rec)),
+        &params,
+    )?;
+    for skipped in reader.skipped() {
+        eprintln!("skipped {skipped}");
+    }
+    if reader.skipped_count() > reader.skipped().len() {
+        eprintln!(
+            "... {} malformed lines skipped in all",
+            reader.skipped_count()
+        );
+    }
+    // Check that what we write is a model the service loads.
+    let text = serde_json::to_string_pretty(&model)? + "\n";
+    Model::from_json(&text, &out.display().to_string())?;
+    std::fs::write(&out, text).with_context(|| format!("writing {}", out.display()))?;
+    println!("wrote {}", out.display());
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_logging(cli.log_format);
@@ -150,34 +382,37 @@ fn main() -> anyhow::Result<()> {
             .block_on(serve(config, listen)),
         Command::Simulate {
             seed,
+            users,
+            days,
+            candidates,
             streamers,
             goods_per_brand,
+            temperature,
+            config,
+            model,
+            quiet,
             out,
-        } => {
-            let spec = CatalogSpec {
-                seed,
-                streamers,
-                goods_per_brand,
-                ..CatalogSpec::default()
-            };
-            let catalog = sim::generate(&spec).context("generating the catalog")?;
-            catalog
-                .write_dir(&out)
-                .with_context(|| format!("writing {}", out.display()))?;
-            let stats = catalog.stats(&Config::embedded_default()?.tiers);
-            println!(
-                "wrote {}: {} streamers (top {}, mid {}, small {}), {} goods, {} streams ({} live)",
-                out.display(),
-                stats.streamers,
-                stats.per_tier[0],
-                stats.per_tier[1],
-                stats.per_tier[2],
-                stats.goods,
-                stats.streams,
-                stats.live_streams
-            );
-            Ok(())
-        }
+        } => simulate(SimulateArgs {
+            seed,
+            users,
+            days,
+            candidates,
+            streamers,
+            goods_per_brand,
+            temperature,
+            config,
+            model,
+            quiet,
+            out,
+        }),
+        Command::Train {
+            log,
+            catalog,
+            out,
+            config,
+            version,
+            on_error,
+        } => train(log, catalog, out, config, version, on_error.into()),
         Command::Load {
             addr,
             concurrency,

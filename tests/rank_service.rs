@@ -46,7 +46,7 @@ async fn ranks_demo_streams_with_tiers_reasons_and_versions() {
     assert_eq!(resp.slots.len(), 20);
     assert_eq!(resp.config_version, server.state.engine().config().version);
     assert!(
-        resp.model_version.starts_with("prior-v0@"),
+        resp.model_version.starts_with("sim-v1@"),
         "{}",
         resp.model_version
     );

@@ -11,11 +11,11 @@ pub const GOODS_FILE: &str = "goods.jsonl";
 pub const STREAMS_FILE: &str = "streams.jsonl";
 
 /// Names the embedded demo catalog in errors and logs.
-pub const DEMO_ORIGIN: &str = "<embedded config/demo>";
+pub const DEMO_ORIGIN: &str = "<embedded config/demo/catalog>";
 
-const DEMO_STREAMERS: &str = include_str!("../../config/demo/streamers.jsonl");
-const DEMO_GOODS: &str = include_str!("../../config/demo/goods.jsonl");
-const DEMO_STREAMS: &str = include_str!("../../config/demo/streams.jsonl");
+const DEMO_STREAMERS: &str = include_str!("../../config/demo/catalog/streamers.jsonl");
+const DEMO_GOODS: &str = include_str!("../../config/demo/catalog/goods.jsonl");
+const DEMO_STREAMS: &str = include_str!("../../config/demo/catalog/streams.jsonl");
 
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {

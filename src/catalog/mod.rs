@@ -245,6 +245,19 @@ impl Catalog {
         Ok(count)
     }
 
+    /// Puts a known stream on or off air; returns false for an unknown stream.
+    /// (Status changes are frequent and touch nothing else, so they do not go
+    /// through a whole-record upsert.)
+    pub fn set_live(&mut self, stream_id: &str, live: bool) -> bool {
+        match self.streams.get_mut(stream_id) {
+            Some(entry) => {
+                entry.stream.live = live;
+                true
+            }
+            None => false,
+        }
+    }
+
     fn unindex_cart(&mut self, stream_id: &str, goods_ids: &[String]) {
         for g in goods_ids {
             if let Some(ids) = self.streams_by_goods.get_mut(g.as_str()) {
@@ -388,6 +401,14 @@ pub(crate) mod tests {
         c.upsert_streams(vec![stream("live1", "s1", &[])], 64)
             .unwrap();
         assert_eq!(c.stream("live1").unwrap().order_value, None);
+    }
+
+    #[test]
+    fn set_live_flips_known_streams_only() {
+        let mut c = small_catalog();
+        assert!(c.set_live("live1", false));
+        assert!(!c.stream("live1").unwrap().stream.live);
+        assert!(!c.set_live("nope", true));
     }
 
     #[test]

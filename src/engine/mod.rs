@@ -16,8 +16,9 @@ pub use score::{Estimate, combine};
 
 use crate::catalog::Catalog;
 use crate::config::Config;
-use crate::domain::{FieldError, Reason};
-use crate::model::Model;
+use crate::domain::{FieldError, Reason, Scene};
+use crate::model::{FeatureInput, Model};
+use gate::GateOutcome;
 use resolve::Resolved;
 use std::sync::Arc;
 
@@ -53,8 +54,24 @@ impl Engine {
 
     /// Ranks one query against the catalog.
     pub fn rank(&self, catalog: &Catalog, query: &RankQuery) -> Result<Ranking, RankError> {
-        query.validate(&self.config.limits)?;
+        let evaluation = self.evaluate(catalog, query)?;
+        let placed = allocate::top_k(
+            &evaluation.scores,
+            &evaluation.eligible,
+            query.slots as usize,
+        );
+        Ok(self.explain(query, &evaluation, &placed))
+    }
 
+    /// The stages before allocation: validate, resolve, score and gate every
+    /// candidate. `rank` allocates from this; the simulator's stochastic
+    /// logging policy samples from it; training reads its features.
+    pub fn evaluate<'a>(
+        &self,
+        catalog: &'a Catalog,
+        query: &'a RankQuery,
+    ) -> Result<Evaluation<'a>, RankError> {
+        query.validate(&self.config.limits)?;
         let items: Vec<Resolved> = query
             .candidates
             .iter()
@@ -66,23 +83,40 @@ impl Engine {
             query.scene,
             &items,
         );
-        let gates: Vec<_> = items
+        let gates: Vec<GateOutcome> = items
             .iter()
             .map(|r| gate::apply(&self.config.gates, r, query.now))
             .collect();
-
-        let scores: Vec<f64> = estimates
+        let scores = estimates
             .iter()
             .zip(&gates)
             .map(|(e, g)| e.expected_value * g.multiplier)
             .collect();
-        let eligible: Vec<bool> = items.iter().map(|r| r.eligible).collect();
-        let placed = allocate::top_k(&scores, &eligible, query.slots as usize);
+        let eligible = items.iter().map(|r| r.eligible).collect();
+        Ok(Evaluation {
+            scene: query.scene,
+            items,
+            estimates,
+            gates,
+            scores,
+            eligible,
+        })
+    }
 
+    /// The page for candidates placed in `placed` order (indices into the
+    /// query's candidates), with tiers, scores and reason codes.
+    pub fn explain(&self, query: &RankQuery, evaluation: &Evaluation, placed: &[usize]) -> Ranking {
+        let Evaluation {
+            items,
+            estimates,
+            gates,
+            scores,
+            ..
+        } = evaluation;
         let slots = placed
-            .into_iter()
+            .iter()
             .enumerate()
-            .map(|(position, i)| {
+            .map(|(position, &i)| {
                 let (r, e) = (&items[i], &estimates[i]);
                 let mut reasons = gates[i].reasons;
                 reasons.insert(Reason::Organic);
@@ -101,15 +135,45 @@ impl Engine {
                 }
             })
             .collect();
-
-        Ok(Ranking {
+        Ranking {
             request_id: query.request_id.clone(),
             slots,
             config_version: self.config.version.clone(),
             model_version: self.model.version().to_string(),
             unresolved: items.iter().filter(|r| !r.resolved).count() as u32,
             ineligible: items.iter().filter(|r| !r.eligible).count() as u32,
-        })
+        }
+    }
+}
+
+/// Every candidate of one query after scoring and gating, in candidate order.
+pub struct Evaluation<'a> {
+    scene: Scene,
+    items: Vec<Resolved<'a>>,
+    estimates: Vec<Estimate>,
+    gates: Vec<GateOutcome>,
+    scores: Vec<f64>,
+    eligible: Vec<bool>,
+}
+
+impl Evaluation<'_> {
+    /// What allocation ranks by, per candidate.
+    pub fn scores(&self) -> &[f64] {
+        &self.scores
+    }
+
+    /// Whether each candidate may be placed at all.
+    pub fn eligible(&self) -> &[bool] {
+        &self.eligible
+    }
+
+    pub fn estimate(&self, i: usize) -> Estimate {
+        self.estimates[i]
+    }
+
+    /// The model's inputs for candidate `i`, as the model saw them.
+    pub fn features(&self, i: usize) -> FeatureInput {
+        self.items[i].features(self.scene)
     }
 }
 

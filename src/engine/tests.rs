@@ -404,12 +404,12 @@ fn assert_pinned(r: &Ranking) {
 const PINNED_DEMO_RANKING: &[&str] = &[
     "live-s00235:mid",
     "live-s00223:small",
-    "live-s00073:mid",
-    "live-s00281:small",
-    "live-s00193:mid",
-    "live-s00033:small",
     "live-s00423:small",
+    "live-s00033:small",
+    "live-s00073:mid",
+    "live-s00193:mid",
+    "live-s00281:small",
+    "live-s00166:mid",
     "live-s00008:mid",
-    "live-s00333:mid",
-    "live-s00284:mid",
+    "live-s00266:small",
 ];

@@ -15,8 +15,8 @@ use std::path::Path;
 pub const FORMAT: &str = "fairflow.mlp.v1";
 
 /// The model shipped with the service, compiled into the binary.
-pub const EMBEDDED_JSON: &str = include_str!("../../models/ranker-v0.json");
-pub const EMBEDDED_ORIGIN: &str = "<embedded models/ranker-v0.json>";
+pub const EMBEDDED_JSON: &str = include_str!("../../models/ranker-v1.json");
+pub const EMBEDDED_ORIGIN: &str = "<embedded models/ranker-v1.json>";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
@@ -144,7 +144,7 @@ impl Head {
 /// A loaded, validated model.
 #[derive(Debug, Clone)]
 pub struct Model {
-    /// The file's own version plus a content hash, e.g. `prior-v0@1a2b3c4d`.
+    /// The file's own version plus a content hash, e.g. `sim-v1@1a2b3c4d`.
     version: String,
     pctr: Head,
     pcvr: Head,
@@ -242,7 +242,9 @@ mod tests {
     #[test]
     fn shipped_model_loads() {
         let m = Model::embedded().unwrap();
-        assert!(m.version().starts_with("prior-v0@"), "{}", m.version());
+        assert!(m.version().starts_with("sim-v1@"), "{}", m.version());
+        let prior = Model::from_json(include_str!("../../models/ranker-v0.json"), "v0").unwrap();
+        assert!(prior.version().starts_with("prior-v0@"));
     }
 
     #[test]

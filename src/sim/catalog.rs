@@ -29,10 +29,14 @@ pub struct CatalogSpec {
     pub live_share: f64,
     /// The catalog's "now": ages (cold start) are relative to it.
     pub as_of: Millis,
+    /// New sellers arriving over time: this share of accounts is created
+    /// during the `arrival_days` after `as_of` (0 days: none).
+    pub arrival_share: f64,
+    pub arrival_days: f64,
 }
 
 impl Default for CatalogSpec {
-    /// The shipped demo catalog (config/demo) is this spec.
+    /// The shipped demo catalog (config/demo/catalog) is this spec.
     fn default() -> Self {
         CatalogSpec {
             seed: 7,
@@ -42,6 +46,8 @@ impl Default for CatalogSpec {
             live_share: 0.35,
             // 2026-11-20T00:00:00Z
             as_of: Millis(1_795_132_800_000),
+            arrival_share: 0.03,
+            arrival_days: 0.0,
         }
     }
 }
@@ -66,8 +72,15 @@ fn scores(rng: &mut ChaCha8Rng, rated: bool) -> QualityScores {
 }
 
 /// When the account started: most are years old, about 6% are inside the
-/// default 30-day cold-start window.
-fn created_at(rng: &mut ChaCha8Rng, as_of: Millis) -> Millis {
+/// default 30-day cold-start window, and with `arrival_days` some arrive
+/// after `as_of`.
+fn created_at(rng: &mut ChaCha8Rng, spec: &CatalogSpec) -> Millis {
+    let as_of = spec.as_of;
+    // Draws only when arrivals are on, so a catalog without them is unchanged.
+    if spec.arrival_days > 0.0 && rng.random_bool(spec.arrival_share) {
+        let days = rng.random_range(0.0..spec.arrival_days);
+        return Millis(as_of.0 + (days * Millis::MS_PER_DAY as f64) as i64);
+    }
     let days = if rng.random_bool(0.06) {
         rng.random_range(0.0..30.0)
     } else {
@@ -103,7 +116,7 @@ pub fn generate(spec: &CatalogSpec) -> Result<Catalog, RecordError> {
             },
             brand_id: is_brand.then(|| format!("b{i:04}")),
             scores: scores(&mut rng, rated),
-            created_at: created_at(&mut rng, spec.as_of),
+            created_at: created_at(&mut rng, spec),
         });
     }
 

@@ -1,0 +1,284 @@
+//! How simulated users respond to a page: the ground truth behind every
+//! click and purchase. It answers *any* ranking, so a replay can measure
+//! clicks, purchases and GMV under a config, not only exposure.
+//!
+//! Per page: the user scrolls a random depth (by segment); each seen slot is
+//! an impression, examined with probability (1 + position)^-decay; an
+//! examined slot is clicked with probability sigmoid(click logit); a click
+//! converts with probability sigmoid(buy logit). A purchase through an
+//! influencer leaves a brand memory that lifts later clicks and purchases in
+//! that brand's own stream or shop (the effect the chuanliu flow exploits).
+
+use super::world::{User, World, mix};
+use crate::domain::{ItemKind, Millis, StreamerKind};
+use crate::traffic::{Channel, Click, Impression, Purchase, Record};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+/// Brands a user remembers buying through an influencer, at most this many
+/// (the oldest is forgotten first).
+const FLOW_MEMORY: usize = 16;
+
+/// One user's mutable state: randomness and purchase memory. Users are
+/// independent, so states of different users can be advanced in parallel.
+#[derive(Debug, Clone)]
+pub struct UserState {
+    rng: ChaCha8Rng,
+    /// (brand, last purchase through an influencer).
+    flow_brands: Vec<(u32, Millis)>,
+    seq: u64,
+}
+
+impl UserState {
+    pub fn new(seed: u64, user: u32) -> UserState {
+        UserState {
+            rng: ChaCha8Rng::seed_from_u64(mix(seed, 1 << 40 | user as u64, 0)),
+            flow_brands: Vec::new(),
+            seq: 0,
+        }
+    }
+
+    pub fn rng(&mut self) -> &mut ChaCha8Rng {
+        &mut self.rng
+    }
+
+    /// A fresh id, unique across the simulation: `{prefix}{user}-{n}`.
+    pub fn next_id(&mut self, prefix: &str, user: u32) -> String {
+        format!("{prefix}{user}-{}", self.next_seq())
+    }
+
+    /// The user's next sequence number (ids and log order share it).
+    pub fn next_seq(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq
+    }
+
+    /// Whether the user bought `brand` through an influencer recently enough
+    /// for it to matter.
+    pub fn remembers(&self, brand: u32, now: Millis, memory_ms: i64) -> bool {
+        self.flow_brands
+            .iter()
+            .any(|&(b, t)| b == brand && now.since(t) <= memory_ms)
+    }
+
+    /// Records a purchase of `brand` through an influencer at `now`.
+    pub fn remember(&mut self, brand: u32, now: Millis) {
+        self.flow_brands.retain(|&(b, _)| b != brand);
+        if self.flow_brands.len() == FLOW_MEMORY {
+            self.flow_brands.remove(0);
+        }
+        self.flow_brands.push((brand, now));
+    }
+}
+
+/// What one page produced.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct PageOutcome {
+    pub impressions: u64,
+    pub clicks: u64,
+    pub purchases: u64,
+    pub gmv: f64,
+    /// Purchases in a brand's own channel by users who remembered buying the
+    /// brand through an influencer (what the flow converts).
+    pub flow_purchases: u64,
+    pub flow_gmv: f64,
+}
+
+impl std::ops::AddAssign for PageOutcome {
+    fn add_assign(&mut self, o: PageOutcome) {
+        self.impressions += o.impressions;
+        self.clicks += o.clicks;
+        self.purchases += o.purchases;
+        self.gmv += o.gmv;
+        self.flow_purchases += o.flow_purchases;
+        self.flow_gmv += o.flow_gmv;
+    }
+}
+
+fn sigmoid(x: f64) -> f64 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// The facts of one shown item the response depends on.
+struct Shown {
+    streamer: u32,
+    affinity: f64,
+    quality: f64,
+    is_live: bool,
+    /// The brand whose own channel this is, if it is one.
+    own_brand: Option<u32>,
+}
+
+impl World {
+    fn shown(&self, user: &User, item: &str, kind: ItemKind) -> Option<Shown> {
+        let own = |streamer: u32| {
+            let s = &self.streamers[streamer as usize];
+            s.brand.filter(|_| s.kind == StreamerKind::BrandSelf)
+        };
+        match kind {
+            ItemKind::LiveStream => {
+                let i = *self.stream_index.get(item)?;
+                let s = &self.streams[i as usize];
+                let quality = if s.cart.is_empty() {
+                    0.0
+                } else {
+                    s.cart
+                        .iter()
+                        .map(|&g| self.goods[g as usize].quality)
+                        .sum::<f64>()
+                        / s.cart.len() as f64
+                };
+                Some(Shown {
+                    streamer: s.streamer,
+                    affinity: self.affinity_stream(user, i),
+                    quality,
+                    is_live: true,
+                    own_brand: own(s.streamer),
+                })
+            }
+            ItemKind::Goods => {
+                let i = *self.goods_index.get(item)?;
+                let g = &self.goods[i as usize];
+                Some(Shown {
+                    streamer: g.seller,
+                    affinity: self.affinity_goods(user, i),
+                    quality: g.quality,
+                    is_live: false,
+                    own_brand: own(g.seller),
+                })
+            }
+        }
+    }
+
+    /// The user's response to `page` (items in slot order), appended to `out`
+    /// as impression, click and purchase records. Items the world does not
+    /// know are shown but never clicked.
+    pub fn respond(
+        &self,
+        user_idx: u32,
+        state: &mut UserState,
+        request_id: &str,
+        now: Millis,
+        page: &[(&str, ItemKind)],
+        out: &mut Vec<Record>,
+    ) -> PageOutcome {
+        let p = &self.params.response;
+        let user = &self.users[user_idx as usize];
+        let seg = self.params.segment(user.segment);
+        let memory_ms = (p.flow_memory_days * Millis::MS_PER_DAY as f64) as i64;
+        let mut outcome = PageOutcome::default();
+
+        // Scroll depth: at least one slot, geometric with the segment's mean.
+        let keep_going = 1.0 - 1.0 / seg.scroll_depth.max(1.0);
+        let mut depth = 1;
+        while depth < page.len() && state.rng.random_bool(keep_going) {
+            depth += 1;
+        }
+
+        let mut t = now.0;
+        for (position, &(item, kind)) in page.iter().enumerate().take(depth) {
+            let shown = self.shown(user, item, kind);
+            outcome.impressions += 1;
+            out.push(Record::Impression(Impression {
+                time: Millis(now.0),
+                event_id: state.next_id("e", user_idx),
+                request_id: request_id.to_string(),
+                user_id: user.id.clone(),
+                item_id: item.to_string(),
+                kind,
+                position: position as u32,
+                streamer_id: shown
+                    .as_ref()
+                    .map(|s| self.streamers[s.streamer as usize].id.clone()),
+            }));
+            let Some(shown) = shown else { continue };
+            let streamer = &self.streamers[shown.streamer as usize];
+            let follows = user.follows(shown.streamer);
+            let remembered = shown
+                .own_brand
+                .is_some_and(|b| state.remembers(b, now, memory_ms));
+
+            let examine = (1.0 + position as f64).powf(-p.position_decay);
+            let click_logit = p.click_base
+                + p.click_affinity * (shown.affinity + 0.05).ln()
+                + p.click_followers * (1.0 + streamer.followers as f64).log10() / 7.0
+                + if follows { p.click_follows } else { 0.0 }
+                + p.click_quality * shown.quality
+                + if shown.is_live { p.click_live } else { 0.0 }
+                + if remembered {
+                    p.flow_click_lift.ln()
+                } else {
+                    0.0
+                };
+            if !state
+                .rng
+                .random_bool((examine * sigmoid(click_logit)).clamp(0.0, 1.0))
+            {
+                continue;
+            }
+            t += state.rng.random_range(2_000..30_000);
+            outcome.clicks += 1;
+            out.push(Record::Click(Click {
+                time: Millis(t),
+                event_id: state.next_id("e", user_idx),
+                request_id: request_id.to_string(),
+                user_id: user.id.clone(),
+                item_id: item.to_string(),
+                kind,
+                position: position as u32,
+            }));
+
+            // What would be bought: the goods itself, or one from the cart.
+            let goods_idx = match kind {
+                ItemKind::Goods => self.goods_index[item],
+                ItemKind::LiveStream => {
+                    let cart = &self.streams[self.stream_index[item] as usize].cart;
+                    if cart.is_empty() {
+                        continue;
+                    }
+                    cart[state.rng.random_range(0..cart.len())]
+                }
+            };
+            let goods = &self.goods[goods_idx as usize];
+            let buy_logit = p.buy_base
+                + seg.buy_shift
+                + p.buy_price * (goods.price.max(1.0) / user.budget).ln()
+                + p.buy_trust * streamer.trust
+                + p.buy_affinity * (shown.affinity + 0.05).ln()
+                + if follows { p.buy_follows } else { 0.0 }
+                + p.buy_quality * goods.quality
+                + if remembered { p.flow_lift.ln() } else { 0.0 };
+            if !state.rng.random_bool(sigmoid(buy_logit)) {
+                continue;
+            }
+            t += state.rng.random_range(20_000..600_000);
+            let channel = match streamer.kind {
+                StreamerKind::BrandSelf => Channel::BrandSelf,
+                StreamerKind::Influencer => Channel::Influencer,
+            };
+            outcome.purchases += 1;
+            outcome.gmv += goods.price;
+            if channel == Channel::BrandSelf && remembered {
+                outcome.flow_purchases += 1;
+                outcome.flow_gmv += goods.price;
+            }
+            if channel == Channel::Influencer {
+                state.remember(goods.brand, Millis(t));
+            }
+            out.push(Record::Purchase(Purchase {
+                time: Millis(t),
+                event_id: state.next_id("e", user_idx),
+                user_id: user.id.clone(),
+                goods_id: goods.id.clone(),
+                brand_id: self.brand_ids[goods.brand as usize].clone(),
+                seller_id: streamer.id.clone(),
+                channel,
+                price: goods.price,
+                request_id: Some(request_id.to_string()),
+                slot_item_id: Some(item.to_string()),
+            }));
+        }
+        outcome
+    }
+}

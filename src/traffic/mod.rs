@@ -1,0 +1,210 @@
+//! The traffic-log format (docs/traffic-log.md): one JSON record per line,
+//! tagged by `type`. The simulator writes it, the replay reads it, and the
+//! server's own traffic log uses it.
+//!
+//! Compatibility: unknown fields are ignored; an unknown record `type` is
+//! read as [`Record::Unknown`] and skipped by consumers; a header with a newer
+//! `version` is refused.
+
+mod reader;
+
+pub use reader::{LogError, OnError, TrafficReader};
+
+use crate::domain::{ItemKind, Millis, Scene};
+use crate::engine::Candidate;
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+
+/// The `format` a header must name.
+pub const FORMAT: &str = "fairflow.traffic";
+/// The version this build writes and the newest it reads.
+pub const VERSION: u32 = 1;
+
+/// One line of the log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Record {
+    Header(Header),
+    Rank(RankRecord),
+    Impression(Impression),
+    Click(Click),
+    Purchase(Purchase),
+    StreamStatus(StreamStatus),
+    /// A record type this version does not know (written by a newer one).
+    #[serde(other)]
+    Unknown,
+}
+
+impl Record {
+    /// The record's time; the header and unknown records have none.
+    pub fn time(&self) -> Option<Millis> {
+        match self {
+            Record::Header(_) | Record::Unknown => None,
+            Record::Rank(r) => Some(r.time),
+            Record::Impression(r) => Some(r.time),
+            Record::Click(r) => Some(r.time),
+            Record::Purchase(r) => Some(r.time),
+            Record::StreamStatus(r) => Some(r.time),
+        }
+    }
+
+    /// Appends the record as one line (JSON plus `\n`).
+    pub fn write_line(&self, out: &mut Vec<u8>) {
+        serde_json::to_writer(&mut *out, self).expect("records serialize infallibly");
+        out.push(b'\n');
+    }
+}
+
+/// First line of a log: what it is and where it came from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Header {
+    pub format: String,
+    pub version: u32,
+    /// What wrote the log, e.g. `fairflow simulate` or `fairflow serve`.
+    #[serde(default)]
+    pub source: String,
+    /// The simulator's seed, for simulated logs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    /// The catalog directory the ids refer to, relative to the log's directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catalog: Option<String>,
+}
+
+impl Header {
+    pub fn new(source: &str) -> Header {
+        Header {
+            format: FORMAT.into(),
+            version: VERSION,
+            source: source.into(),
+            seed: None,
+            catalog: None,
+        }
+    }
+}
+
+/// A feed request as the ranker received it and, where known, what was served.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RankRecord {
+    pub time: Millis,
+    pub request_id: String,
+    pub user_id: String,
+    pub scene: Scene,
+    pub slots: u32,
+    pub candidates: Vec<Candidate>,
+    /// The served page in slot order; empty when not known.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub served: Vec<ServedSlot>,
+    /// Names the policy that produced `served` (e.g. a config version).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+}
+
+/// One served slot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServedSlot {
+    pub item_id: String,
+    pub kind: ItemKind,
+    /// The logging policy's probability of placing this item in this slot,
+    /// given the slots above it; absent for a deterministic policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub propensity: Option<f64>,
+}
+
+/// A slot was shown to the user.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Impression {
+    pub time: Millis,
+    pub event_id: String,
+    pub request_id: String,
+    pub user_id: String,
+    pub item_id: String,
+    pub kind: ItemKind,
+    pub position: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub streamer_id: Option<String>,
+}
+
+/// The user opened a shown slot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Click {
+    pub time: Millis,
+    pub event_id: String,
+    pub request_id: String,
+    pub user_id: String,
+    pub item_id: String,
+    pub kind: ItemKind,
+    pub position: u32,
+}
+
+/// Who sold a purchase: an influencer distributing the brand's goods, or the
+/// brand's own account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    Influencer,
+    BrandSelf,
+}
+
+/// An order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Purchase {
+    pub time: Millis,
+    pub event_id: String,
+    pub user_id: String,
+    pub goods_id: String,
+    pub brand_id: String,
+    /// The streamer account that sold it.
+    pub seller_id: String,
+    pub channel: Channel,
+    /// Yuan.
+    pub price: f64,
+    /// The request whose slot led to the order, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// The ranked item (a stream or the goods itself) the order came through.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slot_item_id: Option<String>,
+}
+
+/// A stream went on or off air (a catalog change replays apply in order).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StreamStatus {
+    pub time: Millis,
+    pub stream_id: String,
+    pub live: bool,
+}
+
+/// Writes records as lines, buffered.
+pub struct TrafficWriter<W: Write> {
+    out: std::io::BufWriter<W>,
+    line: Vec<u8>,
+}
+
+impl<W: Write> TrafficWriter<W> {
+    pub fn new(out: W) -> TrafficWriter<W> {
+        TrafficWriter {
+            out: std::io::BufWriter::with_capacity(1 << 20, out),
+            line: Vec::with_capacity(4096),
+        }
+    }
+
+    pub fn write(&mut self, record: &Record) -> std::io::Result<()> {
+        self.line.clear();
+        record.write_line(&mut self.line);
+        self.out.write_all(&self.line)
+    }
+
+    /// Writes lines already serialized with [`Record::write_line`].
+    pub fn write_raw(&mut self, lines: &[u8]) -> std::io::Result<()> {
+        self.out.write_all(lines)
+    }
+
+    pub fn finish(mut self) -> std::io::Result<W> {
+        self.out.flush()?;
+        self.out.into_inner().map_err(|e| e.into_error())
+    }
+}
+
+#[cfg(test)]
+mod tests;
