@@ -348,12 +348,13 @@ fn train(
         version,
         ..Default::default()
     };
-    let (model, report) = fairflow::train::train(
+    let trained = fairflow::train::train(
         &engine,
         &mut catalog,
         reader.by_ref().map(|r| r.map(|(_, rec)| rec)),
         &params,
-    )?;
+    );
+    // Report what was skipped whether or not training then succeeded.
     for skipped in reader.skipped() {
         eprintln!("skipped {skipped}");
     }
@@ -363,6 +364,7 @@ fn train(
             reader.skipped_count()
         );
     }
+    let (model, report) = trained?;
     // Check that what we write is a model the service loads.
     let text = serde_json::to_string_pretty(&model)? + "\n";
     Model::from_json(&text, &out.display().to_string())?;

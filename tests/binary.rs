@@ -162,3 +162,64 @@ async fn a_client_that_never_hangs_up_does_not_block_shutdown() {
     let status = wait_exit(&mut child, Duration::from_secs(10)).await;
     assert!(status.success(), "{status:?}");
 }
+
+#[test]
+fn simulate_then_train_report_malformed_lines_by_number() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    let sim = Command::new(BIN)
+        .args([
+            "simulate",
+            "--seed",
+            "3",
+            "--users",
+            "30",
+            "--streamers",
+            "100",
+            "--goods-per-brand",
+            "10",
+        ])
+        .args(["--days", "1", "--quiet", "--out", out])
+        .output()
+        .unwrap();
+    assert!(
+        sim.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sim.stderr)
+    );
+    let log = dir.path().join("traffic.jsonl");
+    assert!(dir.path().join("catalog/streamers.jsonl").exists());
+    assert!(dir.path().join("summary.json").exists());
+
+    // Break line 5.
+    let text = std::fs::read_to_string(&log).unwrap();
+    let mut lines: Vec<&str> = text.lines().collect();
+    assert!(lines.len() > 10);
+    lines[4] = "{\"type\":\"click\",\"time\":";
+    std::fs::write(&log, lines.join("\n")).unwrap();
+
+    let train = |on_error: &str| {
+        Command::new(BIN)
+            .args([
+                "train",
+                "--log",
+                log.to_str().unwrap(),
+                "--on-error",
+                on_error,
+            ])
+            .args(["--out", dir.path().join("m.json").to_str().unwrap()])
+            .output()
+            .unwrap()
+    };
+    let fail = train("fail");
+    assert!(!fail.status.success());
+    let err = String::from_utf8_lossy(&fail.stderr);
+    assert!(err.contains("traffic.jsonl line 5: "), "{err}");
+
+    let skip = train("skip");
+    let err = String::from_utf8_lossy(&skip.stderr);
+    assert!(
+        err.contains("skipped ") && err.contains("traffic.jsonl line 5: "),
+        "{err}"
+    );
+}
