@@ -1,7 +1,7 @@
 //! The `fairflow` binary: `serve`, `simulate`, `check-config`.
 
 use anyhow::Context;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use fairflow::catalog::Catalog;
 use fairflow::config::{Config, ModelSource};
 use fairflow::engine::Engine;
@@ -68,40 +68,7 @@ enum Command {
     },
     /// Simulate the ecosystem: write DIR/catalog/*.jsonl and, with users,
     /// DIR/traffic.jsonl (the traffic log) and DIR/summary.json.
-    Simulate {
-        #[arg(long, default_value_t = CatalogSpec::default().seed)]
-        seed: u64,
-        /// Simulated users (0 writes the catalog only).
-        #[arg(long, default_value_t = 10_000)]
-        users: usize,
-        /// Simulated days.
-        #[arg(long, default_value_t = 1)]
-        days: u32,
-        /// Candidates per request from the retrieval model.
-        #[arg(long, default_value_t = 200)]
-        candidates: usize,
-        /// Streamer accounts, brands' own included.
-        #[arg(long, default_value_t = CatalogSpec::default().streamers)]
-        streamers: usize,
-        /// Mean goods per brand.
-        #[arg(long, default_value_t = CatalogSpec::default().goods_per_brand)]
-        goods_per_brand: usize,
-        /// Temperature of the Plackett-Luce logging policy (lower: closer to the ranking).
-        #[arg(long, default_value_t = 0.5)]
-        temperature: f64,
-        /// Config of the logging policy's engine (default: embedded).
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// Model of the logging policy's engine (default: the config's).
-        #[arg(long)]
-        model: Option<PathBuf>,
-        /// No progress bar.
-        #[arg(long)]
-        quiet: bool,
-        /// Output directory.
-        #[arg(long)]
-        out: PathBuf,
-    },
+    Simulate(SimulateArgs),
     /// Fit the scoring model (logistic pCTR and pCVR heads) on a traffic log.
     Train {
         /// The traffic log (JSONL).
@@ -234,17 +201,39 @@ fn progress_bar(total: u64, quiet: bool) -> ProgressBar {
     bar
 }
 
+#[derive(Args)]
 struct SimulateArgs {
+    #[arg(long, default_value_t = CatalogSpec::default().seed)]
     seed: u64,
+    /// Simulated users (0 writes the catalog only).
+    #[arg(long, default_value_t = 10_000)]
     users: usize,
+    /// Simulated days.
+    #[arg(long, default_value_t = 1)]
     days: u32,
+    /// Candidates per request from the retrieval model.
+    #[arg(long, default_value_t = 200)]
     candidates: usize,
+    /// Streamer accounts, brands' own included.
+    #[arg(long, default_value_t = CatalogSpec::default().streamers)]
     streamers: usize,
+    /// Mean goods per brand.
+    #[arg(long, default_value_t = CatalogSpec::default().goods_per_brand)]
     goods_per_brand: usize,
+    /// Temperature of the Plackett-Luce logging policy (lower: closer to the ranking).
+    #[arg(long, default_value_t = 0.5)]
     temperature: f64,
+    /// Config of the logging policy's engine (default: embedded).
+    #[arg(long)]
     config: Option<PathBuf>,
+    /// Model of the logging policy's engine (default: the config's).
+    #[arg(long)]
     model: Option<PathBuf>,
+    /// No progress bar.
+    #[arg(long)]
     quiet: bool,
+    /// Output directory.
+    #[arg(long)]
     out: PathBuf,
 }
 
@@ -382,31 +371,7 @@ fn main() -> anyhow::Result<()> {
             .enable_all()
             .build()?
             .block_on(serve(config, listen)),
-        Command::Simulate {
-            seed,
-            users,
-            days,
-            candidates,
-            streamers,
-            goods_per_brand,
-            temperature,
-            config,
-            model,
-            quiet,
-            out,
-        } => simulate(SimulateArgs {
-            seed,
-            users,
-            days,
-            candidates,
-            streamers,
-            goods_per_brand,
-            temperature,
-            config,
-            model,
-            quiet,
-            out,
-        }),
+        Command::Simulate(args) => simulate(args),
         Command::Train {
             log,
             catalog,
