@@ -9,6 +9,8 @@
 //! - [`config`]: the TOML config, parsed and validated into [`config::Config`].
 //! - [`catalog`]: streamers, streams and goods in memory, with JSONL files.
 //! - [`model`]: the ndarray scoring model (pCTR and pCVR heads).
+//! - [`allocate`]: filling a page under fairness quotas (tier floors with
+//!   FA*IR or proportional tables, per-streamer caps); pure.
 //! - [`engine`]: the rank pipeline, pure and synchronous: resolve, score,
 //!   gate, allocate, explain. Everything that ranks goes through it.
 //! - [`sim`]: the synthetic ecosystem: catalog, users, traffic and the
@@ -22,6 +24,7 @@
 //!
 //! `ARCHITECTURE.md` walks the same folders with the reasons behind them.
 
+pub mod allocate;
 pub mod catalog;
 pub mod config;
 pub mod domain;

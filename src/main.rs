@@ -112,6 +112,16 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+    /// Print the tier floor table (minimum slots per tier in every prefix) a
+    /// config gives for a page length.
+    Mtable {
+        /// Config file (default: embedded).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Page length.
+        #[arg(long, default_value_t = 20)]
+        slots: usize,
+    },
     /// Validate a config file and print what it resolves to.
     CheckConfig {
         /// The file to check.
@@ -408,6 +418,20 @@ fn main() -> anyhow::Result<()> {
                 "load {} x{} ({} candidates, {} slots): {report}",
                 spec.addr, spec.concurrency, spec.candidates, spec.slots
             );
+            Ok(())
+        }
+        Command::Mtable { config, slots } => {
+            let config = Config::load(config.as_deref())?;
+            let table = config.quotas.floors.table(slots);
+            println!("floors: {:?}", config.quotas.floors);
+            if let Some(alpha_c) = table.alpha_c {
+                println!("corrected alpha (top, mid, small): {alpha_c:?}");
+            }
+            println!("{:>6} {:>5} {:>5} {:>5}", "prefix", "top", "mid", "small");
+            for i in 1..=slots {
+                let [top, mid, small] = [0, 1, 2].map(|t| table.table[t][i - 1]);
+                println!("{i:>6} {top:>5} {mid:>5} {small:>5}");
+            }
             Ok(())
         }
         Command::CheckConfig { path } => {

@@ -73,8 +73,10 @@ async fn ranks_demo_streams_with_tiers_reasons_and_versions() {
 
 #[tokio::test]
 async fn upstream_estimates_order_the_page_when_configured() {
-    // Neutral gates, so only the expected value orders the page.
+    // Neutral gates and no quotas (the three goods share a seller), so only
+    // the expected value orders the page.
     let server = TestServer::with_config(concat!(
+        "[quotas]\nscenes = []\n",
         "[scoring]\nsource = \"upstream\"\n",
         "[gates.product]\npoints = [[0.0, 1.0]]\n",
         "[gates.shop_experience]\npoints = [[0.0, 1.0]]\n",

@@ -10,8 +10,9 @@ mod raw;
 
 pub use curve::Curve;
 
+use crate::allocate::{Floors, Rounding};
 use crate::domain::{Millis, Scene, Tier};
-use raw::{RawConfig, RawCurve, RawSource};
+use raw::{RawConfig, RawCurve, RawFloorPolicy, RawRounding, RawSource};
 use sha2::{Digest, Sha256};
 use std::fmt::Display;
 use std::net::SocketAddr;
@@ -66,6 +67,23 @@ pub struct Config {
     pub limits: Limits,
     pub scoring: ScoringConfig,
     pub gates: GateConfig,
+    pub quotas: QuotaConfig,
+}
+
+/// Fairness quotas applied when filling a page.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QuotaConfig {
+    enabled: [bool; Scene::ALL.len()],
+    /// At most this many items of one streamer on a page (0: no cap).
+    pub max_items_per_streamer: u32,
+    pub floors: Floors,
+}
+
+impl QuotaConfig {
+    /// Whether quotas apply to pages of this scene.
+    pub fn applies_to(&self, scene: Scene) -> bool {
+        self.enabled[scene.index()]
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -269,6 +287,7 @@ fn validate(
         limits,
         scoring,
         gates,
+        quotas,
     } = raw;
     let resolve = |p: &str| -> PathBuf {
         let p = Path::new(p);
@@ -380,6 +399,45 @@ fn validate(
         },
     };
 
+    let mut enabled = [false; Scene::ALL.len()];
+    for name in &quotas.scenes {
+        let scene = Scene::from_name(name).ok_or_else(|| {
+            invalid(
+                "quotas.scenes",
+                format!("unknown scene `{name}`; expected recommend, follow, mall, search or shop"),
+            )
+        })?;
+        enabled[scene.index()] = true;
+    }
+    let f = &quotas.floors;
+    let shares = [f.top, f.mid, f.small];
+    let max_slots = limits.max_slots as usize;
+    let floors = match f.policy {
+        RawFloorPolicy::None => Ok(Floors::None),
+        RawFloorPolicy::Proportional => {
+            let rounding = match f.rounding {
+                RawRounding::Floor => Rounding::Floor,
+                RawRounding::Ceil => Rounding::Ceil,
+            };
+            Floors::proportional(shares, rounding, max_slots)
+        }
+        RawFloorPolicy::Fair => Floors::fair(shares, f.alpha, max_slots),
+    }
+    .map_err(|(key, reason)| match key.as_str() {
+        "" => invalid("quotas.floors", reason),
+        key => invalid(&format!("quotas.floors.{key}"), reason),
+    })?;
+    let quotas = QuotaConfig {
+        enabled,
+        max_items_per_streamer: in_range(
+            "quotas.max_items_per_streamer",
+            quotas.max_items_per_streamer,
+            0,
+            1000,
+        )? as u32,
+        floors,
+    };
+
     Ok(Config {
         version,
         origin: origin.to_string(),
@@ -390,6 +448,7 @@ fn validate(
         limits,
         scoring,
         gates,
+        quotas,
     })
 }
 
@@ -431,6 +490,7 @@ mod tests {
         assert_eq!(shipped.limits, empty.limits);
         assert_eq!(shipped.scoring, empty.scoring);
         assert_eq!(shipped.gates, empty.gates);
+        assert_eq!(shipped.quotas, empty.quotas);
         assert_eq!(shipped.server.listen, empty.server.listen);
         assert_eq!(
             shipped.server.max_message_bytes,
@@ -486,6 +546,23 @@ mod tests {
         );
         assert_eq!(key_of("[limits]\nmax_slot = 10"), "limits.max_slot");
         assert_eq!(key_of("[limits\n"), "(syntax)");
+        assert_eq!(key_of("[quotas]\nscenes = [\"feed\"]"), "quotas.scenes");
+        assert_eq!(
+            key_of("[quotas.floors]\nmid = 0.8\nsmall = 0.3"),
+            "quotas.floors"
+        );
+        assert_eq!(
+            key_of("[quotas.floors]\nsmall = 1.5"),
+            "quotas.floors.small"
+        );
+        assert_eq!(
+            key_of("[quotas.floors]\nalpha = 0.9"),
+            "quotas.floors.alpha"
+        );
+        assert_eq!(
+            key_of("[quotas.floors]\npolicy = \"proportional\"\nrounding = \"ceil\""),
+            "quotas.floors.rounding"
+        );
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub struct RawConfig {
     pub limits: RawLimits,
     pub scoring: RawScoring,
     pub gates: RawGates,
+    pub quotas: RawQuotas,
 }
 
 #[derive(Debug, Deserialize)]
@@ -186,6 +187,63 @@ impl Default for RawColdStart {
         RawColdStart {
             max_age_days: 30.0,
             boost: 1.5,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawQuotas {
+    pub scenes: Vec<String>,
+    pub max_items_per_streamer: u64,
+    pub floors: RawFloors,
+}
+
+impl Default for RawQuotas {
+    fn default() -> Self {
+        RawQuotas {
+            scenes: ["recommend", "mall", "search"].map(String::from).to_vec(),
+            max_items_per_streamer: 2,
+            floors: RawFloors::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RawFloorPolicy {
+    None,
+    Proportional,
+    Fair,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RawRounding {
+    Floor,
+    Ceil,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawFloors {
+    pub policy: RawFloorPolicy,
+    pub top: f64,
+    pub mid: f64,
+    pub small: f64,
+    pub rounding: RawRounding,
+    pub alpha: f64,
+}
+
+impl Default for RawFloors {
+    fn default() -> Self {
+        RawFloors {
+            policy: RawFloorPolicy::Fair,
+            top: 0.0,
+            mid: 0.35,
+            small: 0.25,
+            rounding: RawRounding::Floor,
+            alpha: 0.1,
         }
     }
 }

@@ -5,7 +5,6 @@
 //! reproduces what the server served. A new pipeline stage (the chuanliu flow
 //! between gate and allocate, fairness quotas inside allocate) plugs in here.
 
-mod allocate;
 mod gate;
 mod query;
 mod resolve;
@@ -14,6 +13,7 @@ mod score;
 pub use query::{Candidate, RankQuery, Ranking, Slot};
 pub use score::{Estimate, combine};
 
+use crate::allocate::{self, Placement};
 use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::domain::{FieldError, Reason, Scene};
@@ -55,11 +55,31 @@ impl Engine {
     /// Ranks one query against the catalog.
     pub fn rank(&self, catalog: &Catalog, query: &RankQuery) -> Result<Ranking, RankError> {
         let evaluation = self.evaluate(catalog, query)?;
-        let placed = allocate::top_k(
-            &evaluation.scores,
-            &evaluation.eligible,
-            query.slots as usize,
-        );
+        let slots = query.slots as usize;
+        let quotas = &self.config.quotas;
+        let placed = if quotas.applies_to(query.scene) {
+            let items: Vec<allocate::Item> = evaluation
+                .items
+                .iter()
+                .enumerate()
+                .map(|(i, r)| allocate::Item {
+                    score: evaluation.scores[i],
+                    eligible: evaluation.eligible[i],
+                    tier: r.tier,
+                    streamer: r.streamer_id,
+                })
+                .collect();
+            let table = quotas.floors.table(slots);
+            allocate::allocate(&items, slots, &table, quotas.max_items_per_streamer)
+        } else {
+            allocate::top_k(&evaluation.scores, &evaluation.eligible, slots)
+                .into_iter()
+                .map(|index| Placement {
+                    index,
+                    by_floor: false,
+                })
+                .collect()
+        };
         Ok(self.explain(query, &evaluation, &placed))
     }
 
@@ -105,7 +125,12 @@ impl Engine {
 
     /// The page for candidates placed in `placed` order (indices into the
     /// query's candidates), with tiers, scores and reason codes.
-    pub fn explain(&self, query: &RankQuery, evaluation: &Evaluation, placed: &[usize]) -> Ranking {
+    pub fn explain(
+        &self,
+        query: &RankQuery,
+        evaluation: &Evaluation,
+        placed: &[Placement],
+    ) -> Ranking {
         let Evaluation {
             items,
             estimates,
@@ -116,10 +141,14 @@ impl Engine {
         let slots = placed
             .iter()
             .enumerate()
-            .map(|(position, &i)| {
+            .map(|(position, &Placement { index: i, by_floor })| {
                 let (r, e) = (&items[i], &estimates[i]);
                 let mut reasons = gates[i].reasons;
-                reasons.insert(Reason::Organic);
+                reasons.insert(if by_floor {
+                    Reason::TierFloor
+                } else {
+                    Reason::Organic
+                });
                 Slot {
                     position: position as u32,
                     item_id: r.candidate.item_id.clone(),

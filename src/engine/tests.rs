@@ -413,3 +413,65 @@ const PINNED_DEMO_RANKING: &[&str] = &[
     "live-s00008:mid",
     "live-s00266:small",
 ];
+
+#[test]
+fn tier_floors_place_small_streamers_and_say_so() {
+    // Ten top-tier goods outscore one small streamer's goods by far.
+    let mut c = catalog();
+    let sellers: Vec<_> = (0..10)
+        .map(|i| streamer(&format!("top{i}"), 9_000_000))
+        .collect();
+    c.upsert_streamers(sellers, 64).unwrap();
+    c.upsert_goods(
+        (0..10)
+            .map(|i| goods(&format!("gt{i}"), &format!("top{i}"), 100.0))
+            .collect(),
+        64,
+    )
+    .unwrap();
+    let mut candidates: Vec<Candidate> = (0..10)
+        .map(|i| upstream(&format!("gt{i}"), ItemKind::Goods, 0.2, 0.1))
+        .collect();
+    candidates.push(upstream("g-small", ItemKind::Goods, 0.01, 0.01));
+    let toml = "[scoring]\nsource = \"upstream\"\n[quotas.floors]\npolicy = \"proportional\"\nmid = 0.0\nsmall = 0.25\n";
+    let e = engine(toml);
+    let r = e.rank(&c, &query(candidates.clone(), 4)).unwrap();
+    assert_eq!(
+        r.slots[3].item_id, "g-small",
+        "floor(0.25 * 4) = 1 small slot in the first four"
+    );
+    assert!(r.slots[3].reasons.contains(Reason::TierFloor));
+    assert!(!r.slots[3].reasons.contains(Reason::Organic));
+    assert!(
+        r.slots[..3]
+            .iter()
+            .all(|s| s.reasons.contains(Reason::Organic))
+    );
+
+    // The follow page is not under quotas by default: score order.
+    let mut q = query(candidates, 4);
+    q.scene = Scene::Follow;
+    let r = e.rank(&c, &q).unwrap();
+    assert!(r.slots.iter().all(|s| s.item_id != "g-small"));
+}
+
+#[test]
+fn one_streamer_gets_at_most_the_cap() {
+    let mut c = catalog();
+    c.upsert_goods(
+        (0..5)
+            .map(|i| goods(&format!("gm{i}"), "mid", 100.0))
+            .collect(),
+        64,
+    )
+    .unwrap();
+    let mut candidates: Vec<Candidate> = (0..5)
+        .map(|i| upstream(&format!("gm{i}"), ItemKind::Goods, 0.5, 0.5))
+        .collect();
+    candidates.push(upstream("g-top", ItemKind::Goods, 0.01, 0.01));
+    let e = engine(
+        "[scoring]\nsource = \"upstream\"\n[quotas]\nmax_items_per_streamer = 2\n[quotas.floors]\npolicy = \"none\"\n",
+    );
+    let r = e.rank(&c, &query(candidates, 5)).unwrap();
+    assert_eq!(ids(&r), ["gm0", "gm1", "g-top"]);
+}

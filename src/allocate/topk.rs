@@ -1,8 +1,7 @@
-//! Stage 5: fill the slots. Today this is the organic order: the `k` best
-//! scores, highest first, ties broken by candidate order so the result is
-//! deterministic. Fairness quotas (tier floors, exposure targets, caps)
-//! replace this stage's body and keep its contract: given scores and
-//! eligibility, return candidate indices in slot order.
+//! The organic order: the `k` best scores, highest first, ties broken by
+//! candidate order so the result is deterministic. Used where quotas are off
+//! for the scene, and as the reference the quota allocator must equal when
+//! no quota binds.
 
 use std::cmp::Ordering;
 

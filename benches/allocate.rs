@@ -1,0 +1,75 @@
+//! Cost of filling a page under quotas against a plain sort of the same
+//! scores, in one run (compare the ratio, not absolute times).
+//!
+//! Fixture: 500 candidates, 20 slots, seed 42. Tiers 3% top / 40% mid / 57%
+//! small; 300 distinct streamers; scores log-normal with the top tier ahead,
+//! so the floors bind. Quotas: FA*IR floors (mid 0.35, small 0.25, alpha 0.1)
+//! or proportional floors, and at most 2 items per streamer.
+//! Run: `cargo bench --bench allocate`. Figures: docs/performance.md.
+
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use fairflow::allocate::{self, Floors, Item, Rounding};
+use fairflow::domain::Tier;
+use rand::{Rng, SeedableRng};
+use rand_distr::{Distribution, LogNormal};
+use std::hint::black_box;
+
+const CANDIDATES: usize = 500;
+const SLOTS: usize = 20;
+
+fn bench_allocate(c: &mut Criterion) {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(42);
+    let names: Vec<String> = (0..300).map(|i| format!("s{i}")).collect();
+    let noise = LogNormal::new(0.0, 1.0).unwrap();
+    let items: Vec<Item> = (0..CANDIDATES)
+        .map(|_| {
+            let s = rng.random_range(0..names.len());
+            let tier = match s % 100 {
+                0..3 => Tier::Top,
+                3..43 => Tier::Mid,
+                _ => Tier::Small,
+            };
+            let lift = match tier {
+                Tier::Top => 4.0,
+                Tier::Mid => 1.5,
+                Tier::Small => 1.0,
+            };
+            Item {
+                score: lift * noise.sample(&mut rng),
+                eligible: true,
+                tier,
+                streamer: Some(names[s].as_str()),
+            }
+        })
+        .collect();
+    let scores: Vec<f64> = items.iter().map(|i| i.score).collect();
+    let fair = Floors::fair([0.0, 0.35, 0.25], 0.1, 100)
+        .unwrap()
+        .table(SLOTS);
+    let proportional = Floors::proportional([0.0, 0.35, 0.25], Rounding::Floor, 100)
+        .unwrap()
+        .table(SLOTS);
+
+    let mut group = c.benchmark_group("allocate_500x20");
+    group.bench_function("plain_sort", |b| {
+        b.iter_batched(
+            || scores.clone(),
+            |mut s| {
+                s.sort_unstable_by(|a, b| b.total_cmp(a));
+                s.truncate(SLOTS);
+                s
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    group.bench_function("fair_floors_cap2", |b| {
+        b.iter(|| allocate::allocate(black_box(&items), SLOTS, &fair, 2))
+    });
+    group.bench_function("proportional_floors_cap2", |b| {
+        b.iter(|| allocate::allocate(black_box(&items), SLOTS, &proportional, 2))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_allocate);
+criterion_main!(benches);

@@ -1,0 +1,105 @@
+//! Fairness quotas over real gRPC: tier floors put small streamers on a page
+//! that top streamers would otherwise fill, marked TIER_FLOOR; the per-page
+//! streamer cap holds; scenes outside `quotas.scenes` are in score order.
+
+mod common;
+
+use common::*;
+use fairflow::proto::v1::{self as pb, ReasonCode, Scene, StreamerKind, Tier};
+
+const CONFIG: &str = concat!(
+    "[scoring]\nsource = \"upstream\"\n",
+    "[quotas]\nscenes = [\"recommend\"]\nmax_items_per_streamer = 1\n",
+    "[quotas.floors]\npolicy = \"proportional\"\nmid = 0.0\nsmall = 0.25\n",
+);
+
+async fn seed(server: &TestServer) {
+    let mut catalog = server.catalog_client().await;
+    let mut streamers: Vec<pb::Streamer> = (0..10)
+        .map(|i| pb::Streamer {
+            id: format!("q-top{i}"),
+            followers: 9_000_000,
+            kind: StreamerKind::Influencer as i32,
+            ..Default::default()
+        })
+        .collect();
+    streamers.extend((0..3).map(|i| pb::Streamer {
+        id: format!("q-small{i}"),
+        followers: 5_000,
+        kind: StreamerKind::Influencer as i32,
+        ..Default::default()
+    }));
+    catalog
+        .upsert_streamers(pb::UpsertStreamersRequest { streamers })
+        .await
+        .unwrap();
+    let goods = |id: String, seller: String| pb::Goods {
+        id,
+        brand_id: "q-brand".into(),
+        price: 100.0,
+        product_score: None,
+        seller_id: seller,
+    };
+    let mut all: Vec<pb::Goods> = (0..10)
+        .map(|i| goods(format!("q-gt{i}"), format!("q-top{i}")))
+        .collect();
+    // A second item of the first top streamer: the cap keeps it off the page.
+    all.push(goods("q-gt0b".into(), "q-top0".into()));
+    all.extend((0..3).map(|i| goods(format!("q-gs{i}"), format!("q-small{i}"))));
+    catalog
+        .upsert_goods(pb::UpsertGoodsRequest { goods: all })
+        .await
+        .unwrap();
+}
+
+fn candidates() -> Vec<pb::Candidate> {
+    let mut c: Vec<pb::Candidate> = (0..10)
+        .map(|i| goods_with(&format!("q-gt{i}"), 0.3 - i as f64 * 0.01, 0.1))
+        .collect();
+    c.push(goods_with("q-gt0b", 0.5, 0.1));
+    c.extend((0..3).map(|i| goods_with(&format!("q-gs{i}"), 0.01, 0.01)));
+    c
+}
+
+#[tokio::test]
+async fn floors_and_cap_shape_the_page() {
+    let server = TestServer::with_config(CONFIG).await;
+    seed(&server).await;
+    let mut rank = server.rank_client().await;
+    let page = rank
+        .rank(request(candidates(), 8))
+        .await
+        .unwrap()
+        .into_inner();
+    let tiers: Vec<i32> = page.slots.iter().map(|s| s.tier).collect();
+    for prefix in 1..=8 {
+        let small = tiers[..prefix]
+            .iter()
+            .filter(|&&t| t == Tier::Small as i32)
+            .count();
+        assert!(
+            small >= prefix / 4,
+            "prefix {prefix}: {small} small slots in {tiers:?}"
+        );
+    }
+    let floor_slots: Vec<&pb::RankedSlot> = page
+        .slots
+        .iter()
+        .filter(|s| s.reasons.contains(&(ReasonCode::TierFloor as i32)))
+        .collect();
+    assert_eq!(floor_slots.len(), 2);
+    assert!(floor_slots.iter().all(|s| s.tier == Tier::Small as i32));
+    let top0 = page
+        .slots
+        .iter()
+        .filter(|s| s.streamer_id == "q-top0")
+        .count();
+    assert_eq!(top0, 1, "one item per streamer");
+
+    // Not a quota scene: score order, no floors.
+    let mut mall = request(candidates(), 8);
+    mall.scene = Scene::Mall as i32;
+    let page = rank.rank(mall).await.unwrap().into_inner();
+    assert!(page.slots.iter().all(|s| s.tier == Tier::Top as i32));
+    assert_eq!(page.slots[0].item_id, "q-gt0b");
+}
