@@ -15,11 +15,16 @@ impl Millis {
     pub const MS_PER_DAY: i64 = 86_400_000;
 
     /// Milliseconds elapsed since `earlier`, zero if `earlier` is in the future
-    /// (clock skew between the catalog writer and the ranker).
+    /// (clock skew between the catalog writer and the ranker). Saturates:
+    /// times come from requests and must not be able to overflow.
     pub fn since(self, earlier: Millis) -> i64 {
-        (self.0 - earlier.0).max(0)
+        self.0.saturating_sub(earlier.0).max(0)
     }
 }
+
+/// The highest price (yuan) accepted for a goods item or a candidate: far
+/// above any real item, low enough that scores built from it stay finite.
+pub const MAX_PRICE: f64 = 1e8;
 
 /// Streamer tier by follower count. Thresholds live in the config
 /// ([`crate::config::TierThresholds`]) so they can be tuned without a rebuild.
@@ -228,8 +233,10 @@ mod tests {
     }
 
     #[test]
-    fn age_is_never_negative() {
+    fn age_is_never_negative_and_never_overflows() {
         assert_eq!(Millis(10).since(Millis(20)), 0);
         assert_eq!(Millis(20).since(Millis(5)), 15);
+        assert_eq!(Millis(i64::MIN).since(Millis(1)), 0);
+        assert_eq!(Millis(i64::MAX).since(Millis(-1)), i64::MAX);
     }
 }

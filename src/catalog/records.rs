@@ -2,7 +2,7 @@
 //! catalog's JSONL files (docs/catalog.md), so a file and an upsert are
 //! checked by the same rules.
 
-use crate::domain::{FieldError, Millis, StreamerKind};
+use crate::domain::{FieldError, MAX_PRICE, Millis, StreamerKind};
 use serde::{Deserialize, Serialize};
 
 /// Quality scores (0..=100) that gate traffic; `None` means unknown and is
@@ -127,10 +127,10 @@ impl Goods {
         check_id("id", &self.id, max_id)?;
         check_id("brand_id", &self.brand_id, max_id)?;
         check_id("seller_id", &self.seller_id, max_id)?;
-        if !(self.price.is_finite() && self.price >= 0.0) {
+        if !(0.0..=MAX_PRICE).contains(&self.price) {
             return Err(FieldError::new(
                 "price",
-                format!("{} is not a finite amount >= 0", self.price),
+                format!("{} is not an amount in [0, {MAX_PRICE}]", self.price),
             ));
         }
         check_score("product_score", self.product_score)?;

@@ -4,7 +4,7 @@
 
 use crate::catalog::{check_id, id_problem};
 use crate::config::Limits;
-use crate::domain::{FieldError, ItemKind, Millis, Reasons, Scene, Tier};
+use crate::domain::{FieldError, ItemKind, MAX_PRICE, Millis, Reasons, Scene, Tier};
 use foldhash::{HashSet, HashSetExt};
 use serde::{Deserialize, Serialize};
 
@@ -171,11 +171,11 @@ impl RankQuery {
                 id_ok("brand_id", b)?;
             }
             if let Some(p) = c.price
-                && !(p.is_finite() && p >= 0.0)
+                && !(0.0..=MAX_PRICE).contains(&p)
             {
                 return Err(FieldError::new(
                     at("price"),
-                    format!("{p} is not a finite amount >= 0"),
+                    format!("{p} is not an amount in [0, {MAX_PRICE}]"),
                 ));
             }
             check_probability(|| at("pctr"), c.pctr)?;
