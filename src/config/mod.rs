@@ -77,6 +77,36 @@ pub struct QuotaConfig {
     /// At most this many items of one streamer on a page (0: no cap).
     pub max_items_per_streamer: u32,
     pub floors: Floors,
+    /// How much exposure each slot gives.
+    pub position_weights: PositionWeights,
+}
+
+/// Exposure of a slot by position: `1 / log2(i + 2)` for 0-based slot `i`
+/// (the DCG discount: 1 for the first slot), or a configured table whose last
+/// value holds for slots beyond it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PositionWeights {
+    table: Vec<f64>,
+}
+
+impl PositionWeights {
+    pub fn new(table: Vec<f64>) -> Result<PositionWeights, String> {
+        if let Some((i, w)) = table
+            .iter()
+            .enumerate()
+            .find(|(_, w)| !(w.is_finite() && **w > 0.0 && **w <= 1e6))
+        {
+            return Err(format!("weight {i} ({w}) must be a positive finite number"));
+        }
+        Ok(PositionWeights { table })
+    }
+
+    pub fn weight(&self, slot: usize) -> f64 {
+        match self.table.last() {
+            None => 1.0 / ((slot + 2) as f64).log2(),
+            Some(&last) => self.table.get(slot).copied().unwrap_or(last),
+        }
+    }
 }
 
 impl QuotaConfig {
@@ -436,6 +466,8 @@ fn validate(
             1000,
         )? as u32,
         floors,
+        position_weights: PositionWeights::new(quotas.position_weights)
+            .map_err(|reason| invalid("quotas.position_weights", reason))?,
     };
 
     Ok(Config {
@@ -613,6 +645,23 @@ mod tests {
         assert_eq!(t.classify(4_999_999), Tier::Mid);
         assert_eq!(t.classify(100_000), Tier::Mid);
         assert_eq!(t.classify(99_999), Tier::Small);
+    }
+
+    #[test]
+    fn position_weights_default_to_the_log_discount_or_a_table() {
+        let d = parse("").unwrap().quotas.position_weights;
+        assert_eq!(d.weight(0), 1.0);
+        assert!((d.weight(1) - 1.0 / 3f64.log2()).abs() < 1e-12);
+        assert!((d.weight(6) - 1.0 / 3.0).abs() < 1e-12);
+        let t = parse("[quotas]\nposition_weights = [1.0, 0.5, 0.25]")
+            .unwrap()
+            .quotas
+            .position_weights;
+        assert_eq!((t.weight(0), t.weight(2), t.weight(10)), (1.0, 0.25, 0.25));
+        assert_eq!(
+            key_of("[quotas]\nposition_weights = [1.0, 0.0]"),
+            "quotas.position_weights"
+        );
     }
 
     #[test]

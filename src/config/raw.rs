@@ -196,6 +196,7 @@ impl Default for RawColdStart {
 pub struct RawQuotas {
     pub scenes: Vec<String>,
     pub max_items_per_streamer: u64,
+    pub position_weights: Vec<f64>,
     pub floors: RawFloors,
 }
 
@@ -204,6 +205,7 @@ impl Default for RawQuotas {
         RawQuotas {
             scenes: ["recommend", "mall", "search"].map(String::from).to_vec(),
             max_items_per_streamer: 2,
+            position_weights: Vec::new(),
             floors: RawFloors::default(),
         }
     }

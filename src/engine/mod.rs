@@ -157,6 +157,7 @@ impl Engine {
                     tier: r.tier,
                     score: scores[i],
                     expected_value: e.expected_value,
+                    exposure: self.config.quotas.position_weights.weight(position),
                     pctr: e.pctr,
                     pcvr: e.pcvr,
                     reasons,

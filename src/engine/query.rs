@@ -70,6 +70,8 @@ pub struct Slot {
     pub score: f64,
     /// pCTR x pCVR x price, before gates.
     pub expected_value: f64,
+    /// The exposure the slot gives (`quotas.position_weights`).
+    pub exposure: f64,
     pub pctr: f64,
     pub pcvr: f64,
     #[serde(with = "reasons_serde")]
