@@ -7,6 +7,7 @@
 //! Run: `cargo bench --bench rank`. Figures: docs/performance.md.
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use fairflow::allocate::ExposureState;
 use fairflow::catalog::Catalog;
 use fairflow::config::Config;
 use fairflow::domain::{Millis, Scene};
@@ -44,7 +45,9 @@ fn fixture() -> (Engine, Catalog, RankQuery) {
 
 fn bench_rank(c: &mut Criterion) {
     let (engine, catalog, query) = fixture();
-    let ranking = engine.rank(&catalog, &query).unwrap();
+    let ranking = engine
+        .rank(&catalog, &ExposureState::new(), &query)
+        .unwrap();
     let scores: Vec<f64> = query
         .candidates
         .iter()
@@ -58,9 +61,34 @@ fn bench_rank(c: &mut Criterion) {
         })
         .collect();
 
+    let state = ExposureState::new();
+    // The same engine with tier targets and within-tier spreading on.
+    let controlled = Engine::new(
+        Arc::new(
+            Config::from_toml(
+                "[quotas.targets]\nenabled = true\n[quotas.spreading]\nstrength = 0.5\n",
+                "bench",
+                None,
+            )
+            .unwrap(),
+        ),
+        Arc::new(engine.model().clone()),
+    );
+    let controlled_state = ExposureState::new();
     let mut group = c.benchmark_group("rank_200x20");
     group.bench_function("engine_rank", |b| {
-        b.iter(|| engine.rank(black_box(&catalog), black_box(&query)).unwrap())
+        b.iter(|| {
+            engine
+                .rank(black_box(&catalog), &state, black_box(&query))
+                .unwrap()
+        })
+    });
+    group.bench_function("engine_rank_controlled", |b| {
+        b.iter(|| {
+            controlled
+                .rank(black_box(&catalog), &controlled_state, black_box(&query))
+                .unwrap()
+        })
     });
     group.bench_function("plain_sort", |b| {
         b.iter_batched(

@@ -15,9 +15,11 @@
 //! comes first (its best remaining candidate). EDF is optimal for unit jobs
 //! with deadlines, so whenever the floors can be met together, they are.
 
+pub mod exposure;
 pub mod floors;
 mod topk;
 
+pub use exposure::{ControllerView, ExposureParams, ExposureState};
 pub use floors::{Floors, MTable, Rounding};
 pub use topk::top_k;
 

@@ -10,7 +10,7 @@ mod raw;
 
 pub use curve::Curve;
 
-use crate::allocate::{Floors, Rounding};
+use crate::allocate::{ExposureParams, Floors, Rounding};
 use crate::domain::{Millis, Scene, Tier};
 use raw::{RawConfig, RawCurve, RawFloorPolicy, RawRounding, RawSource};
 use sha2::{Digest, Sha256};
@@ -79,6 +79,8 @@ pub struct QuotaConfig {
     pub floors: Floors,
     /// How much exposure each slot gives.
     pub position_weights: PositionWeights,
+    /// Amortized tier targets and within-tier spreading.
+    pub exposure: ExposureParams,
 }
 
 /// Exposure of a slot by position: `1 / log2(i + 2)` for 0-based slot `i`
@@ -468,6 +470,7 @@ fn validate(
         floors,
         position_weights: PositionWeights::new(quotas.position_weights)
             .map_err(|reason| invalid("quotas.position_weights", reason))?,
+        exposure: exposure_params(&quotas.targets, &quotas.spreading)?,
     };
 
     Ok(Config {
@@ -481,6 +484,47 @@ fn validate(
         scoring,
         gates,
         quotas,
+    })
+}
+
+fn exposure_params(t: &raw::RawTargets, s: &raw::RawSpreading) -> Result<ExposureParams, Invalid> {
+    let targets = if t.enabled {
+        let shares = [
+            in_range("quotas.targets.top", t.top, 0.0, 1.0)?,
+            in_range("quotas.targets.mid", t.mid, 0.0, 1.0)?,
+            in_range("quotas.targets.small", t.small, 0.0, 1.0)?,
+        ];
+        let sum: f64 = shares.iter().sum();
+        if sum > 1.0 + 1e-9 {
+            return Err(invalid(
+                "quotas.targets",
+                format!("top + mid + small sum to {sum}, more than 1"),
+            ));
+        }
+        Some(shares)
+    } else {
+        None
+    };
+    let seconds = |key: &str, v: f64| in_range(key, v, 1.0, 7.0 * 86_400.0).map(|s| s * 1000.0);
+    Ok(ExposureParams {
+        targets,
+        tier_half_life_ms: seconds("quotas.targets.half_life_seconds", t.half_life_seconds)?,
+        step: in_range("quotas.targets.step", t.step, 0.0, 10.0)?,
+        max_multiplier: in_range(
+            "quotas.targets.max_multiplier",
+            t.max_multiplier,
+            1.0,
+            100.0,
+        )?,
+        spread_strength: in_range("quotas.spreading.strength", s.strength, 0.0, 10.0)?,
+        spread_scale: in_range("quotas.spreading.scale", s.scale, 1e-3, 1e6)?,
+        spread_half_life_ms: seconds("quotas.spreading.half_life_seconds", s.half_life_seconds)?,
+        max_streamers: in_range(
+            "quotas.spreading.max_streamers",
+            s.max_streamers,
+            1,
+            100_000_000,
+        )? as usize,
     })
 }
 
@@ -579,6 +623,18 @@ mod tests {
         assert_eq!(key_of("[limits]\nmax_slot = 10"), "limits.max_slot");
         assert_eq!(key_of("[limits\n"), "(syntax)");
         assert_eq!(key_of("[quotas]\nscenes = [\"feed\"]"), "quotas.scenes");
+        assert_eq!(
+            key_of("[quotas.targets]\nenabled = true\ntop = 0.6\nmid = 0.5"),
+            "quotas.targets"
+        );
+        assert_eq!(
+            key_of("[quotas.targets]\nmax_multiplier = 0.5"),
+            "quotas.targets.max_multiplier"
+        );
+        assert_eq!(
+            key_of("[quotas.spreading]\nstrength = -1.0"),
+            "quotas.spreading.strength"
+        );
         assert_eq!(
             key_of("[quotas.floors]\nmid = 0.8\nsmall = 0.3"),
             "quotas.floors"

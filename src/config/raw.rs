@@ -198,6 +198,8 @@ pub struct RawQuotas {
     pub max_items_per_streamer: u64,
     pub position_weights: Vec<f64>,
     pub floors: RawFloors,
+    pub targets: RawTargets,
+    pub spreading: RawSpreading,
 }
 
 impl Default for RawQuotas {
@@ -207,6 +209,8 @@ impl Default for RawQuotas {
             max_items_per_streamer: 2,
             position_weights: Vec::new(),
             floors: RawFloors::default(),
+            targets: RawTargets::default(),
+            spreading: RawSpreading::default(),
         }
     }
 }
@@ -246,6 +250,52 @@ impl Default for RawFloors {
             small: 0.25,
             rounding: RawRounding::Floor,
             alpha: 0.1,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawTargets {
+    pub enabled: bool,
+    pub top: f64,
+    pub mid: f64,
+    pub small: f64,
+    pub half_life_seconds: f64,
+    pub step: f64,
+    pub max_multiplier: f64,
+}
+
+impl Default for RawTargets {
+    fn default() -> Self {
+        RawTargets {
+            enabled: false,
+            top: 0.40,
+            mid: 0.35,
+            small: 0.25,
+            half_life_seconds: 600.0,
+            step: 0.5,
+            max_multiplier: 4.0,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawSpreading {
+    pub strength: f64,
+    pub scale: f64,
+    pub half_life_seconds: f64,
+    pub max_streamers: u64,
+}
+
+impl Default for RawSpreading {
+    fn default() -> Self {
+        RawSpreading {
+            strength: 0.0,
+            scale: 5.0,
+            half_life_seconds: 3600.0,
+            max_streamers: 200_000,
         }
     }
 }

@@ -13,10 +13,10 @@ mod score;
 pub use query::{Candidate, RankQuery, Ranking, Slot};
 pub use score::{Estimate, combine};
 
-use crate::allocate::{self, Placement};
+use crate::allocate::{self, ExposureState, Placement};
 use crate::catalog::Catalog;
 use crate::config::Config;
-use crate::domain::{FieldError, Reason, Scene};
+use crate::domain::{FieldError, Reason, Scene, Tier};
 use crate::model::{FeatureInput, Model};
 use gate::GateOutcome;
 use resolve::Resolved;
@@ -52,35 +52,53 @@ impl Engine {
         &self.model
     }
 
-    /// Ranks one query against the catalog.
-    pub fn rank(&self, catalog: &Catalog, query: &RankQuery) -> Result<Ranking, RankError> {
-        let evaluation = self.evaluate(catalog, query)?;
+    /// Ranks one query against the catalog. `exposure` is the process's (or
+    /// replay shard's) exposure state: read for the controller's multipliers
+    /// and updated with the served page, for scenes under quotas.
+    pub fn rank(
+        &self,
+        catalog: &Catalog,
+        exposure: &ExposureState,
+        query: &RankQuery,
+    ) -> Result<Ranking, RankError> {
+        let mut evaluation = self.evaluate(catalog, query)?;
         let slots = query.slots as usize;
         let quotas = &self.config.quotas;
-        let placed = if quotas.applies_to(query.scene) {
-            let items: Vec<allocate::Item> = evaluation
-                .items
-                .iter()
-                .enumerate()
-                .map(|(i, r)| allocate::Item {
-                    score: evaluation.scores[i],
-                    eligible: evaluation.eligible[i],
-                    tier: r.tier,
-                    streamer: r.streamer_id,
-                })
-                .collect();
-            let table = quotas.floors.table(slots);
-            allocate::allocate(&items, slots, &table, quotas.max_items_per_streamer)
-        } else {
-            allocate::top_k(&evaluation.scores, &evaluation.eligible, slots)
-                .into_iter()
-                .map(|index| Placement {
-                    index,
-                    by_floor: false,
-                })
-                .collect()
-        };
-        Ok(self.explain(query, &evaluation, &placed))
+        if !quotas.applies_to(query.scene) {
+            let placed: Vec<Placement> =
+                allocate::top_k(&evaluation.scores, &evaluation.eligible, slots)
+                    .into_iter()
+                    .map(|index| Placement {
+                        index,
+                        by_floor: false,
+                    })
+                    .collect();
+            return Ok(self.explain(query, &evaluation, &placed));
+        }
+        let tiers: Vec<Tier> = evaluation.items.iter().map(|r| r.tier).collect();
+        let streamers: Vec<Option<&str>> = evaluation.items.iter().map(|r| r.streamer_id).collect();
+        evaluation.boost = exposure.multipliers(&quotas.exposure, query.now, &tiers, &streamers);
+        for (score, boost) in evaluation.scores.iter_mut().zip(&evaluation.boost) {
+            *score *= boost;
+        }
+        let items: Vec<allocate::Item> = (0..tiers.len())
+            .map(|i| allocate::Item {
+                score: evaluation.scores[i],
+                eligible: evaluation.eligible[i],
+                tier: tiers[i],
+                streamer: streamers[i],
+            })
+            .collect();
+        let table = quotas.floors.table(slots);
+        let placed = allocate::allocate(&items, slots, &table, quotas.max_items_per_streamer);
+        let ranking = self.explain(query, &evaluation, &placed);
+        let page: Vec<(Tier, Option<&str>, f64)> = placed
+            .iter()
+            .zip(&ranking.slots)
+            .map(|(p, slot)| (tiers[p.index], streamers[p.index], slot.exposure))
+            .collect();
+        exposure.observe(&quotas.exposure, query.now, &page);
+        Ok(ranking)
     }
 
     /// The stages before allocation: validate, resolve, score and gate every
@@ -115,6 +133,7 @@ impl Engine {
         let eligible = items.iter().map(|r| r.eligible).collect();
         Ok(Evaluation {
             scene: query.scene,
+            boost: vec![1.0; items.len()],
             items,
             estimates,
             gates,
@@ -136,8 +155,10 @@ impl Engine {
             estimates,
             gates,
             scores,
+            boost,
             ..
         } = evaluation;
+        let threshold = self.config.gates.reason_threshold;
         let slots = placed
             .iter()
             .enumerate()
@@ -149,6 +170,9 @@ impl Engine {
                 } else {
                     Reason::Organic
                 });
+                if boost[i] > 1.0 + threshold {
+                    reasons.insert(Reason::ExposureBoost);
+                }
                 Slot {
                     position: position as u32,
                     item_id: r.candidate.item_id.clone(),
@@ -184,6 +208,8 @@ pub struct Evaluation<'a> {
     gates: Vec<GateOutcome>,
     scores: Vec<f64>,
     eligible: Vec<bool>,
+    /// Exposure-control multipliers already in `scores` (1 where none).
+    boost: Vec<f64>,
 }
 
 impl Evaluation<'_> {

@@ -8,6 +8,7 @@
 //! - the same query gives the same ranking (no clock, no randomness inside).
 
 use super::*;
+use crate::allocate::ExposureState;
 use crate::catalog::QualityScores;
 use crate::catalog::tests::{goods, stream, streamer};
 use crate::domain::{ItemKind, Millis, Reason, Scene, Tier};
@@ -90,7 +91,7 @@ fn ranks_by_expected_value_with_tiers() {
         ],
         3,
     );
-    let r = e.rank(&catalog(), &q).unwrap();
+    let r = e.rank(&catalog(), &ExposureState::new(), &q).unwrap();
     assert_eq!(ids(&r), ["g-mid", "g-small", "g-top"]);
     let tiers: Vec<Tier> = r.slots.iter().map(|s| s.tier).collect();
     assert_eq!(tiers, [Tier::Mid, Tier::Small, Tier::Top]);
@@ -122,7 +123,10 @@ fn slot_count_caps_the_page() {
         ],
         1,
     );
-    assert_eq!(ids(&e.rank(&catalog(), &q).unwrap()), ["g-mid"]);
+    assert_eq!(
+        ids(&e.rank(&catalog(), &ExposureState::new(), &q).unwrap()),
+        ["g-mid"]
+    );
 }
 
 #[test]
@@ -135,7 +139,9 @@ fn score_source_is_per_scene() {
     let model_only =
         engine("[scoring]\nsource = \"model\"\n[scoring.scenes.search]\nsource = \"upstream\"\n");
     let mut q = query(candidates, 2);
-    let r = model_only.rank(&catalog(), &q).unwrap();
+    let r = model_only
+        .rank(&catalog(), &ExposureState::new(), &q)
+        .unwrap();
     let top = r.slots.iter().find(|s| s.item_id == "g-top").unwrap();
     assert!(
         top.pctr < 0.5,
@@ -144,7 +150,9 @@ fn score_source_is_per_scene() {
     );
 
     q.scene = Scene::Search;
-    let r = model_only.rank(&catalog(), &q).unwrap();
+    let r = model_only
+        .rank(&catalog(), &ExposureState::new(), &q)
+        .unwrap();
     assert_eq!(r.slots[0].item_id, "g-top");
     assert_eq!(r.slots[0].pctr, 0.99);
     // A candidate without upstream estimates is scored by the model anyway.
@@ -155,10 +163,10 @@ fn score_source_is_per_scene() {
 fn blend_mixes_upstream_and_model() {
     let cands = vec![upstream("g-mid", ItemKind::Goods, 0.9, 0.9)];
     let model = engine("[scoring]\nsource = \"model\"\n")
-        .rank(&catalog(), &query(cands.clone(), 1))
+        .rank(&catalog(), &ExposureState::new(), &query(cands.clone(), 1))
         .unwrap();
     let blend = engine("[scoring]\nsource = \"blend\"\nupstream_weight = 0.5\n")
-        .rank(&catalog(), &query(cands, 1))
+        .rank(&catalog(), &ExposureState::new(), &query(cands, 1))
         .unwrap();
     let expect = 0.5 * 0.9 + 0.5 * model.slots[0].pctr;
     assert!((blend.slots[0].pctr - expect).abs() < 1e-6);
@@ -189,7 +197,7 @@ fn gates_move_traffic_and_explain_it() {
         ],
         3,
     );
-    let r = e.rank(&c, &q).unwrap();
+    let r = e.rank(&c, &ExposureState::new(), &q).unwrap();
     // Without gates the order would be mid, top, small.
     assert_eq!(ids(&r), ["g-small", "g-top", "g-mid"]);
     assert!(r.slots[0].reasons.contains(Reason::GateBoost));
@@ -210,6 +218,7 @@ fn goods_product_score_overrides_the_sellers() {
     let r = engine(UPSTREAM)
         .rank(
             &c,
+            &ExposureState::new(),
             &query(vec![upstream("g-mid", ItemKind::Goods, 0.1, 0.1)], 1),
         )
         .unwrap();
@@ -230,7 +239,7 @@ fn cold_start_boosts_new_sellers() {
         ],
         2,
     );
-    let r = e.rank(&c, &q).unwrap();
+    let r = e.rank(&c, &ExposureState::new(), &q).unwrap();
     assert_eq!(ids(&r), ["g-small", "g-mid"]);
     assert!(r.slots[0].reasons.contains(Reason::ColdStart));
     assert!(!r.slots[1].reasons.contains(Reason::ColdStart));
@@ -239,7 +248,7 @@ fn cold_start_boosts_new_sellers() {
 
     // Switched off in config: no boost.
     let off = engine("[scoring]\nsource = \"upstream\"\n[gates.cold_start]\nmax_age_days = 0\n");
-    let r = off.rank(&c, &q).unwrap();
+    let r = off.rank(&c, &ExposureState::new(), &q).unwrap();
     assert_eq!(ids(&r), ["g-mid", "g-small"]);
 }
 
@@ -254,6 +263,7 @@ fn unknown_items_are_ranked_with_request_data_and_flagged() {
     let r = e
         .rank(
             &catalog(),
+            &ExposureState::new(),
             &query(
                 vec![unknown, upstream("g-top", ItemKind::Goods, 0.1, 0.1)],
                 2,
@@ -277,7 +287,13 @@ fn unknown_items_are_ranked_with_request_data_and_flagged() {
         streamer_id: Some("top".into()),
         ..upstream("g-new", ItemKind::Goods, 0.1, 0.1)
     };
-    let r = e.rank(&catalog(), &query(vec![known_seller], 1)).unwrap();
+    let r = e
+        .rank(
+            &catalog(),
+            &ExposureState::new(),
+            &query(vec![known_seller], 1),
+        )
+        .unwrap();
     assert_eq!((r.slots[0].tier, r.slots[0].resolved), (Tier::Top, false));
 }
 
@@ -301,7 +317,7 @@ fn stream_price_is_its_cart_value_and_offline_streams_are_skipped() {
         ],
         3,
     );
-    let r = e.rank(&c, &q).unwrap();
+    let r = e.rank(&c, &ExposureState::new(), &q).unwrap();
     assert_eq!(ids(&r), ["live-top", "live-small"]);
     assert_eq!(r.ineligible, 1);
     assert!(
@@ -318,6 +334,7 @@ fn tier_thresholds_come_from_config() {
     let r = e
         .rank(
             &catalog(),
+            &ExposureState::new(),
             &query(
                 vec![
                     Candidate::new("g-top", ItemKind::Goods),
@@ -341,7 +358,7 @@ fn invalid_queries_are_refused_with_the_field() {
             .collect(),
         1,
     );
-    match e.rank(&catalog(), &q) {
+    match e.rank(&catalog(), &ExposureState::new(), &q) {
         Err(RankError::InvalidArgument(f)) => assert_eq!(f.field, "candidates"),
         other => panic!("expected invalid argument, got {other:?}"),
     }
@@ -349,7 +366,9 @@ fn invalid_queries_are_refused_with_the_field() {
 
 #[test]
 fn empty_candidate_list_gives_an_empty_page() {
-    let r = engine("").rank(&catalog(), &query(vec![], 5)).unwrap();
+    let r = engine("")
+        .rank(&catalog(), &ExposureState::new(), &query(vec![], 5))
+        .unwrap();
     assert!(r.slots.is_empty());
 }
 
@@ -374,8 +393,8 @@ fn demo_ranking_is_deterministic_and_pinned() {
         now: Millis(1_795_132_800_000),
         ..query(candidates, 10)
     };
-    let a = e.rank(&demo, &q).unwrap();
-    let b = e.rank(&demo, &q).unwrap();
+    let a = e.rank(&demo, &ExposureState::new(), &q).unwrap();
+    let b = e.rank(&demo, &ExposureState::new(), &q).unwrap();
     assert_eq!(a, b);
     assert_eq!(a.slots.len(), 10);
     let scores: Vec<f64> = a.slots.iter().map(|s| s.score).collect();
@@ -435,7 +454,9 @@ fn tier_floors_place_small_streamers_and_say_so() {
     candidates.push(upstream("g-small", ItemKind::Goods, 0.01, 0.01));
     let toml = "[scoring]\nsource = \"upstream\"\n[quotas.floors]\npolicy = \"proportional\"\nmid = 0.0\nsmall = 0.25\n";
     let e = engine(toml);
-    let r = e.rank(&c, &query(candidates.clone(), 4)).unwrap();
+    let r = e
+        .rank(&c, &ExposureState::new(), &query(candidates.clone(), 4))
+        .unwrap();
     assert_eq!(
         r.slots[3].item_id, "g-small",
         "floor(0.25 * 4) = 1 small slot in the first four"
@@ -451,7 +472,7 @@ fn tier_floors_place_small_streamers_and_say_so() {
     // The follow page is not under quotas by default: score order.
     let mut q = query(candidates, 4);
     q.scene = Scene::Follow;
-    let r = e.rank(&c, &q).unwrap();
+    let r = e.rank(&c, &ExposureState::new(), &q).unwrap();
     assert!(r.slots.iter().all(|s| s.item_id != "g-small"));
 }
 
@@ -472,6 +493,101 @@ fn one_streamer_gets_at_most_the_cap() {
     let e = engine(
         "[scoring]\nsource = \"upstream\"\n[quotas]\nmax_items_per_streamer = 2\n[quotas.floors]\npolicy = \"none\"\n",
     );
-    let r = e.rank(&c, &query(candidates, 5)).unwrap();
+    let r = e
+        .rank(&c, &ExposureState::new(), &query(candidates, 5))
+        .unwrap();
     assert_eq!(ids(&r), ["gm0", "gm1", "g-top"]);
+}
+
+#[test]
+fn the_controller_lifts_a_tier_below_its_target_over_requests() {
+    // Top goods always outscore the small streamer's; with a small-tier
+    // target of 25% and no floors, the controller must lift it onto pages.
+    let mut c = catalog();
+    let sellers: Vec<_> = (0..6)
+        .map(|i| streamer(&format!("top{i}"), 9_000_000))
+        .collect();
+    c.upsert_streamers(sellers, 64).unwrap();
+    c.upsert_goods(
+        (0..6)
+            .map(|i| goods(&format!("gt{i}"), &format!("top{i}"), 100.0))
+            .collect(),
+        64,
+    )
+    .unwrap();
+    let mut candidates: Vec<Candidate> = (0..6)
+        .map(|i| upstream(&format!("gt{i}"), ItemKind::Goods, 0.2, 0.1))
+        .collect();
+    candidates.push(upstream("g-small", ItemKind::Goods, 0.1, 0.1));
+    let e = engine(concat!(
+        "[scoring]\nsource = \"upstream\"\n",
+        "[quotas.floors]\npolicy = \"none\"\n",
+        "[quotas.targets]\nenabled = true\ntop = 0.7\nmid = 0.0\nsmall = 0.25\nstep = 0.5\n",
+    ));
+    let state = ExposureState::new();
+    let first = e.rank(&c, &state, &query(candidates.clone(), 3)).unwrap();
+    assert!(
+        first.slots.iter().all(|s| s.tier == Tier::Top),
+        "organic at first"
+    );
+    let mut lifted = None;
+    for i in 1..200 {
+        let q = RankQuery {
+            now: Millis(NOW.0 + i * 1000),
+            ..query(candidates.clone(), 3)
+        };
+        let r = e.rank(&c, &state, &q).unwrap();
+        if let Some(s) = r.slots.iter().find(|s| s.item_id == "g-small") {
+            assert!(s.reasons.contains(Reason::ExposureBoost));
+            lifted = Some(i);
+            break;
+        }
+    }
+    assert!(lifted.is_some(), "the small tier is lifted onto a page");
+    let view = state.view(&e.config().quotas.exposure);
+    assert!(view.multipliers[Tier::Small.index()] > 1.0);
+    assert!(view.multipliers[Tier::Top.index()] <= 1.0);
+}
+
+#[test]
+fn spreading_rotates_exposure_among_equal_streamers() {
+    // Three mid streamers with identical goods: without spreading the first
+    // takes the top slot every time; with it the top slot rotates.
+    let mut c = catalog();
+    let sellers: Vec<_> = (0..3)
+        .map(|i| streamer(&format!("m{i}"), 300_000))
+        .collect();
+    c.upsert_streamers(sellers, 64).unwrap();
+    c.upsert_goods(
+        (0..3)
+            .map(|i| goods(&format!("gm{i}"), &format!("m{i}"), 100.0))
+            .collect(),
+        64,
+    )
+    .unwrap();
+    let candidates: Vec<Candidate> = (0..3)
+        .map(|i| upstream(&format!("gm{i}"), ItemKind::Goods, 0.2, 0.1))
+        .collect();
+    let firsts = |toml: &str| {
+        let e = engine(toml);
+        let state = ExposureState::new();
+        (0..9)
+            .map(|i| {
+                let q = RankQuery {
+                    now: Millis(NOW.0 + i * 1000),
+                    ..query(candidates.clone(), 1)
+                };
+                e.rank(&c, &state, &q).unwrap().slots[0].item_id.clone()
+            })
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    let base = "[scoring]\nsource = \"upstream\"\n[quotas.floors]\npolicy = \"none\"\n";
+    assert_eq!(firsts(base).len(), 1);
+    assert_eq!(
+        firsts(&format!(
+            "{base}[quotas.spreading]\nstrength = 1.0\nscale = 0.5\n"
+        ))
+        .len(),
+        3
+    );
 }

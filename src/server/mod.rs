@@ -11,6 +11,7 @@ pub mod convert;
 mod rank;
 pub mod status;
 
+use crate::allocate::ExposureState;
 use crate::catalog::{Catalog, CatalogError};
 use crate::config::{CatalogSource, Config, ModelSource};
 use crate::engine::Engine;
@@ -34,6 +35,9 @@ pub struct State {
     /// (validated before the lock is taken would be better still; upserts are
     /// rare next to ranks, so one lock is the simple choice).
     pub catalog: RwLock<Catalog>,
+    /// The exposure controller's state: per process, outside the engine, so
+    /// it carries over config reloads.
+    pub exposure: ExposureState,
 }
 
 /// Why the server could not start.
@@ -54,6 +58,7 @@ impl State {
         Arc::new(State {
             engine: ArcSwap::from_pointee(engine),
             catalog: RwLock::new(catalog),
+            exposure: ExposureState::new(),
         })
     }
 

@@ -35,7 +35,7 @@ impl pb::rank_service_server::RankService for RankApi {
         let engine = self.state.engine();
         let ranking = {
             let catalog = self.state.catalog.read();
-            engine.rank(&catalog, &query)
+            engine.rank(&catalog, &self.state.exposure, &query)
         };
         match ranking {
             Ok(ranking) => {

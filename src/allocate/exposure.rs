@@ -1,0 +1,255 @@
+//! Amortized exposure control: per-tier multipliers that steer realized
+//! exposure shares toward targets over a decayed window, and per-streamer
+//! diminishing returns that spread exposure inside each tier.
+//!
+//! - **Tier controller** (dual ascent): after each page,
+//!   `lambda_t <- clip(lambda_t + step * (target_t - realized_t), -ln M, ln M)`,
+//!   where `realized_t` is tier `t`'s share of position-weighted exposure
+//!   with exponential decay (half-life `tier_half_life`). Candidates are
+//!   ranked by `score * exp(lambda_t)`: a tier below target gets cheaper
+//!   slots until it is not. Bounded by `max_multiplier`.
+//! - **Within-tier spreading**: a streamer with recent (decayed) exposure
+//!   `e` has its score multiplied by `(1 + e / scale)^-strength`, a concave
+//!   penalty: the more a streamer has had lately, the less the next slot is
+//!   worth to it. One hash lookup per candidate.
+//!
+//! The state is the caller's: one per server process (controllers on
+//! replicas converge independently, so quotas scale out without
+//! coordination) or one per replay shard. It carries over config reloads.
+
+use crate::domain::{Millis, Tier};
+use compact_str::CompactString;
+use foldhash::HashMap;
+use parking_lot::Mutex;
+use serde::Serialize;
+
+/// The controller's settings (validated config).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExposureParams {
+    /// Target share of exposure per tier; `None` turns the tier controller off.
+    pub targets: Option<[f64; 3]>,
+    pub tier_half_life_ms: f64,
+    pub step: f64,
+    /// Bound on each tier multiplier: within [1/M, M].
+    pub max_multiplier: f64,
+    /// 0 turns spreading off.
+    pub spread_strength: f64,
+    pub spread_scale: f64,
+    pub spread_half_life_ms: f64,
+    /// Streamers remembered at most; the least exposed are forgotten first.
+    pub max_streamers: usize,
+}
+
+/// What a snapshot reads out (admin and metrics).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ControllerView {
+    pub multipliers: [f64; 3],
+    pub realized_shares: [f64; 3],
+    pub targets: Option<[f64; 3]>,
+    pub tracked_streamers: usize,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    lambda: [f64; 3],
+    exposure: [f64; 3],
+    updated: Option<Millis>,
+    streamers: HashMap<CompactString, (f64, Millis)>,
+}
+
+/// Exposure state shared by the requests of one process (or replay shard).
+#[derive(Debug, Default)]
+pub struct ExposureState {
+    inner: Mutex<Inner>,
+}
+
+fn decay(value: f64, from: Millis, to: Millis, half_life_ms: f64) -> f64 {
+    if half_life_ms <= 0.0 {
+        return 0.0;
+    }
+    let dt = to.since(from) as f64;
+    value * (-dt / half_life_ms * std::f64::consts::LN_2).exp()
+}
+
+impl ExposureState {
+    pub fn new() -> ExposureState {
+        ExposureState::default()
+    }
+
+    /// The multiplier for each candidate (`tiers[i]`, `streamers[i]`) at `now`.
+    pub fn multipliers(
+        &self,
+        params: &ExposureParams,
+        now: Millis,
+        tiers: &[Tier],
+        streamers: &[Option<&str>],
+    ) -> Vec<f64> {
+        let inner = self.inner.lock();
+        let tier_mult = if params.targets.is_some() {
+            inner.lambda.map(f64::exp)
+        } else {
+            [1.0; 3]
+        };
+        tiers
+            .iter()
+            .zip(streamers)
+            .map(|(t, s)| {
+                let spread = match (params.spread_strength > 0.0, s) {
+                    (true, Some(s)) => inner.streamers.get(*s).map_or(1.0, |&(e, at)| {
+                        let e = decay(e, at, now, params.spread_half_life_ms);
+                        (1.0 + e / params.spread_scale).powf(-params.spread_strength)
+                    }),
+                    _ => 1.0,
+                };
+                tier_mult[t.index()] * spread
+            })
+            .collect()
+    }
+
+    /// Records a served page (tier, streamer and exposure of each slot) and
+    /// takes one controller step.
+    pub fn observe(
+        &self,
+        params: &ExposureParams,
+        now: Millis,
+        page: &[(Tier, Option<&str>, f64)],
+    ) {
+        let mut inner = self.inner.lock();
+        let Inner {
+            lambda,
+            exposure,
+            updated,
+            streamers,
+        } = &mut *inner;
+        let from = updated.unwrap_or(now);
+        for e in exposure.iter_mut() {
+            *e = decay(*e, from, now, params.tier_half_life_ms);
+        }
+        *updated = Some(now.max(from));
+        for &(tier, streamer, w) in page {
+            exposure[tier.index()] += w;
+            if params.spread_strength > 0.0
+                && let Some(s) = streamer
+            {
+                let entry = streamers
+                    .entry(CompactString::from(s))
+                    .or_insert((0.0, now));
+                *entry = (
+                    decay(entry.0, entry.1, now, params.spread_half_life_ms) + w,
+                    now,
+                );
+            }
+        }
+        if let Some(targets) = params.targets {
+            let total: f64 = exposure.iter().sum();
+            if total > 0.0 {
+                let bound = params.max_multiplier.ln();
+                for t in 0..3 {
+                    let realized = exposure[t] / total;
+                    lambda[t] =
+                        (lambda[t] + params.step * (targets[t] - realized)).clamp(-bound, bound);
+                }
+            }
+        }
+        if streamers.len() > params.max_streamers {
+            // Forget the least exposed half (decayed to now): amortized O(1).
+            let mut values: Vec<f64> = streamers
+                .values()
+                .map(|&(e, at)| decay(e, at, now, params.spread_half_life_ms))
+                .collect();
+            let mid = values.len() / 2;
+            let (_, cut, _) = values.select_nth_unstable_by(mid, f64::total_cmp);
+            let cut = *cut;
+            streamers.retain(|_, &mut (e, at)| decay(e, at, now, params.spread_half_life_ms) > cut);
+        }
+    }
+
+    pub fn view(&self, params: &ExposureParams) -> ControllerView {
+        let inner = self.inner.lock();
+        let total: f64 = inner.exposure.iter().sum();
+        ControllerView {
+            multipliers: inner.lambda.map(f64::exp),
+            realized_shares: inner
+                .exposure
+                .map(|e| if total > 0.0 { e / total } else { 0.0 }),
+            targets: params.targets,
+            tracked_streamers: inner.streamers.len(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params() -> ExposureParams {
+        ExposureParams {
+            targets: Some([0.4, 0.35, 0.25]),
+            tier_half_life_ms: 600_000.0,
+            step: 0.5,
+            max_multiplier: 4.0,
+            spread_strength: 0.5,
+            spread_scale: 5.0,
+            spread_half_life_ms: 3_600_000.0,
+            max_streamers: 4,
+        }
+    }
+
+    #[test]
+    fn a_tier_below_target_gets_a_higher_multiplier_bounded() {
+        let p = params();
+        let s = ExposureState::new();
+        // Only top streamers served, again and again.
+        for i in 0..200 {
+            s.observe(&p, Millis(i * 1000), &[(Tier::Top, None, 1.0)]);
+        }
+        let v = s.view(&p);
+        assert!(v.multipliers[Tier::Small.index()] > 1.0);
+        assert!(v.multipliers[Tier::Top.index()] < 1.0);
+        assert!(
+            v.multipliers
+                .iter()
+                .all(|&m| (0.25 - 1e-9..=4.0 + 1e-9).contains(&m)),
+            "{v:?}"
+        );
+        assert!((v.realized_shares[Tier::Top.index()] - 1.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn spreading_penalizes_recent_exposure_and_decays() {
+        let p = params();
+        let s = ExposureState::new();
+        s.observe(&p, Millis(0), &[(Tier::Mid, Some("a"), 10.0)]);
+        let m = s.multipliers(
+            &p,
+            Millis(0),
+            &[Tier::Mid, Tier::Mid],
+            &[Some("a"), Some("b")],
+        );
+        let a = m[0] / m[1];
+        assert!((a - (1.0f64 + 10.0 / 5.0).powf(-0.5)).abs() < 1e-9, "{a}");
+        // An hour later (one half-life) the penalty is milder.
+        let later = s.multipliers(
+            &p,
+            Millis(3_600_000),
+            &[Tier::Mid, Tier::Mid],
+            &[Some("a"), Some("b")],
+        );
+        assert!(later[0] / later[1] > a);
+    }
+
+    #[test]
+    fn memory_is_bounded() {
+        let p = params();
+        let s = ExposureState::new();
+        for i in 0..50 {
+            let name = format!("s{i}");
+            s.observe(
+                &p,
+                Millis(i),
+                &[(Tier::Small, Some(name.as_str()), 1.0 + i as f64)],
+            );
+        }
+        assert!(s.view(&p).tracked_streamers <= 5);
+    }
+}
