@@ -90,6 +90,23 @@ enum Command {
         #[arg(long, value_enum, default_value_t = OnErrorArg::Fail)]
         on_error: OnErrorArg,
     },
+    /// Serve simulated traffic with the engine's own ranking under one or more
+    /// configs (interactive: simulated users respond) and compare exposure
+    /// shares, Gini, expected and simulated GMV.
+    Evaluate {
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        #[arg(long, default_value_t = 20_000)]
+        users: usize,
+        #[arg(long, default_value_t = 1)]
+        days: u32,
+        /// Config files to compare (default: the embedded one).
+        #[arg(long = "config")]
+        configs: Vec<PathBuf>,
+        /// Also print exposure shares per local hour.
+        #[arg(long)]
+        hourly: bool,
+    },
     /// Send `Rank` load to a running server and report throughput and latency.
     Load {
         /// Server address.
@@ -373,6 +390,93 @@ fn train(
     Ok(())
 }
 
+fn evaluate(
+    seed: u64,
+    users: usize,
+    days: u32,
+    configs: Vec<PathBuf>,
+    hourly: bool,
+) -> anyhow::Result<()> {
+    let spec = CatalogSpec {
+        seed,
+        arrival_days: f64::from(days),
+        ..CatalogSpec::default()
+    };
+    let start = sim::generate(&spec)?;
+    let world = sim::World::build(&start, SimParams::new(seed, users), spec.as_of);
+    let configs: Vec<Option<PathBuf>> = if configs.is_empty() {
+        vec![None]
+    } else {
+        configs.into_iter().map(Some).collect()
+    };
+    println!(
+        "{:<28} {:>6} {:>6} {:>6} {:>6} {:>7} {:>7} {:>9} {:>10} {:>9} {:>8}",
+        "config",
+        "top",
+        "mid",
+        "small",
+        "gini",
+        "top1%",
+        "top10%",
+        "dev(pp)",
+        "exp.GMV",
+        "sim.GMV",
+        "orders"
+    );
+    for path in configs {
+        let engine = load_engine(path.as_deref(), None)?;
+        let mut catalog = start.clone();
+        let state = fairflow::allocate::ExposureState::new();
+        let e = sim::evaluate(&world, &engine, &mut catalog, &state, days);
+        let shares = e.tier_shares();
+        // Largest hourly deviation from the targets, after a two-hour warm-up.
+        let deviation = engine.config().quotas.exposure.targets.map(|targets| {
+            e.hourly_tier_exposure
+                .iter()
+                .skip(2)
+                .filter(|h| h.iter().sum::<f64>() > 0.0)
+                .flat_map(|h| {
+                    let sum: f64 = h.iter().sum();
+                    (0..3).map(move |t| (h[t] / sum - targets[t]).abs())
+                })
+                .fold(0.0, f64::max)
+                * 100.0
+        });
+        let name = path
+            .as_ref()
+            .and_then(|p| p.file_name())
+            .map_or("<embedded>".to_string(), |f| {
+                f.to_string_lossy().into_owned()
+            });
+        println!(
+            "{:<28} {:>6.3} {:>6.3} {:>6.3} {:>6.3} {:>7.3} {:>7.3} {:>9} {:>10.0} {:>9.0} {:>8}",
+            name,
+            shares[0],
+            shares[1],
+            shares[2],
+            sim::gini(&e.streamer_exposure),
+            sim::top_share(&e.streamer_exposure, 0.01),
+            sim::top_share(&e.streamer_exposure, 0.10),
+            deviation.map_or("-".to_string(), |d| format!("{d:.2}")),
+            e.expected_gmv,
+            e.outcome.gmv,
+            e.outcome.purchases,
+        );
+        if hourly {
+            for (h, x) in e.hourly_tier_exposure.iter().enumerate() {
+                let sum: f64 = x.iter().sum::<f64>().max(1e-12);
+                println!(
+                    "    {h:02}:00  top {:.3}  mid {:.3}  small {:.3}",
+                    x[0] / sum,
+                    x[1] / sum,
+                    x[2] / sum
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_logging(cli.log_format);
@@ -390,6 +494,13 @@ fn main() -> anyhow::Result<()> {
             version,
             on_error,
         } => train(log, catalog, out, config, version, on_error.into()),
+        Command::Evaluate {
+            seed,
+            users,
+            days,
+            configs,
+            hourly,
+        } => evaluate(seed, users, days, configs, hourly),
         Command::Load {
             addr,
             concurrency,

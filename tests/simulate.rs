@@ -228,3 +228,41 @@ fn a_model_trained_on_a_simulated_log_beats_popularity() {
     // What train writes is a model the service loads.
     Model::from_json(&model.to_string(), "trained").unwrap();
 }
+
+#[test]
+fn evaluation_is_deterministic_and_targets_steer_the_shares() {
+    let spec = small_spec();
+    let start = sim::generate(&spec).unwrap();
+    let world = World::build(&start, SimParams::new(9, 300), spec.as_of);
+    let run = |toml: &str| {
+        let config = Config::from_toml(toml, "t", None).unwrap();
+        let engine = Engine::new(Arc::new(config), Arc::new(Model::embedded().unwrap()));
+        let mut catalog = start.clone();
+        sim::evaluate(
+            &world,
+            &engine,
+            &mut catalog,
+            &fairflow::allocate::ExposureState::new(),
+            1,
+        )
+    };
+    let off = run("[quotas]\nscenes = []\n");
+    assert_eq!(
+        off,
+        run("[quotas]\nscenes = []\n"),
+        "same seed, same evaluation"
+    );
+    assert!(off.requests > 100 && off.outcome.impressions > 0);
+    // Ask for much more small-tier exposure than organic ranking gives.
+    let organic = off.tier_shares();
+    let target_small = (organic[2] + 0.15).min(0.9);
+    let toml = format!(
+        "[quotas.targets]\nenabled = true\ntop = 0.0\nmid = {:.3}\nsmall = {target_small:.3}\n",
+        1.0 - target_small
+    );
+    let steered = run(&toml).tier_shares();
+    assert!(
+        steered[2] > organic[2] + 0.05,
+        "organic {organic:?}, steered {steered:?}"
+    );
+}

@@ -579,6 +579,18 @@ mod tests {
     }
 
     #[test]
+    fn shipped_example_configs_validate() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/examples");
+        let mut n = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            Config::load(Some(&path)).unwrap_or_else(|e| panic!("{e}"));
+            n += 1;
+        }
+        assert!(n >= 4);
+    }
+
+    #[test]
     fn version_is_a_content_hash() {
         let a = parse("[limits]\nmax_slots = 10\n").unwrap();
         let b = parse("[limits]\nmax_slots = 10\n").unwrap();

@@ -15,5 +15,5 @@ pub use catalog::{CatalogSpec, generate};
 pub use params::{Segment, SimParams};
 pub use pool::ItemPool;
 pub use response::{PageOutcome, UserState};
-pub use run::{SimSummary, simulate};
+pub use run::{Evaluation, SimSummary, evaluate, gini, simulate, top_share};
 pub use world::World;

@@ -39,6 +39,27 @@ pub struct SimSummary {
     pub outcome: PageOutcome,
 }
 
+/// Puts streams on or off air at chunk start `t0` per their windows, in
+/// `is_live` and the catalog; returns the changes.
+fn advance_streams(
+    world: &World,
+    windows: &[super::world::Window],
+    is_live: &mut [bool],
+    catalog: &mut Catalog,
+    t0: i64,
+) -> Vec<(u32, bool)> {
+    let mut changes = Vec::new();
+    for (s, window) in windows.iter().enumerate() {
+        let live = window.is_some_and(|(a, b)| a.0 <= t0 && t0 < b.0);
+        if live != is_live[s] {
+            is_live[s] = live;
+            catalog.set_live(&world.streams[s].id, live);
+            changes.push((s as u32, live));
+        }
+    }
+    changes
+}
+
 /// Streams on air during one chunk, for retrieval.
 struct LiveSet {
     all: Vec<u32>,
@@ -367,21 +388,16 @@ pub fn simulate<W: Write>(
             let t1 = t0 + CHUNK_MS;
             // Streams go on or off air at chunk boundaries.
             let mut batch: Vec<(Key, Vec<u8>)> = std::mem::take(&mut pending);
-            for (s, window) in windows.iter().enumerate() {
-                let live = window.is_some_and(|(a, b)| a.0 <= t0 && t0 < b.0);
-                if live != is_live[s] {
-                    is_live[s] = live;
-                    catalog.set_live(&world.streams[s].id, live);
-                    let mut line = Vec::new();
-                    Record::StreamStatus(StreamStatus {
-                        time: Millis(t0),
-                        stream_id: world.streams[s].id.clone(),
-                        live,
-                    })
-                    .write_line(&mut line);
-                    batch.push(((t0, 0, 0, s as u64), line));
-                    summary.stream_status += 1;
-                }
+            for (s, live) in advance_streams(world, &windows, &mut is_live, catalog, t0) {
+                let mut line = Vec::new();
+                Record::StreamStatus(StreamStatus {
+                    time: Millis(t0),
+                    stream_id: world.streams[s as usize].id.clone(),
+                    live,
+                })
+                .write_line(&mut line);
+                batch.push(((t0, 0, 0, u64::from(s)), line));
+                summary.stream_status += 1;
             }
             let live_set = LiveSet::new(world, &is_live);
             let catalog_now: &Catalog = catalog;
@@ -435,10 +451,161 @@ pub fn simulate<W: Write>(
     Ok(summary)
 }
 
+/// Exposure and outcomes of one policy over simulated traffic.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Evaluation {
+    pub requests: u64,
+    /// Position-weighted exposure per tier (top, mid, small), per local hour.
+    pub hourly_tier_exposure: Vec<[f64; 3]>,
+    /// Position-weighted exposure per streamer (index into the world's).
+    #[serde(skip)]
+    pub streamer_exposure: Vec<f64>,
+    /// Sum over served slots of exposure x expected value (yuan).
+    pub expected_gmv: f64,
+    #[serde(flatten)]
+    pub outcome: PageOutcome,
+}
+
+impl Evaluation {
+    pub fn tier_shares(&self) -> [f64; 3] {
+        let mut total = [0.0; 3];
+        for h in &self.hourly_tier_exposure {
+            for t in 0..3 {
+                total[t] += h[t];
+            }
+        }
+        let sum: f64 = total.iter().sum();
+        total.map(|e| if sum > 0.0 { e / sum } else { 0.0 })
+    }
+}
+
+/// Serves simulated traffic with the engine's own ranking (interactive mode:
+/// the simulated users respond to what the engine placed), one request at a
+/// time in time order with one exposure state, as one server process would.
+/// Sequential on purpose: the controller's updates must happen in request
+/// order for the result to be reproducible.
+pub fn evaluate(
+    world: &World,
+    engine: &Engine,
+    catalog: &mut Catalog,
+    exposure: &crate::allocate::ExposureState,
+    days: u32,
+) -> Evaluation {
+    let mut eval = Evaluation {
+        hourly_tier_exposure: vec![[0.0; 3]; 24],
+        streamer_exposure: vec![0.0; world.streamers.len()],
+        ..Evaluation::default()
+    };
+    let mut states: Vec<UserState> = (0..world.users.len() as u32)
+        .map(|u| UserState::new(world.params.seed, u))
+        .collect();
+    let mut is_live: Vec<bool> = world
+        .streams
+        .iter()
+        .map(|s| catalog.stream(&s.id).is_some_and(|e| e.stream.live))
+        .collect();
+    let mut records = Vec::new();
+    for day in 0..days {
+        let windows: Vec<_> = (0..world.streams.len() as u32)
+            .map(|s| world.window(s, day))
+            .collect();
+        let mut sessions: Vec<(Millis, u32)> = (0..world.users.len() as u32)
+            .flat_map(|u| world.sessions(u, day).into_iter().map(move |t| (t, u)))
+            .collect();
+        sessions.sort_unstable();
+        let mut next = 0;
+        for chunk in 0..(Millis::MS_PER_DAY / CHUNK_MS) {
+            let t0 = world.day_start(day).0 + chunk * CHUNK_MS;
+            advance_streams(world, &windows, &mut is_live, catalog, t0);
+            let live_set = LiveSet::new(world, &is_live);
+            while next < sessions.len() && sessions[next].0.0 < t0 + CHUNK_MS {
+                let (now, user) = sessions[next];
+                next += 1;
+                let state = &mut states[user as usize];
+                let (scene, slots, candidates) =
+                    retrieve(world, user, &live_set, &is_live, now, state.rng());
+                let request_id = state.next_id("r", user);
+                let query = RankQuery {
+                    request_id: request_id.clone(),
+                    user_id: world.users[user as usize].id.clone(),
+                    scene,
+                    slots,
+                    candidates,
+                    now,
+                };
+                let Ok(ranking) = engine.rank(catalog, exposure, &query) else {
+                    continue;
+                };
+                let hour = ((now.0 + super::world::LOCAL_OFFSET_MS).rem_euclid(Millis::MS_PER_DAY)
+                    / 3_600_000) as usize;
+                for slot in &ranking.slots {
+                    eval.hourly_tier_exposure[hour][slot.tier.index()] += slot.exposure;
+                    eval.expected_gmv += slot.exposure * slot.expected_value;
+                    if let Some(s) = slot
+                        .streamer_id
+                        .as_deref()
+                        .and_then(|s| world.streamer_index.get(s))
+                    {
+                        eval.streamer_exposure[*s as usize] += slot.exposure;
+                    }
+                }
+                let served: Vec<(&str, ItemKind)> = ranking
+                    .slots
+                    .iter()
+                    .map(|s| (s.item_id.as_str(), s.kind))
+                    .collect();
+                records.clear();
+                eval.outcome += world.respond(user, state, &request_id, now, &served, &mut records);
+                eval.requests += 1;
+            }
+        }
+    }
+    eval
+}
+
+/// Gini coefficient of non-negative values (0: equal, toward 1: concentrated).
+pub fn gini(values: &[f64]) -> f64 {
+    let mut v: Vec<f64> = values.iter().map(|x| x.max(0.0)).collect();
+    v.sort_unstable_by(f64::total_cmp);
+    let n = v.len() as f64;
+    let sum: f64 = v.iter().sum();
+    if v.is_empty() || sum <= 0.0 {
+        return 0.0;
+    }
+    let weighted: f64 = v
+        .iter()
+        .enumerate()
+        .map(|(i, x)| (i as f64 + 1.0) * x)
+        .sum();
+    (2.0 * weighted) / (n * sum) - (n + 1.0) / n
+}
+
+/// Share of the total held by the top `fraction` of values.
+pub fn top_share(values: &[f64], fraction: f64) -> f64 {
+    let mut v: Vec<f64> = values.to_vec();
+    v.sort_unstable_by(|a, b| b.total_cmp(a));
+    let k = ((v.len() as f64 * fraction).ceil() as usize)
+        .max(1)
+        .min(v.len());
+    let sum: f64 = v.iter().sum();
+    if sum <= 0.0 {
+        0.0
+    } else {
+        v[..k].iter().sum::<f64>() / sum
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use rand::SeedableRng;
+
+    #[test]
+    fn gini_and_top_share() {
+        assert_eq!(gini(&[1.0, 1.0, 1.0, 1.0]), 0.0);
+        assert!((gini(&[0.0, 0.0, 0.0, 1.0]) - 0.75).abs() < 1e-12);
+        assert_eq!(top_share(&[1.0, 1.0, 2.0, 4.0], 0.25), 0.5);
+    }
 
     #[test]
     fn plackett_luce_propensities_are_conditional_probabilities() {
