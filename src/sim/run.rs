@@ -362,23 +362,15 @@ pub fn simulate<W: Write>(
         engine.config().version,
         engine.model().version()
     );
-    let mut states: Vec<UserState> = (0..world.users.len() as u32)
-        .map(|u| UserState::new(world.params.seed, u))
-        .collect();
-    let mut is_live: Vec<bool> = world
-        .streams
-        .iter()
-        .map(|s| catalog.stream(&s.id).is_some_and(|e| e.stream.live))
-        .collect();
+    let mut states = world.user_states();
+    let mut is_live = world.live_flags(catalog);
     let chunks_per_day = (Millis::MS_PER_DAY / CHUNK_MS) as u64;
     let total = chunks_per_day * days as u64;
     let mut pending: Vec<(Key, Vec<u8>)> = Vec::new();
     let mut buf = Vec::new();
 
     for day in 0..days {
-        let windows: Vec<_> = (0..world.streams.len() as u32)
-            .map(|s| world.window(s, day))
-            .collect();
+        let windows = world.windows(day);
         let mut sessions: Vec<_> = (0..world.users.len() as u32)
             .into_par_iter()
             .map(|u| world.sessions(u, day).into_iter().peekable())
@@ -496,19 +488,11 @@ pub fn evaluate(
         streamer_exposure: vec![0.0; world.streamers.len()],
         ..Evaluation::default()
     };
-    let mut states: Vec<UserState> = (0..world.users.len() as u32)
-        .map(|u| UserState::new(world.params.seed, u))
-        .collect();
-    let mut is_live: Vec<bool> = world
-        .streams
-        .iter()
-        .map(|s| catalog.stream(&s.id).is_some_and(|e| e.stream.live))
-        .collect();
+    let mut states = world.user_states();
+    let mut is_live = world.live_flags(catalog);
     let mut records = Vec::new();
     for day in 0..days {
-        let windows: Vec<_> = (0..world.streams.len() as u32)
-            .map(|s| world.window(s, day))
-            .collect();
+        let windows = world.windows(day);
         let mut sessions: Vec<(Millis, u32)> = (0..world.users.len() as u32)
             .flat_map(|u| world.sessions(u, day).into_iter().map(move |t| (t, u)))
             .collect();

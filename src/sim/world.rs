@@ -285,6 +285,26 @@ impl World {
         (start < end).then_some((Millis(start), Millis(end)))
     }
 
+    /// Every stream's air time on `day`.
+    pub fn windows(&self, day: u32) -> Vec<Window> {
+        (0..self.streams.len() as u32).map(|s| self.window(s, day)).collect()
+    }
+
+    /// Fresh states for every user, seeded from the world's seed.
+    pub fn user_states(&self) -> Vec<super::response::UserState> {
+        (0..self.users.len() as u32)
+            .map(|u| super::response::UserState::new(self.params.seed, u))
+            .collect()
+    }
+
+    /// Each stream's live flag in `catalog` (false for streams it lacks).
+    pub fn live_flags(&self, catalog: &Catalog) -> Vec<bool> {
+        self.streams
+            .iter()
+            .map(|s| catalog.stream(&s.id).is_some_and(|e| e.stream.live))
+            .collect()
+    }
+
     /// The user's session times on `day`, sorted: a Poisson count by segment,
     /// at hours drawn from the daily curve (peaking 19:00-22:00 local).
     pub fn sessions(&self, user: u32, day: u32) -> Vec<Millis> {
