@@ -130,6 +130,8 @@ pub fn allocate(
             Some(owed) => owed
                 .into_iter()
                 .filter(|&t| head(t).is_some())
+                // Earliest own deadline first; on a tie the smaller tier
+                // (small before mid before top), whose items are scarcer.
                 .min_by_key(|&t| {
                     (
                         (j..=k).find(|&d| need(t, d) > counts[t]).unwrap_or(k),

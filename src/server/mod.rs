@@ -31,9 +31,9 @@ pub struct State {
     /// Config and model, swapped whole on reload; a request holds the `Arc`
     /// it started with.
     engine: ArcSwap<Engine>,
-    /// Read by every `Rank`, written by catalog upserts. Writes are short
-    /// (validated before the lock is taken would be better still; upserts are
-    /// rare next to ranks, so one lock is the simple choice).
+    /// Read by every `Rank`, written by catalog upserts. Upserts are rare next
+    /// to ranks and hold the lock only to validate and apply one batch, so one
+    /// read-write lock is the simple choice.
     pub catalog: RwLock<Catalog>,
     /// The exposure controller's state: per process, outside the engine, so
     /// it carries over config reloads.

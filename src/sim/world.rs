@@ -287,7 +287,9 @@ impl World {
 
     /// Every stream's air time on `day`.
     pub fn windows(&self, day: u32) -> Vec<Window> {
-        (0..self.streams.len() as u32).map(|s| self.window(s, day)).collect()
+        (0..self.streams.len() as u32)
+            .map(|s| self.window(s, day))
+            .collect()
     }
 
     /// Fresh states for every user, seeded from the world's seed.
