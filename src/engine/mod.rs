@@ -2,8 +2,10 @@
 //!
 //! [`Engine::rank`] is plain synchronous code with no I/O and no clock: the
 //! gRPC server and the offline replay call this same function, so a replay
-//! reproduces what the server served. A new pipeline stage (the chuanliu flow
-//! between gate and allocate, fairness quotas inside allocate) plugs in here.
+//! reproduces what the server served. Everything it depends on is passed in:
+//! the catalog, the query (with its time) and the exposure state it reads and
+//! updates. A new pipeline stage (the chuanliu flow, between gate and
+//! allocate) plugs in here.
 
 mod gate;
 mod query;
