@@ -8,6 +8,7 @@ const PROTOS: &[&str] = &[
     "proto/fairflow/v1/common.proto",
     "proto/fairflow/v1/rank.proto",
     "proto/fairflow/v1/catalog.proto",
+    "proto/fairflow/v1/admin.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

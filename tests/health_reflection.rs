@@ -17,7 +17,12 @@ use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
 async fn health_reports_serving() {
     let server = TestServer::start().await;
     let mut health = HealthClient::new(server.channel().await);
-    for service in ["", "fairflow.v1.RankService", "fairflow.v1.CatalogService"] {
+    for service in [
+        "",
+        "fairflow.v1.RankService",
+        "fairflow.v1.CatalogService",
+        "fairflow.v1.AdminService",
+    ] {
         let resp = health
             .check(HealthCheckRequest {
                 service: service.into(),
@@ -72,6 +77,7 @@ async fn reflection_lists_and_describes_the_services() {
     for expected in [
         "fairflow.v1.RankService",
         "fairflow.v1.CatalogService",
+        "fairflow.v1.AdminService",
         "grpc.health.v1.Health",
     ] {
         assert!(

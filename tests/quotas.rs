@@ -103,3 +103,44 @@ async fn floors_and_cap_shape_the_page() {
     assert!(page.slots.iter().all(|s| s.tier == Tier::Top as i32));
     assert_eq!(page.slots[0].item_id, "q-gt0b");
 }
+
+#[tokio::test]
+async fn admin_reads_the_controller_state() {
+    let server = TestServer::with_config(concat!(
+        "[scoring]\nsource = \"upstream\"\n",
+        "[quotas]\nscenes = [\"recommend\"]\n",
+        "[quotas.floors]\npolicy = \"none\"\n",
+        "[quotas.targets]\nenabled = true\ntop = 0.2\nmid = 0.0\nsmall = 0.8\n",
+    ))
+    .await;
+    seed(&server).await;
+    let mut rank = server.rank_client().await;
+    for i in 0..20 {
+        let mut req = request(candidates(), 4);
+        req.request_time_ms = Some(1_795_132_800_000 + i * 1000);
+        rank.rank(req).await.unwrap();
+    }
+    let mut admin = pb::admin_service_client::AdminServiceClient::new(server.channel().await);
+    let state = admin
+        .get_quota_state(pb::GetQuotaStateRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(state.targets_enabled);
+    assert_eq!(state.config_version, server.state.engine().config().version);
+    assert_eq!(state.tiers.len(), 3);
+    let total: f64 = state.tiers.iter().map(|t| t.realized_share).sum();
+    assert!((total - 1.0).abs() < 1e-9, "{state:?}");
+    let small = state
+        .tiers
+        .iter()
+        .find(|t| t.tier == Tier::Small as i32)
+        .unwrap();
+    let top = state
+        .tiers
+        .iter()
+        .find(|t| t.tier == Tier::Top as i32)
+        .unwrap();
+    assert_eq!(small.target_share, Some(0.8));
+    assert!(small.multiplier > 1.0 && top.multiplier < 1.0, "{state:?}");
+}

@@ -37,7 +37,7 @@ fn item_kind_to_pb(kind: ItemKind) -> pb::ItemKind {
     }
 }
 
-fn tier_to_pb(tier: Tier) -> pb::Tier {
+pub(super) fn tier_to_pb(tier: Tier) -> pb::Tier {
     match tier {
         Tier::Top => pb::Tier::Top,
         Tier::Mid => pb::Tier::Mid,

@@ -6,6 +6,7 @@
 //! [`run`] is handed its listener and a shutdown future, so tests start it
 //! on port 0 and stop it at will.
 
+mod admin;
 mod catalog;
 pub mod convert;
 mod rank;
@@ -16,6 +17,7 @@ use crate::catalog::{Catalog, CatalogError};
 use crate::config::{CatalogSource, Config, ModelSource};
 use crate::engine::Engine;
 use crate::model::{Model, ModelError};
+use crate::proto::v1::admin_service_server::AdminServiceServer;
 use crate::proto::v1::catalog_service_server::CatalogServiceServer;
 use crate::proto::v1::rank_service_server::RankServiceServer;
 use arc_swap::ArcSwap;
@@ -99,6 +101,9 @@ pub async fn run(
     health
         .set_serving::<CatalogServiceServer<catalog::CatalogApi>>()
         .await;
+    health
+        .set_serving::<AdminServiceServer<admin::AdminApi>>()
+        .await;
 
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
@@ -116,6 +121,9 @@ pub async fn run(
     })
     .max_decoding_message_size(max_bytes)
     .max_encoding_message_size(max_bytes);
+    let admin = AdminServiceServer::new(admin::AdminApi {
+        state: state.clone(),
+    });
     let catalog = CatalogServiceServer::new(catalog::CatalogApi { state })
         .max_decoding_message_size(max_bytes)
         .max_encoding_message_size(max_bytes);
@@ -135,6 +143,9 @@ pub async fn run(
         health
             .set_not_serving::<CatalogServiceServer<catalog::CatalogApi>>()
             .await;
+        health
+            .set_not_serving::<AdminServiceServer<admin::AdminApi>>()
+            .await;
         let _ = draining_tx.send(());
     };
     let serve = tonic::transport::Server::builder()
@@ -143,6 +154,7 @@ pub async fn run(
         .add_service(reflection_alpha)
         .add_service(rank)
         .add_service(catalog)
+        .add_service(admin)
         .serve_with_incoming_shutdown(incoming, drain);
     // Draining waits for clients to finish and hang up; one that never does
     // must not keep the process alive, so the drain is bounded.
