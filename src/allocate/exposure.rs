@@ -17,6 +17,7 @@
 //! replicas converge independently, so quotas scale out without
 //! coordination) or one per replay shard. It carries over config reloads.
 
+use super::Item;
 use crate::domain::{Millis, Tier};
 use compact_str::CompactString;
 use foldhash::HashMap;
@@ -76,32 +77,25 @@ impl ExposureState {
         ExposureState::default()
     }
 
-    /// The multiplier for each candidate (`tiers[i]`, `streamers[i]`) at `now`.
-    pub fn multipliers(
-        &self,
-        params: &ExposureParams,
-        now: Millis,
-        tiers: &[Tier],
-        streamers: &[Option<&str>],
-    ) -> Vec<f64> {
+    /// The multiplier for each candidate at `now`, by its tier and streamer.
+    pub fn multipliers(&self, params: &ExposureParams, now: Millis, items: &[Item]) -> Vec<f64> {
         let inner = self.inner.lock();
         let tier_mult = if params.targets.is_some() {
             inner.lambda.map(f64::exp)
         } else {
             [1.0; 3]
         };
-        tiers
+        items
             .iter()
-            .zip(streamers)
-            .map(|(t, s)| {
-                let spread = match (params.spread_strength > 0.0, s) {
-                    (true, Some(s)) => inner.streamers.get(*s).map_or(1.0, |&(e, at)| {
+            .map(|item| {
+                let spread = match (params.spread_strength > 0.0, item.streamer) {
+                    (true, Some(s)) => inner.streamers.get(s).map_or(1.0, |&(e, at)| {
                         let e = decay(e, at, now, params.spread_half_life_ms);
                         (1.0 + e / params.spread_scale).powf(-params.spread_strength)
                     }),
                     _ => 1.0,
                 };
-                tier_mult[t.index()] * spread
+                tier_mult[item.tier.index()] * spread
             })
             .collect()
     }
@@ -220,21 +214,18 @@ mod tests {
         let p = params();
         let s = ExposureState::new();
         s.observe(&p, Millis(0), &[(Tier::Mid, Some("a"), 10.0)]);
-        let m = s.multipliers(
-            &p,
-            Millis(0),
-            &[Tier::Mid, Tier::Mid],
-            &[Some("a"), Some("b")],
-        );
+        let mid = |name| Item {
+            score: 1.0,
+            eligible: true,
+            tier: Tier::Mid,
+            streamer: Some(name),
+        };
+        let page = [mid("a"), mid("b")];
+        let m = s.multipliers(&p, Millis(0), &page);
         let a = m[0] / m[1];
         assert!((a - (1.0f64 + 10.0 / 5.0).powf(-0.5)).abs() < 1e-9, "{a}");
         // An hour later (one half-life) the penalty is milder.
-        let later = s.multipliers(
-            &p,
-            Millis(3_600_000),
-            &[Tier::Mid, Tier::Mid],
-            &[Some("a"), Some("b")],
-        );
+        let later = s.multipliers(&p, Millis(3_600_000), &page);
         assert!(later[0] / later[1] > a);
     }
 

@@ -77,27 +77,29 @@ impl Engine {
                     .collect();
             return Ok(self.explain(query, &evaluation, &placed));
         }
-        let tiers: Vec<Tier> = evaluation.items.iter().map(|r| r.tier).collect();
-        let streamers: Vec<Option<&str>> = evaluation.items.iter().map(|r| r.streamer_id).collect();
-        evaluation.boost = exposure.multipliers(&quotas.exposure, query.now, &tiers, &streamers);
-        for (score, boost) in evaluation.scores.iter_mut().zip(&evaluation.boost) {
-            *score *= boost;
-        }
-        let items: Vec<allocate::Item> = (0..tiers.len())
-            .map(|i| allocate::Item {
+        let mut items: Vec<allocate::Item> = evaluation
+            .items
+            .iter()
+            .enumerate()
+            .map(|(i, r)| allocate::Item {
                 score: evaluation.scores[i],
                 eligible: evaluation.eligible[i],
-                tier: tiers[i],
-                streamer: streamers[i],
+                tier: r.tier,
+                streamer: r.streamer_id,
             })
             .collect();
+        evaluation.boost = exposure.multipliers(&quotas.exposure, query.now, &items);
+        for (i, item) in items.iter_mut().enumerate() {
+            item.score *= evaluation.boost[i];
+            evaluation.scores[i] = item.score;
+        }
         let table = quotas.floors.table(slots);
         let placed = allocate::allocate(&items, slots, &table, quotas.max_items_per_streamer);
         let ranking = self.explain(query, &evaluation, &placed);
         let page: Vec<(Tier, Option<&str>, f64)> = placed
             .iter()
             .zip(&ranking.slots)
-            .map(|(p, slot)| (tiers[p.index], streamers[p.index], slot.exposure))
+            .map(|(p, slot)| (items[p.index].tier, items[p.index].streamer, slot.exposure))
             .collect();
         exposure.observe(&quotas.exposure, query.now, &page);
         Ok(ranking)

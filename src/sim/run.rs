@@ -7,7 +7,7 @@
 //! memory holds one chunk, not the log.
 
 use super::response::{PageOutcome, UserState};
-use super::world::{CATEGORIES, CHUNK_MS, World, pick, pick_category};
+use super::world::{CATEGORIES, CHUNK_MS, World, pick_category};
 use crate::catalog::Catalog;
 use crate::domain::{ItemKind, Millis, Scene};
 use crate::engine::{Candidate, Engine, RankQuery};
@@ -16,6 +16,7 @@ use foldhash::{HashSet, HashSetExt};
 use rand::Rng;
 use rand::distr::Distribution;
 use rand::distr::weighted::WeightedIndex;
+use rand::seq::IndexedRandom;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
@@ -87,9 +88,28 @@ impl LiveSet {
     }
 }
 
-/// Upstream retrieval: a candidate set like a feed service would send for
-/// this user and scene (no duplicates; streams only if on air; goods only
-/// once their seller exists). Returns the scene's slot count too.
+/// The user's next feed request: the scene, its slot count, and upstream
+/// retrieval's candidate set, like a feed service would send (no
+/// duplicates; streams only if on air; goods only once their seller exists).
+fn next_query(
+    world: &World,
+    user_idx: u32,
+    live: &LiveSet,
+    is_live: &[bool],
+    now: Millis,
+    state: &mut UserState,
+) -> RankQuery {
+    let (scene, slots, candidates) = retrieve(world, user_idx, live, is_live, now, state.rng());
+    RankQuery {
+        request_id: state.next_id("r", user_idx),
+        user_id: world.users[user_idx as usize].id.clone(),
+        scene,
+        slots,
+        candidates,
+        now,
+    }
+}
+
 fn retrieve(
     world: &World,
     user_idx: u32,
@@ -107,11 +127,11 @@ fn retrieve(
         85..95 => Scene::Search,
         _ => Scene::Shop,
     };
-    let mut seen = HashSet::with_capacity(n);
     let mut out = Vec::with_capacity(n);
     let follows = |streamer: u32| user.follows(streamer).then_some(true);
+    let mut streams_seen = HashSet::with_capacity(n);
     let mut add_stream = |s: u32, out: &mut Vec<Candidate>| {
-        if seen.insert((ItemKind::LiveStream, s)) {
+        if streams_seen.insert(s) {
             out.push(Candidate {
                 user_follows: follows(world.streams[s as usize].streamer),
                 ..Candidate::new(world.streams[s as usize].id.clone(), ItemKind::LiveStream)
@@ -128,15 +148,16 @@ fn retrieve(
             });
         }
     };
-    let followed_live: Vec<u32> = user
-        .follows
-        .iter()
-        .filter_map(|&st| world.stream_of[st as usize])
-        .filter(|&s| is_live[s as usize])
-        .collect();
+    // Only the recommend and follow scenes look at followed streams.
+    let followed_live = || {
+        user.follows
+            .iter()
+            .filter_map(|&st| world.stream_of[st as usize])
+            .filter(|&s| is_live[s as usize])
+    };
     let slots = match scene {
         Scene::Recommend => {
-            for &s in followed_live.iter().take(n / 10) {
+            for s in followed_live().take(n / 10) {
                 add_stream(s, &mut out);
             }
             // Half the streams match the user's taste, half are what is
@@ -146,7 +167,9 @@ fn retrieve(
                     break;
                 }
                 let s = if attempt % 2 == 0 {
-                    pick(&live.by_category[pick_category(user, rng)], rng).copied()
+                    live.by_category[pick_category(user, rng)]
+                        .choose(rng)
+                        .copied()
                 } else {
                     live.by_popularity.as_ref().map(|w| live.all[w.sample(rng)])
                 };
@@ -158,14 +181,14 @@ fn retrieve(
                 if out.len() >= n {
                     break;
                 }
-                if let Some(&g) = pick(&world.goods_by_category[pick_category(user, rng)], rng) {
+                if let Some(&g) = world.goods_by_category[pick_category(user, rng)].choose(rng) {
                     add_goods(g, &mut out);
                 }
             }
             20
         }
         Scene::Follow => {
-            for &s in &followed_live {
+            for s in followed_live() {
                 add_stream(s, &mut out);
                 for &g in world.streams[s as usize].cart.iter().take(3) {
                     add_goods(g, &mut out);
@@ -184,14 +207,14 @@ fn retrieve(
                 } else {
                     pick_category(user, rng)
                 };
-                if let Some(&g) = pick(&world.goods_by_category[c], rng) {
+                if let Some(&g) = world.goods_by_category[c].choose(rng) {
                     add_goods(g, &mut out);
                 }
             }
             20
         }
         Scene::Shop => {
-            if let Some(&brand) = pick(&world.brands_by_category[pick_category(user, rng)], rng) {
+            if let Some(&brand) = world.brands_by_category[pick_category(user, rng)].choose(rng) {
                 if let Some(s) = world.brand_stream[brand as usize].filter(|&s| is_live[s as usize])
                 {
                     add_stream(s, &mut out);
@@ -269,21 +292,12 @@ fn run_user(
             break;
         }
         sessions.next();
-        let (scene, slots, candidates) = retrieve(world, user_idx, live, is_live, now, state.rng());
-        let request_id = state.next_id("r", user_idx);
-        let query = RankQuery {
-            request_id: request_id.clone(),
-            user_id: world.users[user_idx as usize].id.clone(),
-            scene,
-            slots,
-            candidates,
-            now,
-        };
+        let query = next_query(world, user_idx, live, is_live, now, state);
         let page = match engine.evaluate(catalog, &query) {
             Ok(evaluation) => sample_page(
                 evaluation.scores(),
                 evaluation.eligible(),
-                slots as usize,
+                query.slots as usize,
                 world.params.policy_temperature,
                 state.rng(),
             ),
@@ -301,7 +315,14 @@ fn run_user(
             })
             .collect();
         records.clear();
-        let outcome = world.respond(user_idx, state, &request_id, now, &served, &mut records);
+        let outcome = world.respond(
+            user_idx,
+            state,
+            &query.request_id,
+            now,
+            &served,
+            &mut records,
+        );
         summary.outcome += outcome;
         summary.requests += 1;
         summary.candidates += query.candidates.len() as u64;
@@ -506,17 +527,7 @@ pub fn evaluate(
                 let (now, user) = sessions[next];
                 next += 1;
                 let state = &mut states[user as usize];
-                let (scene, slots, candidates) =
-                    retrieve(world, user, &live_set, &is_live, now, state.rng());
-                let request_id = state.next_id("r", user);
-                let query = RankQuery {
-                    request_id: request_id.clone(),
-                    user_id: world.users[user as usize].id.clone(),
-                    scene,
-                    slots,
-                    candidates,
-                    now,
-                };
+                let query = next_query(world, user, &live_set, &is_live, now, state);
                 let Ok(ranking) = engine.rank(catalog, exposure, &query) else {
                     continue;
                 };
@@ -539,7 +550,8 @@ pub fn evaluate(
                     .map(|s| (s.item_id.as_str(), s.kind))
                     .collect();
                 records.clear();
-                eval.outcome += world.respond(user, state, &request_id, now, &served, &mut records);
+                eval.outcome +=
+                    world.respond(user, state, &query.request_id, now, &served, &mut records);
                 eval.requests += 1;
             }
         }

@@ -9,7 +9,6 @@ use crate::domain::{Millis, StreamerKind};
 use foldhash::HashMap;
 use rand::distr::Distribution;
 use rand::distr::weighted::WeightedIndex;
-use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Dirichlet, LogNormal, Poisson};
@@ -386,9 +385,4 @@ pub fn pick_category(user: &User, rng: &mut impl Rng) -> usize {
         x -= p;
     }
     CATEGORIES - 1
-}
-
-/// Uniform choice from a slice, `None` when empty.
-pub fn pick<'a, T>(items: &'a [T], rng: &mut impl Rng) -> Option<&'a T> {
-    items.choose(rng)
 }
