@@ -4,12 +4,13 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use fairflow::catalog::Catalog;
 use fairflow::config::{Config, ModelSource};
+use fairflow::domain::Scene;
 use fairflow::engine::Engine;
 use fairflow::load;
 use fairflow::model::Model;
 use fairflow::server::{self, State};
 use fairflow::sim::SimParams;
-use fairflow::sim::{self, CatalogSpec};
+use fairflow::sim::{self, CatalogSpec, report};
 use fairflow::traffic::{OnError, TrafficReader, TrafficWriter};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
@@ -65,6 +66,9 @@ enum Command {
         /// Listen address, overriding `server.listen` (port 0 picks a free port).
         #[arg(long)]
         listen: Option<SocketAddr>,
+        /// Metrics endpoint address, overriding `server.metrics_listen`.
+        #[arg(long)]
+        metrics_listen: Option<SocketAddr>,
     },
     /// Simulate the ecosystem: write DIR/catalog/*.jsonl and, with users,
     /// DIR/traffic.jsonl (the traffic log) and DIR/summary.json.
@@ -92,21 +96,8 @@ enum Command {
     },
     /// Serve simulated traffic with the engine's own ranking under one or more
     /// configs (interactive: simulated users respond) and compare exposure
-    /// shares, Gini, expected and simulated GMV.
-    Evaluate {
-        #[arg(long, default_value_t = 7)]
-        seed: u64,
-        #[arg(long, default_value_t = 20_000)]
-        users: usize,
-        #[arg(long, default_value_t = 1)]
-        days: u32,
-        /// Config files to compare (default: the embedded one).
-        #[arg(long = "config")]
-        configs: Vec<PathBuf>,
-        /// Also print exposure shares per local hour.
-        #[arg(long)]
-        hourly: bool,
-    },
+    /// shares, Gini, expected and simulated GMV, and the hindsight optimum.
+    Evaluate(EvaluateArgs),
     /// Send `Rank` load to a running server and report throughput and latency.
     Load {
         /// Server address.
@@ -175,11 +166,16 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
-async fn serve(config: Option<PathBuf>, listen: Option<SocketAddr>) -> anyhow::Result<()> {
-    let config = Config::load(config.as_deref())?;
+async fn serve(
+    config_path: Option<PathBuf>,
+    listen: Option<SocketAddr>,
+    metrics_listen: Option<SocketAddr>,
+) -> anyhow::Result<()> {
+    let config = Config::load(config_path.as_deref())?;
     let addr = listen.unwrap_or(config.server.listen);
+    let metrics_addr = metrics_listen.or(config.server.metrics_listen);
     tracing::info!(config = %config.origin, version = %config.version, "config loaded");
-    let state = State::load(config)?;
+    let state = State::load(config, config_path)?;
     {
         let engine = state.engine();
         let stats = state.catalog.read().stats(&engine.config().tiers);
@@ -197,7 +193,21 @@ async fn serve(config: Option<PathBuf>, listen: Option<SocketAddr>) -> anyhow::R
         .with_context(|| format!("binding {addr}"))?;
     let local = listener.local_addr()?;
     tracing::info!(addr = %local, "listening");
-    server::run(listener, state, shutdown_signal()).await?;
+    let metrics = match metrics_addr {
+        Some(addr) => {
+            let l = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding the metrics endpoint {addr}"))?;
+            tracing::info!(addr = %l.local_addr()?, "metrics at GET /metrics");
+            Some(l)
+        }
+        None => None,
+    };
+    let listeners = server::Listeners {
+        grpc: listener,
+        metrics,
+    };
+    server::run(listeners, state, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
 }
@@ -226,6 +236,34 @@ fn progress_bar(total: u64, quiet: bool) -> ProgressBar {
             .progress_chars("=> "),
     );
     bar
+}
+
+#[derive(Args)]
+struct EvaluateArgs {
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+    #[arg(long, default_value_t = 20_000)]
+    users: usize,
+    #[arg(long, default_value_t = 1)]
+    days: u32,
+    /// Config files to compare (default: the embedded one).
+    #[arg(long = "config")]
+    configs: Vec<PathBuf>,
+    /// Also print exposure shares per local hour.
+    #[arg(long)]
+    hourly: bool,
+    /// Solve the hindsight optimum on each config's pages (tier prices
+    /// hitting its targets exactly) and report how close the config came.
+    #[arg(long)]
+    hindsight: bool,
+    /// Trace the hindsight fairness/value frontier on the first config's
+    /// pages, with its tier targets, and place every config against it.
+    #[arg(long)]
+    frontier: bool,
+    /// Scenes measured, comma-separated (default: the embedded config's
+    /// quota scenes).
+    #[arg(long)]
+    scenes: Option<String>,
 }
 
 #[derive(Args)]
@@ -390,13 +428,17 @@ fn train(
     Ok(())
 }
 
-fn evaluate(
-    seed: u64,
-    users: usize,
-    days: u32,
-    configs: Vec<PathBuf>,
-    hourly: bool,
-) -> anyhow::Result<()> {
+fn evaluate(args: EvaluateArgs) -> anyhow::Result<()> {
+    let EvaluateArgs {
+        seed,
+        users,
+        days,
+        configs,
+        hourly,
+        hindsight,
+        frontier,
+        scenes,
+    } = args;
     let spec = CatalogSpec {
         seed,
         arrival_days: f64::from(days),
@@ -409,71 +451,70 @@ fn evaluate(
     } else {
         configs.into_iter().map(Some).collect()
     };
-    println!(
-        "{:<28} {:>6} {:>6} {:>6} {:>6} {:>7} {:>7} {:>9} {:>10} {:>9} {:>8}",
-        "config",
-        "top",
-        "mid",
-        "small",
-        "gini",
-        "top1%",
-        "top10%",
-        "dev(pp)",
-        "exp.GMV",
-        "sim.GMV",
-        "orders"
-    );
-    for path in configs {
+    let measured = match scenes {
+        Some(names) => names
+            .split(',')
+            .map(|n| Scene::from_name(n.trim()).with_context(|| format!("unknown scene `{n}`")))
+            .collect::<anyhow::Result<Vec<Scene>>>()?,
+        None => {
+            let default = Config::embedded_default()?;
+            Scene::ALL
+                .into_iter()
+                .filter(|&s| default.quotas.applies_to(s))
+                .collect()
+        }
+    };
+    let mut rows = Vec::new();
+    let mut points = None;
+    for (i, path) in configs.iter().enumerate() {
         let engine = load_engine(path.as_deref(), None)?;
+        let quotas = &engine.config().quotas;
+        let trace = frontier && i == 0;
+        let options = sim::EvalOptions {
+            measured: measured.clone(),
+            record_pages: hindsight || trace,
+        };
         let mut catalog = start.clone();
         let state = fairflow::allocate::ExposureState::new();
-        let e = sim::evaluate(&world, &engine, &mut catalog, &state, days);
-        let shares = e.tier_shares();
-        // Largest hourly deviation from the targets, after a two-hour warm-up.
-        let deviation = engine.config().quotas.exposure.targets.map(|targets| {
-            e.hourly_tier_exposure
-                .iter()
-                .skip(2)
-                .filter(|h| h.iter().sum::<f64>() > 0.0)
-                .flat_map(|h| {
-                    let sum: f64 = h.iter().sum();
-                    (0..3).map(move |t| (h[t] / sum - targets[t]).abs())
-                })
-                .fold(0.0, f64::max)
-                * 100.0
-        });
+        let eval = sim::evaluate(&world, &engine, &mut catalog, &state, days, &options);
         let name = path
             .as_ref()
             .and_then(|p| p.file_name())
             .map_or("<embedded>".to_string(), |f| {
                 f.to_string_lossy().into_owned()
             });
-        println!(
-            "{:<28} {:>6.3} {:>6.3} {:>6.3} {:>6.3} {:>7.3} {:>7.3} {:>9} {:>10.0} {:>9.0} {:>8}",
-            name,
-            shares[0],
-            shares[1],
-            shares[2],
-            sim::gini(&e.streamer_exposure),
-            sim::top_share(&e.streamer_exposure, 0.01),
-            sim::top_share(&e.streamer_exposure, 0.10),
-            deviation.map_or("-".to_string(), |d| format!("{d:.2}")),
-            e.expected_gmv,
-            e.outcome.gmv,
-            e.outcome.purchases,
-        );
+        let mut row = report::Row::new(name, &eval, quotas.exposure.targets);
+        // A config whose quotas leave the measured scenes alone has nothing
+        // to compare: its pages are already the unconstrained optimum.
+        if hindsight && measured.iter().all(|&s| quotas.applies_to(s)) {
+            row = row.with_hindsight(&eval, quotas);
+        }
+        if trace {
+            points = Some(report::frontier(
+                &eval.pages,
+                world.streamers.len(),
+                quotas,
+                quotas.exposure.targets,
+            ));
+        }
         if hourly {
-            for (h, x) in e.hourly_tier_exposure.iter().enumerate() {
-                let sum: f64 = x.iter().sum::<f64>().max(1e-12);
+            println!("{}: exposure share per local hour", row.name);
+            for (h, x) in eval.hourly_tier_exposure.iter().enumerate() {
+                let s = sim::evaluate::shares(*x);
                 println!(
                     "    {h:02}:00  top {:.3}  mid {:.3}  small {:.3}",
-                    x[0] / sum,
-                    x[1] / sum,
-                    x[2] / sum
+                    s[0], s[1], s[2]
                 );
             }
         }
+        rows.push(row);
     }
+    if let Some(points) = &points {
+        report::compare_to_frontier(&mut rows, points);
+        println!("hindsight frontier (pages of the first config):");
+        println!("{}", report::FrontierTable(points));
+    }
+    print!("{}", report::Table(&rows));
     Ok(())
 }
 
@@ -481,10 +522,14 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_logging(cli.log_format);
     match cli.command {
-        Command::Serve { config, listen } => tokio::runtime::Builder::new_multi_thread()
+        Command::Serve {
+            config,
+            listen,
+            metrics_listen,
+        } => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?
-            .block_on(serve(config, listen)),
+            .block_on(serve(config, listen, metrics_listen)),
         Command::Simulate(args) => simulate(args),
         Command::Train {
             log,
@@ -494,13 +539,7 @@ fn main() -> anyhow::Result<()> {
             version,
             on_error,
         } => train(log, catalog, out, config, version, on_error.into()),
-        Command::Evaluate {
-            seed,
-            users,
-            days,
-            configs,
-            hourly,
-        } => evaluate(seed, users, days, configs, hourly),
+        Command::Evaluate(args) => evaluate(args),
         Command::Load {
             addr,
             concurrency,

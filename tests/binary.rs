@@ -19,6 +19,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_fairflow");
 fn spawn_server(extra: &[&str]) -> (Child, String, std::thread::JoinHandle<Vec<String>>) {
     let mut child = Command::new(BIN)
         .args(["--log-format", "json", "serve", "--listen", "127.0.0.1:0"])
+        .args(["--metrics-listen", "127.0.0.1:0"])
         .args(extra)
         .stderr(Stdio::piped())
         .stdout(Stdio::null())

@@ -5,10 +5,12 @@
 //! model trained on a simulated log beats the popularity baseline.
 
 use fairflow::config::Config;
-use fairflow::domain::{ItemKind, Millis, StreamerKind};
+use fairflow::domain::{ItemKind, Millis, Scene, StreamerKind};
 use fairflow::engine::Engine;
 use fairflow::model::Model;
-use fairflow::sim::{self, CatalogSpec, SimParams, SimSummary, UserState, World};
+use fairflow::sim::{
+    self, CatalogSpec, EvalOptions, SimParams, SimSummary, UserState, World, hindsight,
+};
 use fairflow::traffic::{OnError, Record, TrafficReader, TrafficWriter};
 use std::sync::Arc;
 
@@ -238,18 +240,24 @@ fn evaluation_is_deterministic_and_targets_steer_the_shares() {
         let config = Config::from_toml(toml, "t", None).unwrap();
         let engine = Engine::new(Arc::new(config), Arc::new(Model::embedded().unwrap()));
         let mut catalog = start.clone();
-        sim::evaluate(
+        let options = EvalOptions {
+            measured: vec![Scene::Recommend, Scene::Mall, Scene::Search],
+            record_pages: true,
+        };
+        let eval = sim::evaluate(
             &world,
             &engine,
             &mut catalog,
             &fairflow::allocate::ExposureState::new(),
             1,
-        )
+            &options,
+        );
+        (eval, engine)
     };
-    let off = run("[quotas]\nscenes = []\n");
+    let (off, _) = run("[quotas]\nscenes = []\n");
     assert_eq!(
         off,
-        run("[quotas]\nscenes = []\n"),
+        run("[quotas]\nscenes = []\n").0,
         "same seed, same evaluation"
     );
     assert!(off.requests > 100 && off.outcome.impressions > 0);
@@ -260,9 +268,38 @@ fn evaluation_is_deterministic_and_targets_steer_the_shares() {
         "[quotas.targets]\nenabled = true\ntop = 0.0\nmid = {:.3}\nsmall = {target_small:.3}\n",
         1.0 - target_small
     );
-    let steered = run(&toml).tier_shares();
+    let (online, engine) = run(&toml);
+    let steered = online.tier_shares();
     assert!(
         steered[2] > organic[2] + 0.05,
         "organic {organic:?}, steered {steered:?}"
     );
+
+    // The online controller's pages are one way to reach its realized
+    // shares on these very pages, so the hindsight optimum at those shares
+    // is at least as good (up to the solver's tolerance).
+    assert_eq!(online.pages.len() as u64, online.measured_requests);
+    let best = hindsight::solve(
+        &online.pages,
+        world.streamers.len(),
+        &engine.config().quotas,
+        &hindsight::Constraints {
+            targets: Some(steered),
+            concentration: 0.0,
+        },
+    );
+    assert!(best.share_gap_pp < 0.2, "{best:?}");
+    assert!(
+        best.outcome.objective >= online.objective * 0.995,
+        "hindsight {} < online {}",
+        best.outcome.objective,
+        online.objective
+    );
+    let free = hindsight::solve(
+        &online.pages,
+        world.streamers.len(),
+        &engine.config().quotas,
+        &hindsight::Constraints::default(),
+    );
+    assert!(free.outcome.objective >= best.outcome.objective);
 }

@@ -12,6 +12,8 @@
 //!   `e` has its score multiplied by `(1 + e / scale)^-strength`, a concave
 //!   penalty: the more a streamer has had lately, the less the next slot is
 //!   worth to it. One hash lookup per candidate.
+//! - **Share cap**: a streamer holding `max_streamer_share` of the same
+//!   window's total exposure is skipped until its share decays below it.
 //!
 //! The state is the caller's: one per server process (controllers on
 //! replicas converge independently, so quotas scale out without
@@ -39,6 +41,8 @@ pub struct ExposureParams {
     pub spread_half_life_ms: f64,
     /// Streamers remembered at most; the least exposed are forgotten first.
     pub max_streamers: usize,
+    /// Most share of the window's exposure one streamer may hold; 0: no cap.
+    pub max_streamer_share: f64,
 }
 
 /// What a snapshot reads out (admin and metrics).
@@ -48,6 +52,8 @@ pub struct ControllerView {
     pub realized_shares: [f64; 3],
     pub targets: Option<[f64; 3]>,
     pub tracked_streamers: usize,
+    /// Gini of recent exposure across the streamers tracked.
+    pub gini: f64,
 }
 
 #[derive(Debug, Default)]
@@ -56,6 +62,8 @@ struct Inner {
     exposure: [f64; 3],
     updated: Option<Millis>,
     streamers: HashMap<CompactString, (f64, Millis)>,
+    /// Total exposure over the streamers' window (decayed to `updated`).
+    streamer_total: f64,
 }
 
 /// Exposure state shared by the requests of one process (or replay shard).
@@ -77,25 +85,43 @@ impl ExposureState {
         ExposureState::default()
     }
 
-    /// The multiplier for each candidate at `now`, by its tier and streamer.
-    pub fn multipliers(&self, params: &ExposureParams, now: Millis, items: &[Item]) -> Vec<f64> {
+    /// Applies exposure control to a page's candidates at `now`: each score
+    /// is multiplied by its tier's multiplier and its streamer's spreading
+    /// penalty, and a streamer at its share cap becomes ineligible. Returns
+    /// the multiplier applied to each candidate.
+    pub fn adjust(&self, params: &ExposureParams, now: Millis, items: &mut [Item]) -> Vec<f64> {
         let inner = self.inner.lock();
         let tier_mult = if params.targets.is_some() {
             inner.lambda.map(f64::exp)
         } else {
             [1.0; 3]
         };
+        let total = inner.updated.map_or(0.0, |at| {
+            decay(inner.streamer_total, at, now, params.spread_half_life_ms)
+        });
+        // Below 1 / max_share first-slot exposures in the window, the cap
+        // would deny a streamer even its first slot.
+        let cap = (params.max_streamer_share > 0.0 && total * params.max_streamer_share >= 1.0)
+            .then_some(params.max_streamer_share * total);
         items
-            .iter()
+            .iter_mut()
             .map(|item| {
-                let spread = match (params.spread_strength > 0.0, item.streamer) {
-                    (true, Some(s)) => inner.streamers.get(s).map_or(1.0, |&(e, at)| {
-                        let e = decay(e, at, now, params.spread_half_life_ms);
-                        (1.0 + e / params.spread_scale).powf(-params.spread_strength)
-                    }),
-                    _ => 1.0,
+                let recent = item.streamer.map_or(0.0, |s| {
+                    inner.streamers.get(s).map_or(0.0, |&(e, at)| {
+                        decay(e, at, now, params.spread_half_life_ms)
+                    })
+                });
+                if cap.is_some_and(|cap| recent >= cap) {
+                    item.eligible = false;
+                }
+                let spread = if params.spread_strength > 0.0 {
+                    (1.0 + recent / params.spread_scale).powf(-params.spread_strength)
+                } else {
+                    1.0
                 };
-                tier_mult[item.tier.index()] * spread
+                let m = tier_mult[item.tier.index()] * spread;
+                item.score *= m;
+                m
             })
             .collect()
     }
@@ -114,17 +140,20 @@ impl ExposureState {
             exposure,
             updated,
             streamers,
+            streamer_total,
         } = &mut *inner;
         let from = updated.unwrap_or(now);
         for e in exposure.iter_mut() {
             *e = decay(*e, from, now, params.tier_half_life_ms);
         }
+        *streamer_total = decay(*streamer_total, from, now, params.spread_half_life_ms);
         *updated = Some(now.max(from));
         for &(tier, streamer, w) in page {
             exposure[tier.index()] += w;
-            if params.spread_strength > 0.0
-                && let Some(s) = streamer
-            {
+            *streamer_total += w;
+            // Tracked whether or not spreading or the cap is on: the
+            // streamer-level Gini is monitored either way.
+            if let Some(s) = streamer {
                 let entry = streamers
                     .entry(CompactString::from(s))
                     .or_insert((0.0, now));
@@ -158,16 +187,26 @@ impl ExposureState {
         }
     }
 
-    pub fn view(&self, params: &ExposureParams) -> ControllerView {
-        let inner = self.inner.lock();
-        let total: f64 = inner.exposure.iter().sum();
+    /// The controller's state at `now`. The Gini sorts every tracked
+    /// streamer: call it for monitoring, not per request (the values are
+    /// copied under the lock and sorted outside it).
+    pub fn view(&self, params: &ExposureParams, now: Millis) -> ControllerView {
+        let (lambda, exposure, recent) = {
+            let inner = self.inner.lock();
+            let recent: Vec<f64> = inner
+                .streamers
+                .values()
+                .map(|&(e, at)| decay(e, at, now, params.spread_half_life_ms))
+                .collect();
+            (inner.lambda, inner.exposure, recent)
+        };
+        let total: f64 = exposure.iter().sum();
         ControllerView {
-            multipliers: inner.lambda.map(f64::exp),
-            realized_shares: inner
-                .exposure
-                .map(|e| if total > 0.0 { e / total } else { 0.0 }),
+            multipliers: lambda.map(f64::exp),
+            realized_shares: exposure.map(|e| if total > 0.0 { e / total } else { 0.0 }),
             targets: params.targets,
-            tracked_streamers: inner.streamers.len(),
+            tracked_streamers: recent.len(),
+            gini: super::concentration::gini(&recent),
         }
     }
 }
@@ -186,6 +225,7 @@ mod tests {
             spread_scale: 5.0,
             spread_half_life_ms: 3_600_000.0,
             max_streamers: 4,
+            max_streamer_share: 0.0,
         }
     }
 
@@ -197,7 +237,7 @@ mod tests {
         for i in 0..200 {
             s.observe(&p, Millis(i * 1000), &[(Tier::Top, None, 1.0)]);
         }
-        let v = s.view(&p);
+        let v = s.view(&p, Millis(0));
         assert!(v.multipliers[Tier::Small.index()] > 1.0);
         assert!(v.multipliers[Tier::Top.index()] < 1.0);
         assert!(
@@ -220,13 +260,73 @@ mod tests {
             tier: Tier::Mid,
             streamer: Some(name),
         };
-        let page = [mid("a"), mid("b")];
-        let m = s.multipliers(&p, Millis(0), &page);
+        let mut page = [mid("a"), mid("b")];
+        let m = s.adjust(&p, Millis(0), &mut page);
         let a = m[0] / m[1];
         assert!((a - (1.0f64 + 10.0 / 5.0).powf(-0.5)).abs() < 1e-9, "{a}");
+        assert!((page[0].score / page[1].score - a).abs() < 1e-9);
         // An hour later (one half-life) the penalty is milder.
-        let later = s.multipliers(&p, Millis(3_600_000), &page);
+        let later = s.adjust(&p, Millis(3_600_000), &mut [mid("a"), mid("b")]);
         assert!(later[0] / later[1] > a);
+    }
+
+    #[test]
+    fn a_streamer_at_its_share_cap_is_skipped_until_it_decays() {
+        let p = ExposureParams {
+            max_streamer_share: 0.25,
+            spread_strength: 0.0,
+            max_streamers: 100,
+            ..params()
+        };
+        let s = ExposureState::new();
+        let small = |name| Item {
+            score: 1.0,
+            eligible: true,
+            tier: Tier::Small,
+            streamer: Some(name),
+        };
+        // "a" has 3 of 5 units of recent exposure: 60%, over the cap, and
+        // the window holds at least 1 / 0.25 = 4 units, so the cap is in
+        // force; "b" has 20%.
+        s.observe(
+            &p,
+            Millis(0),
+            &[
+                (Tier::Small, Some("a"), 3.0),
+                (Tier::Small, Some("b"), 1.0),
+                (Tier::Small, Some("d"), 1.0),
+            ],
+        );
+        let mut page = [small("a"), small("b"), small("c")];
+        s.adjust(&p, Millis(0), &mut page);
+        assert_eq!(page.map(|i| i.eligible), [false, true, true]);
+        // Others take the next pages; a's share decays below the cap.
+        for i in 1..=20 {
+            s.observe(&p, Millis(i * 60_000), &[(Tier::Small, Some("c"), 1.0)]);
+        }
+        let mut page = [small("a")];
+        s.adjust(&p, Millis(20 * 60_000), &mut page);
+        assert!(page[0].eligible);
+    }
+
+    #[test]
+    fn the_share_cap_waits_for_a_full_window() {
+        let p = ExposureParams {
+            max_streamer_share: 0.1,
+            ..params()
+        };
+        let s = ExposureState::new();
+        // 5 units in the window, below 1 / 0.1 = 10: no cap yet, though "a"
+        // holds all of it.
+        s.observe(&p, Millis(0), &[(Tier::Top, Some("a"), 5.0)]);
+        let mut page = [Item {
+            score: 1.0,
+            eligible: true,
+            tier: Tier::Top,
+            streamer: Some("a"),
+        }];
+        s.adjust(&p, Millis(0), &mut page);
+        assert!(page[0].eligible);
     }
 
     #[test]
@@ -241,6 +341,6 @@ mod tests {
                 &[(Tier::Small, Some(name.as_str()), 1.0 + i as f64)],
             );
         }
-        assert!(s.view(&p).tracked_streamers <= 5);
+        assert!(s.view(&p, Millis(0)).tracked_streamers <= 5);
     }
 }

@@ -15,6 +15,7 @@
 //! comes first (its best remaining candidate). EDF is optimal for unit jobs
 //! with deadlines, so whenever the floors can be met together, they are.
 
+pub mod concentration;
 pub mod exposure;
 pub mod floors;
 mod topk;

@@ -17,6 +17,7 @@ use sha2::{Digest, Sha256};
 use std::fmt::Display;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// The shipped default configuration, embedded so `fairflow serve` runs with
 /// nothing but the binary.
@@ -60,6 +61,8 @@ pub struct Config {
     pub version: String,
     /// The file it was read from, or [`EMBEDDED_ORIGIN`].
     pub origin: String,
+    /// The TOML text it was parsed from (what `GetConfig` returns).
+    pub text: String,
     pub server: ServerConfig,
     pub catalog: CatalogSource,
     pub model: ModelSource,
@@ -124,7 +127,44 @@ pub struct ServerConfig {
     pub max_message_bytes: usize,
     /// How long shutdown waits for requests in flight before closing
     /// connections anyway.
-    pub drain_grace: std::time::Duration,
+    pub drain_grace: Duration,
+    /// `Rank` requests admitted at once; more are refused at once.
+    pub max_concurrent_requests: usize,
+    /// Longest a `Rank` may take; a shorter `grpc-timeout` wins.
+    pub request_timeout: Duration,
+    /// How often the config file is checked for changes (`None`: never).
+    pub watch_config: Option<Duration>,
+    /// Where `GET /metrics` is served (`None`: no metrics endpoint).
+    pub metrics_listen: Option<SocketAddr>,
+    /// How often the controller's gauges and the Gini are recomputed.
+    pub metrics_refresh: Duration,
+}
+
+impl ServerConfig {
+    /// The keys read once at start: a reload that changes them reports them
+    /// as needing a restart instead of pretending they took effect.
+    pub fn restart_required(&self, next: &ServerConfig) -> Vec<&'static str> {
+        let mut keys = Vec::new();
+        if self.listen != next.listen {
+            keys.push("server.listen");
+        }
+        if self.max_message_bytes != next.max_message_bytes {
+            keys.push("server.max_message_bytes");
+        }
+        if self.drain_grace != next.drain_grace {
+            keys.push("server.drain_grace_seconds");
+        }
+        if self.watch_config != next.watch_config {
+            keys.push("server.watch_config_seconds");
+        }
+        if self.metrics_listen != next.metrics_listen {
+            keys.push("server.metrics_listen");
+        }
+        if self.metrics_refresh != next.metrics_refresh {
+            keys.push("server.metrics_refresh_seconds");
+        }
+        keys
+    }
 }
 
 /// Where the catalog is loaded from at start.
@@ -271,10 +311,17 @@ impl Config {
                 let key = e.path().to_string();
                 invalid(&key, e.into_inner().message().to_string())
             })?;
-        let version = hex_prefix(&Sha256::digest(text.as_bytes()), 6);
-        validate(raw, base_dir, version, origin)
-            .map_err(|Invalid { key, reason }| invalid(&key, reason))
+        let version = content_version(text);
+        let mut config = validate(raw, base_dir, version, origin)
+            .map_err(|Invalid { key, reason }| invalid(&key, reason))?;
+        config.text = text.to_string();
+        Ok(config)
     }
+}
+
+/// The version a config text gets: the first 12 hex digits of its SHA-256.
+pub fn content_version(text: &str) -> String {
+    hex_prefix(&Sha256::digest(text.as_bytes()), 6)
 }
 
 /// A validation failure before the file name is attached.
@@ -342,11 +389,47 @@ fn validate(
             1024,
             64 << 20,
         )? as usize,
-        drain_grace: std::time::Duration::from_secs_f64(in_range(
+        drain_grace: Duration::from_secs_f64(in_range(
             "server.drain_grace_seconds",
             server.drain_grace_seconds,
             0.0,
             600.0,
+        )?),
+        max_concurrent_requests: in_range(
+            "server.max_concurrent_requests",
+            server.max_concurrent_requests,
+            1,
+            1_000_000,
+        )? as usize,
+        request_timeout: Duration::from_secs_f64(in_range(
+            "server.request_timeout_seconds",
+            server.request_timeout_seconds,
+            0.001,
+            600.0,
+        )?),
+        watch_config: match in_range(
+            "server.watch_config_seconds",
+            server.watch_config_seconds,
+            0.0,
+            3600.0,
+        )? {
+            0.0 => None,
+            s => Some(Duration::from_secs_f64(s.max(0.05))),
+        },
+        metrics_listen: match server.metrics_listen.trim() {
+            "" => None,
+            addr => Some(addr.parse().map_err(|e| {
+                invalid(
+                    "server.metrics_listen",
+                    format!("`{addr}` is not a socket address: {e}"),
+                )
+            })?),
+        },
+        metrics_refresh: Duration::from_secs_f64(in_range(
+            "server.metrics_refresh_seconds",
+            server.metrics_refresh_seconds,
+            0.1,
+            3600.0,
         )?),
     };
     let catalog = match catalog.dir.trim() {
@@ -476,6 +559,7 @@ fn validate(
     Ok(Config {
         version,
         origin: origin.to_string(),
+        text: String::new(),
         server,
         catalog,
         model,
@@ -525,6 +609,7 @@ fn exposure_params(t: &raw::RawTargets, s: &raw::RawSpreading) -> Result<Exposur
             1,
             100_000_000,
         )? as usize,
+        max_streamer_share: in_range("quotas.spreading.max_share", s.max_share, 0.0, 1.0)?,
     })
 }
 
@@ -573,6 +658,15 @@ mod tests {
             empty.server.max_message_bytes
         );
         assert_eq!(shipped.server.drain_grace, empty.server.drain_grace);
+        assert_eq!(
+            shipped.server.max_concurrent_requests,
+            empty.server.max_concurrent_requests
+        );
+        assert_eq!(shipped.server.request_timeout, empty.server.request_timeout);
+        assert_eq!(shipped.server.watch_config, empty.server.watch_config);
+        assert_eq!(shipped.server.metrics_listen, empty.server.metrics_listen);
+        assert_eq!(shipped.server.metrics_refresh, empty.server.metrics_refresh);
+        assert!(shipped.server.restart_required(&empty.server).is_empty());
         assert_eq!(shipped.catalog, CatalogSource::Embedded);
         assert_eq!(shipped.model, ModelSource::Embedded);
         assert_eq!(shipped.version.len(), 12);
@@ -611,6 +705,18 @@ mod tests {
             "tiers.mid_min_followers"
         );
         assert_eq!(key_of("[server]\nlisten = \"nowhere\""), "server.listen");
+        assert_eq!(
+            key_of("[server]\nmetrics_listen = \"nowhere\""),
+            "server.metrics_listen"
+        );
+        assert_eq!(
+            key_of("[server]\nmax_concurrent_requests = 0"),
+            "server.max_concurrent_requests"
+        );
+        assert_eq!(
+            key_of("[server]\nrequest_timeout_seconds = 0.0"),
+            "server.request_timeout_seconds"
+        );
         assert_eq!(
             key_of("[scoring]\nupstream_weight = 1.5"),
             "scoring.upstream_weight"

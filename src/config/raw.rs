@@ -24,6 +24,11 @@ pub struct RawServer {
     pub listen: String,
     pub max_message_bytes: u64,
     pub drain_grace_seconds: f64,
+    pub max_concurrent_requests: u64,
+    pub request_timeout_seconds: f64,
+    pub watch_config_seconds: f64,
+    pub metrics_listen: String,
+    pub metrics_refresh_seconds: f64,
 }
 
 impl Default for RawServer {
@@ -32,6 +37,11 @@ impl Default for RawServer {
             listen: "127.0.0.1:50051".into(),
             max_message_bytes: 4 * 1024 * 1024,
             drain_grace_seconds: 10.0,
+            max_concurrent_requests: 256,
+            request_timeout_seconds: 1.0,
+            watch_config_seconds: 1.0,
+            metrics_listen: "127.0.0.1:9464".into(),
+            metrics_refresh_seconds: 5.0,
         }
     }
 }
@@ -287,6 +297,7 @@ pub struct RawSpreading {
     pub scale: f64,
     pub half_life_seconds: f64,
     pub max_streamers: u64,
+    pub max_share: f64,
 }
 
 impl Default for RawSpreading {
@@ -296,6 +307,7 @@ impl Default for RawSpreading {
             scale: 5.0,
             half_life_seconds: 3600.0,
             max_streamers: 200_000,
+            max_share: 0.0,
         }
     }
 }

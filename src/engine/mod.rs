@@ -63,7 +63,20 @@ impl Engine {
         exposure: &ExposureState,
         query: &RankQuery,
     ) -> Result<Ranking, RankError> {
-        let mut evaluation = self.evaluate(catalog, query)?;
+        let evaluation = self.evaluate(catalog, query)?;
+        Ok(self.allocate(evaluation, exposure, query))
+    }
+
+    /// Fills the page from an [`Evaluation`] of `query` (stage 4, then
+    /// explain): in score order outside quota scenes; under quotas, with the
+    /// exposure state's multipliers, floors and caps, and the served page is
+    /// recorded in `exposure`.
+    pub fn allocate(
+        &self,
+        mut evaluation: Evaluation,
+        exposure: &ExposureState,
+        query: &RankQuery,
+    ) -> Ranking {
         let slots = query.slots as usize;
         let quotas = &self.config.quotas;
         if !quotas.applies_to(query.scene) {
@@ -75,23 +88,13 @@ impl Engine {
                         by_floor: false,
                     })
                     .collect();
-            return Ok(self.explain(query, &evaluation, &placed));
+            return self.explain(query, &evaluation, &placed);
         }
-        let mut items: Vec<allocate::Item> = evaluation
-            .items
-            .iter()
-            .enumerate()
-            .map(|(i, r)| allocate::Item {
-                score: evaluation.scores[i],
-                eligible: evaluation.eligible[i],
-                tier: r.tier,
-                streamer: r.streamer_id,
-            })
-            .collect();
-        evaluation.boost = exposure.multipliers(&quotas.exposure, query.now, &items);
-        for (i, item) in items.iter_mut().enumerate() {
-            item.score *= evaluation.boost[i];
+        let mut items = evaluation.allocation_items();
+        evaluation.boost = exposure.adjust(&quotas.exposure, query.now, &mut items);
+        for (i, item) in items.iter().enumerate() {
             evaluation.scores[i] = item.score;
+            evaluation.eligible[i] = item.eligible;
         }
         let table = quotas.floors.table(slots);
         let placed = allocate::allocate(&items, slots, &table, quotas.max_items_per_streamer);
@@ -102,7 +105,7 @@ impl Engine {
             .map(|(p, slot)| (items[p.index].tier, items[p.index].streamer, slot.exposure))
             .collect();
         exposure.observe(&quotas.exposure, query.now, &page);
-        Ok(ranking)
+        ranking
     }
 
     /// The stages before allocation: validate, resolve, score and gate every
@@ -160,6 +163,7 @@ impl Engine {
             gates,
             scores,
             boost,
+            eligible,
             ..
         } = evaluation;
         let threshold = self.config.gates.reason_threshold;
@@ -179,6 +183,7 @@ impl Engine {
                 }
                 Slot {
                     position: position as u32,
+                    candidate: i as u32,
                     item_id: r.candidate.item_id.clone(),
                     kind: r.candidate.kind,
                     streamer_id: r.streamer_id.map(str::to_string),
@@ -199,7 +204,7 @@ impl Engine {
             config_version: self.config.version.clone(),
             model_version: self.model.version().to_string(),
             unresolved: items.iter().filter(|r| !r.resolved).count() as u32,
-            ineligible: items.iter().filter(|r| !r.eligible).count() as u32,
+            ineligible: eligible.iter().filter(|&&e| !e).count() as u32,
         }
     }
 }
@@ -216,7 +221,7 @@ pub struct Evaluation<'a> {
     boost: Vec<f64>,
 }
 
-impl Evaluation<'_> {
+impl<'a> Evaluation<'a> {
     /// What allocation ranks by, per candidate.
     pub fn scores(&self) -> &[f64] {
         &self.scores
@@ -229,6 +234,22 @@ impl Evaluation<'_> {
 
     pub fn estimate(&self, i: usize) -> Estimate {
         self.estimates[i]
+    }
+
+    /// Every candidate as allocation sees it: score, eligibility, tier and
+    /// streamer (before any exposure-control multiplier).
+    pub fn allocation_items(&self) -> Vec<allocate::Item<'a>> {
+        self.items
+            .iter()
+            .zip(&self.scores)
+            .zip(&self.eligible)
+            .map(|((r, &score), &eligible)| allocate::Item {
+                score,
+                eligible,
+                tier: r.tier,
+                streamer: r.streamer_id,
+            })
+            .collect()
     }
 
     /// The model's inputs for candidate `i`, as the model saw them.

@@ -61,6 +61,8 @@ impl Candidate {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Slot {
     pub position: u32,
+    /// Index of the item in the query's candidates.
+    pub candidate: u32,
     pub item_id: String,
     pub kind: ItemKind,
     /// The streamer the exposure is credited to, when known.
@@ -89,7 +91,8 @@ pub struct Ranking {
     pub model_version: String,
     /// Candidates missing from the catalog (ranked with what the request carried).
     pub unresolved: u32,
-    /// Candidates that could not be placed: streams the catalog knows to be off air.
+    /// Candidates that could not be placed: streams the catalog knows to be
+    /// off air, and items of streamers at their exposure share cap.
     pub ineligible: u32,
 }
 

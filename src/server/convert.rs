@@ -9,7 +9,7 @@ use crate::domain::{FieldError, ItemKind, Millis, Reason, Scene, StreamerKind, T
 use crate::engine::{Candidate, RankQuery, Ranking, Slot};
 use crate::proto::v1 as pb;
 
-fn scene(value: i32) -> Result<Scene, FieldError> {
+pub(crate) fn scene(value: i32) -> Result<Scene, FieldError> {
     match pb::Scene::try_from(value) {
         Ok(pb::Scene::Recommend) => Ok(Scene::Recommend),
         Ok(pb::Scene::Follow) => Ok(Scene::Follow),
@@ -143,6 +143,7 @@ pub fn rank_response(ranking: Ranking) -> pb::RankResponse {
 fn slot(s: Slot) -> pb::RankedSlot {
     let Slot {
         position,
+        candidate: _,
         item_id,
         kind,
         streamer_id,

@@ -9,12 +9,17 @@
 mod admin;
 mod catalog;
 pub mod convert;
+pub mod metrics;
 mod rank;
+mod reload;
 pub mod status;
+
+pub use reload::{ReloadError, Reloaded};
 
 use crate::allocate::ExposureState;
 use crate::catalog::{Catalog, CatalogError};
 use crate::config::{CatalogSource, Config, ModelSource};
+use crate::domain::Millis;
 use crate::engine::Engine;
 use crate::model::{Model, ModelError};
 use crate::proto::v1::admin_service_server::AdminServiceServer;
@@ -23,10 +28,25 @@ use crate::proto::v1::rank_service_server::RankServiceServer;
 use arc_swap::ArcSwap;
 use parking_lot::RwLock;
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
+
+/// The server's clock, read in the server layer only: the engine takes
+/// time as input.
+#[expect(
+    clippy::disallowed_methods,
+    reason = "the server boundary stamps requests that carry no time"
+)]
+pub(crate) fn wall_clock() -> Millis {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    Millis(since_epoch.as_millis() as i64)
+}
 
 /// What the server shares between requests.
 pub struct State {
@@ -40,6 +60,21 @@ pub struct State {
     /// The exposure controller's state: per process, outside the engine, so
     /// it carries over config reloads.
     pub exposure: ExposureState,
+    /// The file the config came from; `None` on the embedded default.
+    config_path: Option<PathBuf>,
+    reload_lock: parking_lot::Mutex<()>,
+    /// `Rank` requests admitted and not yet answered.
+    in_flight: AtomicUsize,
+}
+
+/// One admitted `Rank`; dropping it frees the place.
+struct Admitted(Arc<State>);
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        let left = self.0.in_flight.fetch_sub(1, Ordering::AcqRel) - 1;
+        metrics::set_in_flight(left);
+    }
 }
 
 /// Why the server could not start.
@@ -53,19 +88,32 @@ pub enum StartError {
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("transport: {0}")]
     Transport(#[from] tonic::transport::Error),
+    #[error("metrics endpoint: {0}")]
+    Metrics(#[from] std::io::Error),
+}
+
+/// The sockets a server answers on: gRPC, and optionally `GET /metrics`.
+pub struct Listeners {
+    pub grpc: TcpListener,
+    pub metrics: Option<TcpListener>,
 }
 
 impl State {
-    pub fn new(engine: Engine, catalog: Catalog) -> Arc<State> {
+    /// `config_path` is the file the engine's config came from, for reloads.
+    pub fn new(engine: Engine, catalog: Catalog, config_path: Option<PathBuf>) -> Arc<State> {
         Arc::new(State {
             engine: ArcSwap::from_pointee(engine),
             catalog: RwLock::new(catalog),
             exposure: ExposureState::new(),
+            config_path,
+            reload_lock: parking_lot::Mutex::new(()),
+            in_flight: AtomicUsize::new(0),
         })
     }
 
-    /// Loads the model and catalog the config names.
-    pub fn load(config: Config) -> Result<Arc<State>, StartError> {
+    /// Loads the model and catalog the config names. `config_path` is the
+    /// file `config` was read from (reloads read it again).
+    pub fn load(config: Config, config_path: Option<PathBuf>) -> Result<Arc<State>, StartError> {
         let model = match &config.model {
             ModelSource::Embedded => Model::embedded()?,
             ModelSource::File(path) => Model::load(path)?,
@@ -78,7 +126,23 @@ impl State {
         Ok(State::new(
             Engine::new(Arc::new(config), Arc::new(model)),
             catalog,
+            config_path,
         ))
+    }
+
+    /// Admits one more `Rank` if fewer than `limit` are in flight; the
+    /// permit gives the place back when dropped.
+    fn admit(self: &Arc<State>, limit: usize) -> Option<Admitted> {
+        let admitted = self
+            .in_flight
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < limit).then_some(n + 1)
+            })
+            .is_ok();
+        admitted.then(|| {
+            metrics::set_in_flight(self.in_flight.load(Ordering::Relaxed));
+            Admitted(self.clone())
+        })
     }
 
     /// The engine in force now.
@@ -88,8 +152,60 @@ impl State {
 }
 
 /// Serves until `shutdown` resolves, then reports NOT_SERVING on health,
-/// stops accepting, and lets requests in flight finish.
+/// stops accepting, and lets requests in flight finish. Beside the gRPC
+/// services it runs the metrics endpoint, the periodic metrics refresh and
+/// the config watcher.
 pub async fn run(
+    listeners: Listeners,
+    state: Arc<State>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), StartError> {
+    let server_config = state.engine().config().server.clone();
+    // Background tasks end with the server (dropped on return).
+    let (stopped_tx, stopped_rx) = tokio::sync::watch::channel(false);
+    let mut background = tokio::task::JoinSet::new();
+    metrics::handle();
+    if let Some(listener) = listeners.metrics {
+        let mut stopped = stopped_rx.clone();
+        background.spawn(async move {
+            let stop = async move {
+                let _ = stopped.wait_for(|&s| s).await;
+            };
+            if let Err(e) = metrics::serve(listener, stop).await {
+                tracing::error!(error = %e, "metrics endpoint failed");
+            }
+        });
+    }
+    background.spawn(refresh_metrics(
+        state.clone(),
+        server_config.metrics_refresh,
+    ));
+    background.spawn(reload::watch(state.clone(), server_config.watch_config));
+    let served = serve_grpc(listeners.grpc, state, shutdown).await;
+    let _ = stopped_tx.send(true);
+    background.abort_all();
+    served
+}
+
+/// Publishes the controller's state (shares, multipliers, Gini) every
+/// `every`: the Gini sorts every tracked streamer, too much per request.
+async fn refresh_metrics(state: Arc<State>, every: std::time::Duration) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        let state = state.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            let engine = state.engine();
+            let view = state
+                .exposure
+                .view(&engine.config().quotas.exposure, wall_clock());
+            metrics::record_controller(&view);
+        })
+        .await;
+    }
+}
+
+async fn serve_grpc(
     listener: TcpListener,
     state: Arc<State>,
     shutdown: impl Future<Output = ()> + Send,

@@ -1,25 +1,43 @@
-//! `RankService`: validate and convert, call the engine, convert back.
+//! `RankService`: admit, validate and convert, call the engine off the async
+//! workers, convert back.
 
-use super::{State, convert};
-use crate::domain::Millis;
+use super::{State, convert, metrics};
 use crate::proto::v1 as pb;
 use std::sync::Arc;
-use tonic::{Request, Response, Status};
+use std::time::{Duration, Instant};
+use tonic::{Code, Request, Response, Status};
 
 pub struct RankApi {
     pub(super) state: Arc<State>,
 }
 
-/// The server's clock, read here and only here: the engine takes time as input.
 #[expect(
     clippy::disallowed_methods,
-    reason = "the server boundary stamps requests that carry no time"
+    reason = "request latency and deadlines are measured at the server boundary"
 )]
-fn wall_clock() -> Millis {
-    let since_epoch = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    Millis(since_epoch.as_millis() as i64)
+fn now() -> Instant {
+    Instant::now()
+}
+
+/// The caller's deadline from the `grpc-timeout` header (`<digits><unit>`,
+/// units H M S m u n, per the gRPC HTTP/2 spec). A header that does not
+/// parse is ignored, as the spec asks.
+fn grpc_timeout(metadata: &tonic::metadata::MetadataMap) -> Option<Duration> {
+    let value = metadata.get("grpc-timeout")?.to_str().ok()?;
+    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
+    if digits.is_empty() || digits.len() > 8 {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n * 3600),
+        "M" => Duration::from_secs(n * 60),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
 }
 
 #[tonic::async_trait]
@@ -28,21 +46,70 @@ impl pb::rank_service_server::RankService for RankApi {
         &self,
         request: Request<pb::RankRequest>,
     ) -> Result<Response<pb::RankResponse>, Status> {
-        let query = convert::rank_query(request.into_inner(), wall_clock())
-            .map_err(|e| super::status::invalid_argument(&e))?;
+        let started = now();
+        let scene = convert::scene(request.get_ref().scene).ok();
+        let answer = self.rank_inner(request, started).await;
+        let code = answer.as_ref().map_or_else(Status::code, |_| Code::Ok);
+        metrics::record_rpc("Rank", scene, code, started.elapsed());
+        answer
+    }
+}
+
+impl RankApi {
+    async fn rank_inner(
+        &self,
+        request: Request<pb::RankRequest>,
+        started: Instant,
+    ) -> Result<Response<pb::RankResponse>, Status> {
         // The engine snapshot is taken once: a reload mid-request does not
         // change the config this request is ranked under.
         let engine = self.state.engine();
-        let ranking = {
-            let catalog = self.state.catalog.read();
-            engine.rank(&catalog, &self.state.exposure, &query)
+        let limits = &engine.config().server;
+        let Some(admitted) = self.state.admit(limits.max_concurrent_requests) else {
+            metrics::record_shed("concurrency");
+            return Err(Status::resource_exhausted(format!(
+                "server at its limit of {} Rank requests in flight; retry with backoff",
+                limits.max_concurrent_requests
+            )));
+        };
+        let deadline = grpc_timeout(request.metadata())
+            .map_or(limits.request_timeout, |t| t.min(limits.request_timeout));
+        let query = convert::rank_query(request.into_inner(), super::wall_clock())
+            .map_err(|e| super::status::invalid_argument(&e))?;
+        let candidates = query.candidates.len();
+        let scene = query.scene;
+        // Ranking is CPU work: it runs on the blocking pool so the async
+        // workers keep accepting (and refusing) requests under load. The
+        // admission permit moves along, so a request that outlives its
+        // deadline still counts until its work is done.
+        let state = self.state.clone();
+        let work = tokio::task::spawn_blocking(move || {
+            let _admitted = admitted;
+            let ranking = {
+                let catalog = state.catalog.read();
+                engine.rank(&catalog, &state.exposure, &query)
+            };
+            (query.request_id, ranking)
+        });
+        let left = deadline.saturating_sub(started.elapsed());
+        let (request_id, ranking) = match tokio::time::timeout(left, work).await {
+            Ok(Ok(done)) => done,
+            Ok(Err(e)) => return Err(Status::internal(format!("rank task failed: {e}"))),
+            Err(_) => {
+                metrics::record_shed("deadline");
+                return Err(Status::deadline_exceeded(format!(
+                    "not ranked within {} ms",
+                    deadline.as_millis()
+                )));
+            }
         };
         match ranking {
             Ok(ranking) => {
+                metrics::record_ranking(scene, candidates, &ranking);
                 tracing::debug!(
                     request_id = %ranking.request_id,
-                    scene = %query.scene,
-                    candidates = query.candidates.len(),
+                    scene = %scene,
+                    candidates,
                     slots = ranking.slots.len(),
                     unresolved = ranking.unresolved,
                     "ranked"
@@ -50,9 +117,31 @@ impl pb::rank_service_server::RankService for RankApi {
                 Ok(Response::new(convert::rank_response(ranking)))
             }
             Err(e) => {
-                tracing::info!(request_id = %query.request_id, error = %e, "rank refused");
+                tracing::info!(request_id = %request_id, error = %e, "rank refused");
                 Err(e.into())
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeout_header_parses_per_spec() {
+        let parse = |v: &str| {
+            let mut m = tonic::metadata::MetadataMap::new();
+            m.insert("grpc-timeout", v.parse().unwrap());
+            grpc_timeout(&m)
+        };
+        assert_eq!(parse("100m"), Some(Duration::from_millis(100)));
+        assert_eq!(parse("2S"), Some(Duration::from_secs(2)));
+        assert_eq!(parse("1H"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse("5u"), Some(Duration::from_micros(5)));
+        assert_eq!(parse("123456789m"), None, "at most 8 digits");
+        assert_eq!(parse("10x"), None);
+        assert_eq!(parse("m"), None);
+        assert_eq!(grpc_timeout(&tonic::metadata::MetadataMap::new()), None);
     }
 }

@@ -42,7 +42,7 @@ pub struct SimSummary {
 
 /// Puts streams on or off air at chunk start `t0` per their windows, in
 /// `is_live` and the catalog; returns the changes.
-fn advance_streams(
+pub(super) fn advance_streams(
     world: &World,
     windows: &[super::world::Window],
     is_live: &mut [bool],
@@ -62,14 +62,14 @@ fn advance_streams(
 }
 
 /// Streams on air during one chunk, for retrieval.
-struct LiveSet {
+pub(super) struct LiveSet {
     all: Vec<u32>,
     by_popularity: Option<WeightedIndex<f64>>,
     by_category: Vec<Vec<u32>>,
 }
 
 impl LiveSet {
-    fn new(world: &World, live: &[bool]) -> LiveSet {
+    pub(super) fn new(world: &World, live: &[bool]) -> LiveSet {
         let all: Vec<u32> = (0..live.len() as u32)
             .filter(|&s| live[s as usize])
             .collect();
@@ -91,7 +91,7 @@ impl LiveSet {
 /// The user's next feed request: the scene, its slot count, and upstream
 /// retrieval's candidate set, like a feed service would send (no
 /// duplicates; streams only if on air; goods only once their seller exists).
-fn next_query(
+pub(super) fn next_query(
     world: &World,
     user_idx: u32,
     live: &LiveSet,
@@ -464,144 +464,10 @@ pub fn simulate<W: Write>(
     Ok(summary)
 }
 
-/// Exposure and outcomes of one policy over simulated traffic.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct Evaluation {
-    pub requests: u64,
-    /// Position-weighted exposure per tier (top, mid, small), per local hour.
-    pub hourly_tier_exposure: Vec<[f64; 3]>,
-    /// Position-weighted exposure per streamer (index into the world's).
-    #[serde(skip)]
-    pub streamer_exposure: Vec<f64>,
-    /// Sum over served slots of exposure x expected value (yuan).
-    pub expected_gmv: f64,
-    #[serde(flatten)]
-    pub outcome: PageOutcome,
-}
-
-impl Evaluation {
-    pub fn tier_shares(&self) -> [f64; 3] {
-        let mut total = [0.0; 3];
-        for h in &self.hourly_tier_exposure {
-            for t in 0..3 {
-                total[t] += h[t];
-            }
-        }
-        let sum: f64 = total.iter().sum();
-        total.map(|e| if sum > 0.0 { e / sum } else { 0.0 })
-    }
-}
-
-/// Serves simulated traffic with the engine's own ranking (interactive mode:
-/// the simulated users respond to what the engine placed), one request at a
-/// time in time order with one exposure state, as one server process would.
-/// Sequential on purpose: the controller's updates must happen in request
-/// order for the result to be reproducible.
-pub fn evaluate(
-    world: &World,
-    engine: &Engine,
-    catalog: &mut Catalog,
-    exposure: &crate::allocate::ExposureState,
-    days: u32,
-) -> Evaluation {
-    let mut eval = Evaluation {
-        hourly_tier_exposure: vec![[0.0; 3]; 24],
-        streamer_exposure: vec![0.0; world.streamers.len()],
-        ..Evaluation::default()
-    };
-    let mut states = world.user_states();
-    let mut is_live = world.live_flags(catalog);
-    let mut records = Vec::new();
-    for day in 0..days {
-        let windows = world.windows(day);
-        let mut sessions: Vec<(Millis, u32)> = (0..world.users.len() as u32)
-            .flat_map(|u| world.sessions(u, day).into_iter().map(move |t| (t, u)))
-            .collect();
-        sessions.sort_unstable();
-        let mut next = 0;
-        for chunk in 0..(Millis::MS_PER_DAY / CHUNK_MS) {
-            let t0 = world.day_start(day).0 + chunk * CHUNK_MS;
-            advance_streams(world, &windows, &mut is_live, catalog, t0);
-            let live_set = LiveSet::new(world, &is_live);
-            while next < sessions.len() && sessions[next].0.0 < t0 + CHUNK_MS {
-                let (now, user) = sessions[next];
-                next += 1;
-                let state = &mut states[user as usize];
-                let query = next_query(world, user, &live_set, &is_live, now, state);
-                let Ok(ranking) = engine.rank(catalog, exposure, &query) else {
-                    continue;
-                };
-                let hour = ((now.0 + super::world::LOCAL_OFFSET_MS).rem_euclid(Millis::MS_PER_DAY)
-                    / 3_600_000) as usize;
-                for slot in &ranking.slots {
-                    eval.hourly_tier_exposure[hour][slot.tier.index()] += slot.exposure;
-                    eval.expected_gmv += slot.exposure * slot.expected_value;
-                    if let Some(s) = slot
-                        .streamer_id
-                        .as_deref()
-                        .and_then(|s| world.streamer_index.get(s))
-                    {
-                        eval.streamer_exposure[*s as usize] += slot.exposure;
-                    }
-                }
-                let served: Vec<(&str, ItemKind)> = ranking
-                    .slots
-                    .iter()
-                    .map(|s| (s.item_id.as_str(), s.kind))
-                    .collect();
-                records.clear();
-                eval.outcome +=
-                    world.respond(user, state, &query.request_id, now, &served, &mut records);
-                eval.requests += 1;
-            }
-        }
-    }
-    eval
-}
-
-/// Gini coefficient of non-negative values (0: equal, toward 1: concentrated).
-pub fn gini(values: &[f64]) -> f64 {
-    let mut v: Vec<f64> = values.iter().map(|x| x.max(0.0)).collect();
-    v.sort_unstable_by(f64::total_cmp);
-    let n = v.len() as f64;
-    let sum: f64 = v.iter().sum();
-    if v.is_empty() || sum <= 0.0 {
-        return 0.0;
-    }
-    let weighted: f64 = v
-        .iter()
-        .enumerate()
-        .map(|(i, x)| (i as f64 + 1.0) * x)
-        .sum();
-    (2.0 * weighted) / (n * sum) - (n + 1.0) / n
-}
-
-/// Share of the total held by the top `fraction` of values.
-pub fn top_share(values: &[f64], fraction: f64) -> f64 {
-    let mut v: Vec<f64> = values.to_vec();
-    v.sort_unstable_by(|a, b| b.total_cmp(a));
-    let k = ((v.len() as f64 * fraction).ceil() as usize)
-        .max(1)
-        .min(v.len());
-    let sum: f64 = v.iter().sum();
-    if sum <= 0.0 {
-        0.0
-    } else {
-        v[..k].iter().sum::<f64>() / sum
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use rand::SeedableRng;
-
-    #[test]
-    fn gini_and_top_share() {
-        assert_eq!(gini(&[1.0, 1.0, 1.0, 1.0]), 0.0);
-        assert!((gini(&[0.0, 0.0, 0.0, 1.0]) - 0.75).abs() < 1e-12);
-        assert_eq!(top_share(&[1.0, 1.0, 2.0, 4.0], 0.25), 0.5);
-    }
 
     #[test]
     fn plackett_luce_propensities_are_conditional_probabilities() {

@@ -14,6 +14,7 @@ use tonic::transport::Channel;
 
 pub struct TestServer {
     pub addr: SocketAddr,
+    pub metrics_addr: SocketAddr,
     pub state: Arc<State>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<Result<(), server::StartError>>>,
@@ -22,25 +23,58 @@ pub struct TestServer {
 impl TestServer {
     /// The server on the embedded defaults (config, demo catalog, model).
     pub async fn start() -> TestServer {
-        TestServer::with_config("").await
+        let config = Config::embedded_default().expect("embedded config");
+        TestServer::with_state(State::load(config, None).expect("state")).await
     }
 
     /// The server with a config given as TOML text (missing keys take defaults).
     pub async fn with_config(toml: &str) -> TestServer {
         let config = Config::from_toml(toml, "test.toml", None).expect("test config");
-        let state = State::load(config).expect("state");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
+        TestServer::with_state(State::load(config, None).expect("state")).await
+    }
+
+    /// The server on a config file, as `serve --config PATH` runs it: the
+    /// file is watched and reloadable.
+    pub async fn with_config_file(path: &std::path::Path) -> TestServer {
+        let config = Config::load(Some(path)).expect("test config");
+        TestServer::with_state(State::load(config, Some(path.to_path_buf())).expect("state")).await
+    }
+
+    async fn with_state(state: Arc<State>) -> TestServer {
+        let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let metrics = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = grpc.local_addr().unwrap();
+        let metrics_addr = metrics.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(server::run(listener, state.clone(), async {
+        let listeners = server::Listeners {
+            grpc,
+            metrics: Some(metrics),
+        };
+        let task = tokio::spawn(server::run(listeners, state.clone(), async {
             let _ = stopped.await;
         }));
         TestServer {
             addr,
+            metrics_addr,
             state,
             stop: Some(stop),
             task: Some(task),
         }
+    }
+
+    /// The Prometheus text from `GET /metrics`.
+    pub async fn scrape(&self) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut conn = tokio::net::TcpStream::connect(self.metrics_addr)
+            .await
+            .expect("metrics endpoint");
+        conn.write_all(b"GET /metrics HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut response = String::new();
+        conn.read_to_string(&mut response).await.unwrap();
+        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+        response
     }
 
     pub async fn channel(&self) -> Channel {

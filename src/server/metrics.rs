@@ -1,0 +1,224 @@
+//! Prometheus metrics through the `metrics` facade, served as text on their
+//! own port (`GET /metrics`).
+//!
+//! Labels are bounded: RPC names, scenes, tiers, status codes and fixed
+//! reasons; never user, item or streamer ids. docs/operations.md lists every
+//! series.
+
+use crate::allocate::ControllerView;
+use crate::domain::{Scene, Tier};
+use crate::engine::Ranking;
+use metrics::{counter, gauge, histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use std::future::Future;
+use std::sync::OnceLock;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// Latency buckets (seconds): a `Rank` takes tens of microseconds in the
+/// engine, milliseconds over the wire, and anything near a second is an
+/// incident.
+const LATENCY_BUCKETS: [f64; 14] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+const CANDIDATE_BUCKETS: [f64; 10] = [
+    10.0, 25.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0, 10000.0,
+];
+
+/// The process-wide recorder, installed on first use: the `metrics` facade
+/// has one global recorder, so servers started in one process (tests)
+/// share it.
+pub fn handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &LATENCY_BUCKETS)
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full("fairflow_rank_candidates".into()),
+                        &CANDIDATE_BUCKETS,
+                    )
+                })
+                .expect("bucket lists are not empty")
+                .build_recorder();
+            let handle = recorder.handle();
+            // Fails only if another recorder was installed first; then the
+            // handle renders nothing, which the metrics test would catch.
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!("a metrics recorder was already installed");
+            }
+            describe();
+            handle
+        })
+        .clone()
+}
+
+fn describe() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(
+        "fairflow_rpc_requests_total",
+        "RPCs answered, by method, scene and status code"
+    );
+    describe_histogram!(
+        "fairflow_rpc_duration_seconds",
+        Unit::Seconds,
+        "Time from the handler's start to its answer, by method and scene"
+    );
+    describe_histogram!(
+        "fairflow_rank_candidates",
+        Unit::Count,
+        "Candidates per Rank request"
+    );
+    describe_counter!(
+        "fairflow_exposure_served_total",
+        "Position-weighted exposure served, by scene and tier"
+    );
+    describe_gauge!(
+        "fairflow_exposure_share",
+        "Tier share of exposure over the controller's decayed window"
+    );
+    describe_gauge!(
+        "fairflow_exposure_target_share",
+        "Tier target share (absent when targets are off)"
+    );
+    describe_gauge!(
+        "fairflow_controller_multiplier",
+        "The exposure controller's multiplier per tier"
+    );
+    describe_gauge!(
+        "fairflow_exposure_gini",
+        "Gini coefficient of recent exposure across the streamers tracked"
+    );
+    describe_gauge!(
+        "fairflow_exposure_tracked_streamers",
+        "Streamers whose recent exposure is tracked"
+    );
+    describe_gauge!(
+        "fairflow_requests_in_flight",
+        "Rank requests admitted and not yet answered"
+    );
+    describe_counter!(
+        "fairflow_requests_shed_total",
+        "Rank requests refused by overload protection, by reason"
+    );
+    describe_counter!(
+        "fairflow_config_reloads_total",
+        "Config reload attempts, by result (ok, failed, unchanged)"
+    );
+}
+
+fn scene_label(scene: Option<Scene>) -> &'static str {
+    scene.map_or("", Scene::name)
+}
+
+/// One answered RPC.
+pub fn record_rpc(rpc: &'static str, scene: Option<Scene>, code: tonic::Code, elapsed: Duration) {
+    let scene = scene_label(scene);
+    counter!(
+        "fairflow_rpc_requests_total",
+        "rpc" => rpc,
+        "scene" => scene,
+        "code" => code_name(code)
+    )
+    .increment(1);
+    histogram!("fairflow_rpc_duration_seconds", "rpc" => rpc, "scene" => scene)
+        .record(elapsed.as_secs_f64());
+}
+
+/// What one ranked page served.
+pub fn record_ranking(scene: Scene, candidates: usize, ranking: &Ranking) {
+    histogram!("fairflow_rank_candidates", "scene" => scene.name()).record(candidates as f64);
+    let mut served = [0.0; 3];
+    for slot in &ranking.slots {
+        served[slot.tier.index()] += slot.exposure;
+    }
+    for tier in Tier::ALL {
+        counter!(
+            "fairflow_exposure_served_total",
+            "scene" => scene.name(),
+            "tier" => tier.name()
+        )
+        // Counters are integers: exposure is counted in thousandths of a
+        // first slot.
+        .increment((served[tier.index()] * 1000.0).round() as u64);
+    }
+}
+
+/// The controller's state, published periodically.
+pub fn record_controller(view: &ControllerView) {
+    for tier in Tier::ALL {
+        let t = tier.index();
+        gauge!("fairflow_exposure_share", "tier" => tier.name()).set(view.realized_shares[t]);
+        gauge!("fairflow_controller_multiplier", "tier" => tier.name()).set(view.multipliers[t]);
+        if let Some(targets) = view.targets {
+            gauge!("fairflow_exposure_target_share", "tier" => tier.name()).set(targets[t]);
+        }
+    }
+    gauge!("fairflow_exposure_gini").set(view.gini);
+    gauge!("fairflow_exposure_tracked_streamers").set(view.tracked_streamers as f64);
+}
+
+pub fn set_in_flight(n: usize) {
+    gauge!("fairflow_requests_in_flight").set(n as f64);
+}
+
+/// A request refused by overload protection (`concurrency` or `deadline`).
+pub fn record_shed(reason: &'static str) {
+    counter!("fairflow_requests_shed_total", "reason" => reason).increment(1);
+}
+
+/// A config reload attempt: `ok`, `failed` or `unchanged`.
+pub fn record_reload(result: &'static str) {
+    counter!("fairflow_config_reloads_total", "result" => result).increment(1);
+}
+
+/// The gRPC status code's canonical name, as Prometheus label values go.
+fn code_name(code: tonic::Code) -> &'static str {
+    use tonic::Code::*;
+    match code {
+        Ok => "OK",
+        Cancelled => "CANCELLED",
+        Unknown => "UNKNOWN",
+        InvalidArgument => "INVALID_ARGUMENT",
+        DeadlineExceeded => "DEADLINE_EXCEEDED",
+        NotFound => "NOT_FOUND",
+        AlreadyExists => "ALREADY_EXISTS",
+        PermissionDenied => "PERMISSION_DENIED",
+        ResourceExhausted => "RESOURCE_EXHAUSTED",
+        FailedPrecondition => "FAILED_PRECONDITION",
+        Aborted => "ABORTED",
+        OutOfRange => "OUT_OF_RANGE",
+        Unimplemented => "UNIMPLEMENTED",
+        Internal => "INTERNAL",
+        Unavailable => "UNAVAILABLE",
+        DataLoss => "DATA_LOSS",
+        Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+/// Serves `GET /metrics` until `shutdown` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let handle = handle();
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let handle = handle.clone();
+            async move {
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4; charset=utf-8",
+                    )],
+                    handle.render(),
+                )
+            }
+        }),
+    );
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}

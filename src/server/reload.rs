@@ -1,0 +1,154 @@
+//! Live config: a changed file (polled), SIGHUP or `AdminService.ReloadConfig`
+//! reloads the config file; a valid one is swapped in atomically with its
+//! model, an invalid one is refused and the old one stays in force.
+//!
+//! Requests in flight keep the engine they started with (an `Arc`), and the
+//! exposure state lives beside the engine, so controller state carries over.
+
+use super::{State, metrics};
+use crate::config::{Config, ConfigError, ModelSource};
+use crate::engine::Engine;
+use crate::model::{Model, ModelError};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What a successful reload did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reloaded {
+    pub version: String,
+    pub previous_version: String,
+    /// False when the file's content was what was already in force.
+    pub changed: bool,
+    /// Keys whose new values take effect only after a restart.
+    pub restart_required: Vec<&'static str>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error("the server was started on the embedded config; there is no file to reload")]
+    NoFile,
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    #[error("model: {0}")]
+    Model(#[from] ModelError),
+}
+
+impl State {
+    /// Reloads the config file (and the model it names). Serialized: two
+    /// reloads never interleave.
+    pub fn reload(&self) -> Result<Reloaded, ReloadError> {
+        let _one_at_a_time = self.reload_lock.lock();
+        let outcome = self.reload_locked();
+        match &outcome {
+            Ok(r) if !r.changed => metrics::record_reload("unchanged"),
+            Ok(r) => {
+                metrics::record_reload("ok");
+                tracing::info!(
+                    version = %r.version,
+                    previous = %r.previous_version,
+                    restart_required = ?r.restart_required,
+                    "config reloaded"
+                );
+            }
+            Err(e) => {
+                metrics::record_reload("failed");
+                tracing::error!(error = %e, "config reload refused; the old config stays in force");
+            }
+        }
+        outcome
+    }
+
+    fn reload_locked(&self) -> Result<Reloaded, ReloadError> {
+        let path = self.config_path.as_deref().ok_or(ReloadError::NoFile)?;
+        let next = Config::load(Some(path))?;
+        let current = self.engine();
+        let previous_version = current.config().version.clone();
+        if next.version == previous_version && next.model == current.config().model {
+            return Ok(Reloaded {
+                version: next.version,
+                previous_version,
+                changed: false,
+                restart_required: Vec::new(),
+            });
+        }
+        let mut restart_required = current.config().server.restart_required(&next.server);
+        if next.catalog != current.config().catalog {
+            // The catalog is live state (upserts, stream status): reloading
+            // it from a directory would drop what callers sent since.
+            restart_required.push("catalog.dir");
+        }
+        let model = match &next.model {
+            ModelSource::Embedded => Model::embedded()?,
+            ModelSource::File(p) => Model::load(p)?,
+        };
+        let version = next.version.clone();
+        self.engine
+            .store(Arc::new(Engine::new(Arc::new(next), Arc::new(model))));
+        Ok(Reloaded {
+            version,
+            previous_version,
+            changed: true,
+            restart_required,
+        })
+    }
+}
+
+/// The config file's content hash as [`Config`] computes it, or `None` when
+/// it cannot be read.
+fn file_version(path: &std::path::Path) -> Option<String> {
+    let text = std::fs::read_to_string(path).ok()?;
+    Some(crate::config::content_version(&text))
+}
+
+/// Reloads on SIGHUP and whenever the file's content changes (checked every
+/// `every`), until the task is dropped. A broken file is reported once per
+/// distinct content, not on every check.
+pub(super) async fn watch(state: Arc<State>, every: Option<Duration>) {
+    let Some(path) = state.config_path.clone() else {
+        return;
+    };
+    #[cfg(unix)]
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    let mut tick = every.map(tokio::time::interval);
+    let mut last_seen = Some(state.engine().config().version.clone());
+    loop {
+        let poll = async {
+            match tick.as_mut() {
+                Some(t) => {
+                    t.tick().await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        #[cfg(unix)]
+        let sighup = async {
+            match hangup.as_mut() {
+                Some(h) => {
+                    h.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let sighup = std::future::pending::<()>();
+        tokio::select! {
+            () = poll => {
+                let path = path.clone();
+                let seen = tokio::task::spawn_blocking(move || file_version(&path))
+                    .await
+                    .ok()
+                    .flatten();
+                if seen.is_some() && seen != last_seen {
+                    last_seen = seen;
+                    let state = state.clone();
+                    let _ = tokio::task::spawn_blocking(move || state.reload()).await;
+                }
+            }
+            () = sighup => {
+                tracing::info!("SIGHUP: reloading the config");
+                let state = state.clone();
+                let _ = tokio::task::spawn_blocking(move || state.reload()).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,194 @@
+//! Interactive evaluation: the engine serves simulated traffic, one request
+//! at a time in time order with one exposure state (as one server process
+//! would), and the simulated users respond to what it placed.
+//!
+//! Exposure, Gini and expected GMV are measured over the *measured scenes*
+//! (by default the scenes under quotas): tier targets are shares of the
+//! exposure the controller steers, and pages it does not touch (a user's
+//! follow feed) would only blur the comparison. Simulated clicks, orders and
+//! GMV cover every scene.
+
+use super::hindsight::{Page, PageItem};
+use super::response::PageOutcome;
+use super::run::{LiveSet, advance_streams, next_query};
+use super::world::{CHUNK_MS, LOCAL_OFFSET_MS, World};
+use crate::allocate::ExposureState;
+pub use crate::allocate::concentration::{gini, top_share};
+use crate::catalog::Catalog;
+use crate::domain::{ItemKind, Millis, Scene};
+use crate::engine::Engine;
+use serde::Serialize;
+
+/// What to measure besides the outcome of every page.
+#[derive(Debug, Clone, Default)]
+pub struct EvalOptions {
+    /// Scenes whose pages count toward exposure, Gini and expected GMV.
+    pub measured: Vec<Scene>,
+    /// Keep every measured page's allocation inputs, for [`super::hindsight`].
+    pub record_pages: bool,
+}
+
+/// Exposure and outcomes of one policy over simulated traffic.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Evaluation {
+    pub requests: u64,
+    /// Requests in the measured scenes.
+    pub measured_requests: u64,
+    /// Position-weighted exposure per tier (top, mid, small), per local hour.
+    pub hourly_tier_exposure: Vec<[f64; 3]>,
+    /// Position-weighted exposure per streamer (index into the world's).
+    #[serde(skip)]
+    pub streamer_exposure: Vec<f64>,
+    /// Sum over served slots of exposure x expected value (yuan).
+    pub expected_gmv: f64,
+    /// Sum over served slots of exposure x the engine's score before any
+    /// exposure-control multiplier: what the engine maximizes.
+    pub objective: f64,
+    #[serde(flatten)]
+    pub outcome: PageOutcome,
+    /// Allocation inputs of every measured page (with `record_pages`).
+    #[serde(skip)]
+    pub pages: Vec<Page>,
+}
+
+impl Evaluation {
+    /// Exposure shares per tier over the whole run.
+    pub fn tier_shares(&self) -> [f64; 3] {
+        let mut total = [0.0; 3];
+        for h in &self.hourly_tier_exposure {
+            for t in 0..3 {
+                total[t] += h[t];
+            }
+        }
+        shares(total)
+    }
+
+    /// The largest gap, in percentage points, between a tier's hourly share
+    /// and its target, skipping the first `warm_up_hours` and empty hours.
+    pub fn max_hourly_deviation(&self, targets: [f64; 3], warm_up_hours: usize) -> f64 {
+        self.hourly_tier_exposure
+            .iter()
+            .skip(warm_up_hours)
+            .filter(|h| h.iter().sum::<f64>() > 0.0)
+            .flat_map(|&h| {
+                let s = shares(h);
+                (0..3).map(move |t| (s[t] - targets[t]).abs())
+            })
+            .fold(0.0, f64::max)
+            * 100.0
+    }
+}
+
+/// Each tier's share of a total (zeros when there is none).
+pub fn shares(exposure: [f64; 3]) -> [f64; 3] {
+    let sum: f64 = exposure.iter().sum();
+    exposure.map(|e| if sum > 0.0 { e / sum } else { 0.0 })
+}
+
+/// Serves `days` of simulated traffic with `engine`. Sequential on purpose:
+/// the controller's updates must happen in request order for the result to
+/// be reproducible.
+pub fn evaluate(
+    world: &World,
+    engine: &Engine,
+    catalog: &mut Catalog,
+    exposure: &ExposureState,
+    days: u32,
+    options: &EvalOptions,
+) -> Evaluation {
+    let mut eval = Evaluation {
+        hourly_tier_exposure: vec![[0.0; 3]; 24],
+        streamer_exposure: vec![0.0; world.streamers.len()],
+        ..Evaluation::default()
+    };
+    let mut states = world.user_states();
+    let mut is_live = world.live_flags(catalog);
+    let mut records = Vec::new();
+    for day in 0..days {
+        let windows = world.windows(day);
+        let mut sessions: Vec<(Millis, u32)> = (0..world.users.len() as u32)
+            .flat_map(|u| world.sessions(u, day).into_iter().map(move |t| (t, u)))
+            .collect();
+        sessions.sort_unstable();
+        let mut next = 0;
+        for chunk in 0..(Millis::MS_PER_DAY / CHUNK_MS) {
+            let t0 = world.day_start(day).0 + chunk * CHUNK_MS;
+            advance_streams(world, &windows, &mut is_live, catalog, t0);
+            let live_set = LiveSet::new(world, &is_live);
+            while next < sessions.len() && sessions[next].0.0 < t0 + CHUNK_MS {
+                let (now, user) = sessions[next];
+                next += 1;
+                let state = &mut states[user as usize];
+                let query = next_query(world, user, &live_set, &is_live, now, state);
+                let Ok(evaluation) = engine.evaluate(catalog, &query) else {
+                    continue;
+                };
+                let measured = options.measured.contains(&query.scene);
+                let base_scores = evaluation.scores().to_vec();
+                if measured && options.record_pages {
+                    eval.pages.push(Page {
+                        slots: query.slots,
+                        items: evaluation
+                            .allocation_items()
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, item)| item.eligible)
+                            .map(|(i, item)| PageItem {
+                                score: item.score,
+                                value: evaluation.estimate(i).expected_value,
+                                tier: item.tier,
+                                streamer: item
+                                    .streamer
+                                    .and_then(|s| world.streamer_index.get(s).copied()),
+                            })
+                            .collect(),
+                    });
+                }
+                let ranking = engine.allocate(evaluation, exposure, &query);
+                if measured {
+                    eval.measured_requests += 1;
+                    let hour = ((now.0 + LOCAL_OFFSET_MS).rem_euclid(Millis::MS_PER_DAY)
+                        / 3_600_000) as usize;
+                    for slot in &ranking.slots {
+                        eval.hourly_tier_exposure[hour][slot.tier.index()] += slot.exposure;
+                        eval.expected_gmv += slot.exposure * slot.expected_value;
+                        eval.objective += slot.exposure * base_scores[slot.candidate as usize];
+                        if let Some(&s) = slot
+                            .streamer_id
+                            .as_deref()
+                            .and_then(|s| world.streamer_index.get(s))
+                        {
+                            eval.streamer_exposure[s as usize] += slot.exposure;
+                        }
+                    }
+                }
+                let served: Vec<(&str, ItemKind)> = ranking
+                    .slots
+                    .iter()
+                    .map(|s| (s.item_id.as_str(), s.kind))
+                    .collect();
+                records.clear();
+                eval.outcome +=
+                    world.respond(user, state, &query.request_id, now, &served, &mut records);
+                eval.requests += 1;
+            }
+        }
+    }
+    eval
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hourly_deviation_skips_warm_up_and_empty_hours() {
+        let eval = Evaluation {
+            hourly_tier_exposure: vec![[1.0, 0.0, 0.0], [0.0; 3], [0.5, 0.3, 0.2], [0.4, 0.4, 0.2]],
+            ..Evaluation::default()
+        };
+        let dev = eval.max_hourly_deviation([0.4, 0.35, 0.25], 1);
+        assert!((dev - 10.0).abs() < 1e-9, "{dev}");
+        assert!((eval.tier_shares()[0] - 1.9 / 3.0).abs() < 1e-12);
+    }
+}

@@ -1,0 +1,282 @@
+//! What `fairflow evaluate` reports: one row per config (exposure shares,
+//! concentration, value), how close each comes to the hindsight optimum, and
+//! the hindsight fairness/value frontier.
+
+use super::evaluate::{Evaluation, gini, shares, top_share};
+use super::hindsight::{self, Constraints, Page};
+use crate::config::QuotaConfig;
+use serde::Serialize;
+use std::fmt;
+
+/// Hours skipped before measuring hourly tracking.
+pub const WARM_UP_HOURS: usize = 2;
+
+/// One config's evaluation.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Row {
+    pub name: String,
+    pub shares: [f64; 3],
+    pub targets: Option<[f64; 3]>,
+    pub gini: f64,
+    pub top1: f64,
+    pub top10: f64,
+    /// Largest hourly gap to a target after warm-up (percentage points).
+    pub max_hourly_deviation_pp: Option<f64>,
+    pub measured_requests: u64,
+    pub expected_gmv: f64,
+    pub objective: f64,
+    pub simulated_gmv: f64,
+    pub orders: u64,
+    pub hindsight: Option<HindsightRow>,
+    /// Online objective per request over the frontier's at the same Gini.
+    pub vs_frontier: Option<f64>,
+}
+
+/// The hindsight optimum on the same pages, at the config's targets (or,
+/// without targets, at the shares the config realized).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HindsightRow {
+    pub objective: f64,
+    pub expected_gmv: f64,
+    pub share_gap_pp: f64,
+    /// Online objective over the hindsight optimum's.
+    pub ratio: f64,
+}
+
+impl Row {
+    pub fn new(name: String, eval: &Evaluation, targets: Option<[f64; 3]>) -> Row {
+        Row {
+            name,
+            shares: eval.tier_shares(),
+            targets,
+            gini: gini(&eval.streamer_exposure),
+            top1: top_share(&eval.streamer_exposure, 0.01),
+            top10: top_share(&eval.streamer_exposure, 0.10),
+            max_hourly_deviation_pp: targets.map(|t| eval.max_hourly_deviation(t, WARM_UP_HOURS)),
+            measured_requests: eval.measured_requests,
+            expected_gmv: eval.expected_gmv,
+            objective: eval.objective,
+            simulated_gmv: eval.outcome.gmv,
+            orders: eval.outcome.purchases,
+            hindsight: None,
+            vs_frontier: None,
+        }
+    }
+
+    /// Solves the hindsight problem on the evaluation's recorded pages.
+    pub fn with_hindsight(mut self, eval: &Evaluation, quotas: &QuotaConfig) -> Row {
+        let solution = hindsight::solve(
+            &eval.pages,
+            eval.streamer_exposure.len(),
+            quotas,
+            &Constraints {
+                targets: Some(self.targets.unwrap_or(self.shares)),
+                concentration: 0.0,
+            },
+        );
+        self.hindsight = Some(HindsightRow {
+            objective: solution.outcome.objective,
+            expected_gmv: solution.outcome.expected_gmv,
+            share_gap_pp: solution.share_gap_pp,
+            ratio: self.objective / solution.outcome.objective,
+        });
+        self
+    }
+}
+
+/// One point of the hindsight frontier: the best static allocation at a
+/// given weight of the concentration penalty.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FrontierPoint {
+    pub concentration: f64,
+    pub shares: [f64; 3],
+    pub gini: f64,
+    pub top1: f64,
+    pub objective_per_request: f64,
+    pub expected_gmv_per_request: f64,
+    /// Objective relative to the unconstrained allocation of the same pages.
+    pub of_unconstrained: f64,
+    pub share_gap_pp: f64,
+}
+
+/// Penalty weights traced by [`frontier`].
+pub const FRONTIER_PENALTIES: [f64; 7] = [0.0, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6];
+
+/// The hindsight frontier on `pages`: tier shares held at `targets` (when
+/// given), the concentration penalty raised step by step.
+pub fn frontier(
+    pages: &[Page],
+    streamers: usize,
+    quotas: &QuotaConfig,
+    targets: Option<[f64; 3]>,
+) -> Vec<FrontierPoint> {
+    let free = hindsight::solve(pages, streamers, quotas, &Constraints::default());
+    let n = pages.len().max(1) as f64;
+    FRONTIER_PENALTIES
+        .iter()
+        .map(|&concentration| {
+            let s = hindsight::solve(
+                pages,
+                streamers,
+                quotas,
+                &Constraints {
+                    targets,
+                    concentration,
+                },
+            );
+            FrontierPoint {
+                concentration,
+                shares: shares(s.outcome.tier_exposure),
+                gini: gini(&s.outcome.streamer_exposure),
+                top1: top_share(&s.outcome.streamer_exposure, 0.01),
+                objective_per_request: s.outcome.objective / n,
+                expected_gmv_per_request: s.outcome.expected_gmv / n,
+                of_unconstrained: s.outcome.objective / free.outcome.objective,
+                share_gap_pp: s.share_gap_pp,
+            }
+        })
+        .collect()
+}
+
+/// The frontier's objective per request at `gini`, interpolated linearly
+/// between its points (`None` outside the range it covers).
+pub fn frontier_at(points: &[FrontierPoint], gini: f64) -> Option<f64> {
+    points.windows(2).find_map(|w| {
+        let (a, b) = (&w[0], &w[1]);
+        let (lo, hi) = (a.gini.min(b.gini), a.gini.max(b.gini));
+        if !(lo..=hi).contains(&gini) {
+            return None;
+        }
+        if hi - lo < 1e-12 {
+            return Some(a.objective_per_request.max(b.objective_per_request));
+        }
+        let x = (gini - a.gini) / (b.gini - a.gini);
+        Some(a.objective_per_request + x * (b.objective_per_request - a.objective_per_request))
+    })
+}
+
+/// Fills in each row's distance to the frontier.
+pub fn compare_to_frontier(rows: &mut [Row], points: &[FrontierPoint]) {
+    for row in rows {
+        row.vs_frontier = frontier_at(points, row.gini)
+            .map(|best| row.objective / row.measured_requests.max(1) as f64 / best);
+    }
+}
+
+fn opt(x: Option<f64>, digits: usize) -> String {
+    x.map_or("-".to_string(), |x| format!("{x:.digits$}"))
+}
+
+/// The comparison table (one line per row).
+pub struct Table<'a>(pub &'a [Row]);
+
+impl fmt::Display for Table<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        writeln!(
+            f,
+            "{:<26} {:>6} {:>6} {:>6} {:>6} {:>6} {:>6} {:>7} {:>9} {:>9} {:>8} {:>7} {:>7} {:>7}",
+            "config",
+            "top",
+            "mid",
+            "small",
+            "gini",
+            "top1%",
+            "top10%",
+            "dev(pp)",
+            "exp.GMV",
+            "sim.GMV",
+            "orders",
+            "vs.hs",
+            "hs.gap",
+            "vs.fr"
+        )?;
+        for r in self.0 {
+            writeln!(
+                f,
+                "{:<26} {:>6.3} {:>6.3} {:>6.3} {:>6.3} {:>6.3} {:>6.3} {:>7} {:>9.0} {:>9.0} {:>8} {:>7} {:>7} {:>7}",
+                r.name,
+                r.shares[0],
+                r.shares[1],
+                r.shares[2],
+                r.gini,
+                r.top1,
+                r.top10,
+                opt(r.max_hourly_deviation_pp, 2),
+                r.expected_gmv,
+                r.simulated_gmv,
+                r.orders,
+                opt(r.hindsight.as_ref().map(|h| h.ratio * 100.0), 1),
+                opt(r.hindsight.as_ref().map(|h| h.share_gap_pp), 2),
+                opt(r.vs_frontier.map(|x| x * 100.0), 1),
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// The frontier table.
+pub struct FrontierTable<'a>(pub &'a [FrontierPoint]);
+
+impl fmt::Display for FrontierTable<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        writeln!(
+            f,
+            "{:>8} {:>6} {:>6} {:>6} {:>6} {:>6} {:>9} {:>9} {:>8} {:>7}",
+            "penalty",
+            "top",
+            "mid",
+            "small",
+            "gini",
+            "top1%",
+            "obj/req",
+            "gmv/req",
+            "of free",
+            "gap(pp)",
+        )?;
+        for p in self.0 {
+            writeln!(
+                f,
+                "{:>8.2} {:>6.3} {:>6.3} {:>6.3} {:>6.3} {:>6.3} {:>9.3} {:>9.3} {:>7.1}% {:>7.2}",
+                p.concentration,
+                p.shares[0],
+                p.shares[1],
+                p.shares[2],
+                p.gini,
+                p.top1,
+                p.objective_per_request,
+                p.expected_gmv_per_request,
+                p.of_unconstrained * 100.0,
+                p.share_gap_pp,
+            )?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn point(gini: f64, objective: f64) -> FrontierPoint {
+        FrontierPoint {
+            concentration: 0.0,
+            shares: [0.0; 3],
+            gini,
+            top1: 0.0,
+            objective_per_request: objective,
+            expected_gmv_per_request: 0.0,
+            of_unconstrained: 1.0,
+            share_gap_pp: 0.0,
+        }
+    }
+
+    #[test]
+    fn frontier_is_interpolated_by_gini() {
+        let points = [point(0.9, 10.0), point(0.8, 8.0), point(0.7, 5.0)];
+        assert_eq!(frontier_at(&points, 0.9), Some(10.0));
+        assert!((frontier_at(&points, 0.85).unwrap() - 9.0).abs() < 1e-9);
+        assert!((frontier_at(&points, 0.75).unwrap() - 6.5).abs() < 1e-9);
+        assert_eq!(frontier_at(&points, 0.95), None);
+        assert_eq!(frontier_at(&points, 0.6), None);
+    }
+}
