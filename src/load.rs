@@ -33,9 +33,13 @@ pub struct LoadSpec {
 pub struct LoadReport {
     pub ok: u64,
     pub errors: u64,
+    /// Errors that were `RESOURCE_EXHAUSTED` (load shed by the server).
+    pub shed: u64,
     pub elapsed: Duration,
     /// Client-side latency percentiles, microseconds: p50, p90, p99, p99.9, max.
     pub latency_us: [u64; 5],
+    /// The same for answers that were errors: how fast refusals come back.
+    pub error_latency_us: [u64; 5],
 }
 
 impl LoadReport {
@@ -49,12 +53,21 @@ impl std::fmt::Display for LoadReport {
         let [p50, p90, p99, p999, max] = self.latency_us;
         write!(
             f,
-            "{} ok, {} errors in {:.2}s: {:.0} req/s; latency us p50 {p50} p90 {p90} p99 {p99} p99.9 {p999} max {max}",
+            "{} ok, {} errors ({} shed) in {:.2}s: {:.0} req/s; latency us p50 {p50} p90 {p90} p99 {p99} p99.9 {p999} max {max}",
             self.ok,
             self.errors,
+            self.shed,
             self.elapsed.as_secs_f64(),
             self.throughput()
-        )
+        )?;
+        if self.errors > 0 {
+            let [p50, p90, p99, p999, max] = self.error_latency_us;
+            write!(
+                f,
+                "; errors us p50 {p50} p90 {p90} p99 {p99} p99.9 {p999} max {max}"
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -101,6 +114,18 @@ pub fn request_pool(catalog: &Catalog, spec: &LoadSpec, size: usize) -> Vec<pb::
         .collect()
 }
 
+/// p50, p90, p99, p99.9 and max.
+fn percentiles(mut samples: Vec<u64>) -> [u64; 5] {
+    samples.sort_unstable();
+    [
+        percentile(&samples, 0.5),
+        percentile(&samples, 0.9),
+        percentile(&samples, 0.99),
+        percentile(&samples, 0.999),
+        samples.last().copied().unwrap_or(0),
+    ]
+}
+
 fn percentile(sorted: &[u64], q: f64) -> u64 {
     if sorted.is_empty() {
         return 0;
@@ -136,7 +161,8 @@ pub async fn run(
         let (pool, sent, max) = (pool.clone(), sent.clone(), spec.max_requests);
         workers.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
-            let mut errors = 0u64;
+            let mut error_latencies = Vec::new();
+            let mut shed = 0u64;
             let mut i = w;
             while Instant::now() < deadline {
                 if max.is_some_and(|m| sent.fetch_add(1, Ordering::Relaxed) >= m) {
@@ -147,32 +173,30 @@ pub async fn run(
                 let t = Instant::now();
                 match client.rank(req).await {
                     Ok(_) => latencies.push(t.elapsed().as_micros() as u64),
-                    Err(_) => errors += 1,
+                    Err(status) => {
+                        error_latencies.push(t.elapsed().as_micros() as u64);
+                        shed += u64::from(status.code() == tonic::Code::ResourceExhausted);
+                    }
                 }
             }
-            (latencies, errors)
+            (latencies, error_latencies, shed)
         }));
     }
-    let mut all = Vec::new();
-    let mut errors = 0;
+    let (mut all, mut failed, mut shed) = (Vec::new(), Vec::new(), 0);
     for w in workers {
-        let (lat, err) = w.await.expect("load worker panicked");
+        let (lat, err, s) = w.await.expect("load worker panicked");
         all.extend(lat);
-        errors += err;
+        failed.extend(err);
+        shed += s;
     }
     let elapsed = start.elapsed();
-    all.sort_unstable();
     Ok(LoadReport {
         ok: all.len() as u64,
-        errors,
+        errors: failed.len() as u64,
+        shed,
         elapsed,
-        latency_us: [
-            percentile(&all, 0.5),
-            percentile(&all, 0.9),
-            percentile(&all, 0.99),
-            percentile(&all, 0.999),
-            all.last().copied().unwrap_or(0),
-        ],
+        latency_us: percentiles(all),
+        error_latency_us: percentiles(failed),
     })
 }
 

@@ -1,7 +1,7 @@
 //! The `fairflow` binary as a user runs it. Rules checked: `serve` starts on
-//! the embedded defaults, answers `Rank`, and exits cleanly on SIGTERM; a bad
-//! config file is refused at start with file, key and reason; `check-config`
-//! accepts the shipped default.
+//! the embedded defaults, answers `Rank`, and exits cleanly on SIGTERM;
+//! SIGHUP reloads its config file; a bad config file is refused at start with
+//! file, key and reason; `check-config` accepts the shipped default.
 
 mod common;
 
@@ -145,6 +145,65 @@ fn check_config_accepts_the_shipped_default() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains(": ok, version "));
+}
+
+#[tokio::test]
+async fn sighup_reloads_the_config_file() {
+    use fairflow::proto::v1 as pb;
+    use fairflow::proto::v1::admin_service_client::AdminServiceClient;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fairflow.toml");
+    // No polling: only the signal can bring the change in.
+    std::fs::write(&path, "[server]\nwatch_config_seconds = 0\n").unwrap();
+    let (mut child, addr, reader) = spawn_server(&["--config", path.to_str().unwrap()]);
+    let mut admin = AdminServiceClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap();
+    let version = |c: pb::GetConfigResponse| c.version;
+    let before = version(
+        admin
+            .get_config(pb::GetConfigRequest {})
+            .await
+            .unwrap()
+            .into_inner(),
+    );
+    std::fs::write(
+        &path,
+        "[server]\nwatch_config_seconds = 0\n[quotas]\nmax_items_per_streamer = 1\n",
+    )
+    .unwrap();
+    let hup = Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    let mut after = before.clone();
+    for _ in 0..100 {
+        after = version(
+            admin
+                .get_config(pb::GetConfigRequest {})
+                .await
+                .unwrap()
+                .into_inner(),
+        );
+        if after != before {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_ne!(after, before, "SIGHUP reloaded the file");
+    drop(admin);
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(
+        wait_exit(&mut child, Duration::from_secs(20))
+            .await
+            .success()
+    );
+    let logs = reader.join().unwrap().join("\n");
+    assert!(logs.contains("config reloaded"), "{logs}");
 }
 
 #[tokio::test]

@@ -15,14 +15,20 @@
 //! tier and `mu_s` per streamer, a slot at position `i` is worth
 //! `w_i * (score - nu_t - mu_s)`, so each page on its own is filled by those
 //! adjusted scores (ranking by them is optimal for position weights that
-//! decrease, by the rearrangement inequality). Tier prices take subgradient
-//! steps on the share constraints; streamer prices follow the penalty's
-//! marginal cost `mu_s = kappa * scale * E_s / mean`, damped. One pass over
-//! all pages per step (rayon). With tens of thousands of pages the shares
-//! are nearly continuous in the prices, so the duality gap is negligible
-//! and the solution is, up to that, the best any allocation of these pages
-//! could do. The online controller (multiplicative multipliers learned as
-//! the day unfolds) is measured against it.
+//! decrease, by the rearrangement inequality).
+//!
+//! The solution is a mixture of such price-filled allocations (serve each
+//! page by one of them at random), built as in Frank-Wolfe: each pass fills
+//! every page under the current prices and mixes the result into the
+//! running solution with weight `2 / (k + 2)`. Streamer prices are the
+//! penalty's marginal cost at the running solution, `mu_s = kappa * scale *
+//! E_s / mean` (best responses to the mixture, not to the last pass, which
+//! would oscillate); tier prices take subgradient steps on the running
+//! solution's share gaps. One pass over all pages per step (rayon). With
+//! tens of thousands of pages the duality gap is negligible, so the result
+//! is, up to the solver's tolerance, the best any (randomized) allocation of
+//! these pages could do. The online controller (multiplicative multipliers
+//! learned as the day unfolds) is measured against it.
 
 use crate::allocate::{self, Item};
 use crate::config::QuotaConfig;
@@ -73,6 +79,19 @@ impl Outcome {
         }
     }
 
+    /// `(1 - w) * self + w * other`: the outcome of serving each page as
+    /// `self` did with probability `1 - w` and as `other` did otherwise.
+    fn mix(&mut self, other: &Outcome, w: f64) {
+        for t in 0..3 {
+            self.tier_exposure[t] += w * (other.tier_exposure[t] - self.tier_exposure[t]);
+        }
+        for (a, b) in self.streamer_exposure.iter_mut().zip(&other.streamer_exposure) {
+            *a += w * (b - *a);
+        }
+        self.expected_gmv += w * (other.expected_gmv - self.expected_gmv);
+        self.objective += w * (other.objective - self.objective);
+    }
+
     fn merge(mut self, other: Outcome) -> Outcome {
         for t in 0..3 {
             self.tier_exposure[t] += other.tier_exposure[t];
@@ -102,10 +121,9 @@ pub struct Solution {
 
 /// Passes over the pages (one dual step each).
 const PASSES: usize = 80;
-/// A solution this close to the targets counts as meeting them.
+/// Without a concentration penalty, a solution this close to the targets
+/// ends the search.
 const SHARE_TOLERANCE: f64 = 0.001;
-/// Damping of the streamer prices' fixed-point iteration.
-const DAMPING: f64 = 0.5;
 
 /// Fills every page with the given prices subtracted from scores.
 pub fn serve(
@@ -178,36 +196,23 @@ pub fn solve(
     // same schedule works whatever the currency of the scores.
     let scale = free.objective / total;
     let mean = total / streamers.max(1) as f64;
-    let mut best: Option<Solution> = None;
-    let mut outcome = free;
-    for pass in 1..=PASSES {
-        let shares = super::evaluate::shares(outcome.tier_exposure);
+    let mut mixture = free;
+    let mut pass = 1;
+    loop {
+        let shares = super::evaluate::shares(mixture.tier_exposure);
         let share_gap = constraints.targets.map_or(0.0, |targets| {
             (0..3)
                 .map(|t| (shares[t] - targets[t]).abs())
                 .fold(0.0, f64::max)
         });
-        let candidate = Solution {
-            outcome: outcome.clone(),
-            tier_prices: nu,
-            share_gap_pp: share_gap * 100.0,
-            passes: pass,
-        };
-        // The latest solution meeting the targets (the streamer prices
-        // settle over the passes); until one does, the closest.
-        let better = match &best {
-            None => true,
-            Some(b) => {
-                share_gap <= SHARE_TOLERANCE
-                    || (b.share_gap_pp / 100.0 > SHARE_TOLERANCE
-                        && candidate.share_gap_pp < b.share_gap_pp)
-            }
-        };
-        if better {
-            best = Some(candidate);
-        }
-        if pass == PASSES {
-            break;
+        if pass == PASSES || (constraints.concentration <= 0.0 && share_gap <= SHARE_TOLERANCE)
+        {
+            return Solution {
+                outcome: mixture,
+                tier_prices: nu,
+                share_gap_pp: share_gap * 100.0,
+                passes: pass,
+            };
         }
         let step = scale / (pass as f64).sqrt();
         if let Some(targets) = constraints.targets {
@@ -217,14 +222,21 @@ pub fn solve(
             }
         }
         if constraints.concentration > 0.0 {
-            for (m, &e) in mu.iter_mut().zip(&outcome.streamer_exposure) {
-                let marginal = constraints.concentration * scale * e / mean;
-                *m = (1.0 - DAMPING) * *m + DAMPING * marginal;
+            for (m, &e) in mu.iter_mut().zip(&mixture.streamer_exposure) {
+                *m = constraints.concentration * scale * e / mean;
             }
         }
-        outcome = serve(pages, streamers, quotas, nu, &mu);
+        let filled = serve(pages, streamers, quotas, nu, &mu);
+        // Without a penalty, one price-filled allocation is exactly optimal
+        // for the shares it reaches (Lagrangian sufficiency): no mixing.
+        let weight = if constraints.concentration > 0.0 {
+            2.0 / (pass as f64 + 2.0)
+        } else {
+            1.0
+        };
+        mixture.mix(&filled, weight);
+        pass += 1;
     }
-    best.expect("at least one pass")
 }
 
 #[cfg(test)]
