@@ -4,12 +4,14 @@
 //! Fixture: 500 candidates, 20 slots, seed 42. Tiers 3% top / 40% mid / 57%
 //! small; 300 distinct streamers; scores log-normal with the top tier ahead,
 //! so the floors bind. Quotas: FA*IR floors (mid 0.35, small 0.25, alpha 0.1)
-//! or proportional floors, and at most 2 items per streamer.
+//! or proportional floors, and at most 2 items per streamer; `full` adds the
+//! exposure state (tier targets, spreading, a share cap) warmed on 1,000
+//! pages: read multipliers, allocate, record the page.
 //! Run: `cargo bench --bench allocate`. Figures: docs/performance.md.
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use fairflow::allocate::{self, Floors, Item, Rounding};
-use fairflow::domain::Tier;
+use fairflow::allocate::{self, ExposureParams, ExposureState, Floors, Item, Rounding};
+use fairflow::domain::{Millis, Tier};
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, LogNormal};
 use std::hint::black_box;
@@ -67,6 +69,43 @@ fn bench_allocate(c: &mut Criterion) {
     });
     group.bench_function("proportional_floors_cap2", |b| {
         b.iter(|| allocate::allocate(black_box(&items), SLOTS, &proportional, 2))
+    });
+
+    let params = ExposureParams {
+        targets: Some([0.04, 0.5, 0.46]),
+        tier_half_life_ms: 600_000.0,
+        step: 0.5,
+        max_multiplier: 4.0,
+        spread_strength: 0.25,
+        spread_scale: 5.0,
+        spread_half_life_ms: 3_600_000.0,
+        max_streamers: 200_000,
+        max_streamer_share: 0.01,
+    };
+    let state = ExposureState::new();
+    let serve = |now: Millis| {
+        let mut page = items.clone();
+        state.adjust(&params, now, &mut page);
+        let placed = allocate::allocate(&page, SLOTS, &fair, 2);
+        let served: Vec<(Tier, Option<&str>, f64)> = placed
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                (
+                    page[p.index].tier,
+                    page[p.index].streamer,
+                    1.0 / ((i + 2) as f64).log2(),
+                )
+            })
+            .collect();
+        state.observe(&params, now, &served);
+        placed
+    };
+    for i in 0..1000 {
+        serve(Millis(i * 100));
+    }
+    group.bench_function("full_targets_spreading_fair_cap2", |b| {
+        b.iter(|| serve(black_box(Millis(100_000))))
     });
     group.finish();
 }

@@ -483,10 +483,13 @@ fn evaluate(args: EvaluateArgs) -> anyhow::Result<()> {
             .map_or("<embedded>".to_string(), |f| {
                 f.to_string_lossy().into_owned()
             });
-        let mut row = report::Row::new(name, &eval, quotas.exposure.targets);
-        // A config whose quotas leave the measured scenes alone has nothing
-        // to compare: its pages are already the unconstrained optimum.
-        if hindsight && measured.iter().all(|&s| quotas.applies_to(s)) {
+        // A config whose quotas leave the measured scenes alone has no
+        // targets there, and nothing to compare: its pages are already the
+        // unconstrained optimum.
+        let applies = measured.iter().all(|&s| quotas.applies_to(s));
+        let targets = quotas.exposure.targets.filter(|_| applies);
+        let mut row = report::Row::new(name, &eval, targets);
+        if hindsight && applies {
             row = row.with_hindsight(&eval, quotas);
         }
         if trace {

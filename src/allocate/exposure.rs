@@ -2,12 +2,16 @@
 //! exposure shares toward targets over a decayed window, and per-streamer
 //! diminishing returns that spread exposure inside each tier.
 //!
-//! - **Tier controller** (dual ascent): after each page,
-//!   `lambda_t <- clip(lambda_t + step * (target_t - realized_t), -ln M, ln M)`,
-//!   where `realized_t` is tier `t`'s share of position-weighted exposure
-//!   with exponential decay (half-life `tier_half_life`). Candidates are
-//!   ranked by `score * exp(lambda_t)`: a tier below target gets cheaper
-//!   slots until it is not. Bounded by `max_multiplier`.
+//! - **Tier controller** (dual subgradient): after each page with exposure
+//!   `W` of which tier `t` got `E_t`,
+//!   `lambda_t <- clip(lambda_t + step * (target_t * W - E_t) / W_mean, -ln M, ln M)`,
+//!   with `W_mean` a running mean page exposure. Candidates are ranked by
+//!   `score * exp(lambda_t)`: a tier below target gets cheaper slots until it
+//!   is not. Integrating each page's own miss (not a smoothed share) bounds
+//!   the miss over any stretch of pages by the change in `lambda` over it, so
+//!   shares hold hour by hour even when the night brings few pages. The
+//!   realized share over a decayed window (half-life `tier_half_life`) is
+//!   kept for read-outs. Bounded by `max_multiplier`.
 //! - **Within-tier spreading**: a streamer with recent (decayed) exposure
 //!   `e` has its score multiplied by `(1 + e / scale)^-strength`, a concave
 //!   penalty: the more a streamer has had lately, the less the next slot is
@@ -64,7 +68,12 @@ struct Inner {
     streamers: HashMap<CompactString, (f64, Millis)>,
     /// Total exposure over the streamers' window (decayed to `updated`).
     streamer_total: f64,
+    /// Running mean of a page's total exposure: the unit of a step.
+    page_mean: f64,
 }
+
+/// Weight of the latest page in the running mean page exposure.
+const PAGE_MEAN_WEIGHT: f64 = 0.01;
 
 /// Exposure state shared by the requests of one process (or replay shard).
 #[derive(Debug, Default)]
@@ -141,6 +150,7 @@ impl ExposureState {
             updated,
             streamers,
             streamer_total,
+            page_mean,
         } = &mut *inner;
         let from = updated.unwrap_or(now);
         for e in exposure.iter_mut() {
@@ -163,15 +173,28 @@ impl ExposureState {
                 );
             }
         }
-        if let Some(targets) = params.targets {
-            let total: f64 = exposure.iter().sum();
-            if total > 0.0 {
-                let bound = params.max_multiplier.ln();
-                for t in 0..3 {
-                    let realized = exposure[t] / total;
-                    lambda[t] =
-                        (lambda[t] + params.step * (targets[t] - realized)).clamp(-bound, bound);
-                }
+        let mut served = [0.0; 3];
+        for &(tier, _, w) in page {
+            served[tier.index()] += w;
+        }
+        let page_total: f64 = served.iter().sum();
+        if let Some(targets) = params.targets
+            && page_total > 0.0
+        {
+            // The step integrates this page's own miss, in units of a typical
+            // page: the sum of misses over any stretch of pages is the change
+            // in lambda over it divided by the step, so however few pages an
+            // hour brings, its share is off by at most that, not by the lag of
+            // a smoothed share.
+            *page_mean = if *page_mean > 0.0 {
+                *page_mean + PAGE_MEAN_WEIGHT * (page_total - *page_mean)
+            } else {
+                page_total
+            };
+            let bound = params.max_multiplier.ln();
+            for t in 0..3 {
+                let miss = (targets[t] * page_total - served[t]) / *page_mean;
+                lambda[t] = (lambda[t] + params.step * miss).clamp(-bound, bound);
             }
         }
         if streamers.len() > params.max_streamers {

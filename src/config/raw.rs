@@ -279,10 +279,10 @@ pub struct RawTargets {
 impl Default for RawTargets {
     fn default() -> Self {
         RawTargets {
-            enabled: false,
-            top: 0.40,
-            mid: 0.35,
-            small: 0.25,
+            enabled: true,
+            top: 0.04,
+            mid: 0.50,
+            small: 0.46,
             half_life_seconds: 600.0,
             step: 0.5,
             max_multiplier: 4.0,
@@ -303,7 +303,7 @@ pub struct RawSpreading {
 impl Default for RawSpreading {
     fn default() -> Self {
         RawSpreading {
-            strength: 0.0,
+            strength: 0.25,
             scale: 5.0,
             half_life_seconds: 3600.0,
             max_streamers: 200_000,

@@ -582,7 +582,10 @@ fn spreading_rotates_exposure_among_equal_streamers() {
             .collect::<std::collections::BTreeSet<_>>()
     };
     let base = "[scoring]\nsource = \"upstream\"\n[quotas.floors]\npolicy = \"none\"\n";
-    assert_eq!(firsts(base).len(), 1);
+    assert_eq!(
+        firsts(&format!("{base}[quotas.spreading]\nstrength = 0.0\n")).len(),
+        1
+    );
     assert_eq!(
         firsts(&format!(
             "{base}[quotas.spreading]\nstrength = 1.0\nscale = 0.5\n"

@@ -85,7 +85,11 @@ impl Outcome {
         for t in 0..3 {
             self.tier_exposure[t] += w * (other.tier_exposure[t] - self.tier_exposure[t]);
         }
-        for (a, b) in self.streamer_exposure.iter_mut().zip(&other.streamer_exposure) {
+        for (a, b) in self
+            .streamer_exposure
+            .iter_mut()
+            .zip(&other.streamer_exposure)
+        {
             *a += w * (b - *a);
         }
         self.expected_gmv += w * (other.expected_gmv - self.expected_gmv);
@@ -205,8 +209,7 @@ pub fn solve(
                 .map(|t| (shares[t] - targets[t]).abs())
                 .fold(0.0, f64::max)
         });
-        if pass == PASSES || (constraints.concentration <= 0.0 && share_gap <= SHARE_TOLERANCE)
-        {
+        if pass == PASSES || (constraints.concentration <= 0.0 && share_gap <= SHARE_TOLERANCE) {
             return Solution {
                 outcome: mixture,
                 tier_prices: nu,
