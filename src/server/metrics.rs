@@ -10,7 +10,6 @@ use crate::domain::{Scene, Tier};
 use crate::engine::Ranking;
 use metrics::{counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use std::future::Future;
 use std::sync::OnceLock;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -197,11 +196,8 @@ fn code_name(code: tonic::Code) -> &'static str {
     }
 }
 
-/// Serves `GET /metrics` until `shutdown` resolves.
-pub async fn serve(
-    listener: TcpListener,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
+/// Serves `GET /metrics` until the task is dropped.
+pub async fn serve(listener: TcpListener) -> std::io::Result<()> {
     let handle = handle();
     let app = axum::Router::new().route(
         "/metrics",
@@ -218,7 +214,5 @@ pub async fn serve(
             }
         }),
     );
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(listener, app).await
 }

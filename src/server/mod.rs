@@ -88,8 +88,6 @@ pub enum StartError {
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("transport: {0}")]
     Transport(#[from] tonic::transport::Error),
-    #[error("metrics endpoint: {0}")]
-    Metrics(#[from] std::io::Error),
 }
 
 /// The sockets a server answers on: gRPC, and optionally `GET /metrics`.
@@ -161,17 +159,13 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), StartError> {
     let server_config = state.engine().config().server.clone();
-    // Background tasks end with the server (dropped on return).
-    let (stopped_tx, stopped_rx) = tokio::sync::watch::channel(false);
+    // Background tasks end with the server: aborted on return (the metrics
+    // endpoint closes its listener when its task is dropped).
     let mut background = tokio::task::JoinSet::new();
     metrics::handle();
     if let Some(listener) = listeners.metrics {
-        let mut stopped = stopped_rx.clone();
         background.spawn(async move {
-            let stop = async move {
-                let _ = stopped.wait_for(|&s| s).await;
-            };
-            if let Err(e) = metrics::serve(listener, stop).await {
+            if let Err(e) = metrics::serve(listener).await {
                 tracing::error!(error = %e, "metrics endpoint failed");
             }
         });
@@ -182,7 +176,6 @@ pub async fn run(
     ));
     background.spawn(reload::watch(state.clone(), server_config.watch_config));
     let served = serve_grpc(listeners.grpc, state, shutdown).await;
-    let _ = stopped_tx.send(true);
     background.abort_all();
     served
 }

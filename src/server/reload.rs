@@ -17,7 +17,8 @@ use std::time::Duration;
 pub struct Reloaded {
     pub version: String,
     pub previous_version: String,
-    /// False when the file's content was what was already in force.
+    /// False when the file and the model it names were what was already in
+    /// force.
     pub changed: bool,
     /// Keys whose new values take effect only after a restart.
     pub restart_required: Vec<&'static str>,
@@ -63,7 +64,13 @@ impl State {
         let next = Config::load(Some(path))?;
         let current = self.engine();
         let previous_version = current.config().version.clone();
-        if next.version == previous_version && next.model == current.config().model {
+        // The model file is read again even when the config text is the
+        // same: a new model is rolled out by replacing the file and reloading.
+        let model = match &next.model {
+            ModelSource::Embedded => Model::embedded()?,
+            ModelSource::File(p) => Model::load(p)?,
+        };
+        if next.version == previous_version && model.version() == current.model().version() {
             return Ok(Reloaded {
                 version: next.version,
                 previous_version,
@@ -77,10 +84,6 @@ impl State {
             // it from a directory would drop what callers sent since.
             restart_required.push("catalog.dir");
         }
-        let model = match &next.model {
-            ModelSource::Embedded => Model::embedded()?,
-            ModelSource::File(p) => Model::load(p)?,
-        };
         let version = next.version.clone();
         self.engine
             .store(Arc::new(Engine::new(Arc::new(next), Arc::new(model))));
