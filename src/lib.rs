@@ -21,6 +21,8 @@
 //!   mapping, health, reflection. The only module that knows about tokio.
 //! - [`proto`]: the generated wire types.
 //! - [`load`]: a load generator for a running server (`fairflow load`).
+//! - [`wal`]: the write-ahead log (checksummed records, group commit, torn
+//!   tail recovery) that makes acknowledged events durable.
 //!
 //! `ARCHITECTURE.md` walks the same folders with the reasons behind them.
 
@@ -36,3 +38,4 @@ pub mod server;
 pub mod sim;
 pub mod traffic;
 pub mod train;
+pub mod wal;
