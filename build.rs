@@ -9,6 +9,7 @@ const PROTOS: &[&str] = &[
     "proto/fairflow/v1/rank.proto",
     "proto/fairflow/v1/catalog.proto",
     "proto/fairflow/v1/admin.proto",
+    "proto/fairflow/v1/events.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -13,6 +13,8 @@
 //!   FA*IR or proportional tables, per-streamer caps); pure.
 //! - [`engine`]: the rank pipeline, pure and synchronous: resolve, score,
 //!   gate, allocate, explain. Everything that ranks goes through it.
+//! - [`events`]: user events (purchases, impressions, clicks) and their
+//!   durable, idempotent intake.
 //! - [`sim`]: the synthetic ecosystem: catalog, users, traffic and the
 //!   ground-truth response model (the demo catalog comes from it).
 //! - [`traffic`]: the traffic-log format (JSONL) and its reader and writer.
@@ -31,6 +33,7 @@ pub mod catalog;
 pub mod config;
 pub mod domain;
 pub mod engine;
+pub mod events;
 pub mod load;
 pub mod model;
 pub mod proto;

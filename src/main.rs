@@ -69,6 +69,9 @@ enum Command {
         /// Metrics endpoint address, overriding `server.metrics_listen`.
         #[arg(long)]
         metrics_listen: Option<SocketAddr>,
+        /// Event log directory, overriding `events.dir`.
+        #[arg(long)]
+        events_dir: Option<PathBuf>,
     },
     /// Simulate the ecosystem: write DIR/catalog/*.jsonl and, with users,
     /// DIR/traffic.jsonl (the traffic log) and DIR/summary.json.
@@ -170,8 +173,12 @@ async fn serve(
     config_path: Option<PathBuf>,
     listen: Option<SocketAddr>,
     metrics_listen: Option<SocketAddr>,
+    events_dir: Option<PathBuf>,
 ) -> anyhow::Result<()> {
-    let config = Config::load(config_path.as_deref())?;
+    let mut config = Config::load(config_path.as_deref())?;
+    if let Some(dir) = events_dir {
+        config.events_dir = dir;
+    }
     let addr = listen.unwrap_or(config.server.listen);
     let metrics_addr = metrics_listen.or(config.server.metrics_listen);
     tracing::info!(config = %config.origin, version = %config.version, "config loaded");
@@ -529,10 +536,11 @@ fn main() -> anyhow::Result<()> {
             config,
             listen,
             metrics_listen,
+            events_dir,
         } => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?
-            .block_on(serve(config, listen, metrics_listen)),
+            .block_on(serve(config, listen, metrics_listen, events_dir)),
         Command::Simulate(args) => simulate(args),
         Command::Train {
             log,

@@ -47,6 +47,8 @@ pub enum WalError {
     TooLarge(usize),
     #[error("the log's writer has stopped: {0}")]
     Stopped(String),
+    #[error("{0}: in use by another process (one writer per log directory)")]
+    Locked(PathBuf),
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> WalError + '_ {
@@ -125,6 +127,14 @@ fn read_segment(path: &Path, mut seq: u64) -> Result<SegmentRead, WalError> {
     Ok((records, None))
 }
 
+#[expect(
+    clippy::disallowed_methods,
+    reason = "sync latency is an operational measurement, not an input"
+)]
+fn clock() -> std::time::Instant {
+    std::time::Instant::now()
+}
+
 /// Settings.
 #[derive(Debug, Clone)]
 pub struct WalOptions {
@@ -145,6 +155,8 @@ type Batch = (Vec<Vec<u8>>, mpsc::SyncSender<Result<u64, String>>);
 /// The log. Cloneable handles are not needed: share it behind an `Arc`.
 pub struct Wal {
     dir: PathBuf,
+    /// Holds an exclusive lock on `dir/LOCK` while the log is open.
+    _lock: File,
     to_committer: Option<mpsc::Sender<Batch>>,
     committer: Option<JoinHandle<()>>,
 }
@@ -195,7 +207,11 @@ impl Tail {
                 .map(|(records, _)| self.write(records))
                 .collect();
             let outcome = written.and_then(|last| {
+                let started = clock();
                 self.file.sync_data()?;
+                metrics::histogram!("fairflow_wal_sync_seconds")
+                    .record(started.elapsed().as_secs_f64());
+                metrics::histogram!("fairflow_wal_group_batches").record(group.len() as f64);
                 self.rotate_if_full()?;
                 Ok(last)
             });
@@ -227,6 +243,15 @@ impl Wal {
     /// sequence number `after` (a snapshot's; 0 for all).
     pub fn open(dir: &Path, after: u64, options: WalOptions) -> Result<(Wal, Recovered), WalError> {
         std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+        let lock_path = dir.join("LOCK");
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io_err(&lock_path))?;
+        lock.try_lock()
+            .map_err(|_| WalError::Locked(dir.to_path_buf()))?;
         let segs = segments(dir)?;
         let mut recovered = Recovered::default();
         let mut next_seq = segs.first().map_or(after + 1, |s| s.0);
@@ -305,6 +330,7 @@ impl Wal {
         Ok((
             Wal {
                 dir: dir.to_path_buf(),
+                _lock: lock,
                 to_committer: Some(tx),
                 committer: Some(committer),
             },
@@ -401,6 +427,19 @@ mod tests {
         assert_eq!(rec.records.last().unwrap().0, 50);
         // Appends continue the numbering.
         assert_eq!(wal.append(vec![b"next".to_vec()]).unwrap(), 51);
+    }
+
+    #[test]
+    fn one_writer_per_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let (wal, _) = Wal::open(dir.path(), 0, small()).unwrap();
+        let err = Wal::open(dir.path(), 0, small()).err().expect("locked");
+        assert!(matches!(err, WalError::Locked(_)), "{err}");
+        drop(wal);
+        assert!(
+            Wal::open(dir.path(), 0, small()).is_ok(),
+            "released on drop"
+        );
     }
 
     #[test]

@@ -14,12 +14,18 @@ use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_fairflow");
 
-/// Starts `fairflow serve` on a free port; returns the child and its address,
-/// read from the JSON log line that announces it.
-fn spawn_server(extra: &[&str]) -> (Child, String, std::thread::JoinHandle<Vec<String>>) {
+/// Starts `fairflow serve` on a free port with its event log in `events`;
+/// returns the child and its address, read from the JSON log line that
+/// announces it.
+fn spawn_server_with_events(
+    extra: &[&str],
+    events: &std::path::Path,
+) -> (Child, String, std::thread::JoinHandle<Vec<String>>) {
     let mut child = Command::new(BIN)
         .args(["--log-format", "json", "serve", "--listen", "127.0.0.1:0"])
         .args(["--metrics-listen", "127.0.0.1:0"])
+        .arg("--events-dir")
+        .arg(events)
         .args(extra)
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
@@ -46,6 +52,21 @@ fn spawn_server(extra: &[&str]) -> (Child, String, std::thread::JoinHandle<Vec<S
     (child, addr, reader)
 }
 
+type Spawned = (
+    Child,
+    String,
+    std::thread::JoinHandle<Vec<String>>,
+    tempfile::TempDir,
+);
+
+/// The same with the event log in a fresh temporary directory (returned, so
+/// it lives as long as the caller holds it).
+fn spawn_server(extra: &[&str]) -> Spawned {
+    let dir = tempfile::tempdir().unwrap();
+    let (child, addr, reader) = spawn_server_with_events(extra, dir.path());
+    (child, addr, reader, dir)
+}
+
 async fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
     let poll = async {
         loop {
@@ -66,7 +87,7 @@ async fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStat
 
 #[tokio::test]
 async fn serve_on_embedded_defaults_then_stop_on_sigterm() {
-    let (mut child, addr, reader) = spawn_server(&[]);
+    let (mut child, addr, reader, _events) = spawn_server(&[]);
     let mut client = RankServiceClient::connect(format!("http://{addr}"))
         .await
         .unwrap();
@@ -155,7 +176,7 @@ async fn sighup_reloads_the_config_file() {
     let path = dir.path().join("fairflow.toml");
     // No polling: only the signal can bring the change in.
     std::fs::write(&path, "[server]\nwatch_config_seconds = 0\n").unwrap();
-    let (mut child, addr, reader) = spawn_server(&["--config", path.to_str().unwrap()]);
+    let (mut child, addr, reader, _events) = spawn_server(&["--config", path.to_str().unwrap()]);
     let mut admin = AdminServiceClient::connect(format!("http://{addr}"))
         .await
         .unwrap();
@@ -207,11 +228,75 @@ async fn sighup_reloads_the_config_file() {
 }
 
 #[tokio::test]
+async fn acknowledged_events_survive_sigkill() {
+    use fairflow::proto::v1 as pb;
+    use fairflow::proto::v1::event_service_client::EventServiceClient;
+    let events_dir = tempfile::tempdir().unwrap();
+    let batch = |from: usize| pb::IngestRequest {
+        events: (from..from + 50)
+            .map(|i| pb::Event {
+                event_id: format!("evt-{i:05}"),
+                time_ms: 1_795_132_800_000 + i as i64,
+                user_id: format!("u{}", i % 7),
+                kind: Some(pb::event::Kind::Purchase(pb::Purchase {
+                    item_id: "g000001".into(),
+                    brand_id: "b001".into(),
+                    seller_streamer_id: "s00042".into(),
+                    channel: pb::SaleChannel::Distribution as i32,
+                    price: 10.0 + i as f64,
+                })),
+            })
+            .collect(),
+    };
+    let (mut child, addr, _reader) = spawn_server_with_events(&[], events_dir.path());
+    let mut client = EventServiceClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap();
+    for b in 0..4 {
+        let reply = client.ingest(batch(b * 50)).await.unwrap().into_inner();
+        assert_eq!(reply.accepted, 50);
+    }
+    // Killed the instant the last acknowledgement arrived: no shutdown
+    // hook, no flush.
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let (mut child, addr, reader) = spawn_server_with_events(&[], events_dir.path());
+    let mut client = EventServiceClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap();
+    for b in 0..4 {
+        let reply = client.ingest(batch(b * 50)).await.unwrap().into_inner();
+        assert_eq!(
+            (reply.accepted, reply.duplicates),
+            (0, 50),
+            "every acknowledged event is still there"
+        );
+    }
+    let fresh = client.ingest(batch(200)).await.unwrap().into_inner();
+    assert_eq!(fresh.accepted, 50);
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(
+        wait_exit(&mut child, Duration::from_secs(20))
+            .await
+            .success()
+    );
+    let logs = reader.join().unwrap().join("\n");
+    assert!(
+        logs.contains("\"events\":200"),
+        "replayed 200 events: {logs}"
+    );
+}
+
+#[tokio::test]
 async fn a_client_that_never_hangs_up_does_not_block_shutdown() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("grace.toml");
     std::fs::write(&path, "[server]\ndrain_grace_seconds = 0.5\n").unwrap();
-    let (mut child, addr, _reader) = spawn_server(&["--config", path.to_str().unwrap()]);
+    let (mut child, addr, _reader, _events) = spawn_server(&["--config", path.to_str().unwrap()]);
     // A connection that opens and then says nothing, forever.
     let _silent = std::net::TcpStream::connect(&addr).unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;

@@ -41,7 +41,7 @@ fn disputed() -> pb::RankRequest {
     )
 }
 
-const WATCHED: &str = "[server]\nwatch_config_seconds = 0.1\n";
+const WATCHED: &str = "[server]\nwatch_config_seconds = 0.1\n[events]\ndir = \"events\"\n";
 
 #[tokio::test]
 async fn a_changed_file_applies_live_and_a_broken_one_is_refused() {
@@ -132,7 +132,11 @@ async fn a_changed_file_applies_live_and_a_broken_one_is_refused() {
 async fn keys_read_at_start_are_reported_as_needing_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("fairflow.toml");
-    std::fs::write(&path, "[server]\nwatch_config_seconds = 0\n").unwrap();
+    std::fs::write(
+        &path,
+        "[events]\ndir = \"events\"\n[server]\nwatch_config_seconds = 0\n",
+    )
+    .unwrap();
     let server = TestServer::with_config_file(&path).await;
     let mut admin = AdminServiceClient::new(server.channel().await);
     let same = admin
@@ -144,7 +148,7 @@ async fn keys_read_at_start_are_reported_as_needing_a_restart() {
 
     std::fs::write(
         &path,
-        "[server]\nwatch_config_seconds = 0\nlisten = \"127.0.0.1:1\"\nmax_concurrent_requests = 7\n",
+        "[events]\ndir = \"events\"\n[server]\nwatch_config_seconds = 0\nlisten = \"127.0.0.1:1\"\nmax_concurrent_requests = 7\n",
     )
     .unwrap();
     let r = admin

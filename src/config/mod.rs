@@ -71,6 +71,8 @@ pub struct Config {
     pub scoring: ScoringConfig,
     pub gates: GateConfig,
     pub quotas: QuotaConfig,
+    /// Where acknowledged events are kept (the write-ahead log).
+    pub events_dir: PathBuf,
 }
 
 /// Fairness quotas applied when filling a page.
@@ -367,6 +369,7 @@ fn validate(
         scoring,
         gates,
         quotas,
+        events,
     } = raw;
     let resolve = |p: &str| -> PathBuf {
         let p = Path::new(p);
@@ -560,6 +563,10 @@ fn validate(
         version,
         origin: origin.to_string(),
         text: String::new(),
+        events_dir: match events.dir.trim() {
+            "" => return Err(invalid("events.dir", "must name a directory")),
+            dir => resolve(dir),
+        },
         server,
         catalog,
         model,

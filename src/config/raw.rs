@@ -16,6 +16,21 @@ pub struct RawConfig {
     pub scoring: RawScoring,
     pub gates: RawGates,
     pub quotas: RawQuotas,
+    pub events: RawEvents,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawEvents {
+    pub dir: String,
+}
+
+impl Default for RawEvents {
+    fn default() -> Self {
+        RawEvents {
+            dir: "data/events".into(),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -7,6 +7,7 @@ use crate::catalog::{CatalogStats, Goods, QualityScores, Stream, Streamer};
 use crate::config::TierThresholds;
 use crate::domain::{FieldError, ItemKind, Millis, Reason, Scene, StreamerKind, Tier};
 use crate::engine::{Candidate, RankQuery, Ranking, Slot};
+use crate::events::{Event, EventKind, SaleChannel};
 use crate::proto::v1 as pb;
 
 pub(crate) fn scene(value: i32) -> Result<Scene, FieldError> {
@@ -308,4 +309,123 @@ pub fn catalog_stats(s: CatalogStats) -> pb::CatalogStats {
         small_streamers: per_tier[Tier::Small.index()],
         brand_self_streamers,
     }
+}
+
+/// Checks a required id: present, at most `max` bytes.
+fn required_id(field: &str, value: String, max: usize) -> Result<String, FieldError> {
+    if value.is_empty() {
+        return Err(FieldError::new(field, "must be set"));
+    }
+    if value.len() > max {
+        return Err(FieldError::new(
+            field,
+            format!("is {} bytes, more than the {max}-byte limit", value.len()),
+        ));
+    }
+    Ok(value)
+}
+
+fn optional_id(field: &str, value: String, max: usize) -> Result<Option<String>, FieldError> {
+    non_empty(value)
+        .map(|v| required_id(field, v, max))
+        .transpose()
+}
+
+/// One event, every field checked; field names are relative to the event
+/// (`purchase.price`).
+pub fn event(e: pb::Event, max_id: usize) -> Result<Event, FieldError> {
+    let pb::Event {
+        event_id,
+        time_ms,
+        user_id,
+        kind,
+    } = e;
+    let event_id = required_id("event_id", event_id, max_id)?;
+    if time_ms <= 0 {
+        return Err(FieldError::new(
+            "time_ms",
+            "must be set (Unix milliseconds)",
+        ));
+    }
+    let user_id = required_id("user_id", user_id, max_id)?;
+    let kind = match kind {
+        None => {
+            return Err(FieldError::new(
+                "kind",
+                "one of purchase, impression, click must be set",
+            ));
+        }
+        Some(pb::event::Kind::Purchase(p)) => {
+            let pb::Purchase {
+                item_id,
+                brand_id,
+                seller_streamer_id,
+                channel,
+                price,
+            } = p;
+            let channel = match pb::SaleChannel::try_from(channel) {
+                Ok(pb::SaleChannel::Distribution) => SaleChannel::Distribution,
+                Ok(pb::SaleChannel::SelfBroadcast) => SaleChannel::SelfBroadcast,
+                Ok(pb::SaleChannel::Unspecified) => {
+                    return Err(FieldError::new("purchase.channel", "must be set"));
+                }
+                Err(_) => {
+                    return Err(FieldError::new(
+                        "purchase.channel",
+                        format!("{channel} is not a sale channel"),
+                    ));
+                }
+            };
+            if !(price.is_finite() && price > 0.0 && price <= crate::domain::MAX_PRICE) {
+                return Err(FieldError::new(
+                    "purchase.price",
+                    format!(
+                        "{price} is not a price in (0, {}]",
+                        crate::domain::MAX_PRICE
+                    ),
+                ));
+            }
+            EventKind::Purchase {
+                item_id: required_id("purchase.item_id", item_id, max_id)?,
+                brand_id: required_id("purchase.brand_id", brand_id, max_id)?,
+                seller_streamer_id: required_id(
+                    "purchase.seller_streamer_id",
+                    seller_streamer_id,
+                    max_id,
+                )?,
+                channel,
+                price,
+            }
+        }
+        Some(pb::event::Kind::Impression(i)) => {
+            let pb::Impression {
+                item_id,
+                streamer_id,
+                request_id,
+                position,
+            } = i;
+            EventKind::Impression {
+                item_id: required_id("impression.item_id", item_id, max_id)?,
+                streamer_id: optional_id("impression.streamer_id", streamer_id, max_id)?,
+                request_id: optional_id("impression.request_id", request_id, max_id)?,
+                position,
+            }
+        }
+        Some(pb::event::Kind::Click(c)) => {
+            let pb::Click {
+                item_id,
+                request_id,
+            } = c;
+            EventKind::Click {
+                item_id: required_id("click.item_id", item_id, max_id)?,
+                request_id: optional_id("click.request_id", request_id, max_id)?,
+            }
+        }
+    };
+    Ok(Event {
+        event_id,
+        time: Millis(time_ms),
+        user_id,
+        kind,
+    })
 }

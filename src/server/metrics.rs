@@ -20,6 +20,7 @@ use tokio::net::TcpListener;
 const LATENCY_BUCKETS: [f64; 14] = [
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 ];
+const GROUP_BUCKETS: [f64; 8] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0];
 const CANDIDATE_BUCKETS: [f64; 10] = [
     10.0, 25.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0, 10000.0,
 ];
@@ -37,6 +38,12 @@ pub fn handle() -> PrometheusHandle {
                     b.set_buckets_for_metric(
                         Matcher::Full("fairflow_rank_candidates".into()),
                         &CANDIDATE_BUCKETS,
+                    )
+                })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full("fairflow_wal_group_batches".into()),
+                        &GROUP_BUCKETS,
                     )
                 })
                 .expect("bucket lists are not empty")
@@ -102,6 +109,20 @@ fn describe() {
         "Rank requests refused by overload protection, by reason"
     );
     describe_counter!(
+        "fairflow_events_total",
+        "Events taken in, by result (accepted: newly durable; duplicate)"
+    );
+    describe_histogram!(
+        "fairflow_wal_sync_seconds",
+        Unit::Seconds,
+        "Time of one write-ahead log sync (one per group commit)"
+    );
+    describe_histogram!(
+        "fairflow_wal_group_batches",
+        Unit::Count,
+        "Ingest batches made durable by one sync"
+    );
+    describe_counter!(
         "fairflow_config_reloads_total",
         "Config reload attempts, by result (ok, failed, unchanged)"
     );
@@ -165,6 +186,12 @@ pub fn set_in_flight(n: usize) {
 /// A request refused by overload protection (`concurrency` or `deadline`).
 pub fn record_shed(reason: &'static str) {
     counter!("fairflow_requests_shed_total", "reason" => reason).increment(1);
+}
+
+/// One ingested batch.
+pub fn record_events(accepted: usize, duplicates: usize) {
+    counter!("fairflow_events_total", "result" => "accepted").increment(accepted as u64);
+    counter!("fairflow_events_total", "result" => "duplicate").increment(duplicates as u64);
 }
 
 /// A config reload attempt: `ok`, `failed` or `unchanged`.

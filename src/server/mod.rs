@@ -1,5 +1,6 @@
-//! The gRPC server: `RankService`, `CatalogService`, the standard health
-//! service and server reflection, on one port.
+//! The gRPC server: `RankService`, `CatalogService`, `AdminService`,
+//! `EventService`, the standard health service and server reflection, on one
+//! port; Prometheus metrics on another.
 //!
 //! Handlers are thin: convert the request ([`convert`]), call the engine or
 //! the catalog, convert back; errors become statuses in [`status`] only.
@@ -9,6 +10,7 @@
 mod admin;
 mod catalog;
 pub mod convert;
+mod events;
 pub mod metrics;
 mod rank;
 mod reload;
@@ -21,9 +23,11 @@ use crate::catalog::{Catalog, CatalogError};
 use crate::config::{CatalogSource, Config, ModelSource};
 use crate::domain::Millis;
 use crate::engine::Engine;
+use crate::events::{EventLog, EventLogError};
 use crate::model::{Model, ModelError};
 use crate::proto::v1::admin_service_server::AdminServiceServer;
 use crate::proto::v1::catalog_service_server::CatalogServiceServer;
+use crate::proto::v1::event_service_server::EventServiceServer;
 use crate::proto::v1::rank_service_server::RankServiceServer;
 use arc_swap::ArcSwap;
 use parking_lot::RwLock;
@@ -60,6 +64,8 @@ pub struct State {
     /// The exposure controller's state: per process, outside the engine, so
     /// it carries over config reloads.
     pub exposure: ExposureState,
+    /// Acknowledged events, durable.
+    pub events: EventLog,
     /// The file the config came from; `None` on the embedded default.
     config_path: Option<PathBuf>,
     reload_lock: parking_lot::Mutex<()>,
@@ -88,6 +94,8 @@ pub enum StartError {
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("transport: {0}")]
     Transport(#[from] tonic::transport::Error),
+    #[error("{0}")]
+    Events(#[from] EventLogError),
 }
 
 /// The sockets a server answers on: gRPC, and optionally `GET /metrics`.
@@ -98,11 +106,17 @@ pub struct Listeners {
 
 impl State {
     /// `config_path` is the file the engine's config came from, for reloads.
-    pub fn new(engine: Engine, catalog: Catalog, config_path: Option<PathBuf>) -> Arc<State> {
+    pub fn new(
+        engine: Engine,
+        catalog: Catalog,
+        events: EventLog,
+        config_path: Option<PathBuf>,
+    ) -> Arc<State> {
         Arc::new(State {
             engine: ArcSwap::from_pointee(engine),
             catalog: RwLock::new(catalog),
             exposure: ExposureState::new(),
+            events,
             config_path,
             reload_lock: parking_lot::Mutex::new(()),
             in_flight: AtomicUsize::new(0),
@@ -121,9 +135,16 @@ impl State {
             CatalogSource::Embedded => Catalog::embedded_demo(max_id)?,
             CatalogSource::Dir(dir) => Catalog::load_dir(dir, max_id)?,
         };
+        let (events, replayed) = EventLog::open(&config.events_dir)?;
+        tracing::info!(
+            dir = %config.events_dir.display(),
+            events = replayed.len(),
+            "event log opened"
+        );
         Ok(State::new(
             Engine::new(Arc::new(config), Arc::new(model)),
             catalog,
+            events,
             config_path,
         ))
     }
@@ -213,6 +234,9 @@ async fn serve_grpc(
     health
         .set_serving::<AdminServiceServer<admin::AdminApi>>()
         .await;
+    health
+        .set_serving::<EventServiceServer<events::EventApi>>()
+        .await;
 
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
@@ -233,6 +257,11 @@ async fn serve_grpc(
     let admin = AdminServiceServer::new(admin::AdminApi {
         state: state.clone(),
     });
+    let events = EventServiceServer::new(events::EventApi {
+        state: state.clone(),
+    })
+    .max_decoding_message_size(max_bytes)
+    .max_encoding_message_size(max_bytes);
     let catalog = CatalogServiceServer::new(catalog::CatalogApi { state })
         .max_decoding_message_size(max_bytes)
         .max_encoding_message_size(max_bytes);
@@ -255,6 +284,9 @@ async fn serve_grpc(
         health
             .set_not_serving::<AdminServiceServer<admin::AdminApi>>()
             .await;
+        health
+            .set_not_serving::<EventServiceServer<events::EventApi>>()
+            .await;
         let _ = draining_tx.send(());
     };
     let serve = tonic::transport::Server::builder()
@@ -264,6 +296,7 @@ async fn serve_grpc(
         .add_service(rank)
         .add_service(catalog)
         .add_service(admin)
+        .add_service(events)
         .serve_with_incoming_shutdown(incoming, drain);
     // Draining waits for clients to finish and hang up; one that never does
     // must not keep the process alive, so the drain is bounded.

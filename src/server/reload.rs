@@ -84,6 +84,9 @@ impl State {
             // it from a directory would drop what callers sent since.
             restart_required.push("catalog.dir");
         }
+        if next.events_dir != current.config().events_dir {
+            restart_required.push("events.dir");
+        }
         let version = next.version.clone();
         self.engine
             .store(Arc::new(Engine::new(Arc::new(next), Arc::new(model))));

@@ -15,6 +15,8 @@ use tonic::transport::Channel;
 pub struct TestServer {
     pub addr: SocketAddr,
     pub metrics_addr: SocketAddr,
+    /// The event log's directory when the harness made one.
+    pub events_dir: Option<tempfile::TempDir>,
     pub state: Arc<State>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<Result<(), server::StartError>>>,
@@ -24,17 +26,26 @@ impl TestServer {
     /// The server on the embedded defaults (config, demo catalog, model).
     pub async fn start() -> TestServer {
         let config = Config::embedded_default().expect("embedded config");
-        TestServer::with_state(State::load(config, None).expect("state")).await
+        TestServer::with_own_events(config).await
     }
 
-    /// The server with a config given as TOML text (missing keys take defaults).
+    /// The server with a config given as TOML text (missing keys take
+    /// defaults), its event log in a fresh temporary directory.
     pub async fn with_config(toml: &str) -> TestServer {
         let config = Config::from_toml(toml, "test.toml", None).expect("test config");
-        TestServer::with_state(State::load(config, None).expect("state")).await
+        TestServer::with_own_events(config).await
+    }
+
+    async fn with_own_events(mut config: Config) -> TestServer {
+        let events = tempfile::tempdir().unwrap();
+        config.events_dir = events.path().to_path_buf();
+        let mut server = TestServer::with_state(State::load(config, None).expect("state")).await;
+        server.events_dir = Some(events);
+        server
     }
 
     /// The server on a config file, as `serve --config PATH` runs it: the
-    /// file is watched and reloadable.
+    /// file is watched and reloadable, and names the event log's directory.
     pub async fn with_config_file(path: &std::path::Path) -> TestServer {
         let config = Config::load(Some(path)).expect("test config");
         TestServer::with_state(State::load(config, Some(path.to_path_buf())).expect("state")).await
@@ -56,6 +67,7 @@ impl TestServer {
         TestServer {
             addr,
             metrics_addr,
+            events_dir: None,
             state,
             stop: Some(stop),
             task: Some(task),

@@ -1,0 +1,103 @@
+//! `EventService`: validate each event, append the valid ones durably, and
+//! answer per event. The disk sync runs on the blocking pool.
+
+use super::{State, convert, metrics};
+use crate::events::Event;
+use crate::proto::v1 as pb;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio_stream::StreamExt;
+use tonic::{Code, Request, Response, Status, Streaming};
+
+pub struct EventApi {
+    pub(super) state: Arc<State>,
+}
+
+#[expect(
+    clippy::disallowed_methods,
+    reason = "request latency is measured at the server boundary"
+)]
+fn now() -> Instant {
+    Instant::now()
+}
+
+impl EventApi {
+    /// Validates `events` (numbered from `first_index`), ingests the valid
+    /// ones, and adds the outcome to `reply`.
+    async fn ingest(
+        &self,
+        events: Vec<pb::Event>,
+        first_index: usize,
+        reply: &mut pb::IngestReply,
+    ) -> Result<(), Status> {
+        let max_id = self.state.engine().config().limits.max_id_bytes as usize;
+        let mut valid: Vec<Event> = Vec::with_capacity(events.len());
+        for (i, e) in events.into_iter().enumerate() {
+            let event_id = e.event_id.clone();
+            match convert::event(e, max_id) {
+                Ok(event) => valid.push(event),
+                Err(err) => reply.rejected.push(pb::RejectedEvent {
+                    index: (first_index + i) as u32,
+                    event_id,
+                    field: err.field,
+                    reason: err.reason,
+                }),
+            }
+        }
+        if valid.is_empty() {
+            return Ok(());
+        }
+        let state = self.state.clone();
+        let ingested = tokio::task::spawn_blocking(move || state.events.ingest(valid))
+            .await
+            .map_err(|e| Status::internal(format!("ingest task failed: {e}")))?
+            .map_err(|e| {
+                tracing::error!(error = %e, "events not stored");
+                Status::unavailable(format!("events not stored, retry: {e}"))
+            })?;
+        metrics::record_events(ingested.accepted.len(), ingested.duplicates);
+        reply.accepted += ingested.accepted.len() as u32;
+        reply.duplicates += ingested.duplicates as u32;
+        Ok(())
+    }
+}
+
+#[tonic::async_trait]
+impl pb::event_service_server::EventService for EventApi {
+    async fn ingest(
+        &self,
+        request: Request<pb::IngestRequest>,
+    ) -> Result<Response<pb::IngestReply>, Status> {
+        let started = now();
+        let mut reply = pb::IngestReply::default();
+        let outcome = self
+            .ingest(request.into_inner().events, 0, &mut reply)
+            .await;
+        let code = outcome.as_ref().map_or_else(Status::code, |_| Code::Ok);
+        metrics::record_rpc("Ingest", None, code, started.elapsed());
+        outcome.map(|()| Response::new(reply))
+    }
+
+    async fn ingest_stream(
+        &self,
+        request: Request<Streaming<pb::IngestRequest>>,
+    ) -> Result<Response<pb::IngestReply>, Status> {
+        let started = now();
+        let mut stream = request.into_inner();
+        let mut reply = pb::IngestReply::default();
+        let mut seen = 0;
+        let outcome = async {
+            while let Some(batch) = stream.next().await {
+                let events = batch?.events;
+                let n = events.len();
+                self.ingest(events, seen, &mut reply).await?;
+                seen += n;
+            }
+            Ok::<(), Status>(())
+        }
+        .await;
+        let code = outcome.as_ref().map_or_else(Status::code, |_| Code::Ok);
+        metrics::record_rpc("IngestStream", None, code, started.elapsed());
+        outcome.map(|()| Response::new(reply))
+    }
+}
