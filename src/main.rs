@@ -175,14 +175,11 @@ async fn serve(
     metrics_listen: Option<SocketAddr>,
     events_dir: Option<PathBuf>,
 ) -> anyhow::Result<()> {
-    let mut config = Config::load(config_path.as_deref())?;
-    if let Some(dir) = events_dir {
-        config.events_dir = dir;
-    }
+    let config = Config::load(config_path.as_deref())?;
     let addr = listen.unwrap_or(config.server.listen);
     let metrics_addr = metrics_listen.or(config.server.metrics_listen);
     tracing::info!(config = %config.origin, version = %config.version, "config loaded");
-    let state = State::load(config, config_path)?;
+    let state = State::load(config, config_path, events_dir)?;
     {
         let engine = state.engine();
         let stats = state.catalog.read().stats(&engine.config().tiers);

@@ -123,9 +123,15 @@ impl State {
         })
     }
 
-    /// Loads the model and catalog the config names. `config_path` is the
-    /// file `config` was read from (reloads read it again).
-    pub fn load(config: Config, config_path: Option<PathBuf>) -> Result<Arc<State>, StartError> {
+    /// Loads the model and catalog the config names and opens the event log
+    /// (in `events_dir` when given, else the config's `events.dir`).
+    /// `config_path` is the file `config` was read from (reloads read it
+    /// again).
+    pub fn load(
+        config: Config,
+        config_path: Option<PathBuf>,
+        events_dir: Option<PathBuf>,
+    ) -> Result<Arc<State>, StartError> {
         let model = match &config.model {
             ModelSource::Embedded => Model::embedded()?,
             ModelSource::File(path) => Model::load(path)?,
@@ -135,9 +141,10 @@ impl State {
             CatalogSource::Embedded => Catalog::embedded_demo(max_id)?,
             CatalogSource::Dir(dir) => Catalog::load_dir(dir, max_id)?,
         };
-        let (events, replayed) = EventLog::open(&config.events_dir)?;
+        let events_dir = events_dir.unwrap_or_else(|| config.events_dir.clone());
+        let (events, replayed) = EventLog::open(&events_dir)?;
         tracing::info!(
-            dir = %config.events_dir.display(),
+            dir = %events_dir.display(),
             events = replayed.len(),
             "event log opened"
         );

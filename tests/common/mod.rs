@@ -36,10 +36,10 @@ impl TestServer {
         TestServer::with_own_events(config).await
     }
 
-    async fn with_own_events(mut config: Config) -> TestServer {
+    async fn with_own_events(config: Config) -> TestServer {
         let events = tempfile::tempdir().unwrap();
-        config.events_dir = events.path().to_path_buf();
-        let mut server = TestServer::with_state(State::load(config, None).expect("state")).await;
+        let state = State::load(config, None, Some(events.path().to_path_buf())).expect("state");
+        let mut server = TestServer::with_state(state).await;
         server.events_dir = Some(events);
         server
     }
@@ -48,7 +48,8 @@ impl TestServer {
     /// file is watched and reloadable, and names the event log's directory.
     pub async fn with_config_file(path: &std::path::Path) -> TestServer {
         let config = Config::load(Some(path)).expect("test config");
-        TestServer::with_state(State::load(config, Some(path.to_path_buf())).expect("state")).await
+        TestServer::with_state(State::load(config, Some(path.to_path_buf()), None).expect("state"))
+            .await
     }
 
     async fn with_state(state: Arc<State>) -> TestServer {
