@@ -62,11 +62,12 @@ fn bench_rank(c: &mut Criterion) {
         .collect();
 
     let state = ExposureState::new();
-    // The same engine with tier targets and within-tier spreading on.
-    let controlled = Engine::new(
+    // The same engine with only the per-request quotas (floors and the
+    // page cap): no tier targets, no spreading.
+    let per_request = Engine::new(
         Arc::new(
             Config::from_toml(
-                "[quotas.targets]\nenabled = true\n[quotas.spreading]\nstrength = 0.5\n",
+                "[quotas.targets]\nenabled = false\n[quotas.spreading]\nstrength = 0.0\n",
                 "bench",
                 None,
             )
@@ -74,7 +75,7 @@ fn bench_rank(c: &mut Criterion) {
         ),
         Arc::new(engine.model().clone()),
     );
-    let controlled_state = ExposureState::new();
+    let per_request_state = ExposureState::new();
     let mut group = c.benchmark_group("rank_200x20");
     group.bench_function("engine_rank", |b| {
         b.iter(|| {
@@ -83,10 +84,10 @@ fn bench_rank(c: &mut Criterion) {
                 .unwrap()
         })
     });
-    group.bench_function("engine_rank_controlled", |b| {
+    group.bench_function("engine_rank_per_request_quotas_only", |b| {
         b.iter(|| {
-            controlled
-                .rank(black_box(&catalog), &controlled_state, black_box(&query))
+            per_request
+                .rank(black_box(&catalog), &per_request_state, black_box(&query))
                 .unwrap()
         })
     });
