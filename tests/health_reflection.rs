@@ -22,6 +22,7 @@ async fn health_reports_serving() {
         "fairflow.v1.RankService",
         "fairflow.v1.CatalogService",
         "fairflow.v1.AdminService",
+        "fairflow.v1.EventService",
     ] {
         let resp = health
             .check(HealthCheckRequest {
@@ -78,6 +79,7 @@ async fn reflection_lists_and_describes_the_services() {
         "fairflow.v1.RankService",
         "fairflow.v1.CatalogService",
         "fairflow.v1.AdminService",
+        "fairflow.v1.EventService",
         "grpc.health.v1.Health",
     ] {
         assert!(
