@@ -4,8 +4,8 @@
 //! Run: `cargo bench --bench events`. Figures: docs/performance.md.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use fairflow::domain::Millis;
-use fairflow::events::{Event, EventKind, EventLog, SaleChannel};
+use fairflow::domain::{Channel, Millis};
+use fairflow::events::{Event, EventKind, EventLog};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -23,7 +23,7 @@ fn batch(next: &AtomicU64) -> Vec<Event> {
                     item_id: format!("g{:06}", i % 30_000),
                     brand_id: format!("b{:03}", i % 300),
                     seller_streamer_id: format!("s{:05}", i % 3_000),
-                    channel: SaleChannel::Distribution,
+                    channel: Channel::Influencer,
                     price: 10.0 + (i % 500) as f64,
                 },
             }

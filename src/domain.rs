@@ -123,6 +123,15 @@ pub enum StreamerKind {
     BrandSelf,
 }
 
+/// Who sold a purchase: an influencer distributing the brand's goods, or the
+/// brand's own account (self-broadcast).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    Influencer,
+    BrandSelf,
+}
+
 /// Why an item sits where it does. Every code is reserved on the wire now so
 /// that later pipeline stages only start emitting them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -7,23 +7,13 @@
 //! replays the log, so what was acknowledged before a crash is there after
 //! it, and ids stay deduplicated across restarts.
 
-use crate::domain::Millis;
+use crate::domain::{Channel, Millis};
 use crate::wal::{Wal, WalError, WalOptions};
 use compact_str::CompactString;
 use foldhash::HashSet;
 use parking_lot::{Condvar, Mutex};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
-
-/// How an item was sold.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SaleChannel {
-    /// By an influencer, for a brand.
-    Distribution,
-    /// In the brand's own live stream.
-    SelfBroadcast,
-}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -32,7 +22,7 @@ pub enum EventKind {
         item_id: String,
         brand_id: String,
         seller_streamer_id: String,
-        channel: SaleChannel,
+        channel: Channel,
         price: f64,
     },
     Impression {
@@ -194,7 +184,7 @@ mod tests {
                 item_id: "g000001".into(),
                 brand_id: "b001".into(),
                 seller_streamer_id: "s00042".into(),
-                channel: SaleChannel::Distribution,
+                channel: Channel::Influencer,
                 price: 99.0,
             },
         }

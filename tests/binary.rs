@@ -67,6 +67,15 @@ fn spawn_server(extra: &[&str]) -> Spawned {
     (child, addr, reader, dir)
 }
 
+/// Sends the signal `name` (`TERM`, `HUP`) to the child.
+fn signal(child: &Child, name: &str) {
+    let sent = Command::new("kill")
+        .args([format!("-{name}"), child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success(), "kill -{name}");
+}
+
 async fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
     let poll = async {
         loop {
@@ -109,11 +118,7 @@ async fn serve_on_embedded_defaults_then_stop_on_sigterm() {
     );
     drop(client);
 
-    let term = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(term.success());
+    signal(&child, "TERM");
     let status = wait_exit(&mut child, Duration::from_secs(20)).await;
     assert!(status.success(), "clean exit on SIGTERM, got {status:?}");
     let logs = reader.join().unwrap().join("\n");
@@ -193,11 +198,7 @@ async fn sighup_reloads_the_config_file() {
         "[server]\nwatch_config_seconds = 0\n[quotas]\nmax_items_per_streamer = 1\n",
     )
     .unwrap();
-    let hup = Command::new("kill")
-        .args(["-HUP", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(hup.success());
+    signal(&child, "HUP");
     let mut after = before.clone();
     for _ in 0..100 {
         after = version(
@@ -214,10 +215,7 @@ async fn sighup_reloads_the_config_file() {
     }
     assert_ne!(after, before, "SIGHUP reloaded the file");
     drop(admin);
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
+    signal(&child, "TERM");
     assert!(
         wait_exit(&mut child, Duration::from_secs(20))
             .await
@@ -275,10 +273,7 @@ async fn acknowledged_events_survive_sigkill() {
     }
     let fresh = client.ingest(batch(200)).await.unwrap().into_inner();
     assert_eq!(fresh.accepted, 50);
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
+    signal(&child, "TERM");
     assert!(
         wait_exit(&mut child, Duration::from_secs(20))
             .await
@@ -300,10 +295,7 @@ async fn a_client_that_never_hangs_up_does_not_block_shutdown() {
     // A connection that opens and then says nothing, forever.
     let _silent = std::net::TcpStream::connect(&addr).unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
+    signal(&child, "TERM");
     let status = wait_exit(&mut child, Duration::from_secs(10)).await;
     assert!(status.success(), "{status:?}");
 }

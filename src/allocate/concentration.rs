@@ -33,6 +33,12 @@ pub fn top_share(values: &[f64], fraction: f64) -> f64 {
     }
 }
 
+/// Each tier's share of a total (zeros when there is none).
+pub fn shares(exposure: [f64; 3]) -> [f64; 3] {
+    let sum: f64 = exposure.iter().sum();
+    exposure.map(|e| if sum > 0.0 { e / sum } else { 0.0 })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

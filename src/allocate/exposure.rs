@@ -223,10 +223,9 @@ impl ExposureState {
                 .collect();
             (inner.lambda, inner.exposure, recent)
         };
-        let total: f64 = exposure.iter().sum();
         ControllerView {
             multipliers: lambda.map(f64::exp),
-            realized_shares: exposure.map(|e| if total > 0.0 { e / total } else { 0.0 }),
+            realized_shares: super::concentration::shares(exposure),
             targets: params.targets,
             tracked_streamers: recent.len(),
             gini: super::concentration::gini(&recent),

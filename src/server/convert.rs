@@ -5,9 +5,9 @@
 
 use crate::catalog::{CatalogStats, Goods, QualityScores, Stream, Streamer};
 use crate::config::TierThresholds;
-use crate::domain::{FieldError, ItemKind, Millis, Reason, Scene, StreamerKind, Tier};
+use crate::domain::{Channel, FieldError, ItemKind, Millis, Reason, Scene, StreamerKind, Tier};
 use crate::engine::{Candidate, RankQuery, Ranking, Slot};
-use crate::events::{Event, EventKind, SaleChannel};
+use crate::events::{Event, EventKind};
 use crate::proto::v1 as pb;
 
 pub(crate) fn scene(value: i32) -> Result<Scene, FieldError> {
@@ -364,8 +364,8 @@ pub fn event(e: pb::Event, max_id: usize) -> Result<Event, FieldError> {
                 price,
             } = p;
             let channel = match pb::SaleChannel::try_from(channel) {
-                Ok(pb::SaleChannel::Distribution) => SaleChannel::Distribution,
-                Ok(pb::SaleChannel::SelfBroadcast) => SaleChannel::SelfBroadcast,
+                Ok(pb::SaleChannel::Distribution) => Channel::Influencer,
+                Ok(pb::SaleChannel::SelfBroadcast) => Channel::BrandSelf,
                 Ok(pb::SaleChannel::Unspecified) => {
                     return Err(FieldError::new("purchase.channel", "must be set"));
                 }

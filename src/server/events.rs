@@ -5,20 +5,11 @@ use super::{State, convert, metrics};
 use crate::events::Event;
 use crate::proto::v1 as pb;
 use std::sync::Arc;
-use std::time::Instant;
 use tokio_stream::StreamExt;
 use tonic::{Code, Request, Response, Status, Streaming};
 
 pub struct EventApi {
     pub(super) state: Arc<State>,
-}
-
-#[expect(
-    clippy::disallowed_methods,
-    reason = "request latency is measured at the server boundary"
-)]
-fn now() -> Instant {
-    Instant::now()
 }
 
 impl EventApi {
@@ -68,7 +59,7 @@ impl pb::event_service_server::EventService for EventApi {
         &self,
         request: Request<pb::IngestRequest>,
     ) -> Result<Response<pb::IngestReply>, Status> {
-        let started = now();
+        let started = super::monotonic_now();
         let mut reply = pb::IngestReply::default();
         let outcome = self
             .ingest(request.into_inner().events, 0, &mut reply)
@@ -82,7 +73,7 @@ impl pb::event_service_server::EventService for EventApi {
         &self,
         request: Request<Streaming<pb::IngestRequest>>,
     ) -> Result<Response<pb::IngestReply>, Status> {
-        let started = now();
+        let started = super::monotonic_now();
         let mut stream = request.into_inner();
         let mut reply = pb::IngestReply::default();
         let mut seen = 0;

@@ -52,6 +52,16 @@ pub(crate) fn wall_clock() -> Millis {
     Millis(since_epoch.as_millis() as i64)
 }
 
+/// The monotonic clock for latencies and deadlines, read in the server
+/// layer only.
+#[expect(
+    clippy::disallowed_methods,
+    reason = "request latency and deadlines are measured at the server boundary"
+)]
+pub(crate) fn monotonic_now() -> std::time::Instant {
+    std::time::Instant::now()
+}
+
 /// What the server shares between requests.
 pub struct State {
     /// Config and model, swapped whole on reload; a request holds the `Arc`

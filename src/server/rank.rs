@@ -11,14 +11,6 @@ pub struct RankApi {
     pub(super) state: Arc<State>,
 }
 
-#[expect(
-    clippy::disallowed_methods,
-    reason = "request latency and deadlines are measured at the server boundary"
-)]
-fn now() -> Instant {
-    Instant::now()
-}
-
 /// The caller's deadline from the `grpc-timeout` header (`<digits><unit>`,
 /// units H M S m u n, per the gRPC HTTP/2 spec). A header that does not
 /// parse is ignored, as the spec asks.
@@ -46,7 +38,7 @@ impl pb::rank_service_server::RankService for RankApi {
         &self,
         request: Request<pb::RankRequest>,
     ) -> Result<Response<pb::RankResponse>, Status> {
-        let started = now();
+        let started = super::monotonic_now();
         let scene = convert::scene(request.get_ref().scene).ok();
         let answer = self.rank_inner(request, started).await;
         let code = answer.as_ref().map_or_else(Status::code, |_| Code::Ok);

@@ -13,7 +13,7 @@ use super::response::PageOutcome;
 use super::run::{LiveSet, advance_streams, next_query};
 use super::world::{CHUNK_MS, LOCAL_OFFSET_MS, World};
 use crate::allocate::ExposureState;
-pub use crate::allocate::concentration::{gini, top_share};
+pub use crate::allocate::concentration::{gini, shares, top_share};
 use crate::catalog::Catalog;
 use crate::domain::{ItemKind, Millis, Scene};
 use crate::engine::Engine;
@@ -79,12 +79,6 @@ impl Evaluation {
     }
 }
 
-/// Each tier's share of a total (zeros when there is none).
-pub fn shares(exposure: [f64; 3]) -> [f64; 3] {
-    let sum: f64 = exposure.iter().sum();
-    exposure.map(|e| if sum > 0.0 { e / sum } else { 0.0 })
-}
-
 /// Serves `days` of simulated traffic with `engine`. Sequential on purpose:
 /// the controller's updates must happen in request order for the result to
 /// be reproducible.
@@ -124,7 +118,9 @@ pub fn evaluate(
                     continue;
                 };
                 let measured = options.measured.contains(&query.scene);
-                let base_scores = evaluation.scores().to_vec();
+                // The scores before exposure control, for the objective;
+                // only measured pages need them.
+                let base_scores = measured.then(|| evaluation.scores().to_vec());
                 if measured && options.record_pages {
                     eval.pages.push(Page {
                         slots: query.slots,
@@ -145,7 +141,7 @@ pub fn evaluate(
                     });
                 }
                 let ranking = engine.allocate(evaluation, exposure, &query);
-                if measured {
+                if let Some(base_scores) = &base_scores {
                     eval.measured_requests += 1;
                     let hour = ((now.0 + LOCAL_OFFSET_MS).rem_euclid(Millis::MS_PER_DAY)
                         / 3_600_000) as usize;

@@ -116,11 +116,8 @@ impl Outcome {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Solution {
     pub outcome: Outcome,
-    /// Additive price per tier, in score units.
-    pub tier_prices: [f64; 3],
     /// Largest gap between a tier's share and its target (percentage points).
     pub share_gap_pp: f64,
-    pub passes: usize,
 }
 
 /// Passes over the pages (one dual step each).
@@ -191,9 +188,7 @@ pub fn solve(
     if total <= 0.0 || (constraints.targets.is_none() && constraints.concentration <= 0.0) {
         return Solution {
             outcome: free,
-            tier_prices: nu,
             share_gap_pp: 0.0,
-            passes: 1,
         };
     }
     // Prices in units of the average score per unit of exposure, so the
@@ -212,9 +207,7 @@ pub fn solve(
         if pass == PASSES || (constraints.concentration <= 0.0 && share_gap <= SHARE_TOLERANCE) {
             return Solution {
                 outcome: mixture,
-                tier_prices: nu,
                 share_gap_pp: share_gap * 100.0,
-                passes: pass,
             };
         }
         let step = scale / (pass as f64).sqrt();

@@ -10,6 +10,7 @@ mod reader;
 
 pub use reader::{LogError, OnError, TrafficReader};
 
+pub use crate::domain::Channel;
 use crate::domain::{ItemKind, Millis, Scene};
 use crate::engine::Candidate;
 use serde::{Deserialize, Serialize};
@@ -135,15 +136,6 @@ pub struct Click {
     pub item_id: String,
     pub kind: ItemKind,
     pub position: u32,
-}
-
-/// Who sold a purchase: an influencer distributing the brand's goods, or the
-/// brand's own account.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Channel {
-    Influencer,
-    BrandSelf,
 }
 
 /// An order.
