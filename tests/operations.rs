@@ -222,10 +222,19 @@ async fn metrics_show_requests_latency_exposure_and_the_controller() {
     let bad = rank.rank(request(vec![], 0)).await.unwrap_err();
     assert_eq!(bad.code(), Code::InvalidArgument);
 
+    // The recorder is process-wide: other tests' servers in this binary
+    // publish the same gauges (every 5 s by default), so wait for a scrape
+    // right after this server's own refresh (every 0.1 s).
+    let share_sum = |text: &str| -> f64 {
+        ["top", "mid", "small"]
+            .iter()
+            .filter_map(|t| sample(text, &format!("fairflow_exposure_share{{tier=\"{t}\"}}")))
+            .sum()
+    };
     let patience = Patience::new(Duration::from_secs(10));
     let text = loop {
         let text = server.scrape().await;
-        if text.contains("fairflow_exposure_gini ") {
+        if text.contains("fairflow_exposure_gini ") && (share_sum(&text) - 1.0).abs() < 1e-6 {
             break text;
         }
         patience.wait().await;
