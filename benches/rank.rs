@@ -7,10 +7,10 @@
 //! Run: `cargo bench --bench rank`. Figures: docs/performance.md.
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use fairflow::allocate::ExposureState;
 use fairflow::catalog::Catalog;
 use fairflow::config::Config;
 use fairflow::domain::{Millis, Scene};
+use fairflow::engine::RankState;
 use fairflow::engine::{Candidate, Engine, RankQuery};
 use fairflow::model::{FeatureInput, Model, N_FEATURES};
 use fairflow::sim::ItemPool;
@@ -45,9 +45,7 @@ fn fixture() -> (Engine, Catalog, RankQuery) {
 
 fn bench_rank(c: &mut Criterion) {
     let (engine, catalog, query) = fixture();
-    let ranking = engine
-        .rank(&catalog, &ExposureState::new(), &query)
-        .unwrap();
+    let ranking = engine.rank(&catalog, &RankState::new(), &query).unwrap();
     let scores: Vec<f64> = query
         .candidates
         .iter()
@@ -61,7 +59,7 @@ fn bench_rank(c: &mut Criterion) {
         })
         .collect();
 
-    let state = ExposureState::new();
+    let state = RankState::new();
     // The same engine with only the per-request quotas (floors and the
     // page cap): no tier targets, no spreading.
     let per_request = Engine::new(
@@ -75,7 +73,7 @@ fn bench_rank(c: &mut Criterion) {
         ),
         Arc::new(engine.model().clone()),
     );
-    let per_request_state = ExposureState::new();
+    let per_request_state = RankState::new();
     let mut group = c.benchmark_group("rank_200x20");
     group.bench_function("engine_rank", |b| {
         b.iter(|| {

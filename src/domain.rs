@@ -7,7 +7,9 @@ use std::fmt;
 
 /// A point in time, in Unix milliseconds. The engine never reads a clock: the
 /// caller passes one in, which is what makes replays and tests exact.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(transparent)]
 pub struct Millis(pub i64);
 
@@ -180,6 +182,10 @@ impl Reasons {
 
     pub fn is_empty(self) -> bool {
         self.0 == 0
+    }
+
+    pub fn union(self, other: Reasons) -> Reasons {
+        Reasons(self.0 | other.0)
     }
 
     /// The codes in a fixed order (declaration order), so output is stable.

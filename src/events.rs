@@ -47,6 +47,24 @@ pub struct Event {
     pub kind: EventKind,
 }
 
+impl From<&crate::traffic::Purchase> for Event {
+    /// A purchase from a traffic log, as the event intake would have taken it.
+    fn from(p: &crate::traffic::Purchase) -> Event {
+        Event {
+            event_id: p.event_id.clone(),
+            time: p.time,
+            user_id: p.user_id.clone(),
+            kind: EventKind::Purchase {
+                item_id: p.goods_id.clone(),
+                brand_id: p.brand_id.clone(),
+                seller_streamer_id: p.seller_id.clone(),
+                channel: p.channel,
+                price: p.price,
+            },
+        }
+    }
+}
+
 /// What one ingest did.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Ingested {

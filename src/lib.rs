@@ -30,6 +30,7 @@
 
 pub mod allocate;
 pub mod catalog;
+pub mod chuanliu;
 pub mod config;
 pub mod domain;
 pub mod engine;

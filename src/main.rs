@@ -479,7 +479,7 @@ fn evaluate(args: EvaluateArgs) -> anyhow::Result<()> {
             record_pages: hindsight || trace,
         };
         let mut catalog = start.clone();
-        let state = fairflow::allocate::ExposureState::new();
+        let state = fairflow::engine::RankState::new();
         let eval = sim::evaluate(&world, &engine, &mut catalog, &state, days, &options);
         let name = path
             .as_ref()

@@ -259,7 +259,7 @@ pub fn train(
                     candidates: r.candidates,
                     now: r.time,
                 };
-                let Ok(evaluation) = engine.evaluate(catalog, &query) else {
+                let Ok(evaluation) = engine.evaluate(catalog, &query, None) else {
                     continue;
                 };
                 let index: HashMap<(&str, crate::domain::ItemKind), usize> = query

@@ -3,10 +3,10 @@
 //! the wire conversion and the engine and come out as a ranking or a field
 //! error, never a crash.
 
-use fairflow::allocate::ExposureState;
 use fairflow::catalog::Catalog;
 use fairflow::config::Config;
 use fairflow::domain::Millis;
+use fairflow::engine::RankState;
 use fairflow::engine::{Engine, RankError};
 use fairflow::model::Model;
 use fairflow::proto::v1 as pb;
@@ -95,7 +95,7 @@ proptest! {
                 return Ok(());
             }
         };
-        match engine.rank(catalog, &ExposureState::new(), &query) {
+        match engine.rank(catalog, &RankState::new(), &query) {
             Ok(r) => {
                 prop_assert!(r.slots.len() <= query.slots as usize);
                 prop_assert!(r.slots.iter().all(|s| s.score.is_finite() && s.score >= 0.0));
@@ -162,7 +162,7 @@ proptest! {
             request_time_ms: time,
         };
         let query = convert::rank_query(req, Millis(0)).unwrap();
-        let ranking = engine.rank(catalog, &ExposureState::new(), &query).unwrap();
+        let ranking = engine.rank(catalog, &RankState::new(), &query).unwrap();
         prop_assert!(ranking.slots.len() <= slots as usize);
         prop_assert!(ranking.slots.iter().all(|s| s.score.is_finite() && s.score >= 0.0));
     }

@@ -248,7 +248,7 @@ fn evaluation_is_deterministic_and_targets_steer_the_shares() {
             &world,
             &engine,
             &mut catalog,
-            &fairflow::allocate::ExposureState::new(),
+            &fairflow::engine::RankState::new(),
             1,
             &options,
         );

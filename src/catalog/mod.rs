@@ -65,6 +65,10 @@ pub struct Catalog {
     /// goods id -> ids of the streams whose cart holds it; keeps
     /// `StreamEntry::order_value` current when a price changes.
     streams_by_goods: HashMap<CompactString, Vec<CompactString>>,
+    /// brand id -> ids of the streams of the brand's own (self-broadcast)
+    /// accounts: the flow looks a brand's live stream up on every `Rank`
+    /// that carries one.
+    self_streams: HashMap<CompactString, Vec<CompactString>>,
 }
 
 /// Checks a whole batch before any of it is applied: ids unique within the
@@ -123,6 +127,59 @@ impl Catalog {
         self.streams.get(id)
     }
 
+    /// A live stream of `brand`'s own account, if one is on air.
+    pub fn live_self_stream(&self, brand: &str) -> Option<&str> {
+        self.self_streams
+            .get(brand)?
+            .iter()
+            .find(|id| self.streams.get(id.as_str()).is_some_and(|e| e.stream.live))
+            .map(|id| id.as_str())
+    }
+
+    /// The brand whose own account broadcasts `stream`, if it is one.
+    fn self_brand_of(&self, stream: &Stream) -> Option<&str> {
+        self.streamers
+            .get(stream.streamer_id.as_str())
+            .filter(|s| s.kind == StreamerKind::BrandSelf)
+            .and_then(|s| s.brand_id.as_deref())
+    }
+
+    fn index_self_stream(&mut self, id: &CompactString, old: Option<&Stream>) {
+        if let Some(brand) = old
+            .and_then(|s| self.self_brand_of(s))
+            .map(CompactString::from)
+            && let Some(ids) = self.self_streams.get_mut(&brand)
+        {
+            ids.retain(|s| s != id);
+        }
+        let brand = self
+            .streams
+            .get(id.as_str())
+            .and_then(|e| self.self_brand_of(&e.stream))
+            .map(CompactString::from);
+        if let Some(brand) = brand {
+            let ids = self.self_streams.entry(brand).or_default();
+            if !ids.contains(id) {
+                ids.push(id.clone());
+            }
+        }
+    }
+
+    /// Rebuilds the brand -> self-broadcast streams index (after a streamer
+    /// changed kind or brand: rare, so a full pass is fine).
+    fn reindex_self_streams(&mut self) {
+        let mut index: HashMap<CompactString, Vec<CompactString>> = HashMap::new();
+        for (id, e) in &self.streams {
+            if let Some(brand) = self.self_brand_of(&e.stream) {
+                index.entry(brand.into()).or_default().push(id.clone());
+            }
+        }
+        for ids in index.values_mut() {
+            ids.sort();
+        }
+        self.self_streams = index;
+    }
+
     pub fn streamers(&self) -> impl Iterator<Item = &Streamer> {
         self.streamers.values()
     }
@@ -166,11 +223,17 @@ impl Catalog {
     ) -> Result<UpsertCount, RecordError> {
         check_batch(&batch, |s| &s.id, |s| s.validate(max_id))?;
         let mut count = UpsertCount::default();
+        let mut owner_changed = false;
         for s in batch {
             count.upserted += 1;
-            if self.streamers.insert(s.id.as_str().into(), s).is_none() {
-                count.created += 1;
+            let owner = (s.kind, s.brand_id.clone());
+            match self.streamers.insert(s.id.as_str().into(), s) {
+                None => count.created += 1,
+                Some(old) => owner_changed |= (old.kind, old.brand_id) != owner,
             }
+        }
+        if owner_changed {
+            self.reindex_self_streams();
         }
         Ok(count)
     }
@@ -230,10 +293,12 @@ impl Catalog {
                 stream: s,
                 order_value: None,
             };
-            match self.streams.insert(id.clone(), entry) {
+            let old = self.streams.insert(id.clone(), entry);
+            match &old {
                 Some(old) => self.unindex_cart(&id, &old.stream.goods_ids),
                 None => count.created += 1,
             }
+            self.index_self_stream(&id, old.as_ref().map(|e| &e.stream));
             for g in new_goods {
                 let ids = self.streams_by_goods.entry(g.into()).or_default();
                 if !ids.contains(&id) {
@@ -439,5 +504,32 @@ pub(crate) mod tests {
         assert_eq!(s.per_tier, [1, 0, 1]);
         let lower = TierThresholds::new(5, 1).unwrap();
         assert_eq!(c.stats(&lower).per_tier, [2, 0, 0]);
+    }
+
+    #[test]
+    fn a_brands_live_self_stream_follows_upserts_and_status() {
+        let mut c = small_catalog();
+        let mut own = streamer("b1-own", 1000);
+        own.kind = StreamerKind::BrandSelf;
+        own.brand_id = Some("b1".into());
+        c.upsert_streamers(vec![own.clone()], 64).unwrap();
+        assert_eq!(c.live_self_stream("b1"), None);
+        c.upsert_streams(vec![stream("own-live", "b1-own", &[])], 64)
+            .unwrap();
+        assert_eq!(c.live_self_stream("b1"), Some("own-live"));
+        c.set_live("own-live", false);
+        assert_eq!(c.live_self_stream("b1"), None, "off air");
+        c.set_live("own-live", true);
+        // The stream moves to an influencer: no longer the brand's own.
+        c.upsert_streams(vec![stream("own-live", "s1", &[])], 64)
+            .unwrap();
+        assert_eq!(c.live_self_stream("b1"), None);
+        c.upsert_streams(vec![stream("own-live", "b1-own", &[])], 64)
+            .unwrap();
+        // The account changes brand.
+        own.brand_id = Some("b2".into());
+        c.upsert_streamers(vec![own], 64).unwrap();
+        assert_eq!(c.live_self_stream("b1"), None);
+        assert_eq!(c.live_self_stream("b2"), Some("own-live"));
     }
 }

@@ -6,11 +6,13 @@
 //! embedded in the binary and documents every key.
 
 mod curve;
+mod flow;
 mod raw;
 
 pub use curve::Curve;
 
 use crate::allocate::{ExposureParams, Floors, Rounding};
+use crate::chuanliu::FlowParams;
 use crate::domain::{Millis, Scene, Tier};
 use raw::{RawConfig, RawCurve, RawFloorPolicy, RawRounding, RawSource};
 use sha2::{Digest, Sha256};
@@ -73,6 +75,13 @@ pub struct Config {
     pub quotas: QuotaConfig,
     /// Where acknowledged events are kept (the write-ahead log).
     pub events_dir: PathBuf,
+    /// How often the flow state is snapshotted (and the log truncated);
+    /// `None`: only on shutdown.
+    pub snapshot_interval: Option<Duration>,
+    /// How long an event id is remembered to refuse duplicates.
+    pub dedupe_window_ms: i64,
+    /// The distribution-to-self-broadcast flow.
+    pub chuanliu: FlowParams,
 }
 
 /// Fairness quotas applied when filling a page.
@@ -370,6 +379,7 @@ fn validate(
         gates,
         quotas,
         events,
+        chuanliu,
     } = raw;
     let resolve = |p: &str| -> PathBuf {
         let p = Path::new(p);
@@ -567,6 +577,18 @@ fn validate(
             "" => return Err(invalid("events.dir", "must name a directory")),
             dir => resolve(dir),
         },
+        snapshot_interval: match in_range(
+            "events.snapshot_interval_seconds",
+            events.snapshot_interval_seconds,
+            0.0,
+            86_400.0,
+        )? {
+            0.0 => None,
+            s => Some(Duration::from_secs_f64(s.max(0.05))),
+        },
+        dedupe_window_ms: (in_range("events.dedupe_hours", events.dedupe_hours, 1.0, 8760.0)?
+            * 3_600_000.0) as i64,
+        chuanliu: flow::validate(chuanliu)?,
         server,
         catalog,
         model,
@@ -659,6 +681,9 @@ mod tests {
         assert_eq!(shipped.scoring, empty.scoring);
         assert_eq!(shipped.gates, empty.gates);
         assert_eq!(shipped.quotas, empty.quotas);
+        assert_eq!(shipped.chuanliu, empty.chuanliu);
+        assert_eq!(shipped.snapshot_interval, empty.snapshot_interval);
+        assert_eq!(shipped.dedupe_window_ms, empty.dedupe_window_ms);
         assert_eq!(shipped.server.listen, empty.server.listen);
         assert_eq!(
             shipped.server.max_message_bytes,

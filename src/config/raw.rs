@@ -17,18 +17,23 @@ pub struct RawConfig {
     pub gates: RawGates,
     pub quotas: RawQuotas,
     pub events: RawEvents,
+    pub chuanliu: super::flow::RawChuanliu,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RawEvents {
     pub dir: String,
+    pub snapshot_interval_seconds: f64,
+    pub dedupe_hours: f64,
 }
 
 impl Default for RawEvents {
     fn default() -> Self {
         RawEvents {
             dir: "data/events".into(),
+            snapshot_interval_seconds: 300.0,
+            dedupe_hours: 168.0,
         }
     }
 }

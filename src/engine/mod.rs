@@ -1,11 +1,11 @@
-//! The rank pipeline: resolve -> score -> gate -> allocate -> explain.
+//! The rank pipeline: resolve -> score -> gate -> chuanliu -> allocate ->
+//! explain.
 //!
 //! [`Engine::rank`] is plain synchronous code with no I/O and no clock: the
 //! gRPC server and the offline replay call this same function, so a replay
 //! reproduces what the server served. Everything it depends on is passed in:
-//! the catalog, the query (with its time) and the exposure state it reads and
-//! updates. A new pipeline stage (the chuanliu flow, between gate and
-//! allocate) plugs in here.
+//! the catalog, the query (with its time) and the [`RankState`] it reads and
+//! updates (the exposure controller and the flow).
 
 mod gate;
 mod query;
@@ -17,12 +17,29 @@ pub use score::{Estimate, combine};
 
 use crate::allocate::{self, ExposureState, Placement};
 use crate::catalog::Catalog;
+use crate::chuanliu::{Flow, Reservation};
 use crate::config::Config;
-use crate::domain::{FieldError, Reason, Scene, Tier};
+use crate::domain::{FieldError, ItemKind, Reason, Reasons, Scene, Tier};
 use crate::model::{FeatureInput, Model};
 use gate::GateOutcome;
 use resolve::Resolved;
+use std::borrow::Cow;
 use std::sync::Arc;
+
+/// What ranking learns as it serves, per server process (or replay shard):
+/// the exposure controller and the chuanliu flow. Outside the [`Engine`],
+/// so it carries over config reloads.
+#[derive(Default)]
+pub struct RankState {
+    pub exposure: ExposureState,
+    pub flow: Flow,
+}
+
+impl RankState {
+    pub fn new() -> RankState {
+        RankState::default()
+    }
+}
 
 /// Why a query could not be ranked. Mapped to gRPC codes in exactly one
 /// place (`server::status`).
@@ -54,23 +71,25 @@ impl Engine {
         &self.model
     }
 
-    /// Ranks one query against the catalog. `exposure` is the process's (or
-    /// replay shard's) exposure state: read for the controller's multipliers
-    /// and updated with the served page, for scenes under quotas.
+    /// Ranks one query against the catalog. `state` is the process's (or
+    /// replay shard's): the controller's multipliers are read and the served
+    /// page recorded (scenes under quotas); flow impressions are reserved
+    /// and, once placed, counted.
     pub fn rank(
         &self,
         catalog: &Catalog,
-        exposure: &ExposureState,
+        state: &RankState,
         query: &RankQuery,
     ) -> Result<Ranking, RankError> {
-        let evaluation = self.evaluate(catalog, query)?;
-        Ok(self.allocate(evaluation, exposure, query))
+        let evaluation = self.evaluate(catalog, query, Some(&state.flow))?;
+        Ok(self.allocate(evaluation, &state.exposure, query))
     }
 
-    /// Fills the page from an [`Evaluation`] of `query` (stage 4, then
-    /// explain): in score order outside quota scenes; under quotas, with the
-    /// exposure state's multipliers, floors and caps, and the served page is
-    /// recorded in `exposure`.
+    /// Fills the page from an [`Evaluation`] of `query` (then explains it):
+    /// in score order outside quota scenes; under quotas, with the exposure
+    /// state's multipliers, floors and caps, and the served page is recorded
+    /// in `exposure`. Flow impressions reserved for items that were placed
+    /// are counted; the others are given back.
     pub fn allocate(
         &self,
         mut evaluation: Evaluation,
@@ -88,6 +107,7 @@ impl Engine {
                         by_floor: false,
                     })
                     .collect();
+            settle_flow(&mut evaluation, &placed);
             return self.explain(query, &evaluation, &placed);
         }
         let mut items = evaluation.allocation_items();
@@ -98,6 +118,7 @@ impl Engine {
         }
         let table = quotas.floors.table(slots);
         let placed = allocate::allocate(&items, slots, &table, quotas.max_items_per_streamer);
+        settle_flow(&mut evaluation, &placed);
         let ranking = self.explain(query, &evaluation, &placed);
         let page: Vec<(Tier, Option<&str>, f64)> = placed
             .iter()
@@ -108,20 +129,42 @@ impl Engine {
         ranking
     }
 
-    /// The stages before allocation: validate, resolve, score and gate every
-    /// candidate. `rank` allocates from this; the simulator's stochastic
-    /// logging policy samples from it; training reads its features.
+    /// The stages before allocation: validate, then the chuanliu flow's
+    /// reservations (with `flow`), then resolve, score and gate every
+    /// candidate (the request's and any stream the flow injects), then the
+    /// flow's boosts and rewards. `rank` allocates from this; the
+    /// simulator's stochastic logging policy samples from it; training reads
+    /// its features (both without a flow).
     pub fn evaluate<'a>(
-        &self,
+        &'a self,
         catalog: &'a Catalog,
         query: &'a RankQuery,
+        flow: Option<&'a Flow>,
     ) -> Result<Evaluation<'a>, RankError> {
         query.validate(&self.config.limits)?;
-        let items: Vec<Resolved> = query
+        let params = &self.config.chuanliu;
+        let mut reservations = flow.map_or_else(Vec::new, |flow| {
+            flow.reserve(params, query.scene, &query.user_id, query.now, |brand| {
+                let stream = catalog.live_self_stream(brand)?;
+                let at = query
+                    .candidates
+                    .iter()
+                    .position(|c| c.kind == ItemKind::LiveStream && c.item_id == stream);
+                Some((stream, at))
+            })
+        });
+        let mut items: Vec<Resolved> = query
             .candidates
             .iter()
-            .map(|c| Resolved::new(c, catalog, &self.config))
+            .map(|c| Resolved::new(Cow::Borrowed(c), catalog, &self.config))
             .collect();
+        for r in &mut reservations {
+            if r.candidate.is_none() {
+                r.candidate = Some(items.len());
+                let injected = Candidate::new(r.stream, ItemKind::LiveStream);
+                items.push(Resolved::new(Cow::Owned(injected), catalog, &self.config));
+            }
+        }
         let estimates = score::estimate(
             &self.model,
             self.config.scoring.source(query.scene),
@@ -132,12 +175,31 @@ impl Engine {
             .iter()
             .map(|r| gate::apply(&self.config.gates, r, query.now))
             .collect();
-        let scores = estimates
+        let mut scores: Vec<f64> = estimates
             .iter()
             .zip(&gates)
             .map(|(e, g)| e.expected_value * g.multiplier)
             .collect();
         let eligible = items.iter().map(|r| r.eligible).collect();
+        let mut marks = vec![Reasons::default(); items.len()];
+        let boost = params.scene(query.scene).boost;
+        for r in &reservations {
+            let i = r.candidate.expect("set above");
+            scores[i] *= boost;
+            marks[i].insert(Reason::Chuanliu);
+        }
+        let rewards = flow.and_then(|f| {
+            f.reward_multipliers(items.iter().map(|r| r.streamer_id), query.now, params)
+        });
+        if let Some(rewards) = rewards {
+            let threshold = self.config.gates.reason_threshold;
+            for (i, m) in rewards.into_iter().enumerate() {
+                scores[i] *= m;
+                if m > 1.0 + threshold {
+                    marks[i].insert(Reason::FlowReward);
+                }
+            }
+        }
         Ok(Evaluation {
             scene: query.scene,
             boost: vec![1.0; items.len()],
@@ -146,6 +208,8 @@ impl Engine {
             gates,
             scores,
             eligible,
+            marks,
+            flow: reservations,
         })
     }
 
@@ -164,6 +228,7 @@ impl Engine {
             scores,
             boost,
             eligible,
+            marks,
             ..
         } = evaluation;
         let threshold = self.config.gates.reason_threshold;
@@ -172,7 +237,7 @@ impl Engine {
             .enumerate()
             .map(|(position, &Placement { index: i, by_floor })| {
                 let (r, e) = (&items[i], &estimates[i]);
-                let mut reasons = gates[i].reasons;
+                let mut reasons = gates[i].reasons.union(marks[i]);
                 reasons.insert(if by_floor {
                     Reason::TierFloor
                 } else {
@@ -219,6 +284,21 @@ pub struct Evaluation<'a> {
     eligible: Vec<bool>,
     /// Exposure-control multipliers already in `scores` (1 where none).
     boost: Vec<f64>,
+    /// Reasons stages before allocation gave each candidate (chuanliu,
+    /// flow reward); shown on the items placed.
+    marks: Vec<Reasons>,
+    /// Flow impressions held for this page, settled by allocation.
+    flow: Vec<Reservation<'a>>,
+}
+
+/// Counts the flow impressions whose stream was placed; the others are
+/// dropped, which gives their budget and cap places back.
+fn settle_flow(evaluation: &mut Evaluation, placed: &[Placement]) {
+    for r in evaluation.flow.drain(..) {
+        if placed.iter().any(|p| Some(p.index) == r.candidate) {
+            r.commit();
+        }
+    }
 }
 
 impl<'a> Evaluation<'a> {
@@ -230,6 +310,15 @@ impl<'a> Evaluation<'a> {
     /// Whether each candidate may be placed at all.
     pub fn eligible(&self) -> &[bool] {
         &self.eligible
+    }
+
+    /// Candidates evaluated: the request's, then any the flow injected.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
     }
 
     pub fn estimate(&self, i: usize) -> Estimate {

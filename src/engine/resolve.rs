@@ -8,12 +8,14 @@ use crate::catalog::{Catalog, QualityScores, Streamer};
 use crate::config::Config;
 use crate::domain::{ItemKind, Millis, Scene, StreamerKind, Tier};
 use crate::model::FeatureInput;
+use std::borrow::Cow;
 
 /// A candidate with everything the later stages need, borrowed from the
-/// request and the catalog.
+/// request and the catalog. The candidate itself is owned only when the
+/// engine added it (a stream the chuanliu flow injects).
 #[derive(Debug, Clone)]
 pub struct Resolved<'a> {
-    pub candidate: &'a Candidate,
+    pub candidate: Cow<'a, Candidate>,
     pub streamer_id: Option<&'a str>,
     pub streamer: Option<&'a Streamer>,
     pub tier: Tier,
@@ -27,7 +29,7 @@ pub struct Resolved<'a> {
 }
 
 impl<'a> Resolved<'a> {
-    pub fn new(c: &'a Candidate, catalog: &'a Catalog, config: &Config) -> Resolved<'a> {
+    pub fn new(c: Cow<'a, Candidate>, catalog: &'a Catalog, config: &Config) -> Resolved<'a> {
         let (catalog_streamer, catalog_price, cart_size, item_product, resolved, eligible) =
             match c.kind {
                 ItemKind::LiveStream => match catalog.stream(&c.item_id) {
@@ -53,19 +55,26 @@ impl<'a> Resolved<'a> {
                     None => (None, None, None, None, false, true),
                 },
             };
-        let streamer_id = c.streamer_id.as_deref().or(catalog_streamer);
+        // Only a request's own candidate can name a streamer the catalog does
+        // not; one the engine added carries nothing but its id.
+        let requested_streamer = match &c {
+            Cow::Borrowed(c) => c.streamer_id.as_deref(),
+            Cow::Owned(_) => None,
+        };
+        let streamer_id = requested_streamer.or(catalog_streamer);
         let streamer = streamer_id.and_then(|id| catalog.streamer(id));
         let seller_scores = streamer.map(|s| s.scores).unwrap_or_default();
+        let price = c
+            .price
+            .or(catalog_price)
+            .unwrap_or(config.scoring.default_order_value);
         Resolved {
             candidate: c,
             streamer_id,
             streamer,
             // A streamer the catalog does not know is most likely new, hence small.
             tier: streamer.map_or(Tier::Small, |s| config.tiers.classify(s.followers)),
-            price: c
-                .price
-                .or(catalog_price)
-                .unwrap_or(config.scoring.default_order_value),
+            price,
             scores: QualityScores {
                 product: item_product.or(seller_scores.product),
                 ..seller_scores

@@ -8,7 +8,6 @@
 //! - the same query gives the same ranking (no clock, no randomness inside).
 
 use super::*;
-use crate::allocate::ExposureState;
 use crate::catalog::QualityScores;
 use crate::catalog::tests::{goods, stream, streamer};
 use crate::domain::{ItemKind, Millis, Reason, Scene, Tier};
@@ -91,7 +90,7 @@ fn ranks_by_expected_value_with_tiers() {
         ],
         3,
     );
-    let r = e.rank(&catalog(), &ExposureState::new(), &q).unwrap();
+    let r = e.rank(&catalog(), &RankState::new(), &q).unwrap();
     assert_eq!(ids(&r), ["g-mid", "g-small", "g-top"]);
     let tiers: Vec<Tier> = r.slots.iter().map(|s| s.tier).collect();
     assert_eq!(tiers, [Tier::Mid, Tier::Small, Tier::Top]);
@@ -124,7 +123,7 @@ fn slot_count_caps_the_page() {
         1,
     );
     assert_eq!(
-        ids(&e.rank(&catalog(), &ExposureState::new(), &q).unwrap()),
+        ids(&e.rank(&catalog(), &RankState::new(), &q).unwrap()),
         ["g-mid"]
     );
 }
@@ -139,9 +138,7 @@ fn score_source_is_per_scene() {
     let model_only =
         engine("[scoring]\nsource = \"model\"\n[scoring.scenes.search]\nsource = \"upstream\"\n");
     let mut q = query(candidates, 2);
-    let r = model_only
-        .rank(&catalog(), &ExposureState::new(), &q)
-        .unwrap();
+    let r = model_only.rank(&catalog(), &RankState::new(), &q).unwrap();
     let top = r.slots.iter().find(|s| s.item_id == "g-top").unwrap();
     assert!(
         top.pctr < 0.5,
@@ -150,9 +147,7 @@ fn score_source_is_per_scene() {
     );
 
     q.scene = Scene::Search;
-    let r = model_only
-        .rank(&catalog(), &ExposureState::new(), &q)
-        .unwrap();
+    let r = model_only.rank(&catalog(), &RankState::new(), &q).unwrap();
     assert_eq!(r.slots[0].item_id, "g-top");
     assert_eq!(r.slots[0].pctr, 0.99);
     // A candidate without upstream estimates is scored by the model anyway.
@@ -163,10 +158,10 @@ fn score_source_is_per_scene() {
 fn blend_mixes_upstream_and_model() {
     let cands = vec![upstream("g-mid", ItemKind::Goods, 0.9, 0.9)];
     let model = engine("[scoring]\nsource = \"model\"\n")
-        .rank(&catalog(), &ExposureState::new(), &query(cands.clone(), 1))
+        .rank(&catalog(), &RankState::new(), &query(cands.clone(), 1))
         .unwrap();
     let blend = engine("[scoring]\nsource = \"blend\"\nupstream_weight = 0.5\n")
-        .rank(&catalog(), &ExposureState::new(), &query(cands, 1))
+        .rank(&catalog(), &RankState::new(), &query(cands, 1))
         .unwrap();
     let expect = 0.5 * 0.9 + 0.5 * model.slots[0].pctr;
     assert!((blend.slots[0].pctr - expect).abs() < 1e-6);
@@ -197,7 +192,7 @@ fn gates_move_traffic_and_explain_it() {
         ],
         3,
     );
-    let r = e.rank(&c, &ExposureState::new(), &q).unwrap();
+    let r = e.rank(&c, &RankState::new(), &q).unwrap();
     // Without gates the order would be mid, top, small.
     assert_eq!(ids(&r), ["g-small", "g-top", "g-mid"]);
     assert!(r.slots[0].reasons.contains(Reason::GateBoost));
@@ -218,7 +213,7 @@ fn goods_product_score_overrides_the_sellers() {
     let r = engine(UPSTREAM)
         .rank(
             &c,
-            &ExposureState::new(),
+            &RankState::new(),
             &query(vec![upstream("g-mid", ItemKind::Goods, 0.1, 0.1)], 1),
         )
         .unwrap();
@@ -239,7 +234,7 @@ fn cold_start_boosts_new_sellers() {
         ],
         2,
     );
-    let r = e.rank(&c, &ExposureState::new(), &q).unwrap();
+    let r = e.rank(&c, &RankState::new(), &q).unwrap();
     assert_eq!(ids(&r), ["g-small", "g-mid"]);
     assert!(r.slots[0].reasons.contains(Reason::ColdStart));
     assert!(!r.slots[1].reasons.contains(Reason::ColdStart));
@@ -248,7 +243,7 @@ fn cold_start_boosts_new_sellers() {
 
     // Switched off in config: no boost.
     let off = engine("[scoring]\nsource = \"upstream\"\n[gates.cold_start]\nmax_age_days = 0\n");
-    let r = off.rank(&c, &ExposureState::new(), &q).unwrap();
+    let r = off.rank(&c, &RankState::new(), &q).unwrap();
     assert_eq!(ids(&r), ["g-mid", "g-small"]);
 }
 
@@ -263,7 +258,7 @@ fn unknown_items_are_ranked_with_request_data_and_flagged() {
     let r = e
         .rank(
             &catalog(),
-            &ExposureState::new(),
+            &RankState::new(),
             &query(
                 vec![unknown, upstream("g-top", ItemKind::Goods, 0.1, 0.1)],
                 2,
@@ -288,11 +283,7 @@ fn unknown_items_are_ranked_with_request_data_and_flagged() {
         ..upstream("g-new", ItemKind::Goods, 0.1, 0.1)
     };
     let r = e
-        .rank(
-            &catalog(),
-            &ExposureState::new(),
-            &query(vec![known_seller], 1),
-        )
+        .rank(&catalog(), &RankState::new(), &query(vec![known_seller], 1))
         .unwrap();
     assert_eq!((r.slots[0].tier, r.slots[0].resolved), (Tier::Top, false));
 }
@@ -317,7 +308,7 @@ fn stream_price_is_its_cart_value_and_offline_streams_are_skipped() {
         ],
         3,
     );
-    let r = e.rank(&c, &ExposureState::new(), &q).unwrap();
+    let r = e.rank(&c, &RankState::new(), &q).unwrap();
     assert_eq!(ids(&r), ["live-top", "live-small"]);
     assert_eq!(r.ineligible, 1);
     assert!(
@@ -334,7 +325,7 @@ fn tier_thresholds_come_from_config() {
     let r = e
         .rank(
             &catalog(),
-            &ExposureState::new(),
+            &RankState::new(),
             &query(
                 vec![
                     Candidate::new("g-top", ItemKind::Goods),
@@ -358,7 +349,7 @@ fn invalid_queries_are_refused_with_the_field() {
             .collect(),
         1,
     );
-    match e.rank(&catalog(), &ExposureState::new(), &q) {
+    match e.rank(&catalog(), &RankState::new(), &q) {
         Err(RankError::InvalidArgument(f)) => assert_eq!(f.field, "candidates"),
         other => panic!("expected invalid argument, got {other:?}"),
     }
@@ -367,7 +358,7 @@ fn invalid_queries_are_refused_with_the_field() {
 #[test]
 fn empty_candidate_list_gives_an_empty_page() {
     let r = engine("")
-        .rank(&catalog(), &ExposureState::new(), &query(vec![], 5))
+        .rank(&catalog(), &RankState::new(), &query(vec![], 5))
         .unwrap();
     assert!(r.slots.is_empty());
 }
@@ -393,8 +384,8 @@ fn demo_ranking_is_deterministic_and_pinned() {
         now: Millis(1_795_132_800_000),
         ..query(candidates, 10)
     };
-    let a = e.rank(&demo, &ExposureState::new(), &q).unwrap();
-    let b = e.rank(&demo, &ExposureState::new(), &q).unwrap();
+    let a = e.rank(&demo, &RankState::new(), &q).unwrap();
+    let b = e.rank(&demo, &RankState::new(), &q).unwrap();
     assert_eq!(a, b);
     assert_eq!(a.slots.len(), 10);
     let scores: Vec<f64> = a.slots.iter().map(|s| s.score).collect();
@@ -455,7 +446,7 @@ fn tier_floors_place_small_streamers_and_say_so() {
     let toml = "[scoring]\nsource = \"upstream\"\n[quotas.floors]\npolicy = \"proportional\"\nmid = 0.0\nsmall = 0.25\n";
     let e = engine(toml);
     let r = e
-        .rank(&c, &ExposureState::new(), &query(candidates.clone(), 4))
+        .rank(&c, &RankState::new(), &query(candidates.clone(), 4))
         .unwrap();
     assert_eq!(
         r.slots[3].item_id, "g-small",
@@ -472,7 +463,7 @@ fn tier_floors_place_small_streamers_and_say_so() {
     // The follow page is not under quotas by default: score order.
     let mut q = query(candidates, 4);
     q.scene = Scene::Follow;
-    let r = e.rank(&c, &ExposureState::new(), &q).unwrap();
+    let r = e.rank(&c, &RankState::new(), &q).unwrap();
     assert!(r.slots.iter().all(|s| s.item_id != "g-small"));
 }
 
@@ -494,7 +485,7 @@ fn one_streamer_gets_at_most_the_cap() {
         "[scoring]\nsource = \"upstream\"\n[quotas]\nmax_items_per_streamer = 2\n[quotas.floors]\npolicy = \"none\"\n",
     );
     let r = e
-        .rank(&c, &ExposureState::new(), &query(candidates, 5))
+        .rank(&c, &RankState::new(), &query(candidates, 5))
         .unwrap();
     assert_eq!(ids(&r), ["gm0", "gm1", "g-top"]);
 }
@@ -524,7 +515,7 @@ fn the_controller_lifts_a_tier_below_its_target_over_requests() {
         "[quotas.floors]\npolicy = \"none\"\n",
         "[quotas.targets]\nenabled = true\ntop = 0.7\nmid = 0.0\nsmall = 0.25\nstep = 0.5\n",
     ));
-    let state = ExposureState::new();
+    let state = RankState::new();
     let first = e.rank(&c, &state, &query(candidates.clone(), 3)).unwrap();
     assert!(
         first.slots.iter().all(|s| s.tier == Tier::Top),
@@ -544,7 +535,7 @@ fn the_controller_lifts_a_tier_below_its_target_over_requests() {
         }
     }
     assert!(lifted.is_some(), "the small tier is lifted onto a page");
-    let view = state.view(&e.config().quotas.exposure, NOW);
+    let view = state.exposure.view(&e.config().quotas.exposure, NOW);
     assert!(view.multipliers[Tier::Small.index()] > 1.0);
     assert!(view.multipliers[Tier::Top.index()] <= 1.0);
 }
@@ -570,7 +561,7 @@ fn spreading_rotates_exposure_among_equal_streamers() {
         .collect();
     let firsts = |toml: &str| {
         let e = engine(toml);
-        let state = ExposureState::new();
+        let state = RankState::new();
         (0..9)
             .map(|i| {
                 let q = RankQuery {
@@ -629,7 +620,7 @@ fn no_streamer_holds_more_than_its_share_cap_over_the_window() {
         "[scoring]\nsource = \"upstream\"\n[quotas.floors]\npolicy = \"none\"\n\
          [quotas.spreading]\nmax_share = {cap}\nhalf_life_seconds = 604800\n"
     ));
-    let state = ExposureState::new();
+    let state = RankState::new();
     let mut exposure: std::collections::HashMap<String, f64> = Default::default();
     let mut capped = 0;
     for i in 0..300 {

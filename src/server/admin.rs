@@ -77,6 +77,7 @@ impl pb::admin_service_server::AdminService for AdminApi {
         let engine = self.state.engine();
         let view = self
             .state
+            .ranking
             .exposure
             .view(&engine.config().quotas.exposure, super::wall_clock());
         Ok(Response::new(quota_state(

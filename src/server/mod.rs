@@ -18,11 +18,10 @@ pub mod status;
 
 pub use reload::{ReloadError, Reloaded};
 
-use crate::allocate::ExposureState;
 use crate::catalog::{Catalog, CatalogError};
 use crate::config::{CatalogSource, Config, ModelSource};
 use crate::domain::Millis;
-use crate::engine::Engine;
+use crate::engine::{Engine, RankState};
 use crate::events::{EventLog, EventLogError};
 use crate::model::{Model, ModelError};
 use crate::proto::v1::admin_service_server::AdminServiceServer;
@@ -71,9 +70,9 @@ pub struct State {
     /// to ranks and hold the lock only to validate and apply one batch, so one
     /// read-write lock is the simple choice.
     pub catalog: RwLock<Catalog>,
-    /// The exposure controller's state: per process, outside the engine, so
-    /// it carries over config reloads.
-    pub exposure: ExposureState,
+    /// The exposure controller's and the flow's state: per process,
+    /// outside the engine, so it carries over config reloads.
+    pub ranking: RankState,
     /// Acknowledged events, durable.
     pub events: EventLog,
     /// The file the config came from; `None` on the embedded default.
@@ -125,7 +124,7 @@ impl State {
         Arc::new(State {
             engine: ArcSwap::from_pointee(engine),
             catalog: RwLock::new(catalog),
-            exposure: ExposureState::new(),
+            ranking: RankState::new(),
             events,
             config_path,
             reload_lock: parking_lot::Mutex::new(()),
@@ -228,6 +227,7 @@ async fn refresh_metrics(state: Arc<State>, every: std::time::Duration) {
         let _ = tokio::task::spawn_blocking(move || {
             let engine = state.engine();
             let view = state
+                .ranking
                 .exposure
                 .view(&engine.config().quotas.exposure, wall_clock());
             metrics::record_controller(&view);

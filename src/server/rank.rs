@@ -79,7 +79,7 @@ impl RankApi {
             let _admitted = admitted;
             let ranking = {
                 let catalog = state.catalog.read();
-                engine.rank(&catalog, &state.exposure, &query)
+                engine.rank(&catalog, &state.ranking, &query)
             };
             (query.request_id, ranking)
         });

@@ -7,16 +7,22 @@
 //! exposure the controller steers, and pages it does not touch (a user's
 //! follow feed) would only blur the comparison. Simulated clicks, orders and
 //! GMV cover every scene.
+//!
+//! Simulated purchases go to the chuanliu flow as they happen, as the
+//! server's event intake would send them, so the flow's affinities,
+//! attribution and rewards build up over the run.
 
 use super::hindsight::{Page, PageItem};
 use super::response::PageOutcome;
 use super::run::{LiveSet, advance_streams, next_query};
 use super::world::{CHUNK_MS, LOCAL_OFFSET_MS, World};
-use crate::allocate::ExposureState;
 pub use crate::allocate::concentration::{gini, shares, top_share};
 use crate::catalog::Catalog;
+use crate::domain::{Channel, Reason};
 use crate::domain::{ItemKind, Millis, Scene};
-use crate::engine::Engine;
+use crate::engine::{Engine, RankState};
+use crate::events::Event;
+use crate::traffic::Record;
 use serde::Serialize;
 
 /// What to measure besides the outcome of every page.
@@ -46,6 +52,7 @@ pub struct Evaluation {
     pub objective: f64,
     #[serde(flatten)]
     pub outcome: PageOutcome,
+    pub flow: FlowOutcome,
     /// Allocation inputs of every measured page (with `record_pages`).
     #[serde(skip)]
     pub pages: Vec<Page>,
@@ -79,6 +86,23 @@ impl Evaluation {
     }
 }
 
+/// What the chuanliu flow did over a run (every scene).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct FlowOutcome {
+    /// Slots served with the chuanliu reason.
+    pub impressions: u64,
+    /// Purchases the flow attributed to itself, and their GMV.
+    pub attributed_purchases: u64,
+    pub attributed_gmv: f64,
+    /// Purchases in brands' own channels (self-broadcast), flow or not.
+    pub brand_self_purchases: u64,
+    pub brand_self_gmv: f64,
+    /// Position-weighted exposure of slots carrying the flow-reward reason.
+    pub reward_exposure: f64,
+    /// Purchases through influencers (which create affinities).
+    pub influencer_purchases: u64,
+}
+
 /// Serves `days` of simulated traffic with `engine`. Sequential on purpose:
 /// the controller's updates must happen in request order for the result to
 /// be reproducible.
@@ -86,7 +110,7 @@ pub fn evaluate(
     world: &World,
     engine: &Engine,
     catalog: &mut Catalog,
-    exposure: &ExposureState,
+    state: &RankState,
     days: u32,
     options: &EvalOptions,
 ) -> Evaluation {
@@ -112,9 +136,9 @@ pub fn evaluate(
             while next < sessions.len() && sessions[next].0.0 < t0 + CHUNK_MS {
                 let (now, user) = sessions[next];
                 next += 1;
-                let state = &mut states[user as usize];
-                let query = next_query(world, user, &live_set, &is_live, now, state);
-                let Ok(evaluation) = engine.evaluate(catalog, &query) else {
+                let user_state = &mut states[user as usize];
+                let query = next_query(world, user, &live_set, &is_live, now, user_state);
+                let Ok(evaluation) = engine.evaluate(catalog, &query, Some(&state.flow)) else {
                     continue;
                 };
                 let measured = options.measured.contains(&query.scene);
@@ -140,7 +164,7 @@ pub fn evaluate(
                             .collect(),
                     });
                 }
-                let ranking = engine.allocate(evaluation, exposure, &query);
+                let ranking = engine.allocate(evaluation, &state.exposure, &query);
                 if let Some(base_scores) = &base_scores {
                     eval.measured_requests += 1;
                     let hour = ((now.0 + LOCAL_OFFSET_MS).rem_euclid(Millis::MS_PER_DAY)
@@ -163,9 +187,39 @@ pub fn evaluate(
                     .iter()
                     .map(|s| (s.item_id.as_str(), s.kind))
                     .collect();
+                for slot in &ranking.slots {
+                    if slot.reasons.contains(Reason::Chuanliu) {
+                        eval.flow.impressions += 1;
+                    }
+                    if slot.reasons.contains(Reason::FlowReward) {
+                        eval.flow.reward_exposure += slot.exposure;
+                    }
+                }
                 records.clear();
-                eval.outcome +=
-                    world.respond(user, state, &query.request_id, now, &served, &mut records);
+                eval.outcome += world.respond(
+                    user,
+                    user_state,
+                    &query.request_id,
+                    now,
+                    &served,
+                    &mut records,
+                );
+                for record in &records {
+                    if let Record::Purchase(p) = record {
+                        let applied = state.flow.apply(&Event::from(p), &engine.config().chuanliu);
+                        match p.channel {
+                            Channel::BrandSelf => {
+                                eval.flow.brand_self_purchases += 1;
+                                eval.flow.brand_self_gmv += p.price;
+                            }
+                            Channel::Influencer => eval.flow.influencer_purchases += 1,
+                        }
+                        if let Some(price) = applied.attributed {
+                            eval.flow.attributed_purchases += 1;
+                            eval.flow.attributed_gmv += price;
+                        }
+                    }
+                }
                 eval.requests += 1;
             }
         }

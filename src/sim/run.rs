@@ -293,7 +293,7 @@ fn run_user(
         }
         sessions.next();
         let query = next_query(world, user_idx, live, is_live, now, state);
-        let page = match engine.evaluate(catalog, &query) {
+        let page = match engine.evaluate(catalog, &query, None) {
             Ok(evaluation) => sample_page(
                 evaluation.scores(),
                 evaluation.eligible(),

@@ -1,0 +1,589 @@
+//! The distribution-to-self-broadcast flow ("chuanliu").
+//!
+//! A user who bought brand B's goods from an influencer's stream is shown
+//! B's own live stream: boosted when retrieval proposed it, injected as a
+//! candidate when it did not (per scene), within a paced daily budget and a
+//! per-user, per-brand frequency cap. A purchase in B's own channel soon
+//! after such an impression is attributed to the flow, and the influencers
+//! whose sales made the affinity earn a decaying, capped traffic reward.
+//!
+//! [`Flow`] is the state: plain memory, no I/O and no clock; events and
+//! times come in as arguments. The engine reads and reserves from it on
+//! every `Rank`; the server feeds it the events it made durable; snapshots
+//! go through [`FlowSnapshot`].
+
+mod affinity;
+mod brands;
+mod pacer;
+mod rewards;
+
+pub use affinity::{Affinities, Affinity, Swept, Trigger};
+pub use brands::{BrandSetting, BrandSnapshot, Enrollment, FlowCounts};
+pub use pacer::PacerState;
+pub use rewards::Reward;
+
+use crate::domain::{Channel, Millis, Scene};
+use crate::events::{Event, EventKind};
+use affinity::Taken;
+use brands::{Brand, Brands, Counters};
+use compact_str::CompactString;
+use foldhash::HashMap;
+use pacer::Pacer;
+use parking_lot::RwLock;
+use rewards::Rewards;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// A time in whole seconds since the epoch: what the stores keep, to halve
+/// their entries. 0 means "never".
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+pub struct Secs(pub u32);
+
+impl From<Millis> for Secs {
+    fn from(t: Millis) -> Secs {
+        Secs((t.0 / 1000).clamp(0, u32::MAX as i64) as u32)
+    }
+}
+
+/// How the flow acts in one scene.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SceneMode {
+    Off,
+    /// Boost the brand's stream when it is among the candidates.
+    Boost,
+    /// Boost it, or add it as a candidate when it is not there.
+    Inject,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SceneFlow {
+    pub mode: SceneMode,
+    /// Score multiplier of a flow stream.
+    pub boost: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AffinityParams {
+    pub half_life_s: f64,
+    pub ttl_s: f64,
+    pub max_brands_per_user: usize,
+    /// Decayed weight below which an affinity no longer triggers the flow.
+    pub min_weight: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RewardParams {
+    /// Level an influencer earns per flow impression its sale made possible.
+    pub per_impression: f64,
+    /// Level per flow-attributed purchase.
+    pub per_conversion: f64,
+    pub half_life_s: f64,
+    /// Highest level: the score multiplier is at most 1 + cap.
+    pub cap: f64,
+}
+
+/// How a daily budget is spread over the day.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pacing {
+    /// Cumulative share of the budget at the start of each hour of the
+    /// budget day (25 points, 0 to 1).
+    pub cumulative: [f64; 25],
+    /// Unix ms of some day start (only its time of day matters).
+    pub day_start_ms: i64,
+    /// Unspent allowance carries over to later hours of the same day.
+    pub rollover: bool,
+}
+
+impl Pacing {
+    /// A profile from 24 hourly weights (hours of the budget day), which
+    /// need not sum to 1 but must not all be 0.
+    pub fn new(weights: &[f64], day_start_ms: i64, rollover: bool) -> Result<Pacing, String> {
+        if weights.len() != 24 {
+            return Err(format!("needs 24 hourly weights, got {}", weights.len()));
+        }
+        if let Some(w) = weights.iter().find(|w| !(w.is_finite() && **w >= 0.0)) {
+            return Err(format!("weight {w} is not a finite number >= 0"));
+        }
+        let total: f64 = weights.iter().sum();
+        if total <= 0.0 {
+            return Err("the weights are all 0".into());
+        }
+        let mut cumulative = [0.0; 25];
+        for h in 0..24 {
+            cumulative[h + 1] = cumulative[h] + weights[h] / total;
+        }
+        cumulative[24] = 1.0;
+        Ok(Pacing {
+            cumulative,
+            day_start_ms,
+            rollover,
+        })
+    }
+
+    pub fn uniform(day_start_ms: i64, rollover: bool) -> Pacing {
+        Pacing::new(&[1.0; 24], day_start_ms, rollover).expect("uniform weights are valid")
+    }
+}
+
+/// `[chuanliu]` in the config.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FlowParams {
+    pub enabled: bool,
+    /// Brands never enrolled or paused take part.
+    pub enroll_all_brands: bool,
+    pub scenes: [SceneFlow; Scene::ALL.len()],
+    /// Flow streams per page, at most.
+    pub max_per_page: usize,
+    pub affinity: AffinityParams,
+    /// Flow impressions per day for this process.
+    pub daily_impressions: u64,
+    pub pacing: Pacing,
+    /// Flow impressions of one brand to one user per window.
+    pub frequency_cap: u16,
+    pub frequency_window_s: u32,
+    pub attribution_window_s: u32,
+    pub reward: RewardParams,
+}
+
+impl FlowParams {
+    pub fn scene(&self, scene: Scene) -> SceneFlow {
+        self.scenes[scene.index()]
+    }
+}
+
+/// Dense ids for strings that recur in millions of entries.
+#[derive(Default)]
+struct Interner {
+    names: RwLock<(HashMap<CompactString, u32>, Vec<CompactString>)>,
+}
+
+impl Interner {
+    fn id(&self, name: &str) -> u32 {
+        if let Some(&id) = self.names.read().0.get(name) {
+            return id;
+        }
+        let mut names = self.names.write();
+        let (ids, list) = &mut *names;
+        *ids.entry(CompactString::from(name)).or_insert_with(|| {
+            list.push(CompactString::from(name));
+            (list.len() - 1) as u32
+        })
+    }
+
+    fn get(&self, name: &str) -> Option<u32> {
+        self.names.read().0.get(name).copied()
+    }
+
+    fn name(&self, id: u32) -> CompactString {
+        self.names.read().1[id as usize].clone()
+    }
+
+    fn export(&self) -> Vec<CompactString> {
+        self.names.read().1.clone()
+    }
+
+    fn import(&self, list: Vec<CompactString>) {
+        let ids = list
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.clone(), i as u32))
+            .collect();
+        *self.names.write() = (ids, list);
+    }
+}
+
+/// What applying one event did to the flow.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Applied {
+    /// A purchase through an influencer made or strengthened an affinity.
+    pub affinity: bool,
+    /// A purchase in a brand's own channel was attributed to the flow; its price.
+    pub attributed: Option<f64>,
+}
+
+/// One brand's flow figures, for the admin API.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BrandStats {
+    pub brand_id: String,
+    pub enrollment: Enrollment,
+    pub active: bool,
+    pub daily_impressions: Option<u64>,
+    pub spent_today: u64,
+    pub counts: FlowCounts,
+    /// Live affinities to the brand, as of the last sweep.
+    pub affinities: u64,
+}
+
+/// The flow's whole-process figures.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FlowTotals {
+    pub counts: FlowCounts,
+    pub daily_impressions: u64,
+    pub spent_today: u64,
+    pub remaining_today: u64,
+    /// As of the last sweep.
+    pub active_affinities: u64,
+    pub users: u64,
+    pub rewarded_streamers: u64,
+}
+
+/// The flow's state: affinities, brands, the budget and rewards.
+#[derive(Default)]
+pub struct Flow {
+    brands: Interner,
+    streamers: Interner,
+    affinities: Affinities,
+    registry: Brands,
+    budget: Pacer,
+    rewards: Rewards,
+    totals: Counters,
+    /// From the last [`Flow::sweep`].
+    swept: RwLock<Swept>,
+    rewarded: std::sync::atomic::AtomicU64,
+}
+
+/// A flow impression held for one brand on one page: the cap place and the
+/// budget are taken; dropped without [`Reservation::commit`] (the item was
+/// not placed), everything is given back.
+pub struct Reservation<'f> {
+    flow: &'f Flow,
+    params: &'f FlowParams,
+    user: &'f str,
+    brand: u32,
+    entry: Arc<Brand>,
+    sources: [u32; 2],
+    now: Millis,
+    taken: Taken,
+    brand_budget: bool,
+    /// The brand's live self-broadcast stream, and its index among the
+    /// query's candidates (`None`: not proposed, to inject).
+    pub stream: &'f str,
+    pub candidate: Option<usize>,
+    committed: bool,
+}
+
+impl Reservation<'_> {
+    /// The impression was served: count it and credit the influencers.
+    pub fn commit(mut self) {
+        self.committed = true;
+        self.flow.totals.impression();
+        self.entry.counts.impression();
+        let now = Secs::from(self.now);
+        for s in self.sources.iter().filter(|&&s| s != u32::MAX) {
+            self.flow.rewards.credit(
+                &self.flow.streamers.name(*s),
+                self.params.reward.per_impression,
+                now,
+                &self.params.reward,
+            );
+        }
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        if self.committed {
+            return;
+        }
+        let pacing = &self.params.pacing;
+        self.flow
+            .affinities
+            .give_back(self.user, self.brand, self.taken);
+        self.flow.budget.refund(pacing, self.now);
+        if self.brand_budget {
+            self.entry.pacer.refund(pacing, self.now);
+        }
+    }
+}
+
+impl Flow {
+    pub fn new() -> Flow {
+        Flow::default()
+    }
+
+    /// Applies one durable event, in log order. Affinities are recorded
+    /// whether or not the flow is enabled, so enabling it finds them.
+    pub fn apply(&self, event: &Event, params: &FlowParams) -> Applied {
+        let EventKind::Purchase {
+            brand_id,
+            seller_streamer_id,
+            channel,
+            price,
+            ..
+        } = &event.kind
+        else {
+            return Applied::default();
+        };
+        let now = Secs::from(event.time);
+        match channel {
+            Channel::Influencer => {
+                let brand = self.brands.id(brand_id);
+                let source = self.streamers.id(seller_streamer_id);
+                self.affinities
+                    .record(&event.user_id, brand, source, now, &params.affinity);
+                Applied {
+                    affinity: true,
+                    attributed: None,
+                }
+            }
+            Channel::BrandSelf => {
+                let Some(brand) = self.brands.get(brand_id) else {
+                    return Applied::default();
+                };
+                let Some(affinity) = self.affinities.attribute(
+                    &event.user_id,
+                    brand,
+                    now,
+                    params.attribution_window_s,
+                ) else {
+                    return Applied::default();
+                };
+                self.totals.conversion(*price);
+                self.registry.entry(brand).counts.conversion(*price);
+                for s in affinity.sources() {
+                    self.rewards.credit(
+                        &self.streamers.name(s),
+                        params.reward.per_conversion,
+                        now,
+                        &params.reward,
+                    );
+                }
+                Applied {
+                    affinity: false,
+                    attributed: Some(*price),
+                }
+            }
+        }
+    }
+
+    /// Enrolls or pauses a brand, or sets its own budget.
+    pub fn set_brand(&self, setting: &BrandSetting) {
+        let brand = self.brands.id(&setting.brand_id);
+        *self.registry.entry(brand).setting.lock() =
+            (setting.enrollment, setting.daily_impressions);
+    }
+
+    /// Picks and reserves the flow streams for one page: the user's
+    /// strongest affinities whose brand is in the flow, has a live
+    /// self-broadcast stream the scene can show (`target` says which, and
+    /// where it is among the candidates), and is under the cap and the
+    /// budgets. At most `max_per_page`.
+    pub fn reserve<'f>(
+        &'f self,
+        params: &'f FlowParams,
+        scene: Scene,
+        user: &'f str,
+        now: Millis,
+        mut target: impl FnMut(&str) -> Option<(&'f str, Option<usize>)>,
+    ) -> Vec<Reservation<'f>> {
+        let mode = params.scene(scene).mode;
+        if !params.enabled || mode == SceneMode::Off || params.max_per_page == 0 {
+            return Vec::new();
+        }
+        let secs = Secs::from(now);
+        let (cap, window) = (params.frequency_cap, params.frequency_window_s);
+        let triggers = self
+            .affinities
+            .triggers(user, secs, &params.affinity, cap, window);
+        let mut out = Vec::new();
+        for t in triggers {
+            if out.len() == params.max_per_page {
+                break;
+            }
+            let entry = self.registry.get(t.brand);
+            let enrollment = entry.as_ref().map_or(Enrollment::Unset, |b| b.enrollment());
+            if !enrollment.active(params.enroll_all_brands) {
+                continue;
+            }
+            let Some((stream, candidate)) = target(&self.brands.name(t.brand)) else {
+                continue;
+            };
+            if candidate.is_none() && mode != SceneMode::Inject {
+                continue;
+            }
+            let Some(taken) = self.affinities.take(user, t.brand, secs, cap, window) else {
+                continue;
+            };
+            if !self
+                .budget
+                .try_spend(params.daily_impressions, &params.pacing, now)
+            {
+                self.affinities.give_back(user, t.brand, taken);
+                break; // the day's allowance is used up for everyone
+            }
+            let entry = entry.unwrap_or_else(|| self.registry.entry(t.brand));
+            let brand_budget = entry.daily_impressions();
+            if let Some(daily) = brand_budget
+                && !entry.pacer.try_spend(daily, &params.pacing, now)
+            {
+                self.affinities.give_back(user, t.brand, taken);
+                self.budget.refund(&params.pacing, now);
+                continue;
+            }
+            out.push(Reservation {
+                flow: self,
+                params,
+                user,
+                brand: t.brand,
+                entry,
+                sources: t.sources,
+                now,
+                taken,
+                brand_budget: brand_budget.is_some(),
+                stream,
+                candidate,
+                committed: false,
+            });
+        }
+        out
+    }
+
+    /// Score multipliers from influencers' traffic rewards, per item
+    /// streamer; `None` when no influencer has a reward.
+    pub fn reward_multipliers<'s>(
+        &self,
+        streamers: impl Iterator<Item = Option<&'s str>>,
+        now: Millis,
+        params: &FlowParams,
+    ) -> Option<Vec<f64>> {
+        self.rewards
+            .multipliers(streamers, Secs::from(now), &params.reward)
+    }
+
+    /// Drops expired affinities and faded rewards, and recounts what is
+    /// live (the figures [`Flow::totals`] and [`Flow::brand_stats`] report).
+    /// Walks every entry: run it periodically, off the request path.
+    pub fn sweep(&self, now: Millis, params: &FlowParams) -> FlowTotals {
+        let secs = Secs::from(now);
+        let swept = self.affinities.sweep(secs, &params.affinity);
+        let rewarded = self.rewards.sweep(secs, &params.reward, 1e-4);
+        self.rewarded
+            .store(rewarded as u64, std::sync::atomic::Ordering::Relaxed);
+        *self.swept.write() = swept;
+        self.totals(now, params)
+    }
+
+    pub fn totals(&self, now: Millis, params: &FlowParams) -> FlowTotals {
+        let (spent_today, remaining_today) =
+            self.budget
+                .today(params.daily_impressions, &params.pacing, now);
+        let swept = self.swept.read();
+        FlowTotals {
+            counts: self.totals.get(),
+            daily_impressions: params.daily_impressions,
+            spent_today,
+            remaining_today,
+            active_affinities: swept.entries as u64,
+            users: swept.users as u64,
+            rewarded_streamers: self.rewarded.load(std::sync::atomic::Ordering::Relaxed),
+        }
+    }
+
+    /// Flow figures per brand: the brands asked for, or every brand the
+    /// flow has state for.
+    pub fn brand_stats(
+        &self,
+        brand_ids: &[String],
+        now: Millis,
+        params: &FlowParams,
+    ) -> Vec<BrandStats> {
+        let ids: Vec<(String, Option<u32>)> = if brand_ids.is_empty() {
+            self.registry
+                .all()
+                .into_iter()
+                .map(|(id, _)| (self.brands.name(id).to_string(), Some(id)))
+                .collect()
+        } else {
+            brand_ids
+                .iter()
+                .map(|b| (b.clone(), self.brands.get(b)))
+                .collect()
+        };
+        let swept = self.swept.read();
+        ids.into_iter()
+            .map(|(brand_id, id)| {
+                let entry = id.and_then(|id| self.registry.get(id));
+                let enrollment = entry.as_ref().map_or(Enrollment::Unset, |b| b.enrollment());
+                let daily_impressions = entry.as_ref().and_then(|b| b.daily_impressions());
+                BrandStats {
+                    brand_id,
+                    enrollment,
+                    active: enrollment.active(params.enroll_all_brands),
+                    daily_impressions,
+                    spent_today: entry.as_ref().map_or(0, |b| {
+                        b.pacer
+                            .today(daily_impressions.unwrap_or(0), &params.pacing, now)
+                            .0
+                    }),
+                    counts: entry
+                        .as_ref()
+                        .map_or_else(FlowCounts::default, |b| b.counts.get()),
+                    affinities: id
+                        .and_then(|id| swept.per_brand.get(&id).copied())
+                        .unwrap_or(0),
+                }
+            })
+            .collect()
+    }
+
+    /// The affinities of one user, with brand and source ids spelled out.
+    pub fn affinities_of(&self, user: &str) -> Vec<(String, Affinity, Vec<String>)> {
+        self.affinities
+            .of(user)
+            .into_iter()
+            .map(|a| {
+                let sources = a
+                    .sources()
+                    .map(|s| self.streamers.name(s).to_string())
+                    .collect();
+                (self.brands.name(a.brand).to_string(), a, sources)
+            })
+            .collect()
+    }
+
+    pub fn reward_level(&self, streamer: &str, now: Millis, params: &FlowParams) -> f64 {
+        self.rewards
+            .level(streamer, Secs::from(now), &params.reward)
+    }
+
+    pub fn snapshot(&self) -> FlowSnapshot {
+        FlowSnapshot {
+            brands: self.brands.export(),
+            streamers: self.streamers.export(),
+            users: self.affinities.export(),
+            registry: self.registry.export(),
+            budget: self.budget.state(),
+            rewards: self.rewards.export(),
+            totals: self.totals.get(),
+        }
+    }
+
+    pub fn restore(snapshot: FlowSnapshot) -> Flow {
+        let flow = Flow::new();
+        flow.brands.import(snapshot.brands);
+        flow.streamers.import(snapshot.streamers);
+        flow.affinities.import(snapshot.users);
+        flow.registry.import(snapshot.registry);
+        flow.budget.restore(snapshot.budget);
+        flow.rewards.import(snapshot.rewards);
+        flow.totals.set(snapshot.totals);
+        flow
+    }
+}
+
+/// Everything in a [`Flow`], as written to a snapshot.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct FlowSnapshot {
+    pub brands: Vec<CompactString>,
+    pub streamers: Vec<CompactString>,
+    pub users: Vec<(CompactString, Vec<Affinity>)>,
+    pub registry: Vec<BrandSnapshot>,
+    pub budget: PacerState,
+    pub rewards: Vec<(CompactString, Reward)>,
+    pub totals: FlowCounts,
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,479 @@
+//! The flow through the engine. Rules checked:
+//! - a purchase through an influencer makes the brand's live own stream
+//!   appear for that user (injected, or boosted when proposed), with the
+//!   chuanliu reason; not for other users, paused or unenrolled brands;
+//! - the daily budget is never exceeded, even by concurrent ranks, and an
+//!   impression that was not placed gives its budget back;
+//! - the per-user, per-brand cap holds; affinities expire;
+//! - a purchase in the brand's own channel after a flow impression is
+//!   attributed, and the influencer's items then carry the reward reason;
+//! - fairness floors still hold on pages with a flow stream;
+//! - a snapshot restores the same state.
+
+use super::*;
+use crate::catalog::Catalog;
+use crate::catalog::tests::{goods, stream, streamer};
+use crate::config::Config;
+use crate::domain::{ItemKind, Reason, StreamerKind};
+use crate::engine::{Candidate, Engine, RankQuery, RankState, Ranking};
+use crate::model::Model;
+
+const HOUR: i64 = 3_600_000;
+/// Noon UTC: with the budget day starting at 00:00 UTC, half the day's
+/// allowance is available.
+const NOON: Millis = Millis(20_000 * Millis::MS_PER_DAY + 12 * HOUR);
+
+/// Every brand takes part unless a test says otherwise.
+const ALL: &str = "enroll_all_brands = true";
+
+fn engine_from(text: &str) -> Engine {
+    let config = Config::from_toml(text, "test.toml", None).unwrap();
+    Engine::new(Arc::new(config), Arc::new(Model::embedded().unwrap()))
+}
+
+/// No quotas; `chuanliu` holds `[chuanliu]` keys (and subtables other than
+/// the budget), `budget` keys of `[chuanliu.budget]`, whose day starts at
+/// 00:00 UTC.
+fn engine(chuanliu: &str, budget: &str) -> Engine {
+    engine_from(&format!(
+        "[quotas]\nscenes = []\n[chuanliu]\n{chuanliu}\n[chuanliu.budget]\nday_starts_at_utc_hour = 0\n{budget}\n"
+    ))
+}
+
+/// An influencer `inf` selling brand b1's goods `g1`, and b1's own account
+/// with the live stream `b1-live`; plus a few other streams.
+fn catalog() -> Catalog {
+    let mut c = Catalog::new();
+    let mut own = streamer("b1-own", 200_000);
+    own.kind = StreamerKind::BrandSelf;
+    own.brand_id = Some("b1".into());
+    c.upsert_streamers(
+        vec![streamer("inf", 50_000), own, streamer("other", 300_000)],
+        64,
+    )
+    .unwrap();
+    c.upsert_goods(
+        vec![goods("g1", "inf", 50.0), goods("g-own", "b1-own", 60.0)],
+        64,
+    )
+    .unwrap();
+    c.upsert_streams(
+        vec![
+            stream("inf-live", "inf", &["g1"]),
+            stream("b1-live", "b1-own", &["g-own"]),
+            stream("other-live", "other", &[]),
+        ],
+        64,
+    )
+    .unwrap();
+    c
+}
+
+fn purchase(id: &str, user: &str, channel: Channel, at: Millis) -> Event {
+    Event {
+        event_id: id.into(),
+        time: at,
+        user_id: user.into(),
+        kind: EventKind::Purchase {
+            item_id: "g1".into(),
+            brand_id: "b1".into(),
+            seller_streamer_id: match channel {
+                Channel::Influencer => "inf".into(),
+                Channel::BrandSelf => "b1-own".into(),
+            },
+            channel,
+            price: 88.0,
+        },
+    }
+}
+
+fn query(user: &str, candidates: &[&str], slots: u32, now: Millis) -> RankQuery {
+    RankQuery {
+        request_id: format!("r-{user}"),
+        user_id: user.into(),
+        scene: Scene::Recommend,
+        slots,
+        candidates: candidates
+            .iter()
+            .map(|id| Candidate::new(*id, ItemKind::LiveStream))
+            .collect(),
+        now,
+    }
+}
+
+fn flow_items(r: &Ranking) -> Vec<&str> {
+    r.slots
+        .iter()
+        .filter(|s| s.reasons.contains(Reason::Chuanliu))
+        .map(|s| s.item_id.as_str())
+        .collect()
+}
+
+#[test]
+fn a_buyer_through_an_influencer_gets_the_brands_own_stream_injected() {
+    let (e, c, state) = (engine(ALL, ""), catalog(), RankState::new());
+    let params = &e.config().chuanliu;
+    let applied = state
+        .flow
+        .apply(&purchase("p1", "u1", Channel::Influencer, NOON), params);
+    assert!(applied.affinity);
+    let later = Millis(NOON.0 + HOUR);
+    let r = e
+        .rank(
+            &c,
+            &state,
+            &query("u1", &["inf-live", "other-live"], 3, later),
+        )
+        .unwrap();
+    assert_eq!(flow_items(&r), ["b1-live"]);
+    let slot = r.slots.iter().find(|s| s.item_id == "b1-live").unwrap();
+    assert_eq!(slot.candidate, 2, "after the request's own candidates");
+    assert_eq!(slot.streamer_id.as_deref(), Some("b1-own"));
+    // Another user has no affinity.
+    let r = e
+        .rank(
+            &c,
+            &state,
+            &query("u2", &["inf-live", "other-live"], 3, later),
+        )
+        .unwrap();
+    assert!(flow_items(&r).is_empty());
+    assert!(r.slots.iter().all(|s| s.item_id != "b1-live"));
+    assert_eq!(state.flow.totals(later, params).counts.impressions, 1);
+}
+
+#[test]
+fn a_proposed_stream_is_boosted_by_the_scene_factor_and_boost_mode_never_injects() {
+    let c = catalog();
+    let plain = engine("enabled = false", "");
+    let e = engine(ALL, "");
+    let state = RankState::new();
+    state.flow.apply(
+        &purchase("p1", "u1", Channel::Influencer, NOON),
+        &e.config().chuanliu,
+    );
+    let q = query("u1", &["inf-live", "b1-live"], 2, NOON);
+    let before = plain.rank(&c, &RankState::new(), &q).unwrap();
+    let after = e.rank(&c, &state, &q).unwrap();
+    let score = |r: &Ranking| {
+        r.slots
+            .iter()
+            .find(|s| s.item_id == "b1-live")
+            .unwrap()
+            .score
+    };
+    assert!((score(&after) / score(&before) - 2.0).abs() < 1e-9);
+    assert_eq!(flow_items(&after), ["b1-live"]);
+
+    let boost_only = engine(
+        &format!("{ALL}\n[chuanliu.scenes.recommend]\nmode = \"boost\""),
+        "",
+    );
+    let r = boost_only
+        .rank(&c, &state, &query("u1", &["inf-live"], 3, NOON))
+        .unwrap();
+    assert_eq!(r.slots.len(), 1, "nothing injected in boost mode");
+}
+
+#[test]
+fn only_enrolled_brands_take_part_and_a_paused_one_stops() {
+    let c = catalog();
+    let e_explicit = engine("", "");
+    let state = RankState::new();
+    let params = &e_explicit.config().chuanliu;
+    state
+        .flow
+        .apply(&purchase("p1", "u1", Channel::Influencer, NOON), params);
+    let rank = |user: &str| {
+        e_explicit
+            .rank(&c, &state, &query(user, &["inf-live"], 3, NOON))
+            .unwrap()
+    };
+    assert!(flow_items(&rank("u1")).is_empty(), "not enrolled");
+    let set = |enrollment| {
+        state.flow.set_brand(&BrandSetting {
+            brand_id: "b1".into(),
+            enrollment,
+            daily_impressions: None,
+        })
+    };
+    set(Enrollment::Enrolled);
+    assert_eq!(flow_items(&rank("u1")), ["b1-live"]);
+    set(Enrollment::Paused);
+    assert!(flow_items(&rank("u1")).is_empty(), "paused");
+    let stats = state.flow.brand_stats(&["b1".into()], NOON, params);
+    assert_eq!(stats[0].enrollment, Enrollment::Paused);
+    assert!(!stats[0].active);
+    assert_eq!(stats[0].counts.impressions, 1);
+}
+
+#[test]
+fn the_frequency_cap_holds_per_user_and_brand() {
+    let (e, c, state) = (
+        engine(&format!("{ALL}\nfrequency_cap = 3"), ""),
+        catalog(),
+        RankState::new(),
+    );
+    let params = &e.config().chuanliu;
+    state
+        .flow
+        .apply(&purchase("p1", "u1", Channel::Influencer, NOON), params);
+    let shown = (0..10)
+        .filter(|i| {
+            let r = e
+                .rank(
+                    &c,
+                    &state,
+                    &query("u1", &["inf-live"], 3, Millis(NOON.0 + i * 60_000)),
+                )
+                .unwrap();
+            !flow_items(&r).is_empty()
+        })
+        .count();
+    assert_eq!(shown, 3);
+    // The window (24 h) passes: the brand may be shown again.
+    let r = e
+        .rank(
+            &c,
+            &state,
+            &query("u1", &["inf-live"], 3, Millis(NOON.0 + 25 * HOUR)),
+        )
+        .unwrap();
+    assert_eq!(flow_items(&r), ["b1-live"]);
+}
+
+#[test]
+fn affinities_expire_after_their_ttl() {
+    let e = engine(
+        &format!("{ALL}\n[chuanliu.affinity]\nttl_hours = 2.0\nmin_weight = 0.0"),
+        "",
+    );
+    let (c, state) = (catalog(), RankState::new());
+    state.flow.apply(
+        &purchase("p1", "u1", Channel::Influencer, NOON),
+        &e.config().chuanliu,
+    );
+    let at = |h: i64| query("u1", &["inf-live"], 3, Millis(NOON.0 + h * HOUR));
+    assert_eq!(
+        flow_items(&e.rank(&c, &state, &at(1)).unwrap()),
+        ["b1-live"]
+    );
+    assert!(flow_items(&e.rank(&c, &state, &at(3)).unwrap()).is_empty());
+    let totals = state
+        .flow
+        .sweep(Millis(NOON.0 + 3 * HOUR), &e.config().chuanliu);
+    assert_eq!(totals.active_affinities, 0);
+}
+
+/// Ranks one page for each of `users` users with affinities, from
+/// `threads` threads at once; returns the flow slots served.
+fn flood(e: &Engine, c: &Catalog, state: &RankState, users: usize, threads: usize) -> usize {
+    let params = &e.config().chuanliu;
+    for u in 0..users {
+        let user = format!("u{u}");
+        state.flow.apply(
+            &purchase(&format!("p{u}"), &user, Channel::Influencer, NOON),
+            params,
+        );
+    }
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                s.spawn(move || {
+                    (t..users)
+                        .step_by(threads)
+                        .map(|u| {
+                            let q = query(&format!("u{u}"), &["inf-live"], 3, NOON);
+                            flow_items(&e.rank(c, state, &q).unwrap()).len()
+                        })
+                        .sum::<usize>()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).sum()
+    })
+}
+
+#[test]
+fn the_daily_budget_is_never_exceeded_by_concurrent_ranks() {
+    // 240 a day, uniform: 120 allowed by noon.
+    let e = engine(ALL, "daily_impressions = 240");
+    let (c, state) = (catalog(), RankState::new());
+    let served = flood(&e, &c, &state, 400, 8);
+    assert_eq!(served, 120, "exactly the paced allowance, no more");
+    let totals = state.flow.totals(NOON, &e.config().chuanliu);
+    assert_eq!(totals.spent_today, 120);
+    assert_eq!(totals.counts.impressions, 120);
+    assert_eq!(totals.remaining_today, 120);
+}
+
+#[test]
+fn a_brands_own_budget_caps_it_below_the_global_one() {
+    let (e, c, state) = (engine(ALL, ""), catalog(), RankState::new());
+    state.flow.set_brand(&BrandSetting {
+        brand_id: "b1".into(),
+        enrollment: Enrollment::Enrolled,
+        daily_impressions: Some(48),
+    });
+    assert_eq!(flood(&e, &c, &state, 100, 4), 24);
+    let stats = state.flow.brand_stats(&[], NOON, &e.config().chuanliu);
+    assert_eq!(stats[0].brand_id, "b1");
+    assert_eq!(stats[0].spent_today, 24);
+    assert_eq!(
+        state.flow.totals(NOON, &e.config().chuanliu).spent_today,
+        24,
+        "what the brand refused was given back to the global budget"
+    );
+}
+
+#[test]
+fn an_impression_that_is_not_placed_gives_its_budget_and_cap_place_back() {
+    let (e, c, state) = (engine(ALL, ""), catalog(), RankState::new());
+    let params = &e.config().chuanliu;
+    state
+        .flow
+        .apply(&purchase("p1", "u1", Channel::Influencer, NOON), params);
+    let mut q = query("u1", &["inf-live"], 1, NOON);
+    // A candidate no boost can beat takes the only slot.
+    q.candidates[0].pctr = Some(1.0);
+    q.candidates[0].pcvr = Some(1.0);
+    q.candidates[0].price = Some(1e6);
+    let r = e.rank(&c, &state, &q).unwrap();
+    assert_eq!(r.slots[0].item_id, "inf-live");
+    assert!(flow_items(&r).is_empty());
+    assert_eq!(state.flow.totals(NOON, params).spent_today, 0);
+    let a = &state.flow.affinities_of("u1")[0].1;
+    assert_eq!((a.window_count, a.shown), (0, Secs(0)));
+}
+
+#[test]
+fn attributed_purchases_count_and_reward_the_influencer() {
+    let (e, c, state) = (engine(ALL, ""), catalog(), RankState::new());
+    let params = &e.config().chuanliu;
+    let flow = &state.flow;
+    flow.apply(&purchase("p1", "u1", Channel::Influencer, NOON), params);
+    // Bought in the brand's own stream before any flow impression: organic.
+    let early = flow.apply(&purchase("p2", "u1", Channel::BrandSelf, NOON), params);
+    assert_eq!(early.attributed, None);
+    e.rank(&c, &state, &query("u1", &["other-live"], 3, NOON))
+        .unwrap();
+    let within = Millis(NOON.0 + 2 * HOUR);
+    let bought = flow.apply(&purchase("p3", "u1", Channel::BrandSelf, within), params);
+    assert_eq!(bought.attributed, Some(88.0));
+    let too_late = Millis(NOON.0 + 25 * HOUR);
+    let late = flow.apply(&purchase("p4", "u1", Channel::BrandSelf, too_late), params);
+    assert_eq!(late.attributed, None, "outside the attribution window");
+    let counts = flow.totals(within, params).counts;
+    assert_eq!((counts.impressions, counts.conversions), (1, 1));
+    assert!((counts.gmv() - 88.0).abs() < 1e-9);
+    let level = flow.reward_level("inf", within, params);
+    // The impression's credit has decayed for 2 hours, the purchase's not at all.
+    let expected =
+        params.reward.per_impression * 0.5f64.powf(2.0 / 24.0) + params.reward.per_conversion;
+    assert!(
+        (level - expected).abs() < 1e-3 * expected,
+        "{level} vs {expected}"
+    );
+    // The influencer's items carry the reward reason, for any user.
+    let r = e
+        .rank(
+            &c,
+            &state,
+            &query("u9", &["inf-live", "other-live"], 2, within),
+        )
+        .unwrap();
+    let inf = r.slots.iter().find(|s| s.item_id == "inf-live").unwrap();
+    assert!(inf.reasons.contains(Reason::FlowReward));
+    let other = r.slots.iter().find(|s| s.item_id == "other-live").unwrap();
+    assert!(!other.reasons.contains(Reason::FlowReward));
+}
+
+#[test]
+fn the_reward_is_capped() {
+    let (e, state) = (engine(ALL, ""), RankState::new());
+    let params = &e.config().chuanliu;
+    for i in 0..200 {
+        let user = format!("u{i}");
+        state.flow.apply(
+            &purchase(&format!("a{i}"), &user, Channel::Influencer, NOON),
+            params,
+        );
+        e.rank(&catalog(), &state, &query(&user, &["other-live"], 3, NOON))
+            .unwrap();
+        state.flow.apply(
+            &purchase(&format!("b{i}"), &user, Channel::BrandSelf, NOON),
+            params,
+        );
+    }
+    assert_eq!(state.flow.totals(NOON, params).counts.conversions, 200);
+    assert!((state.flow.reward_level("inf", NOON, params) - params.reward.cap).abs() < 1e-6);
+}
+
+#[test]
+fn tier_floors_still_hold_on_a_page_with_a_flow_stream() {
+    // The brand's account is mid-tier; floors demand a small streamer in the
+    // first two slots, and `inf` is the only small one.
+    let text = r#"
+[quotas]
+scenes = ["recommend"]
+[quotas.floors]
+policy = "proportional"
+rounding = "ceil"
+top = 0.0
+mid = 0.0
+small = 0.5
+[quotas.targets]
+enabled = false
+[quotas.spreading]
+strength = 0.0
+[chuanliu]
+enroll_all_brands = true
+"#;
+    let e = engine_from(text);
+    let (c, state) = (catalog(), RankState::new());
+    state.flow.apply(
+        &purchase("p1", "u1", Channel::Influencer, NOON),
+        &e.config().chuanliu,
+    );
+    let mut q = query("u1", &["other-live", "inf-live"], 2, NOON);
+    q.candidates[0].pctr = Some(0.9);
+    q.candidates[0].pcvr = Some(0.9);
+    q.candidates[1].pctr = Some(0.0001);
+    let r = e.rank(&c, &state, &q).unwrap();
+    let items: Vec<&str> = r.slots.iter().map(|s| s.item_id.as_str()).collect();
+    assert!(
+        items.contains(&"inf-live"),
+        "the small floor holds: {items:?}"
+    );
+    assert_eq!(r.slots.len(), 2);
+}
+
+#[test]
+fn a_snapshot_restores_the_same_state() {
+    let (e, c, state) = (engine(ALL, ""), catalog(), RankState::new());
+    let params = &e.config().chuanliu;
+    state.flow.set_brand(&BrandSetting {
+        brand_id: "b1".into(),
+        enrollment: Enrollment::Enrolled,
+        daily_impressions: Some(1000),
+    });
+    flood(&e, &c, &state, 20, 2);
+    state
+        .flow
+        .apply(&purchase("x", "u3", Channel::BrandSelf, NOON), params);
+    state.flow.sweep(NOON, params);
+    let snapshot = state.flow.snapshot();
+    let bytes = postcard::to_stdvec(&snapshot).unwrap();
+    let restored = Flow::restore(postcard::from_bytes(&bytes).unwrap());
+    assert_eq!(restored.snapshot(), snapshot);
+    restored.sweep(NOON, params);
+    assert_eq!(
+        restored.totals(NOON, params),
+        state.flow.totals(NOON, params)
+    );
+    assert_eq!(
+        restored.brand_stats(&[], NOON, params),
+        state.flow.brand_stats(&[], NOON, params)
+    );
+    assert_eq!(restored.affinities_of("u3"), state.flow.affinities_of("u3"));
+}
