@@ -33,7 +33,7 @@ fn batch(next: &AtomicU64) -> Vec<Event> {
 
 fn bench_ingest(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
-    let (log, _) = EventLog::open(dir.path()).unwrap();
+    let (log, _) = EventLog::open(dir.path(), 0, Vec::new()).unwrap();
     let log = Arc::new(log);
     let next = Arc::new(AtomicU64::new(0));
     let mut group = c.benchmark_group("ingest_durable");

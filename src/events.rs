@@ -3,17 +3,21 @@
 //!
 //! [`EventLog::ingest`] appends new events to the write-ahead log ([`crate::wal`])
 //! and returns only once they are on disk; an event id seen before is a
-//! duplicate: acknowledged, not appended again. On start, [`EventLog::open`]
-//! replays the log, so what was acknowledged before a crash is there after
-//! it, and ids stay deduplicated across restarts.
+//! duplicate: acknowledged, not appended again. Brand settings of the flow
+//! go through the same log. On start, [`EventLog::open`] replays the log
+//! after a snapshot's position, so what was acknowledged before a crash is
+//! there after it, and ids stay deduplicated across restarts (for the
+//! dedupe window: ids are forgotten once their events are older).
 
+use crate::chuanliu::{BrandSetting, Secs};
 use crate::domain::{Channel, Millis};
 use crate::wal::{Wal, WalError, WalOptions};
 use compact_str::CompactString;
-use foldhash::HashSet;
+use foldhash::{HashMap, HashSet};
 use parking_lot::{Condvar, Mutex};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -65,6 +69,26 @@ impl From<&crate::traffic::Purchase> for Event {
     }
 }
 
+/// One record of the log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogRecord {
+    Event(Event),
+    Brand(BrandSetting),
+}
+
+/// [`LogRecord`] borrowed, to write one without copying it.
+#[derive(Serialize)]
+#[serde(rename_all = "snake_case")]
+enum LogRecordRef<'a> {
+    Event(&'a Event),
+    Brand(&'a BrandSetting),
+}
+
+fn encode(record: LogRecordRef) -> Vec<u8> {
+    serde_json::to_vec(&record).expect("records serialize")
+}
+
 /// What one ingest did.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Ingested {
@@ -88,12 +112,15 @@ pub struct EventLog {
     ids: Mutex<Ids>,
     /// Signalled whenever pending ids become durable (or fail).
     settled: Condvar,
+    /// Sequence number of the last record appended.
+    last_seq: AtomicU64,
 }
 
 #[derive(Default)]
 struct Ids {
-    /// Every event id accepted and durable.
-    seen: HashSet<CompactString>,
+    /// Every event id accepted and durable (within the dedupe window), with
+    /// its event's time.
+    seen: HashMap<CompactString, Secs>,
     /// Ids being appended right now. A batch carrying one of them waits for
     /// that append's outcome: answering "duplicate" before it is durable
     /// could acknowledge an event that is then lost; appending it again
@@ -102,24 +129,30 @@ struct Ids {
 }
 
 impl EventLog {
-    /// Opens the log in `dir` and returns every event it holds, oldest first
-    /// (to rebuild state from).
-    pub fn open(dir: &Path) -> Result<(EventLog, Vec<Event>), EventLogError> {
-        let (wal, recovered) = Wal::open(dir, 0, WalOptions::default())?;
-        let events = recovered
+    /// Opens the log in `dir` and returns the records after sequence number
+    /// `after` (a snapshot's; 0 for all), oldest first, to rebuild state
+    /// from. `ids` are the event ids the snapshot remembered.
+    pub fn open(
+        dir: &Path,
+        after: u64,
+        ids: Vec<(CompactString, Secs)>,
+    ) -> Result<(EventLog, Vec<LogRecord>), EventLogError> {
+        let (wal, recovered) = Wal::open(dir, after, WalOptions::default())?;
+        let records = recovered
             .records
             .into_iter()
             .map(|(seq, bytes)| {
-                serde_json::from_slice::<Event>(&bytes).map_err(|e| EventLogError::Record {
+                serde_json::from_slice::<LogRecord>(&bytes).map_err(|e| EventLogError::Record {
                     seq,
                     reason: e.to_string(),
                 })
             })
-            .collect::<Result<Vec<Event>, _>>()?;
-        let seen = events
-            .iter()
-            .map(|e| CompactString::from(e.event_id.as_str()))
-            .collect();
+            .collect::<Result<Vec<LogRecord>, _>>()?;
+        let mut seen: HashMap<CompactString, Secs> = ids.into_iter().collect();
+        seen.extend(records.iter().filter_map(|r| match r {
+            LogRecord::Event(e) => Some((CompactString::from(e.event_id.as_str()), e.time.into())),
+            LogRecord::Brand(_) => None,
+        }));
         Ok((
             EventLog {
                 wal,
@@ -128,9 +161,47 @@ impl EventLog {
                     pending: HashSet::default(),
                 }),
                 settled: Condvar::new(),
+                last_seq: AtomicU64::new(recovered.last_seq),
             },
-            events,
+            records,
         ))
+    }
+
+    fn append(&self, records: Vec<Vec<u8>>) -> Result<(), WalError> {
+        let last = self.wal.append(records)?;
+        self.last_seq.fetch_max(last, Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// Appends a brand setting; returns once it is durable.
+    pub fn append_brand(&self, setting: &BrandSetting) -> Result<(), EventLogError> {
+        Ok(self.append(vec![encode(LogRecordRef::Brand(setting))])?)
+    }
+
+    /// The sequence number of the last record appended: with no append in
+    /// flight, everything up to it has been applied by the caller.
+    pub fn last_seq(&self) -> u64 {
+        self.last_seq.load(Ordering::Acquire)
+    }
+
+    /// The remembered event ids, for a snapshot.
+    pub fn ids(&self) -> Vec<(CompactString, Secs)> {
+        let ids = self.ids.lock();
+        ids.seen.iter().map(|(k, v)| (k.clone(), *v)).collect()
+    }
+
+    /// Forgets the ids of events older than `cutoff` (the dedupe window);
+    /// returns how many are still remembered.
+    pub fn forget_before(&self, cutoff: Millis) -> usize {
+        let cutoff = Secs::from(cutoff);
+        let mut ids = self.ids.lock();
+        ids.seen.retain(|_, t| *t >= cutoff);
+        ids.seen.len()
+    }
+
+    /// Deletes the log segments a snapshot at `seq` covers.
+    pub fn truncate_through(&self, seq: u64) -> Result<usize, EventLogError> {
+        Ok(self.wal.truncate_through(seq)?)
     }
 
     /// Appends the events not seen before; returns once they are durable.
@@ -147,7 +218,7 @@ impl EventLog {
         let mut outcome = Ingested::default();
         for event in events {
             let id = event.event_id.as_str();
-            if ids.seen.contains(id) || !ids.pending.insert(CompactString::from(id)) {
+            if ids.seen.contains_key(id) || !ids.pending.insert(CompactString::from(id)) {
                 outcome.duplicates += 1;
             } else {
                 outcome.accepted.push(event);
@@ -160,9 +231,9 @@ impl EventLog {
         let records = outcome
             .accepted
             .iter()
-            .map(|e| serde_json::to_vec(e).expect("events serialize"))
+            .map(|e| encode(LogRecordRef::Event(e)))
             .collect();
-        let appended = self.wal.append(records);
+        let appended = self.append(records);
         let mut ids = self.ids.lock();
         for e in &outcome.accepted {
             let id = ids
@@ -170,7 +241,7 @@ impl EventLog {
                 .take(e.event_id.as_str())
                 .expect("pending until settled");
             if appended.is_ok() {
-                ids.seen.insert(id);
+                ids.seen.insert(id, e.time.into());
             }
         }
         drop(ids);
@@ -212,7 +283,7 @@ mod tests {
     fn duplicates_are_acknowledged_once_even_across_a_restart() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let (log, old) = EventLog::open(dir.path()).unwrap();
+            let (log, old) = EventLog::open(dir.path(), 0, Vec::new()).unwrap();
             assert!(old.is_empty());
             let out = log
                 .ingest(vec![purchase("e1"), purchase("e2"), purchase("e1")])
@@ -220,8 +291,14 @@ mod tests {
             assert_eq!(out.accepted.len(), 2);
             assert_eq!(out.duplicates, 1);
         }
-        let (log, old) = EventLog::open(dir.path()).unwrap();
-        assert_eq!(old, vec![purchase("e1"), purchase("e2")]);
+        let (log, old) = EventLog::open(dir.path(), 0, Vec::new()).unwrap();
+        assert_eq!(
+            old,
+            vec![
+                LogRecord::Event(purchase("e1")),
+                LogRecord::Event(purchase("e2"))
+            ]
+        );
         let out = log.ingest(vec![purchase("e2"), purchase("e3")]).unwrap();
         assert_eq!(out.accepted, vec![purchase("e3")]);
         assert_eq!(out.duplicates, 1);
@@ -231,7 +308,7 @@ mod tests {
     #[test]
     fn concurrent_batches_with_shared_ids_append_each_id_once() {
         let dir = tempfile::tempdir().unwrap();
-        let (log, _) = EventLog::open(dir.path()).unwrap();
+        let (log, _) = EventLog::open(dir.path(), 0, Vec::new()).unwrap();
         let ids: Vec<String> = (0..40).map(|i| format!("c{i}")).collect();
         let accepted: usize = std::thread::scope(|s| {
             let handles: Vec<_> = (0..8)
@@ -250,7 +327,30 @@ mod tests {
         });
         assert_eq!(accepted, 40, "each id accepted by exactly one batch");
         drop(log);
-        let (_, replayed) = EventLog::open(dir.path()).unwrap();
+        let (_, replayed) = EventLog::open(dir.path(), 0, Vec::new()).unwrap();
         assert_eq!(replayed.len(), 40, "and on disk once");
+    }
+
+    #[test]
+    fn a_snapshots_ids_and_position_carry_over_and_old_ids_are_forgotten() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, _) = EventLog::open(dir.path(), 0, Vec::new()).unwrap();
+        log.ingest(vec![purchase("e1"), purchase("e2")]).unwrap();
+        let setting = BrandSetting {
+            brand_id: "b001".into(),
+            enrollment: crate::chuanliu::Enrollment::Paused,
+            daily_impressions: Some(5),
+        };
+        log.append_brand(&setting).unwrap();
+        assert_eq!(log.last_seq(), 3);
+        let ids = log.ids();
+        drop(log);
+        // A snapshot at 2: records 1 and 2 are in it, the brand record is not.
+        let (log, tail) = EventLog::open(dir.path(), 2, ids).unwrap();
+        assert_eq!(tail, vec![LogRecord::Brand(setting)]);
+        assert_eq!(log.ingest(vec![purchase("e1")]).unwrap().duplicates, 1);
+        let event_secs = purchase("e1").time.0 / 1000;
+        assert_eq!(log.forget_before(Millis((event_secs + 1) * 1000)), 0);
+        assert_eq!(log.ingest(vec![purchase("e1")]).unwrap().accepted.len(), 1);
     }
 }

@@ -40,6 +40,7 @@ pub mod model;
 pub mod proto;
 pub mod server;
 pub mod sim;
+pub mod snapshot;
 pub mod traffic;
 pub mod train;
 pub mod wal;

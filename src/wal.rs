@@ -65,6 +65,9 @@ pub struct Recovered {
     pub records: Vec<(u64, Vec<u8>)>,
     /// Bytes dropped from a torn last record (0 when the log ended cleanly).
     pub torn_bytes: u64,
+    /// The sequence number of the last record (or `after`, if later): the
+    /// next append is numbered one more.
+    pub last_seq: u64,
 }
 
 /// A segment file and the sequence number of its first record.
@@ -306,6 +309,7 @@ impl Wal {
             _ => segment_path(dir, after + 1),
         };
         let next_seq = next_seq.max(after + 1);
+        recovered.last_seq = next_seq - 1;
         let mut file = OpenOptions::new()
             .create(true)
             .append(true)

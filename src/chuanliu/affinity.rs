@@ -55,6 +55,14 @@ impl Affinity {
         self.sources.iter().copied().filter(|&s| s != NONE)
     }
 
+    /// Whether it may trigger the flow at `now`: alive, strong enough, and
+    /// under the frequency cap.
+    pub fn can_trigger(&self, now: Secs, params: &AffinityParams, cap: u16, window_s: u32) -> bool {
+        !self.expired(now, params)
+            && self.capped_count(now, window_s) < cap
+            && self.weight_at(now, params) >= params.min_weight
+    }
+
     /// Flow impressions already counted against the cap at `now`.
     fn capped_count(&self, now: Secs, window_s: u32) -> u16 {
         if now.0.saturating_sub(self.window_start.0) >= window_s {
@@ -168,13 +176,12 @@ impl Affinities {
         };
         let mut out: Vec<Trigger> = entries
             .iter()
-            .filter(|a| !a.expired(now, params) && a.capped_count(now, window_s) < cap)
+            .filter(|a| a.can_trigger(now, params, cap, window_s))
             .map(|a| Trigger {
                 brand: a.brand,
                 weight: a.weight_at(now, params),
                 sources: a.sources,
             })
-            .filter(|t| t.weight >= params.min_weight)
             .collect();
         out.sort_by(|a, b| b.weight.total_cmp(&a.weight).then(a.brand.cmp(&b.brand)));
         out

@@ -543,6 +543,16 @@ impl Flow {
             .collect()
     }
 
+    /// Whether `affinity` may trigger the flow at `now` under `params`.
+    pub fn can_trigger(&self, affinity: &Affinity, now: Millis, params: &FlowParams) -> bool {
+        affinity.can_trigger(
+            Secs::from(now),
+            &params.affinity,
+            params.frequency_cap,
+            params.frequency_window_s,
+        )
+    }
+
     pub fn reward_level(&self, streamer: &str, now: Millis, params: &FlowParams) -> f64 {
         self.rewards
             .level(streamer, Secs::from(now), &params.reward)

@@ -1,8 +1,10 @@
 //! `AdminService`: read-outs of the process's stateful parts.
 
-use super::State;
+use super::{State, status};
 use crate::allocate::ControllerView;
-use crate::domain::Tier;
+use crate::catalog::check_id;
+use crate::chuanliu::{BrandSetting, BrandStats, Enrollment};
+use crate::domain::{FieldError, Tier};
 use crate::proto::v1 as pb;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
@@ -84,5 +86,147 @@ impl pb::admin_service_server::AdminService for AdminApi {
             view,
             engine.config().version.clone(),
         )))
+    }
+
+    async fn set_brand_flow(
+        &self,
+        request: Request<pb::SetBrandFlowRequest>,
+    ) -> Result<Response<pb::BrandFlowStats>, Status> {
+        self.store_brand_setting(request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn get_flow_stats(
+        &self,
+        request: Request<pb::GetFlowStatsRequest>,
+    ) -> Result<Response<pb::FlowStats>, Status> {
+        let engine = self.state.engine();
+        let params = &engine.config().chuanliu;
+        let (flow, now) = (&self.state.ranking.flow, super::wall_clock());
+        let totals = flow.totals(now, params);
+        let brands = flow.brand_stats(&request.into_inner().brand_ids, now, params);
+        Ok(Response::new(pb::FlowStats {
+            enabled: params.enabled,
+            daily_impressions: totals.daily_impressions,
+            spent_today: totals.spent_today,
+            remaining_today: totals.remaining_today,
+            impressions: totals.counts.impressions,
+            attributed_conversions: totals.counts.conversions,
+            attributed_gmv: totals.counts.gmv(),
+            active_affinities: totals.active_affinities,
+            users: totals.users,
+            rewarded_streamers: totals.rewarded_streamers,
+            brands: brands.into_iter().map(brand_stats_to_pb).collect(),
+            config_version: engine.config().version.clone(),
+        }))
+    }
+
+    async fn get_user_affinities(
+        &self,
+        request: Request<pb::GetUserAffinitiesRequest>,
+    ) -> Result<Response<pb::UserAffinities>, Status> {
+        let engine = self.state.engine();
+        let config = engine.config();
+        let user_id = request.into_inner().user_id;
+        check_id("user_id", &user_id, config.limits.max_id_bytes as usize)
+            .map_err(|e| status::invalid_argument(&e))?;
+        let (flow, now) = (&self.state.ranking.flow, super::wall_clock());
+        let seconds_to_ms = |s: crate::chuanliu::Secs| s.0 as i64 * 1000;
+        let affinities = flow
+            .affinities_of(&user_id)
+            .into_iter()
+            .map(|(brand_id, a, sources)| pb::UserAffinity {
+                brand_id,
+                weight: a.weight_at(now.into(), &config.chuanliu.affinity),
+                source_streamer_ids: sources,
+                updated_ms: seconds_to_ms(a.updated),
+                last_shown_ms: seconds_to_ms(a.shown),
+                triggers: flow.can_trigger(&a, now, &config.chuanliu),
+            })
+            .collect();
+        Ok(Response::new(pb::UserAffinities {
+            user_id,
+            affinities,
+        }))
+    }
+}
+
+fn enrollment_to_pb(e: Enrollment) -> pb::FlowEnrollment {
+    match e {
+        Enrollment::Unset => pb::FlowEnrollment::Unspecified,
+        Enrollment::Enrolled => pb::FlowEnrollment::Enrolled,
+        Enrollment::Paused => pb::FlowEnrollment::Paused,
+    }
+}
+
+fn brand_stats_to_pb(b: BrandStats) -> pb::BrandFlowStats {
+    pb::BrandFlowStats {
+        enrollment: enrollment_to_pb(b.enrollment) as i32,
+        active: b.active,
+        daily_impressions: b.daily_impressions,
+        spent_today: b.spent_today,
+        impressions: b.counts.impressions,
+        attributed_conversions: b.counts.conversions,
+        attributed_gmv: b.counts.gmv(),
+        affinities: b.affinities,
+        brand_id: b.brand_id,
+    }
+}
+
+/// Checks a `SetBrandFlow` request.
+fn brand_setting(r: pb::SetBrandFlowRequest, max_id: usize) -> Result<BrandSetting, FieldError> {
+    check_id("brand_id", &r.brand_id, max_id)?;
+    let enrollment = match pb::FlowEnrollment::try_from(r.enrollment) {
+        Ok(pb::FlowEnrollment::Enrolled) => Enrollment::Enrolled,
+        Ok(pb::FlowEnrollment::Paused) => Enrollment::Paused,
+        _ => {
+            return Err(FieldError::new(
+                "enrollment",
+                format!("{} is not ENROLLED or PAUSED", r.enrollment),
+            ));
+        }
+    };
+    Ok(BrandSetting {
+        brand_id: r.brand_id,
+        enrollment,
+        daily_impressions: r.daily_impressions,
+    })
+}
+
+impl AdminApi {
+    async fn store_brand_setting(
+        &self,
+        request: pb::SetBrandFlowRequest,
+    ) -> Result<pb::BrandFlowStats, Status> {
+        let engine = self.state.engine();
+        let setting = brand_setting(request, engine.config().limits.max_id_bytes as usize)
+            .map_err(|e| status::invalid_argument(&e))?;
+        let state = self.state.clone();
+        let stored = setting.clone();
+        tokio::task::spawn_blocking(move || state.set_brand(&stored))
+            .await
+            .map_err(|e| Status::internal(format!("brand setting task failed: {e}")))?
+            .map_err(|e| {
+                tracing::error!(error = %e, "brand setting not stored");
+                Status::unavailable(format!("not stored, retry: {e}"))
+            })?;
+        tracing::info!(
+            brand = %setting.brand_id,
+            enrollment = ?setting.enrollment,
+            daily_impressions = ?setting.daily_impressions,
+            "brand flow setting changed"
+        );
+        let stats = self.state.ranking.flow.brand_stats(
+            &[setting.brand_id],
+            super::wall_clock(),
+            &engine.config().chuanliu,
+        );
+        Ok(brand_stats_to_pb(
+            stats
+                .into_iter()
+                .next()
+                .expect("one brand asked, one answered"),
+        ))
     }
 }

@@ -2,6 +2,7 @@
 //! answer per event. The disk sync runs on the blocking pool.
 
 use super::{State, convert, metrics};
+use crate::domain::{FieldError, Millis};
 use crate::events::Event;
 use crate::proto::v1 as pb;
 use std::sync::Arc;
@@ -21,11 +22,28 @@ impl EventApi {
         first_index: usize,
         reply: &mut pb::IngestReply,
     ) -> Result<(), Status> {
-        let max_id = self.state.engine().config().limits.max_id_bytes as usize;
+        let engine = self.state.engine();
+        let max_id = engine.config().limits.max_id_bytes as usize;
+        // An event older than the dedupe window could be a resend whose id
+        // is forgotten: taking it could apply it twice.
+        let oldest = Millis(super::wall_clock().0 - engine.config().dedupe_window_ms);
         let mut valid: Vec<Event> = Vec::with_capacity(events.len());
         for (i, e) in events.into_iter().enumerate() {
             let event_id = e.event_id.clone();
-            match convert::event(e, max_id) {
+            let converted = convert::event(e, max_id).and_then(|event| {
+                if event.time < oldest {
+                    Err(FieldError::new(
+                        "time_ms",
+                        format!(
+                            "older than the dedupe window (events.dedupe_hours = {}): a resend could not be told from a new event",
+                            engine.config().dedupe_window_ms / 3_600_000
+                        ),
+                    ))
+                } else {
+                    Ok(event)
+                }
+            });
+            match converted {
                 Ok(event) => valid.push(event),
                 Err(err) => reply.rejected.push(pb::RejectedEvent {
                     index: (first_index + i) as u32,
@@ -39,7 +57,7 @@ impl EventApi {
             return Ok(());
         }
         let state = self.state.clone();
-        let ingested = tokio::task::spawn_blocking(move || state.events.ingest(valid))
+        let ingested = tokio::task::spawn_blocking(move || state.ingest(valid))
             .await
             .map_err(|e| Status::internal(format!("ingest task failed: {e}")))?
             .map_err(|e| {

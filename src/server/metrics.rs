@@ -6,7 +6,8 @@
 //! series.
 
 use crate::allocate::ControllerView;
-use crate::domain::{Scene, Tier};
+use crate::chuanliu::{Applied, FlowTotals};
+use crate::domain::{Reason, Scene, Tier};
 use crate::engine::Ranking;
 use metrics::{counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -126,6 +127,63 @@ fn describe() {
         "fairflow_config_reloads_total",
         "Config reload attempts, by result (ok, failed, unchanged)"
     );
+    describe_counter!(
+        "fairflow_flow_impressions_total",
+        "Slots served with the chuanliu reason (a brand's own stream shown through the flow), by scene"
+    );
+    describe_counter!(
+        "fairflow_flow_reward_slots_total",
+        "Slots served with the flow-reward reason (an influencer's traffic reward), by scene"
+    );
+    describe_counter!(
+        "fairflow_flow_affinity_purchases_total",
+        "Purchases through influencers that made or strengthened a user-brand affinity"
+    );
+    describe_counter!(
+        "fairflow_flow_attributed_conversions_total",
+        "Purchases in brands' own channels attributed to the flow"
+    );
+    describe_counter!(
+        "fairflow_flow_attributed_gmv_fen_total",
+        "GMV of those purchases, in fen (0.01 yuan)"
+    );
+    describe_gauge!(
+        "fairflow_flow_budget_daily",
+        "The flow's daily impression budget for this process"
+    );
+    describe_gauge!(
+        "fairflow_flow_budget_spent_today",
+        "Flow impressions spent in the current budget day"
+    );
+    describe_gauge!(
+        "fairflow_flow_budget_remaining",
+        "Flow impressions left in the current budget day"
+    );
+    describe_gauge!(
+        "fairflow_flow_active_affinities",
+        "User-brand affinities alive (not expired) at the last sweep"
+    );
+    describe_gauge!(
+        "fairflow_flow_users",
+        "Users with at least one affinity at the last sweep"
+    );
+    describe_gauge!(
+        "fairflow_flow_rewarded_streamers",
+        "Influencers with a traffic reward at the last sweep"
+    );
+    describe_gauge!(
+        "fairflow_event_ids_remembered",
+        "Event ids kept to refuse duplicates (within events.dedupe_hours)"
+    );
+    describe_counter!(
+        "fairflow_snapshots_total",
+        "Flow snapshots, by result (ok, failed)"
+    );
+    describe_histogram!(
+        "fairflow_snapshot_seconds",
+        Unit::Seconds,
+        "Time to copy, write and sync one flow snapshot"
+    );
 }
 
 fn scene_label(scene: Option<Scene>) -> &'static str {
@@ -163,6 +221,51 @@ pub fn record_ranking(scene: Scene, candidates: usize, ranking: &Ranking) {
         // first slot.
         .increment((served[tier.index()] * 1000.0).round() as u64);
     }
+    let count = |reason| {
+        ranking
+            .slots
+            .iter()
+            .filter(|s| s.reasons.contains(reason))
+            .count()
+    };
+    let flow = count(Reason::Chuanliu);
+    if flow > 0 {
+        counter!("fairflow_flow_impressions_total", "scene" => scene.name()).increment(flow as u64);
+    }
+    let rewarded = count(Reason::FlowReward);
+    if rewarded > 0 {
+        counter!("fairflow_flow_reward_slots_total", "scene" => scene.name())
+            .increment(rewarded as u64);
+    }
+}
+
+/// What one durable event did to the flow.
+pub fn record_flow_event(applied: &Applied) {
+    if applied.affinity {
+        counter!("fairflow_flow_affinity_purchases_total").increment(1);
+    }
+    if let Some(price) = applied.attributed {
+        counter!("fairflow_flow_attributed_conversions_total").increment(1);
+        counter!("fairflow_flow_attributed_gmv_fen_total")
+            .increment((price * 100.0).round().max(0.0) as u64);
+    }
+}
+
+/// The flow's state after a sweep.
+pub fn record_flow_totals(totals: &FlowTotals, event_ids: usize) {
+    gauge!("fairflow_flow_budget_daily").set(totals.daily_impressions as f64);
+    gauge!("fairflow_flow_budget_spent_today").set(totals.spent_today as f64);
+    gauge!("fairflow_flow_budget_remaining").set(totals.remaining_today as f64);
+    gauge!("fairflow_flow_active_affinities").set(totals.active_affinities as f64);
+    gauge!("fairflow_flow_users").set(totals.users as f64);
+    gauge!("fairflow_flow_rewarded_streamers").set(totals.rewarded_streamers as f64);
+    gauge!("fairflow_event_ids_remembered").set(event_ids as f64);
+}
+
+/// One snapshot attempt.
+pub fn record_snapshot(ok: bool, elapsed: Duration) {
+    counter!("fairflow_snapshots_total", "result" => if ok { "ok" } else { "failed" }).increment(1);
+    histogram!("fairflow_snapshot_seconds").record(elapsed.as_secs_f64());
 }
 
 /// The controller's state, published periodically.

@@ -11,6 +11,7 @@ mod admin;
 mod catalog;
 pub mod convert;
 mod events;
+mod flow;
 pub mod metrics;
 mod rank;
 mod reload;
@@ -19,6 +20,7 @@ pub mod status;
 pub use reload::{ReloadError, Reloaded};
 
 use crate::catalog::{Catalog, CatalogError};
+use crate::chuanliu::Flow;
 use crate::config::{CatalogSource, Config, ModelSource};
 use crate::domain::Millis;
 use crate::engine::{Engine, RankState};
@@ -28,6 +30,7 @@ use crate::proto::v1::admin_service_server::AdminServiceServer;
 use crate::proto::v1::catalog_service_server::CatalogServiceServer;
 use crate::proto::v1::event_service_server::EventServiceServer;
 use crate::proto::v1::rank_service_server::RankServiceServer;
+use crate::snapshot::SnapshotError;
 use arc_swap::ArcSwap;
 use parking_lot::RwLock;
 use std::future::Future;
@@ -75,6 +78,12 @@ pub struct State {
     pub ranking: RankState,
     /// Acknowledged events, durable.
     pub events: EventLog,
+    /// Where the event log and the flow's snapshots are.
+    events_dir: PathBuf,
+    /// Held shared while events are appended and applied to the flow, and
+    /// exclusively while a snapshot is taken: a snapshot then covers exactly
+    /// the log up to [`EventLog::last_seq`].
+    apply_gate: RwLock<()>,
     /// The file the config came from; `None` on the embedded default.
     config_path: Option<PathBuf>,
     reload_lock: parking_lot::Mutex<()>,
@@ -105,6 +114,8 @@ pub enum StartError {
     Transport(#[from] tonic::transport::Error),
     #[error("{0}")]
     Events(#[from] EventLogError),
+    #[error("snapshot: {0}")]
+    Snapshot(#[from] SnapshotError),
 }
 
 /// The sockets a server answers on: gRPC, and optionally `GET /metrics`.
@@ -114,28 +125,34 @@ pub struct Listeners {
 }
 
 impl State {
-    /// `config_path` is the file the engine's config came from, for reloads.
+    /// `config_path` is the file the engine's config came from, for reloads;
+    /// `flow` the flow state recovered from `events` (in `events_dir`).
     pub fn new(
         engine: Engine,
         catalog: Catalog,
-        events: EventLog,
+        (events, events_dir, flow): (EventLog, PathBuf, Flow),
         config_path: Option<PathBuf>,
     ) -> Arc<State> {
         Arc::new(State {
             engine: ArcSwap::from_pointee(engine),
             catalog: RwLock::new(catalog),
-            ranking: RankState::new(),
+            ranking: RankState {
+                exposure: Default::default(),
+                flow,
+            },
             events,
+            events_dir,
+            apply_gate: RwLock::new(()),
             config_path,
             reload_lock: parking_lot::Mutex::new(()),
             in_flight: AtomicUsize::new(0),
         })
     }
 
-    /// Loads the model and catalog the config names and opens the event log
-    /// (in `events_dir` when given, else the config's `events.dir`).
-    /// `config_path` is the file `config` was read from (reloads read it
-    /// again).
+    /// Loads the model and catalog the config names, and recovers the flow
+    /// from the latest snapshot and the event log after it (in `events_dir`
+    /// when given, else the config's `events.dir`). `config_path` is the
+    /// file `config` was read from (reloads read it again).
     pub fn load(
         config: Config,
         config_path: Option<PathBuf>,
@@ -151,16 +168,11 @@ impl State {
             CatalogSource::Dir(dir) => Catalog::load_dir(dir, max_id)?,
         };
         let events_dir = events_dir.unwrap_or_else(|| config.events_dir.clone());
-        let (events, replayed) = EventLog::open(&events_dir)?;
-        tracing::info!(
-            dir = %events_dir.display(),
-            events = replayed.len(),
-            "event log opened"
-        );
+        let recovered = flow::recover(&events_dir, &config.chuanliu)?;
         Ok(State::new(
             Engine::new(Arc::new(config), Arc::new(model)),
             catalog,
-            events,
+            recovered,
             config_path,
         ))
     }
@@ -187,9 +199,9 @@ impl State {
 }
 
 /// Serves until `shutdown` resolves, then reports NOT_SERVING on health,
-/// stops accepting, and lets requests in flight finish. Beside the gRPC
-/// services it runs the metrics endpoint, the periodic metrics refresh and
-/// the config watcher.
+/// stops accepting, lets requests in flight finish, and snapshots the flow.
+/// Beside the gRPC services it runs the metrics endpoint, the periodic
+/// metrics refresh and flow sweep, flow snapshots and the config watcher.
 pub async fn run(
     listeners: Listeners,
     state: Arc<State>,
@@ -212,8 +224,13 @@ pub async fn run(
         server_config.metrics_refresh,
     ));
     background.spawn(reload::watch(state.clone(), server_config.watch_config));
-    let served = serve_grpc(listeners.grpc, state, shutdown).await;
+    background.spawn(flow::sweeps(state.clone(), server_config.metrics_refresh));
+    background.spawn(flow::snapshots(state.clone()));
+    let served = serve_grpc(listeners.grpc, state.clone(), shutdown).await;
     background.abort_all();
+    // What the flow learned goes to a snapshot, so the next start replays
+    // nothing. Failing it loses nothing: the log still holds every event.
+    let _ = tokio::task::spawn_blocking(move || state.snapshot()).await;
     served
 }
 

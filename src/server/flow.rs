@@ -1,0 +1,154 @@
+//! The flow's durable side in the server: recovery at start (the latest
+//! snapshot, then the log after it), applying what was made durable,
+//! snapshots (periodic and at shutdown) with log truncation, and the
+//! periodic sweep that expires state and publishes the flow's gauges.
+
+use super::{StartError, State, metrics, wall_clock};
+use crate::chuanliu::{Applied, BrandSetting, Flow, FlowParams};
+use crate::domain::Millis;
+use crate::events::{Event, EventLog, EventLogError, Ingested, LogRecord};
+use crate::snapshot::{self, Snapshot};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Opens the event log in `dir` and rebuilds the flow from the newest
+/// snapshot plus every record after it.
+pub(super) fn recover(
+    dir: &Path,
+    params: &FlowParams,
+) -> Result<(EventLog, PathBuf, Flow), StartError> {
+    let started = super::monotonic_now();
+    let (seq, flow, ids) = match snapshot::latest(dir)? {
+        Some(s) => (s.seq, Flow::restore(s.flow), s.event_ids),
+        None => (0, Flow::new(), Vec::new()),
+    };
+    let (events, records) = EventLog::open(dir, seq, ids)?;
+    for record in &records {
+        apply(&flow, record, params);
+    }
+    tracing::info!(
+        dir = %dir.display(),
+        snapshot_seq = seq,
+        replayed = records.len(),
+        events = records.iter().filter(|r| matches!(r, LogRecord::Event(_))).count(),
+        ms = started.elapsed().as_millis() as u64,
+        "event log opened"
+    );
+    Ok((events, dir.to_path_buf(), flow))
+}
+
+fn apply(flow: &Flow, record: &LogRecord, params: &FlowParams) -> Applied {
+    match record {
+        LogRecord::Event(e) => flow.apply(e, params),
+        LogRecord::Brand(setting) => {
+            flow.set_brand(setting);
+            Applied::default()
+        }
+    }
+}
+
+/// What a snapshot wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnapshotTaken {
+    pub seq: u64,
+    pub bytes: u64,
+    pub segments_removed: usize,
+}
+
+impl State {
+    /// Makes `events` durable, then applies the new ones to the flow, in
+    /// that order: what the flow holds is always in the log. Blocking.
+    pub(super) fn ingest(&self, events: Vec<Event>) -> Result<Ingested, EventLogError> {
+        let _applying = self.apply_gate.read();
+        let ingested = self.events.ingest(events)?;
+        let engine = self.engine();
+        let params = &engine.config().chuanliu;
+        for event in &ingested.accepted {
+            let applied = self.ranking.flow.apply(event, params);
+            metrics::record_flow_event(&applied);
+        }
+        Ok(ingested)
+    }
+
+    /// Makes a brand setting durable, then applies it. Blocking.
+    pub(super) fn set_brand(&self, setting: &BrandSetting) -> Result<(), EventLogError> {
+        let _applying = self.apply_gate.read();
+        self.events.append_brand(setting)?;
+        self.ranking.flow.set_brand(setting);
+        Ok(())
+    }
+
+    /// Writes a snapshot of the flow and the remembered event ids, then
+    /// deletes the log segments it covers. Ingestion waits while the state
+    /// is copied (not while it is written). Blocking.
+    pub fn snapshot(&self) -> Result<SnapshotTaken, StartError> {
+        let started = super::monotonic_now();
+        let snapshot = {
+            let _quiet = self.apply_gate.write();
+            Snapshot {
+                seq: self.events.last_seq(),
+                flow: self.ranking.flow.snapshot(),
+                event_ids: self.events.ids(),
+            }
+        };
+        let outcome = snapshot::write(&self.events_dir, &snapshot)
+            .map_err(StartError::from)
+            .and_then(|(_, bytes)| {
+                let segments_removed = self.events.truncate_through(snapshot.seq)?;
+                Ok(SnapshotTaken {
+                    seq: snapshot.seq,
+                    bytes,
+                    segments_removed,
+                })
+            });
+        metrics::record_snapshot(outcome.is_ok(), started.elapsed());
+        match &outcome {
+            Ok(taken) => tracing::info!(
+                seq = taken.seq,
+                bytes = taken.bytes,
+                segments_removed = taken.segments_removed,
+                ms = started.elapsed().as_millis() as u64,
+                "flow snapshot written"
+            ),
+            Err(e) => tracing::error!(error = %e, "flow snapshot failed"),
+        }
+        outcome
+    }
+
+    /// Expires affinities, rewards and old event ids, and publishes the
+    /// flow's gauges. Walks every affinity: periodic, off the request path.
+    pub(super) fn sweep_flow(&self, now: Millis) {
+        let engine = self.engine();
+        let config = engine.config();
+        let totals = self.ranking.flow.sweep(now, &config.chuanliu);
+        let remembered = self
+            .events
+            .forget_before(Millis(now.0.saturating_sub(config.dedupe_window_ms)));
+        metrics::record_flow_totals(&totals, remembered);
+    }
+}
+
+/// Snapshots every `events.snapshot_interval_seconds` (read each time, so a
+/// reload changes it).
+pub(super) async fn snapshots(state: Arc<State>) {
+    loop {
+        let every = state.engine().config().snapshot_interval;
+        tokio::time::sleep(every.unwrap_or(Duration::from_secs(60))).await;
+        if every.is_none() || state.engine().config().snapshot_interval.is_none() {
+            continue;
+        }
+        let state = state.clone();
+        let _ = tokio::task::spawn_blocking(move || state.snapshot()).await;
+    }
+}
+
+/// The periodic sweep, every `every`.
+pub(super) async fn sweeps(state: Arc<State>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        let state = state.clone();
+        let _ = tokio::task::spawn_blocking(move || state.sweep_flow(wall_clock())).await;
+    }
+}

@@ -1,0 +1,179 @@
+//! Snapshots of the flow state, so a restart loads one file and replays only
+//! the log after it, and the log can be truncated.
+//!
+//! A snapshot is `snapshot-<seq, 20 digits>.bin` in the event log's
+//! directory: the 8-byte magic `FFSNAP01`, the payload's length (u64 LE) and
+//! CRC-32 (u32 LE), then the payload in postcard (a documented, compact serde
+//! format). `seq` is the last log record it includes. It is written to a
+//! temporary file, synced, renamed into place and the directory synced, so a
+//! crash leaves either the old snapshot or the new one, never half of one;
+//! older snapshots are deleted after.
+
+use crate::chuanliu::{FlowSnapshot, Secs};
+use compact_str::CompactString;
+use serde::{Deserialize, Serialize};
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+const MAGIC: &[u8; 8] = b"FFSNAP01";
+
+/// What a snapshot holds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// The last log record applied to this state.
+    pub seq: u64,
+    pub flow: FlowSnapshot,
+    /// Event ids remembered for deduplication, with their events' times.
+    pub event_ids: Vec<(CompactString, Secs)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    #[error("{path}: not a usable snapshot: {reason}")]
+    Damaged { path: PathBuf, reason: String },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> SnapshotError + '_ {
+    move |source| SnapshotError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn snapshots(dir: &Path) -> Result<Vec<(u64, PathBuf)>, SnapshotError> {
+    let mut out = Vec::new();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(io_err(dir)(e)),
+    };
+    for entry in entries {
+        let path = entry.map_err(io_err(dir))?.path();
+        let seq = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_prefix("snapshot-"))
+            .and_then(|n| n.strip_suffix(".bin"))
+            .and_then(|n| n.parse::<u64>().ok());
+        if let Some(seq) = seq {
+            out.push((seq, path));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Writes `snapshot` into `dir` and deletes the older ones; returns the
+/// file and its size.
+pub fn write(dir: &Path, snapshot: &Snapshot) -> Result<(PathBuf, u64), SnapshotError> {
+    let payload = postcard::to_stdvec(snapshot).map_err(|e| SnapshotError::Damaged {
+        path: dir.to_path_buf(),
+        reason: format!("cannot encode: {e}"),
+    })?;
+    let path = dir.join(format!("snapshot-{:020}.bin", snapshot.seq));
+    let tmp = dir.join(format!("snapshot-{:020}.tmp", snapshot.seq));
+    let mut file = File::create(&tmp).map_err(io_err(&tmp))?;
+    let mut header = Vec::with_capacity(20);
+    header.extend_from_slice(MAGIC);
+    header.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    header.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+    file.write_all(&header).map_err(io_err(&tmp))?;
+    file.write_all(&payload).map_err(io_err(&tmp))?;
+    file.sync_all().map_err(io_err(&tmp))?;
+    drop(file);
+    std::fs::rename(&tmp, &path).map_err(io_err(&path))?;
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(dir))?;
+    for (seq, old) in snapshots(dir)? {
+        if seq < snapshot.seq {
+            std::fs::remove_file(&old).map_err(io_err(&old))?;
+        }
+    }
+    Ok((path, (header.len() + payload.len()) as u64))
+}
+
+/// Reads one snapshot file.
+pub fn read(path: &Path) -> Result<Snapshot, SnapshotError> {
+    let damaged = |reason: String| SnapshotError::Damaged {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let mut bytes = Vec::new();
+    File::open(path)
+        .and_then(|mut f| f.read_to_end(&mut bytes))
+        .map_err(io_err(path))?;
+    if bytes.len() < 20 || &bytes[..8] != MAGIC {
+        return Err(damaged("no snapshot header".into()));
+    }
+    let len = u64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes")) as usize;
+    let crc = u32::from_le_bytes(bytes[16..20].try_into().expect("4 bytes"));
+    let payload = &bytes[20..];
+    if payload.len() != len {
+        return Err(damaged(format!(
+            "payload is {} bytes, header says {len}",
+            payload.len()
+        )));
+    }
+    if crc32fast::hash(payload) != crc {
+        return Err(damaged("checksum mismatch".into()));
+    }
+    postcard::from_bytes(payload).map_err(|e| damaged(format!("cannot decode: {e}")))
+}
+
+/// The newest snapshot in `dir`, if any. A damaged newest snapshot is an
+/// error, not a reason to fall back: the log before it may be gone.
+pub fn latest(dir: &Path) -> Result<Option<Snapshot>, SnapshotError> {
+    match snapshots(dir)?.pop() {
+        Some((_, path)) => read(&path).map(Some),
+        None => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(seq: u64) -> Snapshot {
+        Snapshot {
+            seq,
+            event_ids: vec![("e1".into(), Secs(5))],
+            ..Snapshot::default()
+        }
+    }
+
+    #[test]
+    fn the_newest_snapshot_is_read_back_and_older_ones_are_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(latest(dir.path()).unwrap(), None);
+        write(dir.path(), &sample(3)).unwrap();
+        write(dir.path(), &sample(9)).unwrap();
+        assert_eq!(latest(dir.path()).unwrap(), Some(sample(9)));
+        assert_eq!(snapshots(dir.path()).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_damaged_snapshot_is_refused_with_its_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, _) = write(dir.path(), &sample(4)).unwrap();
+        let mut bytes = std::fs::read(&path).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0xff;
+        std::fs::write(&path, &bytes).unwrap();
+        let err = latest(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("checksum mismatch") && err.contains("snapshot-"),
+            "{err}"
+        );
+        std::fs::write(&path, &bytes[..bytes.len() - 3]).unwrap();
+        assert!(
+            latest(dir.path())
+                .unwrap_err()
+                .to_string()
+                .contains("header says")
+        );
+    }
+}
