@@ -17,7 +17,7 @@ use foldhash::{HashMap, HashSet};
 use parking_lot::{Condvar, Mutex};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -114,6 +114,9 @@ pub struct EventLog {
     settled: Condvar,
     /// Sequence number of the last record appended.
     last_seq: AtomicU64,
+    /// The latest event time accepted (Unix ms): the log's own clock for
+    /// the dedupe window, so it does not depend on the server's.
+    newest: AtomicI64,
 }
 
 #[derive(Default)]
@@ -153,6 +156,7 @@ impl EventLog {
             LogRecord::Event(e) => Some((CompactString::from(e.event_id.as_str()), e.time.into())),
             LogRecord::Brand(_) => None,
         }));
+        let newest = seen.values().max().map_or(0, |s| s.0 as i64 * 1000);
         Ok((
             EventLog {
                 wal,
@@ -162,6 +166,7 @@ impl EventLog {
                 }),
                 settled: Condvar::new(),
                 last_seq: AtomicU64::new(recovered.last_seq),
+                newest: AtomicI64::new(newest),
             },
             records,
         ))
@@ -188,6 +193,11 @@ impl EventLog {
     pub fn ids(&self) -> Vec<(CompactString, Secs)> {
         let ids = self.ids.lock();
         ids.seen.iter().map(|(k, v)| (k.clone(), *v)).collect()
+    }
+
+    /// The latest event time accepted so far.
+    pub fn newest(&self) -> Millis {
+        Millis(self.newest.load(Ordering::Acquire))
     }
 
     /// Forgets the ids of events older than `cutoff` (the dedupe window);
@@ -242,6 +252,7 @@ impl EventLog {
                 .expect("pending until settled");
             if appended.is_ok() {
                 ids.seen.insert(id, e.time.into());
+                self.newest.fetch_max(e.time.0, Ordering::AcqRel);
             }
         }
         drop(ids);

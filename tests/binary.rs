@@ -225,8 +225,37 @@ async fn sighup_reloads_the_config_file() {
     assert!(logs.contains("config reloaded"), "{logs}");
 }
 
+/// The affinities `user` has in the server at `addr`, as (brand, sources).
+async fn affinities(addr: &str, user: &str) -> Vec<(String, Vec<String>)> {
+    use fairflow::proto::v1 as pb;
+    use fairflow::proto::v1::admin_service_client::AdminServiceClient;
+    let mut admin = AdminServiceClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap();
+    let reply = admin
+        .get_user_affinities(pb::GetUserAffinitiesRequest {
+            user_id: user.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    reply
+        .affinities
+        .into_iter()
+        .map(|a| (a.brand_id, a.source_streamer_ids))
+        .collect()
+}
+
+/// The JSON log line with `message`, as a value.
+fn log_line(logs: &[String], message: &str) -> serde_json::Value {
+    logs.iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["fields"]["message"] == message)
+        .unwrap_or_else(|| panic!("no `{message}` in {logs:?}"))
+}
+
 #[tokio::test]
-async fn acknowledged_events_survive_sigkill() {
+async fn acknowledged_events_survive_sigkill_and_a_snapshot_replaces_the_log() {
     use fairflow::proto::v1 as pb;
     use fairflow::proto::v1::event_service_client::EventServiceClient;
     let events_dir = tempfile::tempdir().unwrap();
@@ -255,7 +284,7 @@ async fn acknowledged_events_survive_sigkill() {
         assert_eq!(reply.accepted, 50);
     }
     // Killed the instant the last acknowledgement arrived: no shutdown
-    // hook, no flush.
+    // hook, no flush, no snapshot.
     child.kill().unwrap();
     child.wait().unwrap();
 
@@ -271,6 +300,9 @@ async fn acknowledged_events_survive_sigkill() {
             "every acknowledged event is still there"
         );
     }
+    // ... and so is what they did to the flow.
+    let expected = vec![("b001".to_string(), vec!["s00042".to_string()])];
+    assert_eq!(affinities(&addr, "u3").await, expected);
     let fresh = client.ingest(batch(200)).await.unwrap().into_inner();
     assert_eq!(fresh.accepted, 50);
     signal(&child, "TERM");
@@ -279,10 +311,36 @@ async fn acknowledged_events_survive_sigkill() {
             .await
             .success()
     );
-    let logs = reader.join().unwrap().join("\n");
-    assert!(
-        logs.contains("\"events\":200"),
-        "replayed 200 events: {logs}"
+    let logs = reader.join().unwrap();
+    assert_eq!(log_line(&logs, "event log opened")["fields"]["events"], 200);
+    // The clean stop wrote a snapshot of all 250.
+    assert_eq!(
+        log_line(&logs, "flow snapshot written")["fields"]["seq"],
+        250
+    );
+    let snapshots: Vec<_> = std::fs::read_dir(events_dir.path())
+        .unwrap()
+        .filter_map(|e| e.unwrap().file_name().into_string().ok())
+        .filter(|n| n.starts_with("snapshot-"))
+        .collect();
+    assert_eq!(snapshots, ["snapshot-00000000000000000250.bin"]);
+
+    // The next start loads it and replays nothing; ids and affinities are
+    // all there.
+    let (mut child, addr, reader) = spawn_server_with_events(&[], events_dir.path());
+    let mut client = EventServiceClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap();
+    let again = client.ingest(batch(200)).await.unwrap().into_inner();
+    assert_eq!((again.accepted, again.duplicates), (0, 50));
+    assert_eq!(affinities(&addr, "u3").await, expected);
+    signal(&child, "TERM");
+    wait_exit(&mut child, Duration::from_secs(20)).await;
+    let logs = reader.join().unwrap();
+    let opened = &log_line(&logs, "event log opened")["fields"];
+    assert_eq!(
+        (opened["snapshot_seq"].as_u64(), opened["replayed"].as_u64()),
+        (Some(250), Some(0))
     );
 }
 

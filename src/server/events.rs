@@ -9,6 +9,9 @@ use std::sync::Arc;
 use tokio_stream::StreamExt;
 use tonic::{Code, Request, Response, Status, Streaming};
 
+/// How far ahead of the server's clock an event's time may be (clock skew).
+const MAX_AHEAD_MS: i64 = 3_600_000;
+
 pub struct EventApi {
     pub(super) state: Arc<State>,
 }
@@ -25,8 +28,10 @@ impl EventApi {
         let engine = self.state.engine();
         let max_id = engine.config().limits.max_id_bytes as usize;
         // An event older than the dedupe window could be a resend whose id
-        // is forgotten: taking it could apply it twice.
-        let oldest = Millis(super::wall_clock().0 - engine.config().dedupe_window_ms);
+        // is forgotten: taking it could apply it twice. One far in the future
+        // would move the window for everyone.
+        let oldest = self.state.event_horizon();
+        let latest = Millis(super::wall_clock().0 + MAX_AHEAD_MS);
         let mut valid: Vec<Event> = Vec::with_capacity(events.len());
         for (i, e) in events.into_iter().enumerate() {
             let event_id = e.event_id.clone();
@@ -35,9 +40,14 @@ impl EventApi {
                     Err(FieldError::new(
                         "time_ms",
                         format!(
-                            "older than the dedupe window (events.dedupe_hours = {}): a resend could not be told from a new event",
+                            "older than the dedupe window ({} h before the latest event taken, events.dedupe_hours): a resend could not be told from a new event",
                             engine.config().dedupe_window_ms / 3_600_000
                         ),
+                    ))
+                } else if event.time > latest {
+                    Err(FieldError::new(
+                        "time_ms",
+                        "more than an hour ahead of the server's clock",
                     ))
                 } else {
                     Ok(event)

@@ -116,15 +116,23 @@ impl State {
         outcome
     }
 
-    /// Expires affinities, rewards and old event ids, and publishes the
-    /// flow's gauges. Walks every affinity: periodic, off the request path.
+    /// The oldest event time still taken in: the dedupe window back from
+    /// the latest event accepted. Ids of older events are forgotten, so an
+    /// older event could be a resend that would be applied twice.
+    pub(super) fn event_horizon(&self) -> Millis {
+        let window = self.engine().config().dedupe_window_ms;
+        Millis(self.events.newest().0.saturating_sub(window))
+    }
+
+    /// Expires affinities, rewards and event ids past the horizon, and
+    /// publishes the flow's gauges. Walks every affinity: periodic, off the
+    /// request path.
     pub(super) fn sweep_flow(&self, now: Millis) {
-        let engine = self.engine();
-        let config = engine.config();
-        let totals = self.ranking.flow.sweep(now, &config.chuanliu);
-        let remembered = self
-            .events
-            .forget_before(Millis(now.0.saturating_sub(config.dedupe_window_ms)));
+        let totals = self
+            .ranking
+            .flow
+            .sweep(now, &self.engine().config().chuanliu);
+        let remembered = self.events.forget_before(self.event_horizon());
         metrics::record_flow_totals(&totals, remembered);
     }
 }
