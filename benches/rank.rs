@@ -5,13 +5,20 @@
 //! Fixture: the shipped demo catalog, embedded config and model; 200
 //! candidates (100 live streams, 100 goods, chosen by a seeded RNG), 20 slots.
 //! Run: `cargo bench --bench rank`. Figures: docs/performance.md.
+//!
+//! `engine_rank_flow` is the default rank for a user the chuanliu flow acts
+//! on: three brand affinities, every iteration injecting a brand's stream
+//! (cap and budget set out of the way), in a flow holding 100k other users'
+//! affinities and a traffic reward for every influencer in the catalog.
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use fairflow::catalog::Catalog;
+use fairflow::chuanliu::{BrandSetting, Enrollment};
 use fairflow::config::Config;
-use fairflow::domain::{Millis, Scene};
+use fairflow::domain::{Channel, Millis, Scene, StreamerKind};
 use fairflow::engine::RankState;
 use fairflow::engine::{Candidate, Engine, RankQuery};
+use fairflow::events::{Event, EventKind};
 use fairflow::model::{FeatureInput, Model, N_FEATURES};
 use fairflow::sim::ItemPool;
 use rand::SeedableRng;
@@ -74,7 +81,15 @@ fn bench_rank(c: &mut Criterion) {
         Arc::new(engine.model().clone()),
     );
     let per_request_state = RankState::new();
+    let (flow_engine, flow_state) = flow_fixture(&engine, &catalog, &query);
     let mut group = c.benchmark_group("rank_200x20");
+    group.bench_function("engine_rank_flow", |b| {
+        b.iter(|| {
+            flow_engine
+                .rank(black_box(&catalog), &flow_state, black_box(&query))
+                .unwrap()
+        })
+    });
     group.bench_function("engine_rank", |b| {
         b.iter(|| {
             engine
@@ -120,6 +135,100 @@ fn bench_rank(c: &mut Criterion) {
         b.iter(|| model.score(black_box(x.view())))
     });
     group.finish();
+}
+
+/// An engine whose flow always acts for the query's user, and its state.
+fn flow_fixture(engine: &Engine, catalog: &Catalog, query: &RankQuery) -> (Engine, RankState) {
+    let config = Config::from_toml(
+        "[chuanliu]\nfrequency_cap = 10000\n[chuanliu.budget]\ndaily_impressions = 1_000_000_000_000\n",
+        "bench",
+        None,
+    )
+    .unwrap();
+    let flow_engine = Engine::new(Arc::new(config), Arc::new(engine.model().clone()));
+    let params = &flow_engine.config().chuanliu;
+    let state = RankState::new();
+    let brands: Vec<String> = catalog
+        .streamers()
+        .filter(|s| s.kind == StreamerKind::BrandSelf)
+        .filter_map(|s| s.brand_id.clone())
+        .filter(|b| catalog.live_self_stream(b).is_some())
+        .take(3)
+        .collect();
+    assert_eq!(brands.len(), 3, "the demo catalog has live brand streams");
+    let influencers: Vec<String> = catalog
+        .streamers()
+        .filter(|s| s.kind == StreamerKind::Influencer)
+        .map(|s| s.id.clone())
+        .collect();
+    let purchase = |id: String, user: String, brand: &str, seller: &str, channel| Event {
+        event_id: id,
+        time: query.now,
+        user_id: user,
+        kind: EventKind::Purchase {
+            item_id: "g".into(),
+            brand_id: brand.into(),
+            seller_streamer_id: seller.into(),
+            channel,
+            price: 50.0,
+        },
+    };
+    for (i, brand) in brands.iter().enumerate() {
+        state.flow.set_brand(&BrandSetting {
+            brand_id: brand.clone(),
+            enrollment: Enrollment::Enrolled,
+            daily_impressions: None,
+        });
+        let seller = &influencers[i];
+        let e = purchase(
+            format!("q{i}"),
+            query.user_id.clone(),
+            brand,
+            seller,
+            Channel::Influencer,
+        );
+        state.flow.apply(&e, params);
+    }
+    for u in 0..100_000 {
+        let brand = &brands[u % 3];
+        let e = purchase(
+            format!("o{u}"),
+            format!("other{u}"),
+            brand,
+            &influencers[u % influencers.len()],
+            Channel::Influencer,
+        );
+        state.flow.apply(&e, params);
+    }
+    // Every influencer earns a reward: a flow impression to a buyer, then
+    // that buyer's purchase in the brand's own stream.
+    for (i, seller) in influencers.iter().enumerate() {
+        let (user, brand) = (format!("rewarder{i}"), &brands[0]);
+        let e = purchase(
+            format!("r{i}"),
+            user.clone(),
+            brand,
+            seller,
+            Channel::Influencer,
+        );
+        state.flow.apply(&e, params);
+        let q = RankQuery {
+            user_id: user.clone(),
+            ..query.clone()
+        };
+        flow_engine.rank(catalog, &state, &q).unwrap();
+        let e = purchase(format!("c{i}"), user, brand, "own", Channel::BrandSelf);
+        state.flow.apply(&e, params);
+    }
+    let ranking = flow_engine.rank(catalog, &state, query).unwrap();
+    assert!(
+        ranking
+            .slots
+            .iter()
+            .any(|s| s.reasons.contains(fairflow::domain::Reason::Chuanliu)),
+        "the flow acts on every iteration"
+    );
+    (flow_engine, state)
 }
 
 criterion_group!(benches, bench_rank);

@@ -522,6 +522,12 @@ fn evaluate(args: EvaluateArgs) -> anyhow::Result<()> {
         println!("{}", report::FrontierTable(points));
     }
     print!("{}", report::Table(&rows));
+    if rows.iter().any(|r| r.flow.impressions > 0) {
+        println!(
+            "chuanliu flow (own = brands' self-broadcast; brands/part = those the flow showed, their own GMV; d% against the first config):"
+        );
+        print!("{}", report::FlowTable(&rows));
+    }
     Ok(())
 }
 

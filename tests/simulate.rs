@@ -303,3 +303,45 @@ fn evaluation_is_deterministic_and_targets_steer_the_shares() {
     );
     assert!(free.outcome.objective >= best.outcome.objective);
 }
+
+#[test]
+fn the_flow_serves_attributes_and_rewards_in_the_simulated_world_and_off_means_off() {
+    let spec = small_spec();
+    let start = sim::generate(&spec).unwrap();
+    let world = World::build(&start, SimParams::new(9, 400), spec.as_of);
+    let run = |toml: &str| {
+        let config = Config::from_toml(toml, "t", None).unwrap();
+        let engine = Engine::new(Arc::new(config), Arc::new(Model::embedded().unwrap()));
+        let mut catalog = start.clone();
+        let options = EvalOptions {
+            measured: vec![Scene::Recommend],
+            record_pages: false,
+        };
+        let state = fairflow::engine::RankState::new();
+        let eval = sim::evaluate(&world, &engine, &mut catalog, &state, 2, &options);
+        (eval, state, engine)
+    };
+    let (off, off_state, _) = run("[chuanliu]\nenabled = false\n");
+    assert_eq!(off.flow.impressions, 0);
+    assert!(
+        off.flow.influencer_purchases > 0,
+        "affinities come from purchases through influencers"
+    );
+    let on_toml = "[chuanliu]\nenroll_all_brands = true\nfrequency_cap = 2\n";
+    let (on, state, engine) = run(on_toml);
+    assert_eq!(on, run(on_toml).0, "same seed, same evaluation");
+    let flow = &on.flow;
+    assert!(
+        flow.impressions > 0 && flow.attributed_purchases > 0,
+        "{flow:?}"
+    );
+    assert!(flow.attributed_purchases <= flow.brand_self_purchases);
+    let now = world.day_start(2);
+    let totals = state.flow.sweep(now, &engine.config().chuanliu);
+    assert!(totals.rewarded_streamers > 0, "influencers earned rewards");
+    assert_eq!(totals.counts.impressions, flow.impressions);
+    assert_eq!(totals.counts.conversions, flow.attributed_purchases);
+    // Affinities were recorded with the flow off too, ready to be used.
+    let params = &engine.config().chuanliu;
+    assert!(off_state.flow.sweep(now, params).active_affinities > 0);
+}

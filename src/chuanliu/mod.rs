@@ -145,6 +145,9 @@ pub struct FlowParams {
     pub frequency_window_s: u32,
     pub attribution_window_s: u32,
     pub reward: RewardParams,
+    /// How often the server sweeps expired affinities and faded rewards (a
+    /// pass over every entry).
+    pub sweep_interval: std::time::Duration,
 }
 
 impl FlowParams {
@@ -562,7 +565,12 @@ impl Flow {
         FlowSnapshot {
             brands: self.brands.export(),
             streamers: self.streamers.export(),
-            users: self.affinities.export(),
+            users: self
+                .affinities
+                .export()
+                .into_iter()
+                .map(serde_bytes::ByteBuf::from)
+                .collect(),
             registry: self.registry.export(),
             budget: self.budget.state(),
             rewards: self.rewards.export(),
@@ -570,16 +578,19 @@ impl Flow {
         }
     }
 
-    pub fn restore(snapshot: FlowSnapshot) -> Flow {
+    /// The flow a [`Flow::snapshot`] was taken of; fails only on damaged
+    /// affinity data (a snapshot file's checksum catches damage first).
+    pub fn restore(snapshot: FlowSnapshot) -> Result<Flow, String> {
         let flow = Flow::new();
         flow.brands.import(snapshot.brands);
         flow.streamers.import(snapshot.streamers);
-        flow.affinities.import(snapshot.users);
+        let blobs: Vec<Vec<u8>> = snapshot.users.into_iter().map(|b| b.into_vec()).collect();
+        flow.affinities.import(&blobs)?;
         flow.registry.import(snapshot.registry);
         flow.budget.restore(snapshot.budget);
         flow.rewards.import(snapshot.rewards);
         flow.totals.set(snapshot.totals);
-        flow
+        Ok(flow)
     }
 }
 
@@ -588,7 +599,9 @@ impl Flow {
 pub struct FlowSnapshot {
     pub brands: Vec<CompactString>,
     pub streamers: Vec<CompactString>,
-    pub users: Vec<(CompactString, Vec<Affinity>)>,
+    /// The affinity store's shards, each encoded on its own (as bytes:
+    /// serde's default would write them one element at a time).
+    pub users: Vec<serde_bytes::ByteBuf>,
     pub registry: Vec<BrandSnapshot>,
     pub budget: PacerState,
     pub rewards: Vec<(CompactString, Reward)>,

@@ -464,8 +464,32 @@ fn a_snapshot_restores_the_same_state() {
     state.flow.sweep(NOON, params);
     let snapshot = state.flow.snapshot();
     let bytes = postcard::to_stdvec(&snapshot).unwrap();
-    let restored = Flow::restore(postcard::from_bytes(&bytes).unwrap());
-    assert_eq!(restored.snapshot(), snapshot);
+    let restored = Flow::restore(postcard::from_bytes(&bytes).unwrap()).unwrap();
+    let again = restored.snapshot();
+    // The affinity shards are hash maps: compare them entry by entry below.
+    assert_eq!(
+        (
+            again.brands,
+            again.registry,
+            again.budget,
+            again.rewards,
+            again.totals
+        ),
+        (
+            snapshot.brands,
+            snapshot.registry,
+            snapshot.budget,
+            snapshot.rewards,
+            snapshot.totals
+        )
+    );
+    for u in 0..20 {
+        let user = format!("u{u}");
+        assert_eq!(
+            restored.affinities_of(&user),
+            state.flow.affinities_of(&user)
+        );
+    }
     restored.sweep(NOON, params);
     assert_eq!(
         restored.totals(NOON, params),

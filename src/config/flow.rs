@@ -16,6 +16,7 @@ pub struct RawChuanliu {
     pub frequency_cap: u64,
     pub frequency_window_hours: f64,
     pub attribution_window_hours: f64,
+    pub sweep_interval_seconds: f64,
     pub affinity: RawAffinity,
     pub budget: RawBudget,
     pub reward: RawReward,
@@ -32,6 +33,7 @@ impl Default for RawChuanliu {
             frequency_cap: 3,
             frequency_window_hours: 24.0,
             attribution_window_hours: 24.0,
+            sweep_interval_seconds: 60.0,
             affinity: RawAffinity::default(),
             budget: RawBudget::default(),
             reward: RawReward::default(),
@@ -233,5 +235,11 @@ pub fn validate(raw: RawChuanliu) -> Result<FlowParams, Invalid> {
             raw.attribution_window_hours,
         )?,
         reward,
+        sweep_interval: std::time::Duration::from_secs_f64(in_range(
+            "chuanliu.sweep_interval_seconds",
+            raw.sweep_interval_seconds,
+            1.0,
+            86_400.0,
+        )?),
     })
 }

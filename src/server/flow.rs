@@ -7,7 +7,7 @@ use super::{StartError, State, metrics, wall_clock};
 use crate::chuanliu::{Applied, BrandSetting, Flow, FlowParams};
 use crate::domain::Millis;
 use crate::events::{Event, EventLog, EventLogError, Ingested, LogRecord};
-use crate::snapshot::{self, Snapshot};
+use crate::snapshot::{self, Snapshot, SnapshotError};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,7 +20,13 @@ pub(super) fn recover(
 ) -> Result<(EventLog, PathBuf, Flow), StartError> {
     let started = super::monotonic_now();
     let (seq, flow, ids) = match snapshot::latest(dir)? {
-        Some(s) => (s.seq, Flow::restore(s.flow), s.event_ids),
+        Some(s) => {
+            let flow = Flow::restore(s.flow).map_err(|e| SnapshotError::Damaged {
+                path: dir.to_path_buf(),
+                reason: format!("affinities do not decode: {e}"),
+            })?;
+            (s.seq, flow, s.event_ids)
+        }
         None => (0, Flow::new(), Vec::new()),
     };
     let (events, records) = EventLog::open(dir, seq, ids)?;
@@ -133,7 +139,17 @@ impl State {
             .flow
             .sweep(now, &self.engine().config().chuanliu);
         let remembered = self.events.forget_before(self.event_horizon());
-        metrics::record_flow_totals(&totals, remembered);
+        metrics::record_flow_totals(&totals, Some(remembered));
+    }
+
+    /// Publishes the flow's gauges without a sweep (the budget moves
+    /// faster than affinities expire).
+    pub(super) fn publish_flow(&self, now: Millis) {
+        let totals = self
+            .ranking
+            .flow
+            .totals(now, &self.engine().config().chuanliu);
+        metrics::record_flow_totals(&totals, None);
     }
 }
 
@@ -151,12 +167,13 @@ pub(super) async fn snapshots(state: Arc<State>) {
     }
 }
 
-/// The periodic sweep, every `every`.
-pub(super) async fn sweeps(state: Arc<State>, every: Duration) {
-    let mut tick = tokio::time::interval(every);
+/// The periodic sweep, every `chuanliu.sweep_interval_seconds` (read each
+/// time, so a reload changes it).
+pub(super) async fn sweeps(state: Arc<State>) {
     loop {
-        tick.tick().await;
-        let state = state.clone();
-        let _ = tokio::task::spawn_blocking(move || state.sweep_flow(wall_clock())).await;
+        let sweeping = state.clone();
+        let _ = tokio::task::spawn_blocking(move || sweeping.sweep_flow(wall_clock())).await;
+        let every = state.engine().config().chuanliu.sweep_interval;
+        tokio::time::sleep(every).await;
     }
 }

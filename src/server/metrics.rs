@@ -252,14 +252,16 @@ pub fn record_flow_event(applied: &Applied) {
 }
 
 /// The flow's state after a sweep.
-pub fn record_flow_totals(totals: &FlowTotals, event_ids: usize) {
+pub fn record_flow_totals(totals: &FlowTotals, event_ids: Option<usize>) {
     gauge!("fairflow_flow_budget_daily").set(totals.daily_impressions as f64);
     gauge!("fairflow_flow_budget_spent_today").set(totals.spent_today as f64);
     gauge!("fairflow_flow_budget_remaining").set(totals.remaining_today as f64);
     gauge!("fairflow_flow_active_affinities").set(totals.active_affinities as f64);
     gauge!("fairflow_flow_users").set(totals.users as f64);
     gauge!("fairflow_flow_rewarded_streamers").set(totals.rewarded_streamers as f64);
-    gauge!("fairflow_event_ids_remembered").set(event_ids as f64);
+    if let Some(n) = event_ids {
+        gauge!("fairflow_event_ids_remembered").set(n as f64);
+    }
 }
 
 /// One snapshot attempt.

@@ -224,7 +224,7 @@ pub async fn run(
         server_config.metrics_refresh,
     ));
     background.spawn(reload::watch(state.clone(), server_config.watch_config));
-    background.spawn(flow::sweeps(state.clone(), server_config.metrics_refresh));
+    background.spawn(flow::sweeps(state.clone()));
     background.spawn(flow::snapshots(state.clone()));
     let served = serve_grpc(listeners.grpc, state.clone(), shutdown).await;
     background.abort_all();
@@ -248,6 +248,7 @@ async fn refresh_metrics(state: Arc<State>, every: std::time::Duration) {
                 .exposure
                 .view(&engine.config().quotas.exposure, wall_clock());
             metrics::record_controller(&view);
+            state.publish_flow(wall_clock());
         })
         .await;
     }

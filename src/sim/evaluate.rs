@@ -56,6 +56,12 @@ pub struct Evaluation {
     /// Allocation inputs of every measured page (with `record_pages`).
     #[serde(skip)]
     pub pages: Vec<Page>,
+    /// Per brand (index into the world's): GMV in its own channel, and
+    /// flow impressions of its stream.
+    #[serde(skip)]
+    pub brand_self_gmv: Vec<f64>,
+    #[serde(skip)]
+    pub brand_flow_impressions: Vec<u64>,
 }
 
 impl Evaluation {
@@ -117,7 +123,13 @@ pub fn evaluate(
     let mut eval = Evaluation {
         hourly_tier_exposure: vec![[0.0; 3]; 24],
         streamer_exposure: vec![0.0; world.streamers.len()],
+        brand_self_gmv: vec![0.0; world.brand_ids.len()],
+        brand_flow_impressions: vec![0; world.brand_ids.len()],
         ..Evaluation::default()
+    };
+    let brand_of_streamer = |id: Option<&str>| {
+        let s = *world.streamer_index.get(id?)?;
+        world.streamers[s as usize].brand
     };
     let mut states = world.user_states();
     let mut is_live = world.live_flags(catalog);
@@ -190,6 +202,9 @@ pub fn evaluate(
                 for slot in &ranking.slots {
                     if slot.reasons.contains(Reason::Chuanliu) {
                         eval.flow.impressions += 1;
+                        if let Some(b) = brand_of_streamer(slot.streamer_id.as_deref()) {
+                            eval.brand_flow_impressions[b as usize] += 1;
+                        }
                     }
                     if slot.reasons.contains(Reason::FlowReward) {
                         eval.flow.reward_exposure += slot.exposure;
@@ -211,6 +226,9 @@ pub fn evaluate(
                             Channel::BrandSelf => {
                                 eval.flow.brand_self_purchases += 1;
                                 eval.flow.brand_self_gmv += p.price;
+                                if let Some(b) = brand_of_streamer(Some(&p.seller_id)) {
+                                    eval.brand_self_gmv[b as usize] += p.price;
+                                }
                             }
                             Channel::Influencer => eval.flow.influencer_purchases += 1,
                         }

@@ -2,7 +2,7 @@
 //! concentration, value), how close each comes to the hindsight optimum, and
 //! the hindsight fairness/value frontier.
 
-use super::evaluate::{Evaluation, gini, shares, top_share};
+use super::evaluate::{Evaluation, FlowOutcome, gini, shares, top_share};
 use super::hindsight::{self, Constraints, Page};
 use crate::config::QuotaConfig;
 use serde::Serialize;
@@ -30,6 +30,11 @@ pub struct Row {
     pub hindsight: Option<HindsightRow>,
     /// Online objective per request over the frontier's at the same Gini.
     pub vs_frontier: Option<f64>,
+    pub flow: FlowOutcome,
+    #[serde(skip)]
+    brand_self_gmv: Vec<f64>,
+    #[serde(skip)]
+    brand_flow_impressions: Vec<u64>,
 }
 
 /// The hindsight optimum on the same pages, at the config's targets (or,
@@ -60,7 +65,25 @@ impl Row {
             orders: eval.outcome.purchases,
             hindsight: None,
             vs_frontier: None,
+            flow: eval.flow,
+            brand_self_gmv: eval.brand_self_gmv.clone(),
+            brand_flow_impressions: eval.brand_flow_impressions.clone(),
         }
+    }
+
+    /// Own-channel GMV of the brands the flow showed under this row, here
+    /// and under `base` (the same brands), and how many brands that is.
+    pub fn participating(&self, base: &Row) -> (usize, f64, f64) {
+        let brands: Vec<usize> = (0..self.brand_flow_impressions.len())
+            .filter(|&b| self.brand_flow_impressions[b] > 0)
+            .collect();
+        let sum = |r: &Row| {
+            brands
+                .iter()
+                .map(|&b| r.brand_self_gmv.get(b).copied().unwrap_or(0.0))
+                .sum()
+        };
+        (brands.len(), sum(self), sum(base))
     }
 
     /// Solves the hindsight problem on the evaluation's recorded pages.
@@ -208,6 +231,57 @@ impl fmt::Display for Table<'_> {
                 opt(r.hindsight.as_ref().map(|h| h.ratio * 100.0), 1),
                 opt(r.hindsight.as_ref().map(|h| h.share_gap_pp), 2),
                 opt(r.vs_frontier.map(|x| x * 100.0), 1),
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// What the chuanliu flow did under each config, with the difference from
+/// the first config (run it with the flow off to read the flow's effect).
+pub struct FlowTable<'a>(pub &'a [Row]);
+
+impl fmt::Display for FlowTable<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        writeln!(
+            f,
+            "{:<26} {:>9} {:>8} {:>10} {:>8} {:>10} {:>7} {:>7} {:>8} {:>10} {:>7} {:>8}",
+            "config",
+            "flow.imp",
+            "attr.ord",
+            "attr.GMV",
+            "own.ord",
+            "own.GMV",
+            "own.d%",
+            "brands",
+            "part.d%",
+            "sim.GMV",
+            "GMV.d%",
+            "rew.exp"
+        )?;
+        let base = self.0.first();
+        let change = |now: f64, then: Option<f64>| match then {
+            Some(then) if then > 0.0 => format!("{:+.1}", (now / then - 1.0) * 100.0),
+            _ => "-".into(),
+        };
+        for r in self.0 {
+            let fl = &r.flow;
+            let (brands, part_now, part_then) = base.map_or((0, 0.0, 0.0), |b| r.participating(b));
+            writeln!(
+                f,
+                "{:<26} {:>9} {:>8} {:>10.0} {:>8} {:>10.0} {:>7} {:>7} {:>8} {:>10.0} {:>7} {:>8.1}",
+                r.name,
+                fl.impressions,
+                fl.attributed_purchases,
+                fl.attributed_gmv,
+                fl.brand_self_purchases,
+                fl.brand_self_gmv,
+                change(fl.brand_self_gmv, base.map(|b| b.flow.brand_self_gmv)),
+                brands,
+                change(part_now, Some(part_then)),
+                r.simulated_gmv,
+                change(r.simulated_gmv, base.map(|b| b.simulated_gmv)),
+                fl.reward_exposure,
             )?;
         }
         Ok(())
