@@ -38,6 +38,7 @@ pub mod events;
 pub mod load;
 pub mod model;
 pub mod proto;
+pub mod replay;
 pub mod server;
 pub mod sim;
 pub mod snapshot;

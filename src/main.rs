@@ -101,6 +101,10 @@ enum Command {
     /// configs (interactive: simulated users respond) and compare exposure
     /// shares, Gini, expected and simulated GMV, and the hindsight optimum.
     Evaluate(EvaluateArgs),
+    /// Replay traffic logs through the engine under a config (and another to
+    /// compare) and report exposure, Gini, expected GMV and the flow, beside
+    /// what the log says was served (docs/replay.md).
+    Replay(ReplayArgs),
     /// Send `Rank` load to a running server and report throughput and latency.
     Load {
         /// Server address.
@@ -240,6 +244,35 @@ fn progress_bar(total: u64, quiet: bool) -> ProgressBar {
             .progress_chars("=> "),
     );
     bar
+}
+
+#[derive(Args)]
+struct ReplayArgs {
+    /// Traffic log files, or directories of `traffic-*.jsonl` files.
+    #[arg(long = "log", required = true)]
+    logs: Vec<PathBuf>,
+    /// The config to replay under (default: the embedded one). Its catalog
+    /// and model are used for both configs.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// A second config, reported beside the first with the difference.
+    #[arg(long)]
+    compare: Option<PathBuf>,
+    /// Where `report.json` goes (created if missing).
+    #[arg(long)]
+    out: PathBuf,
+    /// Shards (replicas) users are split over, each with its own state.
+    #[arg(long, default_value_t = 1)]
+    shards: usize,
+    /// Write every replayed ranking of the first config (JSONL).
+    #[arg(long)]
+    write_rankings: Option<PathBuf>,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+    /// What to do with a malformed log line.
+    #[arg(long, value_enum, default_value_t = OnErrorArg::Fail)]
+    on_error: OnErrorArg,
 }
 
 #[derive(Args)]
@@ -531,6 +564,121 @@ fn evaluate(args: EvaluateArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A config's name in reports: its file name.
+fn config_name(path: Option<&Path>) -> String {
+    path.and_then(|p| p.file_name())
+        .map_or("<embedded>".to_string(), |f| {
+            f.to_string_lossy().into_owned()
+        })
+}
+
+#[expect(clippy::disallowed_methods, reason = "the binary times its own run")]
+fn replay(args: ReplayArgs) -> anyhow::Result<()> {
+    use fairflow::replay::{self, report};
+    let ReplayArgs {
+        logs,
+        config,
+        compare,
+        out,
+        shards,
+        write_rankings,
+        quiet,
+        on_error,
+    } = args;
+    anyhow::ensure!(shards >= 1, "--shards must be at least 1");
+    // Everything that can be refused is checked before any work.
+    let a = load_engine(config.as_deref(), None)?;
+    let b = compare
+        .as_deref()
+        .map(|p| load_engine(Some(p), None))
+        .transpose()?;
+    let max_id = a.config().limits.max_id_bytes as usize;
+    let catalog = Catalog::from_source(&a.config().catalog, max_id)?;
+    let started = std::time::Instant::now();
+    let log = replay::read(&logs, on_error.into())?;
+    let read_seconds = started.elapsed().as_secs_f64();
+    let requests = log
+        .steps
+        .iter()
+        .filter(|s| matches!(s, replay::Step::Rank(_)))
+        .count() as u64;
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+
+    let run = |engine: &Engine, keep_rankings: bool, label: &str| {
+        let bar = progress_bar(requests, quiet);
+        bar.set_message(label.to_string());
+        let done = std::sync::atomic::AtomicU64::new(0);
+        let options = replay::Options {
+            shards,
+            keep_rankings,
+        };
+        let started = std::time::Instant::now();
+        let replayed = std::thread::scope(|s| {
+            let worker = s.spawn(|| replay::run(engine, &catalog, &log, &options, &done));
+            while !worker.is_finished() {
+                bar.set_position(done.load(std::sync::atomic::Ordering::Relaxed));
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            worker.join().expect("replay does not panic")
+        });
+        bar.finish_and_clear();
+        let seconds = started.elapsed().as_secs_f64();
+        eprintln!(
+            "{label}: replayed {requests} requests in {seconds:.2} s ({:.0} requests/s)",
+            requests as f64 / seconds
+        );
+        replayed
+    };
+    eprintln!(
+        "read {} steps from {} file(s) in {read_seconds:.2} s",
+        log.steps.len(),
+        log.files.len()
+    );
+    let policy = |engine: &Engine, name: String, r: &replay::Replayed| {
+        // Targets are only a yardstick for a config whose quotas act.
+        let quotas = &engine.config().quotas;
+        let acts = Scene::ALL.iter().any(|&s| quotas.applies_to(s));
+        report::PolicyReport::new(
+            name,
+            engine.config().version.clone(),
+            quotas.exposure.targets.filter(|_| acts),
+            r,
+        )
+    };
+    let replayed_a = run(&a, write_rankings.is_some(), "A");
+    let report_a = policy(&a, config_name(config.as_deref()), &replayed_a);
+    let report_b = b.as_ref().map(|b| {
+        let r = run(b, false, "B");
+        policy(b, config_name(compare.as_deref()), &r)
+    });
+    let report = report::Report {
+        logs: log.files.iter().map(|f| f.display().to_string()).collect(),
+        requests,
+        shards,
+        skipped_lines: log.skipped,
+        difference: report_b
+            .as_ref()
+            .map(|b| report::Difference::between(&report_a.replayed, &b.replayed)),
+        a: report_a,
+        b: report_b,
+    };
+    if let Some(path) = &write_rankings {
+        let mut bytes = Vec::new();
+        for row in &replayed_a.rankings {
+            serde_json::to_writer(&mut bytes, row)?;
+            bytes.push(b'\n');
+        }
+        report::write_atomically(path, &bytes)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    let path = out.join("report.json");
+    report::write_atomically(&path, &serde_json::to_vec_pretty(&report)?)
+        .with_context(|| format!("writing {}", path.display()))?;
+    print!("{report}");
+    println!("wrote {}", path.display());
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_logging(cli.log_format);
@@ -554,6 +702,7 @@ fn main() -> anyhow::Result<()> {
             on_error,
         } => train(log, catalog, out, config, version, on_error.into()),
         Command::Evaluate(args) => evaluate(args),
+        Command::Replay(args) => replay(args),
         Command::Load {
             addr,
             concurrency,

@@ -120,6 +120,17 @@ impl Catalog {
         )
     }
 
+    /// The catalog a config names: the embedded demo or a directory.
+    pub fn from_source(
+        source: &crate::config::CatalogSource,
+        max_id: usize,
+    ) -> Result<Catalog, CatalogError> {
+        match source {
+            crate::config::CatalogSource::Embedded => Catalog::embedded_demo(max_id),
+            crate::config::CatalogSource::Dir(dir) => Catalog::load_dir(dir, max_id),
+        }
+    }
+
     /// The demo catalog compiled into the binary.
     pub fn embedded_demo(max_id: usize) -> Result<Catalog, CatalogError> {
         Catalog::from_jsonl(

@@ -7,6 +7,9 @@
 
 mod curve;
 mod flow;
+mod traffic_log;
+
+pub use traffic_log::TrafficLogConfig;
 mod raw;
 
 pub use curve::Curve;
@@ -82,6 +85,8 @@ pub struct Config {
     pub dedupe_window_ms: i64,
     /// The distribution-to-self-broadcast flow.
     pub chuanliu: FlowParams,
+    /// The server's own traffic log.
+    pub traffic_log: TrafficLogConfig,
 }
 
 /// Fairness quotas applied when filling a page.
@@ -380,6 +385,7 @@ fn validate(
         quotas,
         events,
         chuanliu,
+        traffic_log,
     } = raw;
     let resolve = |p: &str| -> PathBuf {
         let p = Path::new(p);
@@ -589,6 +595,7 @@ fn validate(
         dedupe_window_ms: (in_range("events.dedupe_hours", events.dedupe_hours, 1.0, 8760.0)?
             * 3_600_000.0) as i64,
         chuanliu: flow::validate(chuanliu)?,
+        traffic_log: traffic_log::validate(traffic_log, resolve)?,
         server,
         catalog,
         model,
@@ -682,6 +689,7 @@ mod tests {
         assert_eq!(shipped.gates, empty.gates);
         assert_eq!(shipped.quotas, empty.quotas);
         assert_eq!(shipped.chuanliu, empty.chuanliu);
+        assert_eq!(shipped.traffic_log, empty.traffic_log);
         assert_eq!(shipped.snapshot_interval, empty.snapshot_interval);
         assert_eq!(shipped.dedupe_window_ms, empty.dedupe_window_ms);
         assert_eq!(shipped.server.listen, empty.server.listen);

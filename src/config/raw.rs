@@ -18,6 +18,7 @@ pub struct RawConfig {
     pub quotas: RawQuotas,
     pub events: RawEvents,
     pub chuanliu: super::flow::RawChuanliu,
+    pub traffic_log: super::traffic_log::RawTrafficLog,
 }
 
 #[derive(Debug, Deserialize)]

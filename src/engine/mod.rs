@@ -321,6 +321,20 @@ impl<'a> Evaluation<'a> {
         self.items.is_empty()
     }
 
+    /// Candidate `i` (past the request's own: one the flow injected).
+    pub fn candidate(&self, i: usize) -> &Candidate {
+        &self.items[i].candidate
+    }
+
+    pub fn tier(&self, i: usize) -> Tier {
+        self.items[i].tier
+    }
+
+    /// The streamer candidate `i`'s exposure is credited to, when known.
+    pub fn streamer(&self, i: usize) -> Option<&'a str> {
+        self.items[i].streamer_id
+    }
+
     pub fn estimate(&self, i: usize) -> Estimate {
         self.estimates[i]
     }

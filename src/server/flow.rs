@@ -8,6 +8,7 @@ use crate::chuanliu::{Applied, BrandSetting, Flow, FlowParams};
 use crate::domain::Millis;
 use crate::events::{Event, EventLog, EventLogError, Ingested, LogRecord};
 use crate::snapshot::{self, Snapshot, SnapshotError};
+use crate::traffic::{Purchase, Record};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -73,6 +74,9 @@ impl State {
         for event in &ingested.accepted {
             let applied = self.ranking.flow.apply(event, params);
             metrics::record_flow_event(&applied);
+            if let Some(purchase) = Purchase::of(event) {
+                self.log_traffic(&engine, &event.user_id, || Record::Purchase(purchase));
+            }
         }
         Ok(ingested)
     }

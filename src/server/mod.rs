@@ -21,7 +21,7 @@ pub use reload::{ReloadError, Reloaded};
 
 use crate::catalog::{Catalog, CatalogError};
 use crate::chuanliu::Flow;
-use crate::config::{CatalogSource, Config, ModelSource};
+use crate::config::{Config, ModelSource};
 use crate::domain::Millis;
 use crate::engine::{Engine, RankState};
 use crate::events::{EventLog, EventLogError};
@@ -31,6 +31,7 @@ use crate::proto::v1::catalog_service_server::CatalogServiceServer;
 use crate::proto::v1::event_service_server::EventServiceServer;
 use crate::proto::v1::rank_service_server::RankServiceServer;
 use crate::snapshot::SnapshotError;
+use crate::traffic::{Record, SinkOptions, TrafficSink};
 use arc_swap::ArcSwap;
 use parking_lot::RwLock;
 use std::future::Future;
@@ -80,6 +81,8 @@ pub struct State {
     pub events: EventLog,
     /// Where the event log and the flow's snapshots are.
     events_dir: PathBuf,
+    /// The traffic log's writer, when `traffic_log.dir` is set.
+    traffic: Option<TrafficSink>,
     /// Held shared while events are appended and applied to the flow, and
     /// exclusively while a snapshot is taken: a snapshot then covers exactly
     /// the log up to [`EventLog::last_seq`].
@@ -116,6 +119,11 @@ pub enum StartError {
     Events(#[from] EventLogError),
     #[error("snapshot: {0}")]
     Snapshot(#[from] SnapshotError),
+    #[error("traffic log {dir}: {source}")]
+    TrafficLog {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// The sockets a server answers on: gRPC, and optionally `GET /metrics`.
@@ -131,6 +139,7 @@ impl State {
         engine: Engine,
         catalog: Catalog,
         (events, events_dir, flow): (EventLog, PathBuf, Flow),
+        traffic: Option<TrafficSink>,
         config_path: Option<PathBuf>,
     ) -> Arc<State> {
         Arc::new(State {
@@ -142,6 +151,7 @@ impl State {
             },
             events,
             events_dir,
+            traffic,
             apply_gate: RwLock::new(()),
             config_path,
             reload_lock: parking_lot::Mutex::new(()),
@@ -163,16 +173,30 @@ impl State {
             ModelSource::File(path) => Model::load(path)?,
         };
         let max_id = config.limits.max_id_bytes as usize;
-        let catalog = match &config.catalog {
-            CatalogSource::Embedded => Catalog::embedded_demo(max_id)?,
-            CatalogSource::Dir(dir) => Catalog::load_dir(dir, max_id)?,
-        };
+        let catalog = Catalog::from_source(&config.catalog, max_id)?;
         let events_dir = events_dir.unwrap_or_else(|| config.events_dir.clone());
         let recovered = flow::recover(&events_dir, &config.chuanliu)?;
+        let traffic = match &config.traffic_log.dir {
+            None => None,
+            Some(dir) => Some(
+                TrafficSink::open(SinkOptions {
+                    dir: dir.clone(),
+                    rotate_bytes: config.traffic_log.rotate_bytes,
+                    rotate_ms: config.traffic_log.rotate_ms,
+                    queue: config.traffic_log.queue,
+                    source: "fairflow serve".into(),
+                })
+                .map_err(|source| StartError::TrafficLog {
+                    dir: dir.clone(),
+                    source,
+                })?,
+            ),
+        };
         Ok(State::new(
             Engine::new(Arc::new(config), Arc::new(model)),
             catalog,
             recovered,
+            traffic,
             config_path,
         ))
     }
@@ -195,6 +219,16 @@ impl State {
     /// The engine in force now.
     pub fn engine(&self) -> Arc<Engine> {
         self.engine.load_full()
+    }
+
+    /// Offers a record of `user`'s to the traffic log, if there is one and
+    /// the user is sampled; `record` is built only then. Never blocks.
+    fn log_traffic(&self, engine: &Engine, user: &str, record: impl FnOnce() -> Record) {
+        if let Some(sink) = &self.traffic
+            && engine.config().traffic_log.samples(user)
+        {
+            sink.offer(record());
+        }
     }
 }
 

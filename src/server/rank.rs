@@ -3,6 +3,7 @@
 
 use super::{State, convert, metrics};
 use crate::proto::v1 as pb;
+use crate::traffic::{RankRecord, Record};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tonic::{Code, Request, Response, Status};
@@ -81,7 +82,16 @@ impl RankApi {
                 let catalog = state.catalog.read();
                 engine.rank(&catalog, &state.ranking, &query)
             };
-            (query.request_id, ranking)
+            let request_id = query.request_id.clone();
+            if let Ok(ranking) = &ranking {
+                // Logged from here, right after ranking, so the log's order
+                // is the order pages updated the state in.
+                let user = query.user_id.clone();
+                state.log_traffic(&engine, &user, || {
+                    Record::Rank(RankRecord::served(query, ranking))
+                });
+            }
+            (request_id, ranking)
         });
         let left = deadline.saturating_sub(started.elapsed());
         let (request_id, ranking) = match tokio::time::timeout(left, work).await {

@@ -84,6 +84,12 @@ impl State {
             // it from a directory would drop what callers sent since.
             restart_required.push("catalog.dir");
         }
+        restart_required.extend(
+            current
+                .config()
+                .traffic_log
+                .restart_required(&next.traffic_log),
+        );
         if next.events_dir != current.config().events_dir {
             restart_required.push("events.dir");
         }

@@ -7,8 +7,10 @@
 //! `version` is refused.
 
 mod reader;
+mod sink;
 
-pub use reader::{LogError, OnError, TrafficReader};
+pub use reader::{LogError, OnError, TrafficReader, read_parallel};
+pub use sink::{SinkCounts, SinkOptions, TrafficSink, files_in};
 
 pub use crate::domain::Channel;
 use crate::domain::{ItemKind, Millis, Scene};
@@ -99,6 +101,70 @@ pub struct RankRecord {
     /// Names the policy that produced `served` (e.g. a config version).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<String>,
+}
+
+impl RankRecord {
+    /// A request as ranked, with the page served (the server's log).
+    pub fn served(query: crate::engine::RankQuery, ranking: &crate::engine::Ranking) -> RankRecord {
+        RankRecord {
+            time: query.now,
+            request_id: query.request_id,
+            user_id: query.user_id,
+            scene: query.scene,
+            slots: query.slots,
+            candidates: query.candidates,
+            served: ranking
+                .slots
+                .iter()
+                .map(|s| ServedSlot {
+                    item_id: s.item_id.clone(),
+                    kind: s.kind,
+                    propensity: None,
+                })
+                .collect(),
+            policy: Some(ranking.config_version.clone()),
+        }
+    }
+
+    /// The request itself, to rank again.
+    pub fn query(&self) -> crate::engine::RankQuery {
+        crate::engine::RankQuery {
+            request_id: self.request_id.clone(),
+            user_id: self.user_id.clone(),
+            scene: self.scene,
+            slots: self.slots,
+            candidates: self.candidates.clone(),
+            now: self.time,
+        }
+    }
+}
+
+impl Purchase {
+    /// The purchase an ingested event is, if it is one.
+    pub fn of(e: &crate::events::Event) -> Option<Purchase> {
+        let crate::events::EventKind::Purchase {
+            item_id,
+            brand_id,
+            seller_streamer_id,
+            channel,
+            price,
+        } = &e.kind
+        else {
+            return None;
+        };
+        Some(Purchase {
+            time: e.time,
+            event_id: e.event_id.clone(),
+            user_id: e.user_id.clone(),
+            goods_id: item_id.clone(),
+            brand_id: brand_id.clone(),
+            seller_id: seller_streamer_id.clone(),
+            channel: *channel,
+            price: *price,
+            request_id: None,
+            slot_item_id: None,
+        })
+    }
 }
 
 /// One served slot.

@@ -137,3 +137,40 @@ fn newer_versions_and_other_formats_are_refused_even_when_skipping() {
     let other = r#"{"type":"header","format":"other","version":1}"#;
     assert!(read_all(other, OnError::Skip).1.is_some());
 }
+
+#[test]
+fn the_parallel_reader_reads_what_the_line_reader_reads_across_blocks() {
+    let mut text = Vec::new();
+    for _ in 0..30 {
+        for r in sample() {
+            r.write_line(&mut text);
+        }
+        text.extend_from_slice(b"\n{\"type\": \"rank\", broken\n");
+    }
+    let serial = |on_error| -> Result<(Vec<Record>, usize), LogError> {
+        let mut reader = TrafficReader::new(&text[..], "t", on_error);
+        let records = (&mut reader)
+            .map(|r| r.map(|(_, r)| r))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((records, reader.skipped_count()))
+    };
+    for block in [64, 200, 1 << 20] {
+        let parallel = |on_error| -> Result<(Vec<Record>, usize), LogError> {
+            let mut records = Vec::new();
+            let skipped =
+                reader::read_blocks(&text[..], "t", on_error, block, |b| records.extend(b))?;
+            Ok((records, skipped))
+        };
+        assert_eq!(
+            parallel(OnError::Skip),
+            serial(OnError::Skip),
+            "block {block}"
+        );
+        assert_eq!(
+            parallel(OnError::Fail),
+            serial(OnError::Fail),
+            "block {block}"
+        );
+    }
+    assert_eq!(serial(OnError::Skip).unwrap().1, 30);
+}

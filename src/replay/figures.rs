@@ -1,0 +1,241 @@
+//! What a replay measures for a policy: exposure per tier over time,
+//! concentration across streamers, expected GMV, and the chuanliu flow.
+
+use crate::allocate::concentration::{gini, shares, top_share};
+use crate::catalog::Catalog;
+use crate::domain::{Millis, Tier};
+use crate::traffic::RankRecord;
+use foldhash::HashMap;
+use serde::Serialize;
+
+const HOUR_MS: i64 = 3_600_000;
+
+/// Dense indices of the catalog's streamers, so exposure is kept in a
+/// vector and concentration counts every streamer (zeros included).
+pub struct StreamerIndex {
+    ids: HashMap<String, usize>,
+}
+
+impl StreamerIndex {
+    pub fn new(catalog: &Catalog) -> StreamerIndex {
+        let mut ids: Vec<&str> = catalog.streamers().map(|s| s.id.as_str()).collect();
+        ids.sort_unstable();
+        StreamerIndex {
+            ids: ids
+                .into_iter()
+                .enumerate()
+                .map(|(i, s)| (s.to_string(), i))
+                .collect(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    fn get(&self, id: &str) -> Option<usize> {
+        self.ids.get(id).copied()
+    }
+}
+
+/// One slot of a page, as measured.
+pub struct PageSlot<'a> {
+    pub exposure: f64,
+    /// `None` for an item the request did not carry (a logged slot the
+    /// replay cannot value).
+    pub tier: Option<Tier>,
+    pub streamer: Option<&'a str>,
+    pub expected_value: f64,
+    pub flow: bool,
+}
+
+/// The figures of one policy over a replay, additive over shards.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Figures {
+    pub requests: u64,
+    pub slots: u64,
+    /// Position-weighted exposure per tier (top, mid, small) per UTC hour
+    /// since the epoch hour of the first request.
+    #[serde(skip)]
+    pub hourly: std::collections::BTreeMap<i64, [f64; 3]>,
+    /// Position-weighted exposure per catalog streamer.
+    #[serde(skip)]
+    pub streamer_exposure: Vec<f64>,
+    /// Exposure on items whose streamer the catalog does not know.
+    pub unknown_streamer_exposure: f64,
+    /// Sum over slots of exposure x expected value (yuan).
+    pub expected_gmv: f64,
+    pub flow_impressions: u64,
+    pub attributed_conversions: u64,
+    pub attributed_gmv: f64,
+    /// The flow's daily budget summed over shards (replicas).
+    pub flow_budget: u64,
+}
+
+impl Figures {
+    pub fn new(streamers: usize) -> Figures {
+        Figures {
+            streamer_exposure: vec![0.0; streamers],
+            ..Figures::default()
+        }
+    }
+
+    pub fn add_page(&mut self, record: &RankRecord, page: &[PageSlot], index: &StreamerIndex) {
+        self.requests += 1;
+        let hour = record.time.0.div_euclid(HOUR_MS);
+        let tiers = self.hourly.entry(hour).or_default();
+        for slot in page {
+            self.slots += 1;
+            if let Some(tier) = slot.tier {
+                tiers[tier.index()] += slot.exposure;
+            }
+            match slot.streamer.and_then(|s| index.get(s)) {
+                Some(i) => self.streamer_exposure[i] += slot.exposure,
+                None => self.unknown_streamer_exposure += slot.exposure,
+            }
+            self.expected_gmv += slot.exposure * slot.expected_value;
+            self.flow_impressions += u64::from(slot.flow);
+        }
+    }
+
+    pub fn merge(&mut self, other: &Figures) {
+        self.requests += other.requests;
+        self.slots += other.slots;
+        for (hour, t) in &other.hourly {
+            let mine = self.hourly.entry(*hour).or_default();
+            for i in 0..3 {
+                mine[i] += t[i];
+            }
+        }
+        if self.streamer_exposure.len() < other.streamer_exposure.len() {
+            self.streamer_exposure
+                .resize(other.streamer_exposure.len(), 0.0);
+        }
+        for (a, b) in self
+            .streamer_exposure
+            .iter_mut()
+            .zip(&other.streamer_exposure)
+        {
+            *a += b;
+        }
+        self.unknown_streamer_exposure += other.unknown_streamer_exposure;
+        self.expected_gmv += other.expected_gmv;
+        self.flow_impressions += other.flow_impressions;
+        self.attributed_conversions += other.attributed_conversions;
+        self.attributed_gmv += other.attributed_gmv;
+        self.flow_budget += other.flow_budget;
+    }
+
+    /// Tier shares over the whole replay.
+    pub fn tier_shares(&self) -> [f64; 3] {
+        let mut total = [0.0; 3];
+        for t in self.hourly.values() {
+            for i in 0..3 {
+                total[i] += t[i];
+            }
+        }
+        shares(total)
+    }
+
+    /// The Lorenz curve of exposure across streamers: `points + 1` points
+    /// (share of streamers, share of exposure), poorest first.
+    pub fn lorenz(&self, points: usize) -> Vec<(f64, f64)> {
+        let mut v = self.streamer_exposure.clone();
+        v.sort_unstable_by(f64::total_cmp);
+        let total: f64 = v.iter().sum();
+        let n = v.len();
+        let mut cumulative = Vec::with_capacity(n + 1);
+        cumulative.push(0.0);
+        for x in &v {
+            cumulative.push(cumulative.last().copied().unwrap_or(0.0) + x);
+        }
+        (0..=points)
+            .map(|k| {
+                let at = (k * n) / points.max(1);
+                let y = if total > 0.0 {
+                    cumulative[at] / total
+                } else {
+                    0.0
+                };
+                (at as f64 / n.max(1) as f64, y)
+            })
+            .collect()
+    }
+
+    pub fn summary(&self, targets: Option<[f64; 3]>) -> Summary {
+        Summary {
+            requests: self.requests,
+            tier_shares: self.tier_shares(),
+            targets,
+            max_hourly_gap_pp: targets.map(|t| {
+                self.hourly
+                    .values()
+                    .filter(|h| h.iter().sum::<f64>() > 0.0)
+                    .flat_map(|h| {
+                        let s = shares(*h);
+                        (0..3).map(move |i| (s[i] - t[i]).abs() * 100.0)
+                    })
+                    .fold(0.0, f64::max)
+            }),
+            gini: gini(&self.streamer_exposure),
+            top1: top_share(&self.streamer_exposure, 0.01),
+            top10: top_share(&self.streamer_exposure, 0.10),
+            expected_gmv: self.expected_gmv,
+            flow_impressions: self.flow_impressions,
+            flow_budget: self.flow_budget,
+            attributed_conversions: self.attributed_conversions,
+            attributed_gmv: self.attributed_gmv,
+            hourly: self
+                .hourly
+                .iter()
+                .map(|(h, t)| (Millis(h * HOUR_MS), shares(*t)))
+                .collect(),
+            lorenz: self.lorenz(20),
+        }
+    }
+}
+
+/// The figures as reported (report.json, the table, the charts).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Summary {
+    pub requests: u64,
+    pub tier_shares: [f64; 3],
+    pub targets: Option<[f64; 3]>,
+    /// Largest gap between an hour's tier share and its target.
+    pub max_hourly_gap_pp: Option<f64>,
+    /// Across every catalog streamer, zeros included.
+    pub gini: f64,
+    pub top1: f64,
+    pub top10: f64,
+    pub expected_gmv: f64,
+    pub flow_impressions: u64,
+    pub flow_budget: u64,
+    pub attributed_conversions: u64,
+    pub attributed_gmv: f64,
+    /// Tier shares per UTC hour (the hour's start).
+    pub hourly: Vec<(Millis, [f64; 3])>,
+    /// 21 points of the Lorenz curve.
+    pub lorenz: Vec<(f64, f64)>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lorenz_runs_from_zero_to_one_below_the_diagonal() {
+        let f = Figures {
+            streamer_exposure: vec![0.0, 1.0, 1.0, 2.0],
+            ..Figures::default()
+        };
+        let l = f.lorenz(4);
+        assert_eq!(l.first(), Some(&(0.0, 0.0)));
+        assert_eq!(l.last(), Some(&(1.0, 1.0)));
+        assert_eq!(l[2], (0.5, 0.25));
+        assert!(l.iter().all(|(x, y)| y <= x));
+    }
+}

@@ -1,0 +1,234 @@
+//! Offline replay: a traffic log's requests through the very same
+//! [`Engine`], in time order, with purchases applied to the flow as they
+//! happened and stream status changes applied to the catalog.
+//!
+//! **Shards.** Users are split over `shards` by a stable hash of the user
+//! id, as N server replicas behind a user-keyed balancer would split them:
+//! each shard has its own catalog copy and its own [`RankState`] (exposure
+//! controller, flow budget), exactly as each replica has. Shards run in
+//! parallel (rayon) and each is sequential, so a given shard count gives the
+//! same result on every run and on any number of cores; one shard replays a
+//! single server.
+//!
+//! **Exactness.** Replaying a log a server wrote, with one shard, the same
+//! config and catalog and an empty start state, gives the rankings it served
+//! (tested in `tests/replay.rs`), provided the server ranked one request at a
+//! time: concurrent requests update the shared state in an order the log
+//! cannot fully record.
+
+mod figures;
+mod log;
+pub mod report;
+
+pub use figures::{Figures, Summary};
+pub use log::{Log, LogReadError, Step, read};
+
+use crate::catalog::Catalog;
+use crate::domain::{ItemKind, Reason};
+use crate::engine::{Engine, RankState, Ranking};
+use rayon::prelude::*;
+use serde::Serialize;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// What one replay produced.
+#[derive(Debug, Clone, Default)]
+pub struct Replayed {
+    /// The replayed policy's figures.
+    pub replayed: Figures,
+    /// The same figures for the pages the log says were served (over the
+    /// requests that carry them).
+    pub logged: Figures,
+    /// Requests the engine refused (invalid in the log), and the first
+    /// reason.
+    pub refused: u64,
+    pub first_refusal: Option<String>,
+    /// Requests whose replayed page equals the logged one, of those that
+    /// carry one.
+    pub identical: u64,
+    /// Every replayed ranking, in log order (with `keep_rankings`).
+    pub rankings: Vec<RankingRow>,
+}
+
+/// One replayed ranking, as `--write-rankings` writes it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RankingRow {
+    pub request_id: String,
+    pub user_id: String,
+    pub time_ms: i64,
+    pub scene: crate::domain::Scene,
+    pub item_ids: Vec<String>,
+    pub kinds: Vec<ItemKind>,
+    pub tiers: Vec<crate::domain::Tier>,
+    pub reasons: Vec<Vec<Reason>>,
+}
+
+impl RankingRow {
+    fn new(step: &crate::traffic::RankRecord, r: &Ranking) -> RankingRow {
+        RankingRow {
+            request_id: step.request_id.clone(),
+            user_id: step.user_id.clone(),
+            time_ms: step.time.0,
+            scene: step.scene,
+            item_ids: r.slots.iter().map(|s| s.item_id.clone()).collect(),
+            kinds: r.slots.iter().map(|s| s.kind).collect(),
+            tiers: r.slots.iter().map(|s| s.tier).collect(),
+            reasons: r.slots.iter().map(|s| s.reasons.iter().collect()).collect(),
+        }
+    }
+}
+
+/// How to replay.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub shards: usize,
+    /// Keep every ranking (for `--write-rankings`).
+    pub keep_rankings: bool,
+}
+
+/// The shard of `user` among `shards`: a fixed hash, so the split does not
+/// depend on the build or the run.
+pub fn shard_of(user: &str, shards: usize) -> usize {
+    crc32fast::hash(user.as_bytes()) as usize % shards.max(1)
+}
+
+/// Replays `log` under `engine` against `catalog` (copied per shard).
+/// `progress` counts requests done, for a progress bar.
+pub fn run(
+    engine: &Engine,
+    catalog: &Catalog,
+    log: &Log,
+    options: &Options,
+    progress: &AtomicU64,
+) -> Replayed {
+    let shards = options.shards.max(1);
+    let index = figures::StreamerIndex::new(catalog);
+    let parts: Vec<Replayed> = (0..shards)
+        .into_par_iter()
+        .map(|shard| {
+            replay_shard(
+                engine, catalog, log, shard, shards, options, &index, progress,
+            )
+        })
+        .collect();
+    let mut out = Replayed::default();
+    // Merged in shard order: the same result for the same shard count.
+    for part in parts {
+        out.replayed.merge(&part.replayed);
+        out.logged.merge(&part.logged);
+        out.refused += part.refused;
+        out.first_refusal = out.first_refusal.or(part.first_refusal);
+        out.identical += part.identical;
+        out.rankings.extend(part.rankings);
+    }
+    out.rankings
+        .sort_by(|a, b| (a.time_ms, &a.request_id).cmp(&(b.time_ms, &b.request_id)));
+    let params = &engine.config().chuanliu;
+    out.replayed.flow_budget = params.daily_impressions * shards as u64;
+    out
+}
+
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one shard's share of `run`'s inputs"
+)]
+fn replay_shard(
+    engine: &Engine,
+    catalog: &Catalog,
+    log: &Log,
+    shard: usize,
+    shards: usize,
+    options: &Options,
+    index: &figures::StreamerIndex,
+    progress: &AtomicU64,
+) -> Replayed {
+    let mut catalog = catalog.clone();
+    let state = RankState::new();
+    let config = engine.config();
+    let mut out = Replayed {
+        replayed: Figures::new(index.len()),
+        logged: Figures::new(index.len()),
+        ..Replayed::default()
+    };
+    for step in &log.steps {
+        if step.user().is_some_and(|u| shard_of(u, shards) != shard) {
+            continue;
+        }
+        match step {
+            Step::Status(s) => {
+                catalog.set_live(&s.stream_id, s.live);
+            }
+            Step::Purchase(e) => {
+                let applied = state.flow.apply(e, &config.chuanliu);
+                if let Some(price) = applied.attributed {
+                    out.replayed.attributed_conversions += 1;
+                    out.replayed.attributed_gmv += price;
+                }
+            }
+            Step::Rank(record) => {
+                progress.fetch_add(1, Ordering::Relaxed);
+                let query = record.query();
+                let evaluation = match engine.evaluate(&catalog, &query, Some(&state.flow)) {
+                    Ok(e) => e,
+                    Err(e) => {
+                        out.refused += 1;
+                        if out.first_refusal.is_none() {
+                            out.first_refusal =
+                                Some(format!("request `{}`: {e}", record.request_id));
+                        }
+                        continue;
+                    }
+                };
+                // The logged page, valued with this evaluation's estimates.
+                if !record.served.is_empty() {
+                    let page: Vec<figures::PageSlot> = record
+                        .served
+                        .iter()
+                        .enumerate()
+                        .map(|(position, s)| {
+                            let i = (0..evaluation.len()).find(|&i| {
+                                let c = evaluation.candidate(i);
+                                c.kind == s.kind && c.item_id == s.item_id
+                            });
+                            figures::PageSlot {
+                                exposure: config.quotas.position_weights.weight(position),
+                                tier: i.map(|i| evaluation.tier(i)),
+                                streamer: i.and_then(|i| evaluation.streamer(i)),
+                                expected_value: i
+                                    .map_or(0.0, |i| evaluation.estimate(i).expected_value),
+                                flow: false,
+                            }
+                        })
+                        .collect();
+                    out.logged.add_page(record, &page, index);
+                }
+                let ranking = engine.allocate(evaluation, &state.exposure, &query);
+                let page: Vec<figures::PageSlot> = ranking
+                    .slots
+                    .iter()
+                    .map(|s| figures::PageSlot {
+                        exposure: s.exposure,
+                        tier: Some(s.tier),
+                        streamer: s.streamer_id.as_deref(),
+                        expected_value: s.expected_value,
+                        flow: s.reasons.contains(Reason::Chuanliu),
+                    })
+                    .collect();
+                out.replayed.add_page(record, &page, index);
+                if !record.served.is_empty()
+                    && record.served.len() == ranking.slots.len()
+                    && record
+                        .served
+                        .iter()
+                        .zip(&ranking.slots)
+                        .all(|(a, b)| a.item_id == b.item_id && a.kind == b.kind)
+                {
+                    out.identical += 1;
+                }
+                if options.keep_rankings {
+                    out.rankings.push(RankingRow::new(record, &ranking));
+                }
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,205 @@
+//! The replay's report: `report.json` for machines, a table for people,
+//! written so that nothing half-written is ever presented as a result.
+
+use super::{Replayed, Summary};
+use serde::Serialize;
+use std::fmt;
+use std::io::Write;
+use std::path::Path;
+
+/// One config's results.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PolicyReport {
+    /// The config file (or the embedded default).
+    pub name: String,
+    pub config_version: String,
+    /// What the config would have done.
+    pub replayed: Summary,
+    /// What the log says was served, over the requests that carry it.
+    pub logged: Option<Summary>,
+    /// Requests whose replayed page equals the logged one, and how many
+    /// carry a logged page.
+    pub identical: u64,
+    pub with_logged_page: u64,
+    /// Requests the engine refused, and the first reason.
+    pub refused: u64,
+    pub first_refusal: Option<String>,
+}
+
+impl PolicyReport {
+    pub fn new(
+        name: String,
+        config_version: String,
+        targets: Option<[f64; 3]>,
+        r: &Replayed,
+    ) -> PolicyReport {
+        PolicyReport {
+            name,
+            config_version,
+            replayed: r.replayed.summary(targets),
+            logged: (r.logged.requests > 0).then(|| r.logged.summary(targets)),
+            identical: r.identical,
+            with_logged_page: r.logged.requests,
+            refused: r.refused,
+            first_refusal: r.first_refusal.clone(),
+        }
+    }
+}
+
+/// B minus A, for the headline figures.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Difference {
+    pub tier_shares: [f64; 3],
+    pub gini: f64,
+    pub top1: f64,
+    pub top10: f64,
+    pub expected_gmv: f64,
+    /// B over A, minus 1.
+    pub expected_gmv_relative: f64,
+    pub flow_impressions: i64,
+    pub attributed_conversions: i64,
+    pub attributed_gmv: f64,
+}
+
+impl Difference {
+    pub fn between(a: &Summary, b: &Summary) -> Difference {
+        Difference {
+            tier_shares: [0, 1, 2].map(|i| b.tier_shares[i] - a.tier_shares[i]),
+            gini: b.gini - a.gini,
+            top1: b.top1 - a.top1,
+            top10: b.top10 - a.top10,
+            expected_gmv: b.expected_gmv - a.expected_gmv,
+            expected_gmv_relative: if a.expected_gmv > 0.0 {
+                b.expected_gmv / a.expected_gmv - 1.0
+            } else {
+                0.0
+            },
+            flow_impressions: b.flow_impressions as i64 - a.flow_impressions as i64,
+            attributed_conversions: b.attributed_conversions as i64
+                - a.attributed_conversions as i64,
+            attributed_gmv: b.attributed_gmv - a.attributed_gmv,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    pub logs: Vec<String>,
+    pub requests: u64,
+    pub shards: usize,
+    pub skipped_lines: usize,
+    pub a: PolicyReport,
+    pub b: Option<PolicyReport>,
+    /// B's replay minus A's.
+    pub difference: Option<Difference>,
+}
+
+/// Writes `bytes` to `path` through a temporary file and a rename: a reader
+/// finds the whole file or none.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut file = std::fs::File::create(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+fn row(f: &mut fmt::Formatter, label: &str, s: &Summary) -> fmt::Result {
+    writeln!(
+        f,
+        "{label:<34} {:>6.3} {:>6.3} {:>6.3} {:>7} {:>6.3} {:>6.3} {:>6.3} {:>12.0} {:>8} {:>7} {:>10.0}",
+        s.tier_shares[0],
+        s.tier_shares[1],
+        s.tier_shares[2],
+        s.max_hourly_gap_pp
+            .map_or("-".to_string(), |g| format!("{g:.2}")),
+        s.gini,
+        s.top1,
+        s.top10,
+        s.expected_gmv,
+        s.flow_impressions,
+        s.attributed_conversions,
+        s.attributed_gmv,
+    )
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        writeln!(
+            f,
+            "{} requests from {} file(s), {} shard(s){}",
+            self.requests,
+            self.logs.len(),
+            self.shards,
+            if self.skipped_lines > 0 {
+                format!(", {} malformed lines skipped", self.skipped_lines)
+            } else {
+                String::new()
+            }
+        )?;
+        writeln!(
+            f,
+            "{:<34} {:>6} {:>6} {:>6} {:>7} {:>6} {:>6} {:>6} {:>12} {:>8} {:>7} {:>10}",
+            "policy",
+            "top",
+            "mid",
+            "small",
+            "gap(pp)",
+            "gini",
+            "top1%",
+            "top10%",
+            "exp.GMV",
+            "flow.imp",
+            "attr",
+            "attr.GMV"
+        )?;
+        for p in std::iter::once(&self.a).chain(&self.b) {
+            if let Some(logged) = &p.logged {
+                row(
+                    f,
+                    &format!("logged (what happened, {} req)", p.with_logged_page),
+                    logged,
+                )?;
+                break;
+            }
+        }
+        for p in std::iter::once(&self.a).chain(&self.b) {
+            row(f, &format!("replayed {}", p.name), &p.replayed)?;
+        }
+        if let Some(d) = &self.difference {
+            writeln!(
+                f,
+                "{:<34} {:>+6.3} {:>+6.3} {:>+6.3} {:>7} {:>+6.3} {:>+6.3} {:>+6.3} {:>+11.1}% {:>+8} {:>+7} {:>+10.0}",
+                "B - A",
+                d.tier_shares[0],
+                d.tier_shares[1],
+                d.tier_shares[2],
+                "",
+                d.gini,
+                d.top1,
+                d.top10,
+                d.expected_gmv_relative * 100.0,
+                d.flow_impressions,
+                d.attributed_conversions,
+                d.attributed_gmv,
+            )?;
+        }
+        for p in std::iter::once(&self.a).chain(&self.b) {
+            if p.with_logged_page > 0 {
+                writeln!(
+                    f,
+                    "{}: {} of {} logged pages replayed identically",
+                    p.name, p.identical, p.with_logged_page
+                )?;
+            }
+            if let Some(reason) = &p.first_refusal {
+                writeln!(
+                    f,
+                    "{}: {} requests refused, first: {reason}",
+                    p.name, p.refused
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
