@@ -79,6 +79,10 @@ fn files_of(path: &Path) -> Result<Vec<PathBuf>, LogReadError> {
     }
 }
 
+/// Record types a replay does not use, passed over unparsed (most of a
+/// simulated log's lines are impressions).
+const UNUSED: &[&str] = &["impression", "click"];
+
 /// Reads `paths` (files, or directories of traffic files).
 pub fn read(paths: &[PathBuf], on_error: OnError) -> Result<Log, LogReadError> {
     let mut log = Log::default();
@@ -91,8 +95,12 @@ pub fn read(paths: &[PathBuf], on_error: OnError) -> Result<Log, LogReadError> {
             source,
         })?;
         let (steps, served) = (&mut log.steps, &mut log.served);
-        log.skipped +=
-            traffic::read_parallel(input, &file.display().to_string(), on_error, |records| {
+        log.skipped += traffic::read_parallel(
+            input,
+            &file.display().to_string(),
+            on_error,
+            UNUSED,
+            |records| {
                 for record in records {
                     match record {
                         Record::Rank(r) => {
@@ -107,7 +115,8 @@ pub fn read(paths: &[PathBuf], on_error: OnError) -> Result<Log, LogReadError> {
                         | Record::Unknown => {}
                     }
                 }
-            })?;
+            },
+        )?;
     }
     // Stable: equal times keep file order (a request before the purchase
     // it led to, when they share a millisecond).

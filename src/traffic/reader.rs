@@ -112,13 +112,18 @@ const BLOCK: usize = 32 << 20;
 /// each block's records to `sink` in file order. Returns how many malformed
 /// lines were skipped. For a big log on many cores: JSON parsing, not the
 /// consumer, is otherwise the bottleneck.
+///
+/// Lines of the record types in `skip` are passed over without being
+/// parsed when they start with their tag (`{"type":"impression"`, as this
+/// crate writes them); others are parsed and delivered as usual.
 pub fn read_parallel(
     input: impl std::io::Read,
     origin: &str,
     on_error: OnError,
+    skip: &[&str],
     sink: impl FnMut(Vec<Record>),
 ) -> Result<usize, LogError> {
-    read_blocks(input, origin, on_error, BLOCK, sink)
+    read_blocks(input, origin, on_error, BLOCK, skip, sink)
 }
 
 pub(super) fn read_blocks(
@@ -126,9 +131,11 @@ pub(super) fn read_blocks(
     origin: &str,
     on_error: OnError,
     block: usize,
+    skip: &[&str],
     mut sink: impl FnMut(Vec<Record>),
 ) -> Result<usize, LogError> {
     use rayon::prelude::*;
+    let prefixes: Vec<String> = skip.iter().map(|t| format!("{{\"type\":\"{t}\"")).collect();
     let read_err = |e: std::io::Error| LogError::Read {
         origin: origin.to_string(),
         reason: e.to_string(),
@@ -171,7 +178,7 @@ pub(super) fn read_blocks(
             .lines()
             .enumerate()
             .map(|(i, l)| (first_line + i, l.trim()))
-            .filter(|(_, l)| !l.is_empty())
+            .filter(|(_, l)| !l.is_empty() && !prefixes.iter().any(|p| l.starts_with(p.as_str())))
             .collect();
         first_line += text.lines().count();
         let parsed: Vec<Result<Record, LogError>> = lines

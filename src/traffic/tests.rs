@@ -158,7 +158,7 @@ fn the_parallel_reader_reads_what_the_line_reader_reads_across_blocks() {
         let parallel = |on_error| -> Result<(Vec<Record>, usize), LogError> {
             let mut records = Vec::new();
             let skipped =
-                reader::read_blocks(&text[..], "t", on_error, block, |b| records.extend(b))?;
+                reader::read_blocks(&text[..], "t", on_error, block, &[], |b| records.extend(b))?;
             Ok((records, skipped))
         };
         assert_eq!(
@@ -173,4 +173,16 @@ fn the_parallel_reader_reads_what_the_line_reader_reads_across_blocks() {
         );
     }
     assert_eq!(serial(OnError::Skip).unwrap().1, 30);
+    // Skipped types are not delivered; the rest is.
+    let mut kept = Vec::new();
+    reader::read_blocks(&text[..], "t", OnError::Skip, 200, &["rank"], |b| {
+        kept.extend(b)
+    })
+    .unwrap();
+    let (all, _) = serial(OnError::Skip).unwrap();
+    let expected: Vec<Record> = all
+        .into_iter()
+        .filter(|r| !matches!(r, Record::Rank(_)))
+        .collect();
+    assert_eq!(kept, expected);
 }
