@@ -270,6 +270,9 @@ struct ReplayArgs {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+    /// Largest importance weight in the off-policy estimates.
+    #[arg(long, default_value_t = 100.0)]
+    max_weight: f64,
     /// What to do with a malformed log line.
     #[arg(long, value_enum, default_value_t = OnErrorArg::Fail)]
     on_error: OnErrorArg,
@@ -583,8 +586,13 @@ fn replay(args: ReplayArgs) -> anyhow::Result<()> {
         shards,
         write_rankings,
         quiet,
+        max_weight,
         on_error,
     } = args;
+    anyhow::ensure!(
+        max_weight >= 1.0,
+        "--max-weight must be at least 1 (got {max_weight})"
+    );
     anyhow::ensure!(shards >= 1, "--shards must be at least 1");
     // Everything that can be refused is checked before any work.
     let a = load_engine(config.as_deref(), None)?;
@@ -643,6 +651,7 @@ fn replay(args: ReplayArgs) -> anyhow::Result<()> {
             engine.config().version.clone(),
             quotas.exposure.targets.filter(|_| acts),
             r,
+            max_weight,
         )
     };
     let replayed_a = run(&a, write_rankings.is_some(), "A");

@@ -418,3 +418,97 @@ fn simulate_then_train_report_malformed_lines_by_number() {
         "{err}"
     );
 }
+
+#[test]
+fn replay_writes_its_report_and_refuses_bad_input_without_writing_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim_dir = dir.path().join("sim");
+    let sim = Command::new(BIN)
+        .args([
+            "simulate",
+            "--seed",
+            "4",
+            "--users",
+            "40",
+            "--streamers",
+            "120",
+        ])
+        .args(["--goods-per-brand", "10", "--days", "1", "--quiet", "--out"])
+        .arg(&sim_dir)
+        .output()
+        .unwrap();
+    assert!(
+        sim.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sim.stderr)
+    );
+    let config = dir.path().join("replay.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[catalog]\ndir = \"{}\"\n",
+            sim_dir.join("catalog").display()
+        ),
+    )
+    .unwrap();
+    let replay = |log: &std::path::Path, config: &std::path::Path, out: &std::path::Path| {
+        Command::new(BIN)
+            .arg("replay")
+            .arg("--log")
+            .arg(log)
+            .arg("--config")
+            .arg(config)
+            .arg("--compare")
+            .arg(config)
+            .arg("--out")
+            .arg(out)
+            .args(["--shards", "2", "--quiet", "--write-rankings"])
+            .arg(out.join("rankings.jsonl"))
+            .output()
+            .unwrap()
+    };
+    let out = dir.path().join("report");
+    let ok = replay(&sim_dir.join("traffic.jsonl"), &config, &out);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&ok.stdout);
+    assert!(stdout.contains("logged (what happened"), "{stdout}");
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    let requests = report["requests"].as_u64().unwrap();
+    assert!(requests > 0);
+    assert_eq!(report["a"]["replayed"]["requests"].as_u64(), Some(requests));
+    // The same config twice: no difference at all.
+    assert_eq!(report["difference"]["expected_gmv"].as_f64(), Some(0.0));
+    assert_eq!(report["a"]["replayed"], report["b"]["replayed"]);
+    // The simulator logs propensities, clicks and purchases.
+    let ope = &report["a"]["off_policy"];
+    assert!(ope["requests"].as_u64().unwrap() > 0, "{ope}");
+    assert!(ope["clicks_per_request"]["dr"]["value"].is_number());
+    let rankings = std::fs::read_to_string(out.join("rankings.jsonl")).unwrap();
+    assert_eq!(rankings.lines().count() as u64, requests);
+
+    // Bad input: an error naming the problem, a non-zero exit, no report.
+    let missing = replay(
+        &dir.path().join("nope.jsonl"),
+        &config,
+        &dir.path().join("r2"),
+    );
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no such file"));
+    assert!(!dir.path().join("r2/report.json").exists());
+    let bad_config = dir.path().join("bad.toml");
+    std::fs::write(&bad_config, "[chuanliu]\nmax_per_page = -1\n").unwrap();
+    let refused = replay(
+        &sim_dir.join("traffic.jsonl"),
+        &bad_config,
+        &dir.path().join("r3"),
+    );
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("chuanliu.max_per_page"), "{err}");
+    assert!(!dir.path().join("r3/report.json").exists());
+}

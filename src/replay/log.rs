@@ -4,6 +4,7 @@
 
 use crate::events::Event;
 use crate::traffic::{self, OnError, RankRecord, Record, StreamStatus};
+use foldhash::HashMap;
 use std::path::{Path, PathBuf};
 
 /// One step of a replay.
@@ -43,6 +44,18 @@ pub struct Log {
     pub skipped: usize,
     /// Rank records that carry the served page.
     pub served: usize,
+    /// Clicks and purchases by the request they came from (for off-policy
+    /// estimates).
+    pub rewards: HashMap<String, RequestRewards>,
+}
+
+/// What a request's page earned, as the log records it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RequestRewards {
+    /// Positions clicked.
+    pub clicks: Vec<u32>,
+    /// Purchases: the slot's item they came through, and the price.
+    pub purchases: Vec<(String, f64)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -81,7 +94,7 @@ fn files_of(path: &Path) -> Result<Vec<PathBuf>, LogReadError> {
 
 /// Record types a replay does not use, passed over unparsed (most of a
 /// simulated log's lines are impressions).
-const UNUSED: &[&str] = &["impression", "click"];
+const UNUSED: &[&str] = &["impression"];
 
 /// Reads `paths` (files, or directories of traffic files).
 pub fn read(paths: &[PathBuf], on_error: OnError) -> Result<Log, LogReadError> {
@@ -94,7 +107,7 @@ pub fn read(paths: &[PathBuf], on_error: OnError) -> Result<Log, LogReadError> {
             path: file.clone(),
             source,
         })?;
-        let (steps, served) = (&mut log.steps, &mut log.served);
+        let (steps, served, rewards) = (&mut log.steps, &mut log.served, &mut log.rewards);
         log.skipped += traffic::read_parallel(
             input,
             &file.display().to_string(),
@@ -107,12 +120,20 @@ pub fn read(paths: &[PathBuf], on_error: OnError) -> Result<Log, LogReadError> {
                             *served += usize::from(!r.served.is_empty());
                             steps.push(Step::Rank(r));
                         }
-                        Record::Purchase(p) => steps.push(Step::Purchase(Event::from(&p))),
+                        Record::Purchase(p) => {
+                            if let (Some(request), Some(item)) = (&p.request_id, &p.slot_item_id) {
+                                let r: &mut RequestRewards =
+                                    rewards.entry(request.clone()).or_default();
+                                r.purchases.push((item.clone(), p.price));
+                            }
+                            steps.push(Step::Purchase(Event::from(&p)));
+                        }
+                        Record::Click(c) => {
+                            let r: &mut RequestRewards = rewards.entry(c.request_id).or_default();
+                            r.clicks.push(c.position);
+                        }
                         Record::StreamStatus(s) => steps.push(Step::Status(s)),
-                        Record::Header(_)
-                        | Record::Impression(_)
-                        | Record::Click(_)
-                        | Record::Unknown => {}
+                        Record::Header(_) | Record::Impression(_) | Record::Unknown => {}
                     }
                 }
             },

@@ -18,6 +18,7 @@
 
 mod figures;
 mod log;
+pub mod ope;
 pub mod report;
 
 pub use figures::{Figures, Summary};
@@ -47,6 +48,49 @@ pub struct Replayed {
     pub identical: u64,
     /// Every replayed ranking, in log order (with `keep_rankings`).
     pub rankings: Vec<RankingRow>,
+    /// Logged pages with propensities, against the replayed ones, for the
+    /// off-policy estimates; and how many logged pages had none.
+    pub ope_samples: Vec<ope::Sample>,
+    pub without_propensities: usize,
+}
+
+/// The off-policy sample of one request: its logged slots (with
+/// propensities and rewards) against the replayed page. `None` when a
+/// logged slot has no propensity.
+fn ope_sample(
+    record: &crate::traffic::RankRecord,
+    ranking: &Ranking,
+    logged: &[ope::Estimates],
+    log: &Log,
+) -> Option<ope::Sample> {
+    let rewards = log.rewards.get(&record.request_id);
+    record
+        .served
+        .iter()
+        .enumerate()
+        .map(|(k, s)| {
+            let target = ranking.slots.get(k);
+            Some(ope::LoggedSlot {
+                propensity: s.propensity?,
+                target_agrees: target.is_some_and(|t| t.item_id == s.item_id && t.kind == s.kind),
+                click: f64::from(u8::from(
+                    rewards.is_some_and(|r| r.clicks.contains(&(k as u32))),
+                )),
+                gmv: rewards.map_or(0.0, |r| {
+                    r.purchases
+                        .iter()
+                        .filter(|(item, _)| *item == s.item_id)
+                        .map(|(_, price)| price)
+                        .sum()
+                }),
+                logged_estimate: logged[k],
+                target_estimate: target.map_or_else(ope::Estimates::default, |t| ope::Estimates {
+                    pctr: t.pctr,
+                    expected_value: t.expected_value,
+                }),
+            })
+        })
+        .collect()
 }
 
 /// One replayed ranking, as `--write-rankings` writes it.
@@ -119,6 +163,8 @@ pub fn run(
         out.first_refusal = out.first_refusal.or(part.first_refusal);
         out.identical += part.identical;
         out.rankings.extend(part.rankings);
+        out.ope_samples.extend(part.ope_samples);
+        out.without_propensities += part.without_propensities;
     }
     out.rankings
         .sort_by(|a, b| (a.time_ms, &a.request_id).cmp(&(b.time_ms, &b.request_id)));
@@ -179,6 +225,7 @@ fn replay_shard(
                     }
                 };
                 // The logged page, valued with this evaluation's estimates.
+                let mut logged_estimates = Vec::new();
                 if !record.served.is_empty() {
                     let page: Vec<figures::PageSlot> = record
                         .served
@@ -188,6 +235,11 @@ fn replay_shard(
                             let i = (0..evaluation.len()).find(|&i| {
                                 let c = evaluation.candidate(i);
                                 c.kind == s.kind && c.item_id == s.item_id
+                            });
+                            let e = i.map(|i| evaluation.estimate(i));
+                            logged_estimates.push(ope::Estimates {
+                                pctr: e.map_or(0.0, |e| e.pctr),
+                                expected_value: e.map_or(0.0, |e| e.expected_value),
                             });
                             figures::PageSlot {
                                 exposure: config.quotas.position_weights.weight(position),
@@ -214,6 +266,12 @@ fn replay_shard(
                     })
                     .collect();
                 out.replayed.add_page(record, &page, index);
+                if !record.served.is_empty() {
+                    match ope_sample(record, &ranking, &logged_estimates, log) {
+                        Some(sample) => out.ope_samples.push(sample),
+                        None => out.without_propensities += 1,
+                    }
+                }
                 if !record.served.is_empty()
                     && record.served.len() == ranking.slots.len()
                     && record

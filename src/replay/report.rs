@@ -1,6 +1,7 @@
 //! The replay's report: `report.json` for machines, a table for people,
 //! written so that nothing half-written is ever presented as a result.
 
+use super::ope::{self, Estimate, OffPolicy};
 use super::{Replayed, Summary};
 use serde::Serialize;
 use std::fmt;
@@ -24,6 +25,9 @@ pub struct PolicyReport {
     /// Requests the engine refused, and the first reason.
     pub refused: u64,
     pub first_refusal: Option<String>,
+    /// Off-policy estimates of the replayed policy's value, where the log
+    /// carries propensities (docs/replay.md).
+    pub off_policy: Option<OffPolicy>,
 }
 
 impl PolicyReport {
@@ -32,6 +36,7 @@ impl PolicyReport {
         config_version: String,
         targets: Option<[f64; 3]>,
         r: &Replayed,
+        max_weight: f64,
     ) -> PolicyReport {
         PolicyReport {
             name,
@@ -42,6 +47,8 @@ impl PolicyReport {
             with_logged_page: r.logged.requests,
             refused: r.refused,
             first_refusal: r.first_refusal.clone(),
+            off_policy: (!r.ope_samples.is_empty())
+                .then(|| ope::evaluate(&r.ope_samples, r.without_propensities, max_weight)),
         }
     }
 }
@@ -183,6 +190,35 @@ impl fmt::Display for Report {
                 d.attributed_conversions,
                 d.attributed_gmv,
             )?;
+        }
+        for p in std::iter::once(&self.a).chain(&self.b) {
+            let Some(o) = &p.off_policy else { continue };
+            writeln!(
+                f,
+                "off-policy, {}: {} requests with propensities ({} without), weights clipped at {} ({} clipped), first slot agrees on {:.1}%, ESS slot 1: {:.0}",
+                p.name,
+                o.requests,
+                o.without_propensities,
+                o.max_weight,
+                o.clipped,
+                o.first_slot_agreement * 100.0,
+                o.ess.first().copied().unwrap_or(0.0)
+            )?;
+            let e = |x: &Estimate| format!("{:.4} [{:.4}, {:.4}]", x.value, x.low, x.high);
+            for (what, v) in [
+                ("clicks/request", &o.clicks_per_request),
+                ("GMV/request", &o.gmv_per_request),
+            ] {
+                writeln!(
+                    f,
+                    "  {what:<15} logged {}  IPS {}  SNIPS {}  DM {}  DR {}",
+                    e(&v.logged),
+                    e(&v.ips),
+                    e(&v.snips),
+                    e(&v.dm),
+                    e(&v.dr)
+                )?;
+            }
         }
         for p in std::iter::once(&self.a).chain(&self.b) {
             if p.with_logged_page > 0 {
