@@ -33,7 +33,8 @@
 //! **Clipping**: weights are capped at `max_weight` (bias for variance);
 //! how many were clipped is reported. **Intervals**: 95%, normal
 //! approximation over per-request terms (for SNIPS, over its linearization:
-//! the delta method). **ESS**: per position, `(sum w)^2 / sum w^2`.
+//! the delta method; for DM it leaves out the reward model's own error, so
+//! it is too narrow whenever the model is off). **ESS**: per position, `(sum w)^2 / sum w^2`.
 
 use serde::Serialize;
 
@@ -295,7 +296,11 @@ mod tests {
             ("dr", c.dr),
         ] {
             assert!((e.value - 0.5).abs() < 0.02, "{name}: {e:?}");
-            assert!(e.low <= 0.5 && 0.5 <= e.high, "{name}: {e:?}");
+            // DM's interval is over requests only: the reward model's own
+            // error is not in it (here every request predicts the same).
+            if name != "dm" {
+                assert!(e.low <= 0.5 && 0.5 <= e.high, "{name}: {e:?}");
+            }
         }
         // ESS of the weights 1/0.3 on 30% of requests: about 30% of n.
         assert!((r.ess[0] / 20_000.0 - 0.3).abs() < 0.02, "{:?}", r.ess);
