@@ -117,16 +117,20 @@ async fn a_replay_of_a_servers_own_log_reproduces_every_page_it_served() {
     assert_eq!(flow_pages, REQUESTS);
 
     // The writer flushes after each burst; wait until every request is in.
-    let log = loop {
-        if let Ok(log) = replay::read(
-            &[logs.path().to_path_buf()],
-            fairflow::traffic::OnError::Fail,
-        ) && log.served == REQUESTS
-        {
-            break log;
+    let dir = logs.path().to_path_buf();
+    let log = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        loop {
+            if let Ok(log) =
+                replay::read(std::slice::from_ref(&dir), fairflow::traffic::OnError::Fail)
+                && log.served == REQUESTS
+            {
+                return log;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    };
+    })
+    .await
+    .expect("the traffic log holds every request within 30 s");
     server.stop().await;
     let purchases = log
         .steps
