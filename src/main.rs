@@ -680,11 +680,44 @@ fn replay(args: ReplayArgs) -> anyhow::Result<()> {
         report::write_atomically(path, &bytes)
             .with_context(|| format!("writing {}", path.display()))?;
     }
+    // Charts first, the report last: a report.json in `out` means the whole
+    // result is there.
+    let mut charts = Vec::new();
+    let mut curves: Vec<(&str, &replay::Summary)> = Vec::new();
+    let logged = std::iter::once(&report.a)
+        .chain(&report.b)
+        .find_map(|p| p.logged.as_ref());
+    if let Some(logged) = logged {
+        charts.push(("tiers-logged", "logged (what happened)".to_string(), logged));
+        curves.push(("logged", logged));
+    }
+    for (tag, p) in std::iter::once(("a", &report.a)).chain(report.b.as_ref().map(|b| ("b", b))) {
+        charts.push((
+            if tag == "a" { "tiers-a" } else { "tiers-b" },
+            format!("replayed {}", p.name),
+            &p.replayed,
+        ));
+        curves.push((p.name.as_str(), &p.replayed));
+    }
+    for (file, what, summary) in &charts {
+        let title = format!("Exposure share per tier, {what} (dashed: targets)");
+        replay::charts::write(
+            &out,
+            file,
+            &replay::charts::tier_shares_svg(&title, summary)?,
+        )?;
+    }
+    let lorenz = replay::charts::lorenz_svg("Exposure across streamers (Lorenz curve)", &curves)?;
+    replay::charts::write(&out, "lorenz", &lorenz)?;
     let path = out.join("report.json");
     report::write_atomically(&path, &serde_json::to_vec_pretty(&report)?)
         .with_context(|| format!("writing {}", path.display()))?;
     print!("{report}");
-    println!("wrote {}", path.display());
+    println!(
+        "wrote {} and charts ({}, lorenz) as SVG and PNG",
+        path.display(),
+        charts.iter().map(|c| c.0).collect::<Vec<_>>().join(", ")
+    );
     Ok(())
 }
 

@@ -488,6 +488,12 @@ fn replay_writes_its_report_and_refuses_bad_input_without_writing_one() {
     let ope = &report["a"]["off_policy"];
     assert!(ope["requests"].as_u64().unwrap() > 0, "{ope}");
     assert!(ope["clicks_per_request"]["dr"]["value"].is_number());
+    for chart in ["tiers-logged", "tiers-a", "tiers-b", "lorenz"] {
+        let svg = std::fs::read_to_string(out.join(format!("{chart}.svg"))).unwrap();
+        assert!(svg.starts_with("<svg"), "{chart}");
+        let png = std::fs::read(out.join(format!("{chart}.png"))).unwrap();
+        assert_eq!(&png[1..4], b"PNG", "{chart}");
+    }
     let rankings = std::fs::read_to_string(out.join("rankings.jsonl")).unwrap();
     assert_eq!(rankings.lines().count() as u64, requests);
 

@@ -194,7 +194,7 @@ impl Figures {
                 .iter()
                 .map(|(h, t)| (Millis(h * HOUR_MS), shares(*t)))
                 .collect(),
-            lorenz: self.lorenz(20),
+            lorenz: self.lorenz(50),
         }
     }
 }
@@ -218,7 +218,7 @@ pub struct Summary {
     pub attributed_gmv: f64,
     /// Tier shares per UTC hour (the hour's start).
     pub hourly: Vec<(Millis, [f64; 3])>,
-    /// 21 points of the Lorenz curve.
+    /// 51 points of the Lorenz curve.
     pub lorenz: Vec<(f64, f64)>,
 }
 

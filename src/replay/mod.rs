@@ -16,6 +16,7 @@
 //! time: concurrent requests update the shared state in an order the log
 //! cannot fully record.
 
+pub mod charts;
 mod figures;
 mod log;
 pub mod ope;
