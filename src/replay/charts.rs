@@ -28,8 +28,8 @@ pub enum ChartError {
     },
 }
 
-fn draw_err(what: &str) -> impl Fn(String) -> ChartError + '_ {
-    move |e| ChartError::Draw(what.to_string(), e)
+fn draw_err<E: std::fmt::Display>(what: &str) -> impl Fn(E) -> ChartError + '_ {
+    move |e| ChartError::Draw(what.to_string(), e.to_string())
 }
 
 const TIER_COLORS: [RGBColor; 3] = [
@@ -44,8 +44,7 @@ pub fn tier_shares_svg(title: &str, s: &Summary) -> Result<String, ChartError> {
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
-        let e = |x: &dyn std::fmt::Display| x.to_string();
-        root.fill(&WHITE).map_err(|x| draw_err(title)(e(&x)))?;
+        root.fill(&WHITE).map_err(draw_err(title))?;
         let hours = s.hourly.len().max(2) as f64;
         let mut chart = ChartBuilder::on(&root)
             .caption(title, (FAMILY, 22))
@@ -53,14 +52,14 @@ pub fn tier_shares_svg(title: &str, s: &Summary) -> Result<String, ChartError> {
             .x_label_area_size(44)
             .y_label_area_size(56)
             .build_cartesian_2d(0f64..hours - 1.0, 0f64..1f64)
-            .map_err(|x| draw_err(title)(e(&x)))?;
+            .map_err(draw_err(title))?;
         chart
             .configure_mesh()
             .x_desc("hour of the log (UTC)")
             .y_desc("share of position-weighted exposure")
             .label_style((FAMILY, 14))
             .draw()
-            .map_err(|x| draw_err(title)(e(&x)))?;
+            .map_err(draw_err(title))?;
         for t in 0..3 {
             let color = TIER_COLORS[t];
             chart
@@ -71,7 +70,7 @@ pub fn tier_shares_svg(title: &str, s: &Summary) -> Result<String, ChartError> {
                         .map(|(h, (_, sh))| (h as f64, sh[t])),
                     color.stroke_width(2),
                 ))
-                .map_err(|x| draw_err(title)(e(&x)))?
+                .map_err(draw_err(title))?
                 .label(TIER_NAMES[t])
                 .legend(move |(x, y)| {
                     PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
@@ -90,9 +89,7 @@ pub fn tier_shares_svg(title: &str, s: &Summary) -> Result<String, ChartError> {
                         )
                     })
                     .collect();
-                chart
-                    .draw_series(dash)
-                    .map_err(|x| draw_err(title)(e(&x)))?;
+                chart.draw_series(dash).map_err(draw_err(title))?;
             }
         }
         chart
@@ -101,8 +98,8 @@ pub fn tier_shares_svg(title: &str, s: &Summary) -> Result<String, ChartError> {
             .background_style(WHITE.mix(0.8))
             .border_style(BLACK)
             .draw()
-            .map_err(|x| draw_err(title)(e(&x)))?;
-        root.present().map_err(|x| draw_err(title)(e(&x)))?;
+            .map_err(draw_err(title))?;
+        root.present().map_err(draw_err(title))?;
     }
     Ok(svg)
 }
@@ -118,28 +115,27 @@ pub fn lorenz_svg(title: &str, curves: &[(&str, &Summary)]) -> Result<String, Ch
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
-        let e = |x: &dyn std::fmt::Display| x.to_string();
-        root.fill(&WHITE).map_err(|x| draw_err(title)(e(&x)))?;
+        root.fill(&WHITE).map_err(draw_err(title))?;
         let mut chart = ChartBuilder::on(&root)
             .caption(title, (FAMILY, 22))
             .margin(16)
             .x_label_area_size(44)
             .y_label_area_size(56)
             .build_cartesian_2d(0f64..1f64, 0f64..1f64)
-            .map_err(|x| draw_err(title)(e(&x)))?;
+            .map_err(draw_err(title))?;
         chart
             .configure_mesh()
             .x_desc("share of streamers (least exposed first)")
             .y_desc("share of exposure")
             .label_style((FAMILY, 14))
             .draw()
-            .map_err(|x| draw_err(title)(e(&x)))?;
+            .map_err(draw_err(title))?;
         chart
             .draw_series(LineSeries::new(
                 vec![(0.0, 0.0), (1.0, 1.0)],
                 BLACK.mix(0.3),
             ))
-            .map_err(|x| draw_err(title)(e(&x)))?;
+            .map_err(draw_err(title))?;
         for (i, (name, s)) in curves.iter().enumerate() {
             let color = COLORS[i % COLORS.len()];
             let label = format!("{name} (Gini {:.3})", s.gini);
@@ -148,7 +144,7 @@ pub fn lorenz_svg(title: &str, curves: &[(&str, &Summary)]) -> Result<String, Ch
                     s.lorenz.iter().copied(),
                     color.stroke_width(2),
                 ))
-                .map_err(|x| draw_err(title)(e(&x)))?
+                .map_err(draw_err(title))?
                 .label(label)
                 .legend(move |(x, y)| {
                     PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
@@ -161,8 +157,8 @@ pub fn lorenz_svg(title: &str, curves: &[(&str, &Summary)]) -> Result<String, Ch
             .background_style(WHITE.mix(0.8))
             .border_style(BLACK)
             .draw()
-            .map_err(|x| draw_err(title)(e(&x)))?;
-        root.present().map_err(|x| draw_err(title)(e(&x)))?;
+            .map_err(draw_err(title))?;
+        root.present().map_err(draw_err(title))?;
     }
     Ok(svg)
 }
