@@ -39,6 +39,20 @@ pub fn shares(exposure: [f64; 3]) -> [f64; 3] {
     exposure.map(|e| if sum > 0.0 { e / sum } else { 0.0 })
 }
 
+/// The largest gap, in percentage points, between a period's tier share
+/// and its target, over the periods with any exposure.
+pub fn max_gap_pp<'a>(periods: impl IntoIterator<Item = &'a [f64; 3]>, targets: [f64; 3]) -> f64 {
+    periods
+        .into_iter()
+        .filter(|h| h.iter().sum::<f64>() > 0.0)
+        .flat_map(|&h| {
+            let s = shares(h);
+            (0..3).map(move |t| (s[t] - targets[t]).abs())
+        })
+        .fold(0.0, f64::max)
+        * 100.0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

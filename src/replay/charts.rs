@@ -7,6 +7,7 @@
 //! any machine and need no system font library.
 
 use super::Summary;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -39,42 +40,91 @@ const TIER_COLORS: [RGBColor; 3] = [
 ];
 const TIER_NAMES: [&str; 3] = ["top", "mid", "small"];
 
-/// Tier shares per hour for one policy, with its targets as dashed lines.
-pub fn tier_shares_svg(title: &str, s: &Summary) -> Result<String, ChartError> {
+type Chart<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// What a chart is about: both charts plot shares (0 to 1) against `x`.
+struct Frame<'t> {
+    title: &'t str,
+    x_max: f64,
+    x_desc: &'t str,
+    y_desc: &'t str,
+    legend: SeriesLabelPosition,
+}
+
+/// An SVG line chart: the frame, the mesh and the legend around what
+/// `series` draws.
+fn line_chart(
+    frame: Frame,
+    series: impl FnOnce(&mut Chart) -> Result<(), ChartError>,
+) -> Result<String, ChartError> {
+    let title = frame.title;
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
         root.fill(&WHITE).map_err(draw_err(title))?;
-        let hours = s.hourly.len().max(2) as f64;
         let mut chart = ChartBuilder::on(&root)
             .caption(title, (FAMILY, 22))
             .margin(16)
             .x_label_area_size(44)
             .y_label_area_size(56)
-            .build_cartesian_2d(0f64..hours - 1.0, 0f64..1f64)
+            .build_cartesian_2d(0f64..frame.x_max, 0f64..1f64)
             .map_err(draw_err(title))?;
         chart
             .configure_mesh()
-            .x_desc("hour of the log (UTC)")
-            .y_desc("share of position-weighted exposure")
+            .x_desc(frame.x_desc)
+            .y_desc(frame.y_desc)
             .label_style((FAMILY, 14))
             .draw()
             .map_err(draw_err(title))?;
+        series(&mut chart)?;
+        chart
+            .configure_series_labels()
+            .position(frame.legend)
+            .label_font((FAMILY, 14))
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(draw_err(title))?;
+        root.present().map_err(draw_err(title))?;
+    }
+    Ok(svg)
+}
+
+/// A labelled line, with its legend entry.
+fn line(
+    chart: &mut Chart,
+    title: &str,
+    points: impl IntoIterator<Item = (f64, f64)>,
+    color: RGBColor,
+    label: String,
+) -> Result<(), ChartError> {
+    chart
+        .draw_series(LineSeries::new(points, color.stroke_width(2)))
+        .map_err(draw_err(title))?
+        .label(label)
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+    Ok(())
+}
+
+/// Tier shares per hour for one policy, with its targets as dashed lines.
+pub fn tier_shares_svg(title: &str, s: &Summary) -> Result<String, ChartError> {
+    let hours = s.hourly.len().max(2) as f64;
+    let frame = Frame {
+        title,
+        x_max: hours - 1.0,
+        x_desc: "hour of the log (UTC)",
+        y_desc: "share of position-weighted exposure",
+        legend: SeriesLabelPosition::MiddleRight,
+    };
+    line_chart(frame, |chart| {
         for t in 0..3 {
             let color = TIER_COLORS[t];
-            chart
-                .draw_series(LineSeries::new(
-                    s.hourly
-                        .iter()
-                        .enumerate()
-                        .map(|(h, (_, sh))| (h as f64, sh[t])),
-                    color.stroke_width(2),
-                ))
-                .map_err(draw_err(title))?
-                .label(TIER_NAMES[t])
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-                });
+            let points = s
+                .hourly
+                .iter()
+                .enumerate()
+                .map(|(h, (_, sh))| (h as f64, sh[t]));
+            line(chart, title, points, color, TIER_NAMES[t].to_string())?;
             if let Some(targets) = s.targets {
                 // Dashes: short segments along the target.
                 let steps = (hours as usize).max(2) * 2;
@@ -92,16 +142,8 @@ pub fn tier_shares_svg(title: &str, s: &Summary) -> Result<String, ChartError> {
                 chart.draw_series(dash).map_err(draw_err(title))?;
             }
         }
-        chart
-            .configure_series_labels()
-            .label_font((FAMILY, 14))
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()
-            .map_err(draw_err(title))?;
-        root.present().map_err(draw_err(title))?;
-    }
-    Ok(svg)
+        Ok(())
+    })
 }
 
 /// Lorenz curves of several policies, with the line of equality.
@@ -112,24 +154,14 @@ pub fn lorenz_svg(title: &str, curves: &[(&str, &Summary)]) -> Result<String, Ch
         RGBColor(255, 127, 14),
         RGBColor(148, 103, 189),
     ];
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
-        root.fill(&WHITE).map_err(draw_err(title))?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, (FAMILY, 22))
-            .margin(16)
-            .x_label_area_size(44)
-            .y_label_area_size(56)
-            .build_cartesian_2d(0f64..1f64, 0f64..1f64)
-            .map_err(draw_err(title))?;
-        chart
-            .configure_mesh()
-            .x_desc("share of streamers (least exposed first)")
-            .y_desc("share of exposure")
-            .label_style((FAMILY, 14))
-            .draw()
-            .map_err(draw_err(title))?;
+    let frame = Frame {
+        title,
+        x_max: 1.0,
+        x_desc: "share of streamers (least exposed first)",
+        y_desc: "share of exposure",
+        legend: SeriesLabelPosition::UpperLeft,
+    };
+    line_chart(frame, |chart| {
         chart
             .draw_series(LineSeries::new(
                 vec![(0.0, 0.0), (1.0, 1.0)],
@@ -137,30 +169,17 @@ pub fn lorenz_svg(title: &str, curves: &[(&str, &Summary)]) -> Result<String, Ch
             ))
             .map_err(draw_err(title))?;
         for (i, (name, s)) in curves.iter().enumerate() {
-            let color = COLORS[i % COLORS.len()];
             let label = format!("{name} (Gini {:.3})", s.gini);
-            chart
-                .draw_series(LineSeries::new(
-                    s.lorenz.iter().copied(),
-                    color.stroke_width(2),
-                ))
-                .map_err(draw_err(title))?
-                .label(label)
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-                });
+            line(
+                chart,
+                title,
+                s.lorenz.iter().copied(),
+                COLORS[i % COLORS.len()],
+                label,
+            )?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .label_font((FAMILY, 14))
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()
-            .map_err(draw_err(title))?;
-        root.present().map_err(draw_err(title))?;
-    }
-    Ok(svg)
+        Ok(())
+    })
 }
 
 /// The SVG as a PNG, text in the shipped font.

@@ -1,7 +1,7 @@
 //! What a replay measures for a policy: exposure per tier over time,
 //! concentration across streamers, expected GMV, and the chuanliu flow.
 
-use crate::allocate::concentration::{gini, shares, top_share};
+use crate::allocate::concentration::{gini, max_gap_pp, shares, top_share};
 use crate::catalog::Catalog;
 use crate::domain::{Millis, Tier};
 use crate::traffic::RankRecord;
@@ -171,16 +171,7 @@ impl Figures {
             requests: self.requests,
             tier_shares: self.tier_shares(),
             targets,
-            max_hourly_gap_pp: targets.map(|t| {
-                self.hourly
-                    .values()
-                    .filter(|h| h.iter().sum::<f64>() > 0.0)
-                    .flat_map(|h| {
-                        let s = shares(*h);
-                        (0..3).map(move |i| (s[i] - t[i]).abs() * 100.0)
-                    })
-                    .fold(0.0, f64::max)
-            }),
+            max_hourly_gap_pp: targets.map(|t| max_gap_pp(self.hourly.values(), t)),
             gini: gini(&self.streamer_exposure),
             top1: top_share(&self.streamer_exposure, 0.01),
             top10: top_share(&self.streamer_exposure, 0.10),

@@ -147,11 +147,18 @@ pub fn run(
 ) -> Replayed {
     let shards = options.shards.max(1);
     let index = figures::StreamerIndex::new(catalog);
+    // Each step's shard, hashed once (not once per shard); `None` for steps
+    // every shard applies (stream status).
+    let owners: Vec<Option<usize>> = log
+        .steps
+        .iter()
+        .map(|s| s.user().map(|u| shard_of(u, shards)))
+        .collect();
     let parts: Vec<Replayed> = (0..shards)
         .into_par_iter()
         .map(|shard| {
             replay_shard(
-                engine, catalog, log, shard, shards, options, &index, progress,
+                engine, catalog, log, shard, &owners, options, &index, progress,
             )
         })
         .collect();
@@ -183,7 +190,7 @@ fn replay_shard(
     catalog: &Catalog,
     log: &Log,
     shard: usize,
-    shards: usize,
+    owners: &[Option<usize>],
     options: &Options,
     index: &figures::StreamerIndex,
     progress: &AtomicU64,
@@ -196,8 +203,8 @@ fn replay_shard(
         logged: Figures::new(index.len()),
         ..Replayed::default()
     };
-    for step in &log.steps {
-        if step.user().is_some_and(|u| shard_of(u, shards) != shard) {
+    for (step, owner) in log.steps.iter().zip(owners) {
+        if owner.is_some_and(|o| o != shard) {
             continue;
         }
         match step {

@@ -74,8 +74,10 @@ impl State {
         for event in &ingested.accepted {
             let applied = self.ranking.flow.apply(event, params);
             metrics::record_flow_event(&applied);
-            if let Some(purchase) = Purchase::of(event) {
-                self.log_traffic(&engine, &event.user_id, || Record::Purchase(purchase));
+            if self.logs_traffic(&engine, &event.user_id)
+                && let Some(purchase) = Purchase::of(event)
+            {
+                self.log_traffic(Record::Purchase(purchase));
             }
         }
         Ok(ingested)

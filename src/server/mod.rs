@@ -221,13 +221,17 @@ impl State {
         self.engine.load_full()
     }
 
-    /// Offers a record of `user`'s to the traffic log, if there is one and
-    /// the user is sampled; `record` is built only then. Never blocks.
-    fn log_traffic(&self, engine: &Engine, user: &str, record: impl FnOnce() -> Record) {
-        if let Some(sink) = &self.traffic
-            && engine.config().traffic_log.samples(user)
-        {
-            sink.offer(record());
+    /// Whether `user`'s traffic goes to the traffic log: there is one and
+    /// the user is sampled. Checked before a record is built, so requests
+    /// that are not logged build nothing.
+    fn logs_traffic(&self, engine: &Engine, user: &str) -> bool {
+        self.traffic.is_some() && engine.config().traffic_log.samples(user)
+    }
+
+    /// Offers a record to the traffic log. Never blocks.
+    fn log_traffic(&self, record: Record) {
+        if let Some(sink) = &self.traffic {
+            sink.offer(record);
         }
     }
 }

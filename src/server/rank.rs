@@ -82,16 +82,16 @@ impl RankApi {
                 let catalog = state.catalog.read();
                 engine.rank(&catalog, &state.ranking, &query)
             };
-            let request_id = query.request_id.clone();
-            if let Ok(ranking) = &ranking {
-                // Logged from here, right after ranking, so the log's order
-                // is the order pages updated the state in.
-                let user = query.user_id.clone();
-                state.log_traffic(&engine, &user, || {
-                    Record::Rank(RankRecord::served(query, ranking))
-                });
+            // Logged from here, right after ranking, so the log's order is
+            // the order pages updated the state in.
+            match &ranking {
+                Ok(served) if state.logs_traffic(&engine, &query.user_id) => {
+                    let request_id = query.request_id.clone();
+                    state.log_traffic(Record::Rank(RankRecord::served(query, served)));
+                    (request_id, ranking)
+                }
+                _ => (query.request_id, ranking),
             }
-            (request_id, ranking)
         });
         let left = deadline.saturating_sub(started.elapsed());
         let (request_id, ranking) = match tokio::time::timeout(left, work).await {

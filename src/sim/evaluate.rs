@@ -16,7 +16,7 @@ use super::hindsight::{Page, PageItem};
 use super::response::PageOutcome;
 use super::run::{LiveSet, advance_streams, next_query};
 use super::world::{CHUNK_MS, LOCAL_OFFSET_MS, World};
-pub use crate::allocate::concentration::{gini, shares, top_share};
+pub use crate::allocate::concentration::{gini, max_gap_pp, shares, top_share};
 use crate::catalog::Catalog;
 use crate::domain::{Channel, Reason};
 use crate::domain::{ItemKind, Millis, Scene};
@@ -79,16 +79,10 @@ impl Evaluation {
     /// The largest gap, in percentage points, between a tier's hourly share
     /// and its target, skipping the first `warm_up_hours` and empty hours.
     pub fn max_hourly_deviation(&self, targets: [f64; 3], warm_up_hours: usize) -> f64 {
-        self.hourly_tier_exposure
-            .iter()
-            .skip(warm_up_hours)
-            .filter(|h| h.iter().sum::<f64>() > 0.0)
-            .flat_map(|&h| {
-                let s = shares(h);
-                (0..3).map(move |t| (s[t] - targets[t]).abs())
-            })
-            .fold(0.0, f64::max)
-            * 100.0
+        max_gap_pp(
+            self.hourly_tier_exposure.iter().skip(warm_up_hours),
+            targets,
+        )
     }
 }
 
