@@ -10,7 +10,7 @@ use fairflow::config::Config;
 use fairflow::domain::{Millis, Scene};
 use fairflow::engine::{Candidate, Engine};
 use fairflow::model::Model;
-use fairflow::replay::{self, Log, Step};
+use fairflow::replay::{self, Log};
 use fairflow::sim::ItemPool;
 use fairflow::traffic::{OnError, RankRecord, Record, read_parallel};
 use rand::SeedableRng;
@@ -49,11 +49,9 @@ fn fixture() -> (Engine, Catalog, Vec<u8>) {
 fn parse(text: &[u8]) -> Log {
     let mut log = Log::default();
     read_parallel(text, "bench", OnError::Fail, &[], |records| {
-        log.steps
-            .extend(records.into_iter().filter_map(|r| match r {
-                Record::Rank(r) => Some(Step::Rank(r)),
-                _ => None,
-            }))
+        for record in records {
+            log.absorb(record);
+        }
     })
     .unwrap();
     log

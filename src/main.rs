@@ -1,4 +1,4 @@
-//! The `fairflow` binary: `serve`, `simulate`, `check-config`.
+//! The `fairflow` binary: `serve`, `simulate`, `replay`, `convert`, `check-config`, ...
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -11,7 +11,7 @@ use fairflow::model::Model;
 use fairflow::server::{self, State};
 use fairflow::sim::SimParams;
 use fairflow::sim::{self, CatalogSpec, report};
-use fairflow::traffic::{OnError, TrafficReader, TrafficWriter};
+use fairflow::traffic::{self, OnError, TrafficReader, TrafficWriter};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -105,6 +105,8 @@ enum Command {
     /// compare) and report exposure, Gini, expected GMV and the flow, beside
     /// what the log says was served (docs/replay.md).
     Replay(ReplayArgs),
+    /// Convert a traffic log between JSONL and Parquet (docs/traffic-log.md).
+    Convert(ConvertArgs),
     /// Send `Rank` load to a running server and report throughput and latency.
     Load {
         /// Server address.
@@ -248,7 +250,8 @@ fn progress_bar(total: u64, quiet: bool) -> ProgressBar {
 
 #[derive(Args)]
 struct ReplayArgs {
-    /// Traffic log files, or directories of `traffic-*.jsonl` files.
+    /// Traffic logs: JSONL files, directories of `traffic-*.jsonl` files,
+    /// Parquet logs (`fairflow convert`).
     #[arg(long = "log", required = true)]
     logs: Vec<PathBuf>,
     /// The config to replay under (default: the embedded one). Its catalog
@@ -264,7 +267,8 @@ struct ReplayArgs {
     /// Shards (replicas) users are split over, each with its own state.
     #[arg(long, default_value_t = 1)]
     shards: usize,
-    /// Write every replayed ranking of the first config (JSONL).
+    /// Write every replayed ranking of the first config: Parquet when the
+    /// name ends in `.parquet`, JSON lines otherwise.
     #[arg(long)]
     write_rankings: Option<PathBuf>,
     /// No progress bar.
@@ -276,6 +280,75 @@ struct ReplayArgs {
     /// What to do with a malformed log line.
     #[arg(long, value_enum, default_value_t = OnErrorArg::Fail)]
     on_error: OnErrorArg,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum EncodingArg {
+    /// A directory with one Parquet file per record type.
+    Parquet,
+    /// One JSON record per line.
+    Jsonl,
+}
+
+#[derive(Args)]
+struct ConvertArgs {
+    /// Logs to read, as replay names them: JSONL files, directories of
+    /// `traffic-*.jsonl` files, Parquet logs. Read in the order given.
+    #[arg(long = "log", required = true)]
+    logs: Vec<PathBuf>,
+    /// The log to write; must not exist yet.
+    #[arg(long)]
+    out: PathBuf,
+    /// The encoding to write.
+    #[arg(long, value_enum, default_value_t = EncodingArg::Parquet)]
+    to: EncodingArg,
+    /// What to do with a malformed log line.
+    #[arg(long, value_enum, default_value_t = OnErrorArg::Fail)]
+    on_error: OnErrorArg,
+}
+
+#[expect(clippy::disallowed_methods, reason = "the binary times its own run")]
+fn convert(args: ConvertArgs) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let to = match args.to {
+        EncodingArg::Parquet => traffic::Encoding::Parquet,
+        EncodingArg::Jsonl => traffic::Encoding::Jsonl,
+    };
+    let converted = traffic::convert(&args.logs, &args.out, to, args.on_error.into())?;
+    let seconds = started.elapsed().as_secs_f64();
+    let bytes = disk_usage(&args.out)?;
+    print!(
+        "wrote {}: {} records, {:.1} MB in {seconds:.1} s",
+        args.out.display(),
+        converted.records,
+        bytes as f64 / 1e6
+    );
+    if let Some(t) = converted.tables {
+        print!(
+            " (rank {}, impression {}, click {}, purchase {}, stream_status {})",
+            t.rank, t.impression, t.click, t.purchase, t.stream_status
+        );
+    }
+    println!();
+    if converted.unknown > 0 || converted.skipped > 0 {
+        println!(
+            "dropped {} records of unknown types and skipped {} malformed lines",
+            converted.unknown, converted.skipped
+        );
+    }
+    Ok(())
+}
+
+/// Bytes in a file, or in the files of a directory.
+fn disk_usage(path: &Path) -> std::io::Result<u64> {
+    if !path.is_dir() {
+        return Ok(std::fs::metadata(path)?.len());
+    }
+    let mut total = 0;
+    for entry in std::fs::read_dir(path)? {
+        total += entry?.metadata()?.len();
+    }
+    Ok(total)
 }
 
 #[derive(Args)]
@@ -672,13 +745,7 @@ fn replay(args: ReplayArgs) -> anyhow::Result<()> {
         b: report_b,
     };
     if let Some(path) = &write_rankings {
-        let mut bytes = Vec::new();
-        for row in &replayed_a.rankings {
-            serde_json::to_writer(&mut bytes, row)?;
-            bytes.push(b'\n');
-        }
-        report::write_atomically(path, &bytes)
-            .with_context(|| format!("writing {}", path.display()))?;
+        report::write_rankings(path, replayed_a.rankings)?;
     }
     // Charts first, the report last: a report.json in `out` means the whole
     // result is there.
@@ -745,6 +812,7 @@ fn main() -> anyhow::Result<()> {
         } => train(log, catalog, out, config, version, on_error.into()),
         Command::Evaluate(args) => evaluate(args),
         Command::Replay(args) => replay(args),
+        Command::Convert(args) => convert(args),
         Command::Load {
             addr,
             concurrency,

@@ -497,6 +497,72 @@ fn replay_writes_its_report_and_refuses_bad_input_without_writing_one() {
     let rankings = std::fs::read_to_string(out.join("rankings.jsonl")).unwrap();
     assert_eq!(rankings.lines().count() as u64, requests);
 
+    // The same log as Parquet: converted, replayed, the same report; the
+    // rankings as Parquet hold the same rows.
+    let convert = |log: &std::path::Path, out: &std::path::Path, to: &str| {
+        Command::new(BIN)
+            .arg("convert")
+            .arg("--log")
+            .arg(log)
+            .arg("--out")
+            .arg(out)
+            .args(["--to", to])
+            .output()
+            .unwrap()
+    };
+    let parquet = dir.path().join("traffic.parquet");
+    let converted = convert(&sim_dir.join("traffic.jsonl"), &parquet, "parquet");
+    assert!(
+        converted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&converted.stderr)
+    );
+    assert!(String::from_utf8_lossy(&converted.stdout).contains(" records, "));
+    let again = convert(&sim_dir.join("traffic.jsonl"), &parquet, "parquet");
+    assert!(!again.status.success(), "an existing output is kept");
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+    let back = dir.path().join("back.jsonl");
+    assert!(convert(&parquet, &back, "jsonl").status.success());
+    let original = std::fs::read_to_string(sim_dir.join("traffic.jsonl")).unwrap();
+    let parse = |text: &str| -> Vec<serde_json::Value> {
+        text.lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    assert_eq!(
+        parse(&std::fs::read_to_string(&back).unwrap()),
+        parse(&original),
+        "JSONL -> Parquet -> JSONL gives the records back, in order"
+    );
+    let from_parquet = dir.path().join("report-parquet");
+    let ok = Command::new(BIN)
+        .arg("replay")
+        .arg("--log")
+        .arg(&parquet)
+        .arg("--config")
+        .arg(&config)
+        .arg("--out")
+        .arg(&from_parquet)
+        .args(["--shards", "2", "--quiet", "--write-rankings"])
+        .arg(from_parquet.join("rankings.parquet"))
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let report_parquet: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(from_parquet.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report_parquet["a"], report["a"]);
+    let file = std::fs::File::open(from_parquet.join("rankings.parquet")).unwrap();
+    let reader = parquet::file::reader::SerializedFileReader::new(file).unwrap();
+    use parquet::file::reader::FileReader;
+    assert_eq!(
+        reader.metadata().file_metadata().num_rows() as u64,
+        requests
+    );
+
     // Bad input: an error naming the problem, a non-zero exit, no report.
     let missing = replay(
         &dir.path().join("nope.jsonl"),

@@ -132,6 +132,23 @@ async fn a_replay_of_a_servers_own_log_reproduces_every_page_it_served() {
     .await
     .expect("the traffic log holds every request within 30 s");
     server.stop().await;
+
+    // The same log as Parquet reads back step for step, so it replays the
+    // same.
+    let converted = tempfile::tempdir().unwrap();
+    let parquet = converted.path().join("log");
+    let on_error = fairflow::traffic::OnError::Fail;
+    let written = fairflow::traffic::convert(
+        std::slice::from_ref(&dir),
+        &parquet,
+        fairflow::traffic::Encoding::Parquet,
+        on_error,
+    )
+    .unwrap();
+    assert_eq!(written.tables.unwrap().rank, REQUESTS as u64);
+    let from_parquet = replay::read(&[parquet], on_error).unwrap();
+    assert_eq!(from_parquet.steps, log.steps);
+    assert_eq!(from_parquet.header, log.header);
     let purchases = log
         .steps
         .iter()
@@ -190,4 +207,10 @@ fn bad_logs_are_refused_with_the_reason() {
     std::fs::write(&bad, "{\"type\": \"rank\", \"oops\n").unwrap();
     let err = replay::read(&[bad], fairflow::traffic::OnError::Fail).unwrap_err();
     assert!(err.to_string().contains("line 1"), "{err}");
+    // A Parquet log whose table was cut short.
+    let log = dir.path().join("log");
+    std::fs::create_dir(&log).unwrap();
+    std::fs::write(log.join("rank.parquet"), b"PAR1 not really").unwrap();
+    let err = replay::read(&[log], fairflow::traffic::OnError::Fail).unwrap_err();
+    assert!(err.to_string().contains("rank.parquet: "), "{err}");
 }

@@ -4,7 +4,7 @@
 use crate::allocate::concentration::{gini, max_gap_pp, shares, top_share};
 use crate::catalog::Catalog;
 use crate::domain::{Millis, Tier};
-use crate::traffic::RankRecord;
+use crate::engine::RankQuery;
 use foldhash::HashMap;
 use serde::Serialize;
 
@@ -84,9 +84,9 @@ impl Figures {
         }
     }
 
-    pub fn add_page(&mut self, record: &RankRecord, page: &[PageSlot], index: &StreamerIndex) {
+    pub fn add_page(&mut self, query: &RankQuery, page: &[PageSlot], index: &StreamerIndex) {
         self.requests += 1;
-        let hour = record.time.0.div_euclid(HOUR_MS);
+        let hour = query.now.0.div_euclid(HOUR_MS);
         let tiers = self.hourly.entry(hour).or_default();
         for slot in page {
             self.slots += 1;

@@ -1,16 +1,25 @@
-//! Reading traffic logs for a replay: every file named (or every
-//! `traffic-*.jsonl` in a directory named), the records a replay uses, in
-//! time order.
+//! Reading traffic logs for a replay: every log named (JSONL files,
+//! directories of `traffic-*.jsonl`, Parquet logs), the records a replay
+//! uses, in time order.
 
+use crate::engine::RankQuery;
 use crate::events::Event;
-use crate::traffic::{self, OnError, RankRecord, Record, StreamStatus};
+use crate::traffic::{self, OnError, Record, ServedSlot, Source, SourceError, StreamStatus};
 use foldhash::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+
+/// A logged request: the query to rank again (owned once, ranked by
+/// reference) and the page the log says was served (empty when unknown).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    pub query: RankQuery,
+    pub served: Vec<ServedSlot>,
+}
 
 /// One step of a replay.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Step {
-    Rank(RankRecord),
+    Rank(Request),
     Purchase(Event),
     Status(StreamStatus),
 }
@@ -18,7 +27,7 @@ pub enum Step {
 impl Step {
     fn time(&self) -> i64 {
         match self {
-            Step::Rank(r) => r.time.0,
+            Step::Rank(r) => r.query.now.0,
             Step::Purchase(e) => e.time.0,
             Step::Status(s) => s.time.0,
         }
@@ -26,7 +35,7 @@ impl Step {
 
     pub fn user(&self) -> Option<&str> {
         match self {
-            Step::Rank(r) => Some(&r.user_id),
+            Step::Rank(r) => Some(&r.query.user_id),
             Step::Purchase(e) => Some(&e.user_id),
             Step::Status(_) => None,
         }
@@ -37,9 +46,12 @@ impl Step {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Log {
     /// In time order; records with equal times keep their order in the
-    /// files (files in the order given).
+    /// logs (logs in the order given).
     pub steps: Vec<Step>,
+    /// The files (a Parquet log: its directory) read.
     pub files: Vec<PathBuf>,
+    /// The first header read, if any (a simulated log's names its world).
+    pub header: Option<traffic::Header>,
     /// Malformed lines skipped (with `OnError::Skip`).
     pub skipped: usize,
     /// Rank records that carry the served page.
@@ -60,86 +72,67 @@ pub struct RequestRewards {
 
 #[derive(Debug, thiserror::Error)]
 pub enum LogReadError {
-    #[error("{0}: no such file or directory")]
-    Missing(PathBuf),
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Source(#[from] SourceError),
     #[error("{0}")]
     Record(#[from] traffic::LogError),
-    #[error("{0}: holds no traffic-*.jsonl files")]
-    EmptyDir(PathBuf),
     #[error("the logs hold no rank requests to replay ({0})")]
     NoRequests(String),
-}
-
-fn files_of(path: &Path) -> Result<Vec<PathBuf>, LogReadError> {
-    if path.is_dir() {
-        let files = traffic::files_in(path).map_err(|source| LogReadError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        if files.is_empty() {
-            return Err(LogReadError::EmptyDir(path.to_path_buf()));
-        }
-        Ok(files)
-    } else if path.exists() {
-        Ok(vec![path.to_path_buf()])
-    } else {
-        Err(LogReadError::Missing(path.to_path_buf()))
-    }
 }
 
 /// Record types a replay does not use, passed over unparsed (most of a
 /// simulated log's lines are impressions).
 const UNUSED: &[&str] = &["impression"];
 
-/// Reads `paths` (files, or directories of traffic files).
-pub fn read(paths: &[PathBuf], on_error: OnError) -> Result<Log, LogReadError> {
-    let mut log = Log::default();
-    for path in paths {
-        log.files.extend(files_of(path)?);
-    }
-    for file in &log.files {
-        let input = std::fs::File::open(file).map_err(|source| LogReadError::Io {
-            path: file.clone(),
-            source,
-        })?;
-        let (steps, served, rewards) = (&mut log.steps, &mut log.served, &mut log.rewards);
-        log.skipped += traffic::read_parallel(
-            input,
-            &file.display().to_string(),
-            on_error,
-            UNUSED,
-            |records| {
-                for record in records {
-                    match record {
-                        Record::Rank(r) => {
-                            *served += usize::from(!r.served.is_empty());
-                            steps.push(Step::Rank(r));
-                        }
-                        Record::Purchase(p) => {
-                            if let (Some(request), Some(item)) = (&p.request_id, &p.slot_item_id) {
-                                let r: &mut RequestRewards =
-                                    rewards.entry(request.clone()).or_default();
-                                r.purchases.push((item.clone(), p.price));
-                            }
-                            steps.push(Step::Purchase(Event::from(&p)));
-                        }
-                        Record::Click(c) => {
-                            let r: &mut RequestRewards = rewards.entry(c.request_id).or_default();
-                            r.clicks.push(c.position);
-                        }
-                        Record::StreamStatus(s) => steps.push(Step::Status(s)),
-                        Record::Header(_) | Record::Impression(_) | Record::Unknown => {}
-                    }
+impl Log {
+    /// Takes one record into the log (steps stay in arrival order until
+    /// [`read`] sorts them).
+    pub fn absorb(&mut self, record: Record) {
+        match record {
+            Record::Rank(r) => {
+                self.served += usize::from(!r.served.is_empty());
+                let (query, served) = r.into_query();
+                self.steps.push(Step::Rank(Request { query, served }));
+            }
+            Record::Purchase(p) => {
+                if let (Some(request), Some(item)) = (&p.request_id, &p.slot_item_id) {
+                    let r = self.rewards.entry(request.clone()).or_default();
+                    r.purchases.push((item.clone(), p.price));
                 }
-            },
-        )?;
+                self.steps.push(Step::Purchase(Event::from(&p)));
+            }
+            Record::Click(c) => {
+                let r = self.rewards.entry(c.request_id).or_default();
+                r.clicks.push(c.position);
+            }
+            Record::StreamStatus(s) => self.steps.push(Step::Status(s)),
+            Record::Header(h) => {
+                self.header.get_or_insert(h);
+            }
+            Record::Impression(_) | Record::Unknown => {}
+        }
     }
-    // Stable: equal times keep file order (a request before the purchase
+}
+
+/// Reads `paths` (files, directories of traffic files, Parquet logs).
+pub fn read(paths: &[PathBuf], on_error: OnError) -> Result<Log, LogReadError> {
+    let mut sources: Vec<Source> = Vec::new();
+    for path in paths {
+        sources.extend(traffic::sources(path)?);
+    }
+    let mut log = Log {
+        files: sources.iter().map(|s| s.path().to_path_buf()).collect(),
+        ..Log::default()
+    };
+    for source in &sources {
+        let skipped = traffic::read_source(source, on_error, UNUSED, |records| {
+            for record in records {
+                log.absorb(record);
+            }
+        })?;
+        log.skipped += skipped;
+    }
+    // Stable: equal times keep log order (a request before the purchase
     // it led to, when they share a millisecond).
     log.steps.sort_by_key(Step::time);
     if !log.steps.iter().any(|s| matches!(s, Step::Rank(_))) {

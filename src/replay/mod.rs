@@ -23,13 +23,13 @@ pub mod ope;
 pub mod report;
 
 pub use figures::{Figures, Summary};
-pub use log::{Log, LogReadError, Step, read};
+pub use log::{Log, LogReadError, Request, Step, read};
 
 use crate::catalog::Catalog;
 use crate::domain::{ItemKind, Reason};
 use crate::engine::{Engine, RankState, Ranking};
 use rayon::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// What one replay produced.
@@ -59,12 +59,12 @@ pub struct Replayed {
 /// propensities and rewards) against the replayed page. `None` when a
 /// logged slot has no propensity.
 fn ope_sample(
-    record: &crate::traffic::RankRecord,
+    record: &Request,
     ranking: &Ranking,
     logged: &[ope::Estimates],
     log: &Log,
 ) -> Option<ope::Sample> {
-    let rewards = log.rewards.get(&record.request_id);
+    let rewards = log.rewards.get(&record.query.request_id);
     record
         .served
         .iter()
@@ -94,12 +94,13 @@ fn ope_sample(
         .collect()
 }
 
-/// One replayed ranking, as `--write-rankings` writes it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// One replayed ranking, as `--write-rankings` writes it (a JSON line or
+/// a Parquet row).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RankingRow {
     pub request_id: String,
     pub user_id: String,
-    pub time_ms: i64,
+    pub time: crate::domain::Millis,
     pub scene: crate::domain::Scene,
     pub item_ids: Vec<String>,
     pub kinds: Vec<ItemKind>,
@@ -108,12 +109,12 @@ pub struct RankingRow {
 }
 
 impl RankingRow {
-    fn new(step: &crate::traffic::RankRecord, r: &Ranking) -> RankingRow {
+    fn new(query: &crate::engine::RankQuery, r: &Ranking) -> RankingRow {
         RankingRow {
-            request_id: step.request_id.clone(),
-            user_id: step.user_id.clone(),
-            time_ms: step.time.0,
-            scene: step.scene,
+            request_id: query.request_id.clone(),
+            user_id: query.user_id.clone(),
+            time: query.now,
+            scene: query.scene,
             item_ids: r.slots.iter().map(|s| s.item_id.clone()).collect(),
             kinds: r.slots.iter().map(|s| s.kind).collect(),
             tiers: r.slots.iter().map(|s| s.tier).collect(),
@@ -175,7 +176,7 @@ pub fn run(
         out.without_propensities += part.without_propensities;
     }
     out.rankings
-        .sort_by(|a, b| (a.time_ms, &a.request_id).cmp(&(b.time_ms, &b.request_id)));
+        .sort_by(|a, b| (a.time, &a.request_id).cmp(&(b.time, &b.request_id)));
     let params = &engine.config().chuanliu;
     out.replayed.flow_budget = params.daily_impressions * shards as u64;
     out
@@ -220,14 +221,14 @@ fn replay_shard(
             }
             Step::Rank(record) => {
                 progress.fetch_add(1, Ordering::Relaxed);
-                let query = record.query();
-                let evaluation = match engine.evaluate(&catalog, &query, Some(&state.flow)) {
+                let query = &record.query;
+                let evaluation = match engine.evaluate(&catalog, query, Some(&state.flow)) {
                     Ok(e) => e,
                     Err(e) => {
                         out.refused += 1;
                         if out.first_refusal.is_none() {
                             out.first_refusal =
-                                Some(format!("request `{}`: {e}", record.request_id));
+                                Some(format!("request `{}`: {e}", query.request_id));
                         }
                         continue;
                     }
@@ -259,9 +260,9 @@ fn replay_shard(
                             }
                         })
                         .collect();
-                    out.logged.add_page(record, &page, index);
+                    out.logged.add_page(query, &page, index);
                 }
-                let ranking = engine.allocate(evaluation, &state.exposure, &query);
+                let ranking = engine.allocate(evaluation, &state.exposure, query);
                 let page: Vec<figures::PageSlot> = ranking
                     .slots
                     .iter()
@@ -273,7 +274,7 @@ fn replay_shard(
                         flow: s.reasons.contains(Reason::Chuanliu),
                     })
                     .collect();
-                out.replayed.add_page(record, &page, index);
+                out.replayed.add_page(query, &page, index);
                 if !record.served.is_empty() {
                     match ope_sample(record, &ranking, &logged_estimates, log) {
                         Some(sample) => out.ope_samples.push(sample),
@@ -291,7 +292,7 @@ fn replay_shard(
                     out.identical += 1;
                 }
                 if options.keep_rankings {
-                    out.rankings.push(RankingRow::new(record, &ranking));
+                    out.rankings.push(RankingRow::new(query, &ranking));
                 }
             }
         }

@@ -2,7 +2,8 @@
 //! written so that nothing half-written is ever presented as a result.
 
 use super::ope::{self, Estimate, OffPolicy};
-use super::{Replayed, Summary};
+use super::{RankingRow, Replayed, Summary};
+use crate::traffic::parquet::{RowWriter, WriteError};
 use serde::Serialize;
 use std::fmt;
 use std::io::Write;
@@ -99,6 +100,31 @@ pub struct Report {
     pub b: Option<PolicyReport>,
     /// B's replay minus A's.
     pub difference: Option<Difference>,
+}
+
+/// Writes replayed rankings to `path`: Parquet when its name ends in
+/// `.parquet`, JSON lines otherwise; through a temporary file and a rename,
+/// like [`write_atomically`].
+pub fn write_rankings(path: &Path, rows: Vec<RankingRow>) -> Result<(), WriteError> {
+    let failed = |e: &dyn fmt::Display| WriteError {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    };
+    if path.extension().is_some_and(|e| e == "parquet") {
+        let tmp = path.with_extension("tmp");
+        let mut writer = RowWriter::create(&tmp, false, 4096)?;
+        for row in rows {
+            writer.push(0, row)?;
+        }
+        writer.finish(Vec::new())?;
+        return std::fs::rename(&tmp, path).map_err(|e| failed(&e));
+    }
+    let mut bytes = Vec::new();
+    for row in &rows {
+        serde_json::to_writer(&mut bytes, row).expect("rankings serialize");
+        bytes.push(b'\n');
+    }
+    write_atomically(path, &bytes).map_err(|e| failed(&e))
 }
 
 /// Writes `bytes` to `path` through a temporary file and a rename: a reader

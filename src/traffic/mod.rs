@@ -6,11 +6,16 @@
 //! read as [`Record::Unknown`] and skipped by consumers; a header with a newer
 //! `version` is refused.
 
+mod convert;
+pub mod parquet;
 mod reader;
 mod sink;
+mod source;
 
+pub use convert::{ConvertError, Converted, Encoding, convert};
 pub use reader::{LogError, OnError, TrafficReader, read_parallel};
 pub use sink::{SinkCounts, SinkOptions, TrafficSink, files_in};
+pub use source::{Source, SourceError, read_source, sources};
 
 pub use crate::domain::Channel;
 use crate::domain::{ItemKind, Millis, Scene};
@@ -126,16 +131,17 @@ impl RankRecord {
         }
     }
 
-    /// The request itself, to rank again.
-    pub fn query(&self) -> crate::engine::RankQuery {
-        crate::engine::RankQuery {
-            request_id: self.request_id.clone(),
-            user_id: self.user_id.clone(),
+    /// The request itself, to rank again, and the page served.
+    pub fn into_query(self) -> (crate::engine::RankQuery, Vec<ServedSlot>) {
+        let query = crate::engine::RankQuery {
+            request_id: self.request_id,
+            user_id: self.user_id,
             scene: self.scene,
             slots: self.slots,
-            candidates: self.candidates.clone(),
+            candidates: self.candidates,
             now: self.time,
-        }
+        };
+        (query, self.served)
     }
 }
 

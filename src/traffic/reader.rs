@@ -24,6 +24,9 @@ pub enum LogError {
     },
     #[error("{origin}: cannot read: {reason}")]
     Read { origin: String, reason: String },
+    /// A file that is not a readable table (Parquet logs).
+    #[error("{origin}: {reason}")]
+    Unreadable { origin: String, reason: String },
     /// A header this build cannot read; always fatal.
     #[error("{origin} line {line}: {reason}")]
     Incompatible {

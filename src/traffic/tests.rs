@@ -186,3 +186,170 @@ fn the_parallel_reader_reads_what_the_line_reader_reads_across_blocks() {
         .collect();
     assert_eq!(kept, expected);
 }
+
+mod parquet_log {
+    //! Rules checked: a Parquet log reads back the records written, in log
+    //! order across tables (by `seq`), with its header; unknown pages stay
+    //! unknown; newer versions and tables without `seq` are refused; an
+    //! existing output is not overwritten; the documented schema is the
+    //! written one.
+    use super::super::parquet::{self, ParquetLogWriter, Table};
+    use super::*;
+
+    /// The sample plus what makes order and optional fields matter: a
+    /// request with no known page, and records of different tables at equal
+    /// times in an order a sort by time and table would not give.
+    fn records() -> Vec<Record> {
+        let mut all = sample();
+        let Record::Rank(rank) = all[2].clone() else {
+            unreachable!()
+        };
+        all.push(Record::Rank(RankRecord {
+            time: Millis(4),
+            request_id: "r2".into(),
+            served: Vec::new(),
+            policy: None,
+            ..rank
+        }));
+        all.push(Record::StreamStatus(StreamStatus {
+            time: Millis(4),
+            stream_id: "live-s1".into(),
+            live: false,
+        }));
+        all
+    }
+
+    fn write(dir: &std::path::Path, records: &[Record]) -> parquet::TableCounts {
+        let mut w = ParquetLogWriter::create(dir).unwrap();
+        for r in records {
+            w.write(r.clone()).unwrap();
+        }
+        w.finish().unwrap().0
+    }
+
+    #[test]
+    fn records_round_trip_in_log_order() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("log");
+        let counts = write(&dir, &records());
+        assert_eq!((counts.rank, counts.stream_status, counts.click), (2, 2, 1));
+        assert!(parquet::is_parquet_log(&dir));
+        assert!(!tmp.path().join("log.partial").exists());
+        let back = parquet::read_log(&dir, &Table::ALL).unwrap();
+        assert_eq!(back, records()[1..]);
+        let Some(Record::Header(header)) = records().first().cloned() else {
+            unreachable!()
+        };
+        assert_eq!(parquet::read_header(&dir).unwrap(), Some(header));
+        // Only the tables asked for are read.
+        let ranks = parquet::read_log(&dir, &[Table::Rank]).unwrap();
+        assert_eq!(ranks.len(), 2);
+        assert!(ranks.iter().all(|r| matches!(r, Record::Rank(_))));
+    }
+
+    #[test]
+    fn an_existing_output_is_not_overwritten() {
+        let tmp = tempfile::tempdir().unwrap();
+        let err = ParquetLogWriter::create(tmp.path()).err().unwrap();
+        assert!(err.to_string().contains("already exists"), "{err}");
+    }
+
+    #[test]
+    fn newer_versions_and_tables_without_seq_are_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let newer = tmp.path().join("newer");
+        let mut header = Header::new("test");
+        header.version = VERSION + 1;
+        let mut all = records();
+        all[0] = Record::Header(header);
+        write(&newer, &all);
+        let err = parquet::read_log(&newer, &[Table::Rank]).unwrap_err();
+        assert!(err.to_string().contains("newer than this build"), "{err}");
+
+        let bare = tmp.path().join("bare");
+        std::fs::create_dir(&bare).unwrap();
+        let mut w = parquet::RowWriter::<RankRecord>::create(&bare.join("rank.parquet"), false, 16)
+            .unwrap();
+        let Record::Rank(r) = records()[2].clone() else {
+            unreachable!()
+        };
+        w.push(0, r).unwrap();
+        w.finish(Vec::new()).unwrap();
+        let err = parquet::read_log(&bare, &[Table::Rank]).unwrap_err();
+        assert!(err.to_string().contains("no `seq` column"), "{err}");
+    }
+
+    #[test]
+    fn convert_goes_both_ways_and_a_failed_one_leaves_nothing() {
+        use super::super::{Encoding, convert};
+        let tmp = tempfile::tempdir().unwrap();
+        let jsonl = tmp.path().join("in.jsonl");
+        let mut text = Vec::new();
+        for r in records() {
+            r.write_line(&mut text);
+        }
+        // A second file of the same log, with its own header and a record
+        // type from a newer build.
+        let more = tmp.path().join("more.jsonl");
+        let mut more_text = Vec::new();
+        records()[0].write_line(&mut more_text);
+        more_text.extend_from_slice(b"{\"type\":\"refund\",\"time\":9}\n");
+        records()[3].write_line(&mut more_text);
+        std::fs::write(&jsonl, &text).unwrap();
+        std::fs::write(&more, &more_text).unwrap();
+
+        let inputs = [jsonl.clone(), more];
+        let pq = tmp.path().join("log");
+        let done = convert(&inputs, &pq, Encoding::Parquet, OnError::Fail).unwrap();
+        let mut expected = records();
+        expected.push(records()[3].clone());
+        assert_eq!(done.records, expected.len() as u64);
+        assert_eq!(done.unknown, 1);
+        let back = tmp.path().join("back.jsonl");
+        convert(&[pq], &back, Encoding::Jsonl, OnError::Fail).unwrap();
+        let read: Vec<Record> = std::fs::read_to_string(&back)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(read, expected);
+
+        // A malformed line part-way: an error naming it, and neither the
+        // output nor a partial one left behind.
+        text.extend_from_slice(b"{\"type\":\"click\",\"time\":\n");
+        std::fs::write(&jsonl, &text).unwrap();
+        for (to, name) in [(Encoding::Parquet, "bad"), (Encoding::Jsonl, "bad.jsonl")] {
+            let out = tmp.path().join(name);
+            let err = convert(std::slice::from_ref(&jsonl), &out, to, OnError::Fail).unwrap_err();
+            let line = format!("in.jsonl line {}: ", records().len() + 1);
+            assert!(err.to_string().contains(&line), "{err}");
+            let left: Vec<_> = std::fs::read_dir(tmp.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with("bad"))
+                .collect();
+            assert!(left.is_empty(), "{left:?}");
+        }
+    }
+
+    #[test]
+    fn the_documented_schema_is_the_written_one() {
+        let doc = include_str!("../../docs/traffic-log.md");
+        for table in Table::ALL {
+            let heading = format!("#### `{}`", table.file());
+            let section = doc
+                .split(&heading)
+                .nth(1)
+                .unwrap_or_else(|| panic!("docs/traffic-log.md has no `{heading}`"));
+            let section = section.split("\n#").next().unwrap();
+            for (name, ty, nullable) in parquet::describe(table) {
+                let null = if nullable { "yes" } else { "no" };
+                let row = format!("| `{name}` | `{ty}` | {null} |");
+                assert!(
+                    section.contains(&row),
+                    "docs/traffic-log.md, {heading}: no row `{row}`"
+                );
+            }
+        }
+    }
+}
