@@ -69,6 +69,7 @@ fn bench_replay(c: &mut Criterion) {
             let options = replay::Options {
                 shards,
                 keep_rankings: false,
+                responder: None,
             };
             b.iter(|| replay::run(&engine, &catalog, &log, &options, &AtomicU64::new(0)))
         });

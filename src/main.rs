@@ -274,6 +274,11 @@ struct ReplayArgs {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+    /// Simulated users answer every replayed page (and the logged one), so
+    /// clicks, purchases and GMV are measured; needs a log written by
+    /// `fairflow simulate`.
+    #[arg(long)]
+    interactive: bool,
     /// Largest importance weight in the off-policy estimates.
     #[arg(long, default_value_t = 100.0)]
     max_weight: f64,
@@ -460,6 +465,7 @@ fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
     let mut writer = TrafficWriter::new(file);
     let bar = progress_bar(u64::from(args.days) * 144, args.quiet);
     let summary = sim::simulate(
+        &spec,
         &world,
         &engine,
         &mut catalog,
@@ -659,6 +665,7 @@ fn replay(args: ReplayArgs) -> anyhow::Result<()> {
         shards,
         write_rankings,
         quiet,
+        interactive,
         max_weight,
         on_error,
     } = args;
@@ -678,6 +685,9 @@ fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let log = replay::read(&logs, on_error.into())?;
     let read_seconds = started.elapsed().as_secs_f64();
+    let responder = interactive
+        .then(|| replay::Responder::from_header(log.header.as_ref()))
+        .transpose()?;
     let requests = log
         .steps
         .iter()
@@ -692,6 +702,7 @@ fn replay(args: ReplayArgs) -> anyhow::Result<()> {
         let options = replay::Options {
             shards,
             keep_rankings,
+            responder: responder.as_ref(),
         };
         let started = std::time::Instant::now();
         let replayed = std::thread::scope(|s| {
@@ -715,6 +726,12 @@ fn replay(args: ReplayArgs) -> anyhow::Result<()> {
         log.steps.len(),
         log.files.len()
     );
+    if let Some(r) = &responder {
+        eprintln!(
+            "interactive: {} simulated users answer the pages",
+            r.users()
+        );
+    }
     let policy = |engine: &Engine, name: String, r: &replay::Replayed| {
         // Targets are only a yardstick for a config whose quotas act.
         let quotas = &engine.config().quotas;

@@ -162,6 +162,7 @@ async fn a_replay_of_a_servers_own_log_reproduces_every_page_it_served() {
         let options = replay::Options {
             shards,
             keep_rankings: true,
+            responder: None,
         };
         replay::run(&engine, &catalog, &log, &options, &AtomicU64::new(0))
     };
@@ -213,4 +214,109 @@ fn bad_logs_are_refused_with_the_reason() {
     std::fs::write(log.join("rank.parquet"), b"PAR1 not really").unwrap();
     let err = replay::read(&[log], fairflow::traffic::OnError::Fail).unwrap_err();
     assert!(err.to_string().contains("rank.parquet: "), "{err}");
+}
+
+/// A simulated day, written as a simulated log (header naming its world).
+fn simulated_log(dir: &std::path::Path) -> (Catalog, std::path::PathBuf) {
+    use fairflow::sim::{self, CatalogSpec, SimParams, World};
+    let spec = CatalogSpec {
+        seed: 11,
+        streamers: 300,
+        goods_per_brand: 20,
+        ..CatalogSpec::default()
+    };
+    let catalog = sim::generate(&spec).unwrap();
+    let world = World::build(&catalog, SimParams::new(11, 300), spec.as_of);
+    let engine = Engine::new(
+        Arc::new(Config::embedded_default().unwrap()),
+        Arc::new(Model::embedded().unwrap()),
+    );
+    let mut writer = fairflow::traffic::TrafficWriter::new(Vec::new());
+    sim::simulate(
+        &spec,
+        &world,
+        &engine,
+        &mut catalog.clone(),
+        1,
+        &mut writer,
+        &|_, _| {},
+    )
+    .unwrap();
+    let path = dir.join("traffic.jsonl");
+    std::fs::write(&path, writer.finish().unwrap()).unwrap();
+    (catalog, path)
+}
+
+#[test]
+fn interactive_replay_has_the_simulated_users_answer_and_buy() {
+    let dir = tempfile::tempdir().unwrap();
+    let (catalog, path) = simulated_log(dir.path());
+    let on_error = fairflow::traffic::OnError::Fail;
+    let log = replay::read(std::slice::from_ref(&path), on_error).unwrap();
+    let responder = replay::Responder::from_header(log.header.as_ref()).unwrap();
+    assert_eq!(responder.users(), 300);
+    // The flow on for every brand, so simulated purchases through
+    // influencers have something to reach.
+    let config = Config::from_toml("[chuanliu]\nenroll_all_brands = true\n", "flow.toml", None);
+    let engine = Engine::new(
+        Arc::new(config.unwrap()),
+        Arc::new(Model::embedded().unwrap()),
+    );
+    let run = |log: &replay::Log, responder: Option<&replay::Responder>| {
+        let options = replay::Options {
+            shards: 2,
+            keep_rankings: false,
+            responder,
+        };
+        replay::run(&engine, &catalog, log, &options, &AtomicU64::new(0))
+    };
+    let interactive = run(&log, Some(&responder));
+    assert_eq!(interactive.unanswered, 0);
+    let replayed = interactive
+        .replayed
+        .realized
+        .expect("replayed pages answered");
+    let logged = interactive.logged.realized.expect("logged pages answered");
+    assert!(replayed.clicks > 0 && replayed.purchases > 0 && replayed.gmv > 0.0);
+    // The rebuilt world is the one that wrote the log: its users answer the
+    // logged pages about as the log says they did (a fresh draw, so not
+    // exactly). A different world would not know the items: no clicks.
+    let (log_clicks, log_purchases) =
+        std::fs::read_to_string(&path)
+            .unwrap()
+            .lines()
+            .fold((0.0, 0.0), |(c, p), l| {
+                (
+                    c + f64::from(u8::from(l.contains("\"type\":\"click\""))),
+                    p + f64::from(u8::from(l.contains("\"type\":\"purchase\""))),
+                )
+            });
+    let clicks = logged.clicks as f64;
+    assert!(
+        (clicks / log_clicks - 1.0).abs() < 0.15,
+        "{clicks} clicks answering the logged pages, {log_clicks} in the log"
+    );
+    assert!(log_purchases > 0.0);
+    // Simulated purchases, not the log's, reach the flow: the log without
+    // its purchases replays the same (on every run), and the flow, which
+    // only injects for users with a purchase through an influencer, acts.
+    let mut without = log.clone();
+    without
+        .steps
+        .retain(|s| !matches!(s, replay::Step::Purchase(_)));
+    let again = run(&without, Some(&responder));
+    assert_eq!(again.replayed, interactive.replayed);
+    assert_eq!(again.logged, interactive.logged);
+    assert!(interactive.replayed.flow_impressions > 0);
+    let passive = run(&without, None);
+    assert_eq!(passive.replayed.flow_impressions, 0);
+    assert_eq!(passive.replayed.realized, None);
+}
+
+#[test]
+fn interactive_replay_needs_a_simulated_log() {
+    let header = fairflow::traffic::Header::new("fairflow serve");
+    let err = replay::Responder::from_header(Some(&header)).unwrap_err();
+    assert!(err.to_string().contains("needs a simulated log"), "{err}");
+    assert!(replay::Responder::from_header(None).is_err());
 }

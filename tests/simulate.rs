@@ -41,8 +41,16 @@ fn run(users: usize, threads: usize) -> (Vec<u8>, SimSummary) {
         .unwrap();
     pool.install(|| {
         let mut writer = TrafficWriter::new(Vec::new());
-        let summary =
-            sim::simulate(&world, &engine, &mut catalog, 1, &mut writer, &|_, _| {}).unwrap();
+        let summary = sim::simulate(
+            &spec,
+            &world,
+            &engine,
+            &mut catalog,
+            1,
+            &mut writer,
+            &|_, _| {},
+        )
+        .unwrap();
         (writer.finish().unwrap(), summary)
     })
 }

@@ -5,6 +5,7 @@ use crate::allocate::concentration::{gini, max_gap_pp, shares, top_share};
 use crate::catalog::Catalog;
 use crate::domain::{Millis, Tier};
 use crate::engine::RankQuery;
+use crate::sim::PageOutcome;
 use foldhash::HashMap;
 use serde::Serialize;
 
@@ -74,6 +75,8 @@ pub struct Figures {
     pub attributed_gmv: f64,
     /// The flow's daily budget summed over shards (replicas).
     pub flow_budget: u64,
+    /// What simulated users did with the pages (interactive replay).
+    pub realized: Option<PageOutcome>,
 }
 
 impl Figures {
@@ -128,6 +131,14 @@ impl Figures {
         self.attributed_conversions += other.attributed_conversions;
         self.attributed_gmv += other.attributed_gmv;
         self.flow_budget += other.flow_budget;
+        if let Some(o) = other.realized {
+            *self.realized.get_or_insert_with(PageOutcome::default) += o;
+        }
+    }
+
+    /// Adds a simulated user's answer to a page.
+    pub fn add_outcome(&mut self, outcome: PageOutcome) {
+        *self.realized.get_or_insert_with(PageOutcome::default) += outcome;
     }
 
     /// Tier shares over the whole replay.
@@ -180,6 +191,7 @@ impl Figures {
             flow_budget: self.flow_budget,
             attributed_conversions: self.attributed_conversions,
             attributed_gmv: self.attributed_gmv,
+            realized: self.realized,
             hourly: self
                 .hourly
                 .iter()
@@ -207,6 +219,10 @@ pub struct Summary {
     pub flow_budget: u64,
     pub attributed_conversions: u64,
     pub attributed_gmv: f64,
+    /// Impressions, clicks, purchases and GMV of simulated users answering
+    /// the pages (interactive replay only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub realized: Option<PageOutcome>,
     /// Tier shares per UTC hour (the hour's start).
     pub hourly: Vec<(Millis, [f64; 3])>,
     /// 51 points of the Lorenz curve.

@@ -25,7 +25,7 @@ pub enum Step {
 }
 
 impl Step {
-    fn time(&self) -> i64 {
+    pub fn time(&self) -> i64 {
         match self {
             Step::Rank(r) => r.query.now.0,
             Step::Purchase(e) => e.time.0,

@@ -18,16 +18,19 @@
 
 pub mod charts;
 mod figures;
+mod interactive;
 mod log;
 pub mod ope;
 pub mod report;
 
 pub use figures::{Figures, Summary};
+pub use interactive::{InteractiveError, Responder};
 pub use log::{Log, LogReadError, Request, Step, read};
 
 use crate::catalog::Catalog;
-use crate::domain::{ItemKind, Reason};
+use crate::domain::{ItemKind, Millis, Reason};
 use crate::engine::{Engine, RankState, Ranking};
+use interactive::Arm;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -53,6 +56,9 @@ pub struct Replayed {
     /// off-policy estimates; and how many logged pages had none.
     pub ope_samples: Vec<ope::Sample>,
     pub without_propensities: usize,
+    /// Interactive replay: requests whose user the simulated world does not
+    /// know (their pages are not answered).
+    pub unanswered: u64,
 }
 
 /// The off-policy sample of one request: its logged slots (with
@@ -124,11 +130,14 @@ impl RankingRow {
 }
 
 /// How to replay.
-#[derive(Debug, Clone)]
-pub struct Options {
+#[derive(Debug, Clone, Default)]
+pub struct Options<'a> {
     pub shards: usize,
     /// Keep every ranking (for `--write-rankings`).
     pub keep_rankings: bool,
+    /// Simulated users answer the pages (interactive replay); their
+    /// purchases, not the log's, reach the flow.
+    pub responder: Option<&'a Responder>,
 }
 
 /// The shard of `user` among `shards`: a fixed hash, so the split does not
@@ -174,6 +183,7 @@ pub fn run(
         out.rankings.extend(part.rankings);
         out.ope_samples.extend(part.ope_samples);
         out.without_propensities += part.without_propensities;
+        out.unanswered += part.unanswered;
     }
     out.rankings
         .sort_by(|a, b| (a.time, &a.request_id).cmp(&(b.time, &b.request_id)));
@@ -204,21 +214,31 @@ fn replay_shard(
         logged: Figures::new(index.len()),
         ..Replayed::default()
     };
+    let mut users = options.responder.map(interactive::ShardUsers::new);
+    let apply = |e: &crate::events::Event, out: &mut Replayed| {
+        let applied = state.flow.apply(e, &config.chuanliu);
+        if let Some(price) = applied.attributed {
+            out.replayed.attributed_conversions += 1;
+            out.replayed.attributed_gmv += price;
+        }
+    };
     for (step, owner) in log.steps.iter().zip(owners) {
         if owner.is_some_and(|o| o != shard) {
             continue;
+        }
+        if let Some(users) = &mut users {
+            for e in users.due(Some(Millis(step.time()))) {
+                apply(&e, &mut out);
+            }
         }
         match step {
             Step::Status(s) => {
                 catalog.set_live(&s.stream_id, s.live);
             }
-            Step::Purchase(e) => {
-                let applied = state.flow.apply(e, &config.chuanliu);
-                if let Some(price) = applied.attributed {
-                    out.replayed.attributed_conversions += 1;
-                    out.replayed.attributed_gmv += price;
-                }
-            }
+            // Interactive: the log's purchases answered the logged pages;
+            // the simulated users' answers to the replayed ones stand in.
+            Step::Purchase(_) if users.is_some() => {}
+            Step::Purchase(e) => apply(e, &mut out),
             Step::Rank(record) => {
                 progress.fetch_add(1, Ordering::Relaxed);
                 let query = &record.query;
@@ -261,6 +281,16 @@ fn replay_shard(
                         })
                         .collect();
                     out.logged.add_page(query, &page, index);
+                    if let Some(users) = &mut users {
+                        let served: Vec<(&str, ItemKind)> = record
+                            .served
+                            .iter()
+                            .map(|s| (s.item_id.as_str(), s.kind))
+                            .collect();
+                        if let Some(o) = users.respond(Arm::Logged, query, &served) {
+                            out.logged.add_outcome(o);
+                        }
+                    }
                 }
                 let ranking = engine.allocate(evaluation, &state.exposure, query);
                 let page: Vec<figures::PageSlot> = ranking
@@ -275,6 +305,17 @@ fn replay_shard(
                     })
                     .collect();
                 out.replayed.add_page(query, &page, index);
+                if let Some(users) = &mut users {
+                    let shown: Vec<(&str, ItemKind)> = ranking
+                        .slots
+                        .iter()
+                        .map(|s| (s.item_id.as_str(), s.kind))
+                        .collect();
+                    match users.respond(Arm::Replayed, query, &shown) {
+                        Some(o) => out.replayed.add_outcome(o),
+                        None => out.unanswered += 1,
+                    }
+                }
                 if !record.served.is_empty() {
                     match ope_sample(record, &ranking, &logged_estimates, log) {
                         Some(sample) => out.ope_samples.push(sample),
@@ -295,6 +336,12 @@ fn replay_shard(
                     out.rankings.push(RankingRow::new(query, &ranking));
                 }
             }
+        }
+    }
+    // Purchases after the last step still count towards attribution.
+    if let Some(users) = &mut users {
+        for e in users.due(None) {
+            apply(&e, &mut out);
         }
     }
     out

@@ -3,6 +3,7 @@
 
 use super::ope::{self, Estimate, OffPolicy};
 use super::{RankingRow, Replayed, Summary};
+use crate::sim::PageOutcome;
 use crate::traffic::parquet::{RowWriter, WriteError};
 use serde::Serialize;
 use std::fmt;
@@ -26,6 +27,9 @@ pub struct PolicyReport {
     /// Requests the engine refused, and the first reason.
     pub refused: u64,
     pub first_refusal: Option<String>,
+    /// Interactive replay: requests whose user the simulated world does not
+    /// know (not answered).
+    pub unanswered: u64,
     /// Off-policy estimates of the replayed policy's value, where the log
     /// carries propensities (docs/replay.md).
     pub off_policy: Option<OffPolicy>,
@@ -48,6 +52,7 @@ impl PolicyReport {
             with_logged_page: r.logged.requests,
             refused: r.refused,
             first_refusal: r.first_refusal.clone(),
+            unanswered: r.unanswered,
             off_policy: (!r.ope_samples.is_empty())
                 .then(|| ope::evaluate(&r.ope_samples, r.without_propensities, max_weight)),
         }
@@ -67,6 +72,42 @@ pub struct Difference {
     pub flow_impressions: i64,
     pub attributed_conversions: i64,
     pub attributed_gmv: f64,
+    /// Interactive replay: B's simulated outcome minus A's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub realized: Option<RealizedDifference>,
+}
+
+/// B minus A in what simulated users did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RealizedDifference {
+    pub impressions: i64,
+    pub clicks: i64,
+    pub purchases: i64,
+    pub gmv: f64,
+    /// B over A, minus 1.
+    pub gmv_relative: f64,
+    pub flow_purchases: i64,
+    pub flow_gmv: f64,
+}
+
+/// `b / a - 1`, or 0 when `a` is not positive.
+fn relative(a: f64, b: f64) -> f64 {
+    if a > 0.0 { b / a - 1.0 } else { 0.0 }
+}
+
+impl RealizedDifference {
+    fn between(a: &PageOutcome, b: &PageOutcome) -> RealizedDifference {
+        let d = |a: u64, b: u64| b as i64 - a as i64;
+        RealizedDifference {
+            impressions: d(a.impressions, b.impressions),
+            clicks: d(a.clicks, b.clicks),
+            purchases: d(a.purchases, b.purchases),
+            gmv: b.gmv - a.gmv,
+            gmv_relative: relative(a.gmv, b.gmv),
+            flow_purchases: d(a.flow_purchases, b.flow_purchases),
+            flow_gmv: b.flow_gmv - a.flow_gmv,
+        }
+    }
 }
 
 impl Difference {
@@ -77,15 +118,15 @@ impl Difference {
             top1: b.top1 - a.top1,
             top10: b.top10 - a.top10,
             expected_gmv: b.expected_gmv - a.expected_gmv,
-            expected_gmv_relative: if a.expected_gmv > 0.0 {
-                b.expected_gmv / a.expected_gmv - 1.0
-            } else {
-                0.0
-            },
+            expected_gmv_relative: relative(a.expected_gmv, b.expected_gmv),
             flow_impressions: b.flow_impressions as i64 - a.flow_impressions as i64,
             attributed_conversions: b.attributed_conversions as i64
                 - a.attributed_conversions as i64,
             attributed_gmv: b.attributed_gmv - a.attributed_gmv,
+            realized: a
+                .realized
+                .zip(b.realized)
+                .map(|(a, b)| RealizedDifference::between(&a, &b)),
         }
     }
 }
@@ -156,6 +197,53 @@ fn row(f: &mut fmt::Formatter, label: &str, s: &Summary) -> fmt::Result {
     )
 }
 
+fn realized_row(f: &mut fmt::Formatter, label: &str, o: &PageOutcome) -> fmt::Result {
+    writeln!(
+        f,
+        "{label:<34} {:>10} {:>8} {:>7} {:>12.0} {:>7} {:>10.0}",
+        o.impressions, o.clicks, o.purchases, o.gmv, o.flow_purchases, o.flow_gmv
+    )
+}
+
+impl Report {
+    /// What simulated users did (interactive replay), when they did.
+    fn realized_table(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        if self.a.replayed.realized.is_none() {
+            return Ok(());
+        }
+        writeln!(
+            f,
+            "{:<34} {:>10} {:>8} {:>7} {:>12} {:>7} {:>10}",
+            "simulated users (interactive)", "impr", "clicks", "purch", "GMV", "flow.p", "flow.GMV"
+        )?;
+        let logged = std::iter::once(&self.a)
+            .chain(&self.b)
+            .find_map(|p| Some((p.with_logged_page, p.logged.as_ref()?.realized?)));
+        if let Some((requests, o)) = logged {
+            realized_row(f, &format!("logged (what happened, {requests} req)"), &o)?;
+        }
+        for p in std::iter::once(&self.a).chain(&self.b) {
+            if let Some(o) = &p.replayed.realized {
+                realized_row(f, &format!("replayed {}", p.name), o)?;
+            }
+        }
+        if let Some(d) = self.difference.as_ref().and_then(|d| d.realized.as_ref()) {
+            writeln!(
+                f,
+                "{:<34} {:>+10} {:>+8} {:>+7} {:>+11.1}% {:>+7} {:>+10.0}",
+                "B - A",
+                d.impressions,
+                d.clicks,
+                d.purchases,
+                d.gmv_relative * 100.0,
+                d.flow_purchases,
+                d.flow_gmv
+            )?;
+        }
+        Ok(())
+    }
+}
+
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         writeln!(
@@ -217,6 +305,7 @@ impl fmt::Display for Report {
                 d.attributed_gmv,
             )?;
         }
+        self.realized_table(f)?;
         for p in std::iter::once(&self.a).chain(&self.b) {
             let Some(o) = &p.off_policy else { continue };
             writeln!(
@@ -252,6 +341,13 @@ impl fmt::Display for Report {
                     f,
                     "{}: {} of {} logged pages replayed identically",
                     p.name, p.identical, p.with_logged_page
+                )?;
+            }
+            if p.unanswered > 0 {
+                writeln!(
+                    f,
+                    "{}: {} requests from users the simulated world does not know, not answered",
+                    p.name, p.unanswered
                 )?;
             }
             if let Some(reason) = &p.first_refusal {

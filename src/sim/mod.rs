@@ -21,4 +21,4 @@ pub use params::{Segment, SimParams};
 pub use pool::ItemPool;
 pub use response::{PageOutcome, UserState};
 pub use run::{SimSummary, simulate};
-pub use world::World;
+pub use world::{Simulation, World};

@@ -354,11 +354,13 @@ fn run_user(
     (lines, summary)
 }
 
-/// Runs the simulation, writing the log to `out`. `engine` is the logging
+/// Runs the simulation of `world` (built from `spec`'s catalog), writing
+/// the log to `out`. `engine` is the logging
 /// policy; `catalog` is the state at the start (stream status changes are
 /// applied to it as the simulation goes). `progress(done, total)` is called
 /// after every chunk.
 pub fn simulate<W: Write>(
+    spec: &super::CatalogSpec,
     world: &World,
     engine: &Engine,
     catalog: &mut Catalog,
@@ -374,6 +376,10 @@ pub fn simulate<W: Write>(
     let mut header = Header::new("fairflow simulate");
     header.seed = Some(world.params.seed);
     header.catalog = Some("catalog".into());
+    header.simulation = Some(super::Simulation {
+        catalog: spec.clone(),
+        params: world.params.clone(),
+    });
     out.write(&Record::Header(header))?;
     summary.records += 1;
 

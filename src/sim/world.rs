@@ -82,6 +82,24 @@ impl User {
 /// What a stream does on one day: on air in `[start, end)`, or not at all.
 pub type Window = Option<(Millis, Millis)>;
 
+/// Everything a simulated world is built from. A simulated log's header
+/// carries it, so the world (users, schedules, the response model) can be
+/// rebuilt to answer other rankings (interactive replay).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Simulation {
+    pub catalog: super::CatalogSpec,
+    pub params: SimParams,
+}
+
+impl Simulation {
+    /// The catalog as at the start of the simulation, and the world.
+    pub fn build(&self) -> Result<(Catalog, World), crate::catalog::RecordError> {
+        let catalog = super::generate(&self.catalog)?;
+        let world = World::build(&catalog, self.params.clone(), self.catalog.as_of);
+        Ok((catalog, world))
+    }
+}
+
 pub struct World {
     pub params: SimParams,
     pub streamers: Vec<StreamerFacts>,

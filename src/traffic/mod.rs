@@ -77,6 +77,10 @@ pub struct Header {
     /// The catalog directory the ids refer to, relative to the log's directory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub catalog: Option<String>,
+    /// For simulated logs: what the world was built from, so a replay can
+    /// have the same simulated users answer other rankings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub simulation: Option<crate::sim::Simulation>,
 }
 
 impl Header {
@@ -87,6 +91,7 @@ impl Header {
             source: source.into(),
             seed: None,
             catalog: None,
+            simulation: None,
         }
     }
 }

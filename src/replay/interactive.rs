@@ -1,0 +1,156 @@
+//! Interactive replay: the simulated users behind a simulated log answer
+//! the replayed rankings, so clicks, purchases and GMV under a config are
+//! measured, not only exposure and expected value.
+//!
+//! The log's header carries what its world was built from
+//! ([`Simulation`]); the world is rebuilt and each replayed page goes to
+//! [`World::respond`], the same ground truth that wrote the log. The pages
+//! the log says were served are answered too, by a second set of user
+//! states, so "what happened" is measured the same way as "what would have
+//! happened". Both sets start from the same per-user seeds (common random
+//! numbers): where two policies show a user the same page, the user answers
+//! the same, and the difference between them is not drowned in noise.
+//!
+//! The purchases simulated users make on replayed pages reach the chuanliu
+//! flow when replay time reaches them (in place of the log's purchases,
+//! which answered other pages).
+
+use crate::catalog::RecordError;
+use crate::domain::{ItemKind, Millis};
+use crate::engine::RankQuery;
+use crate::events::Event;
+use crate::sim::{PageOutcome, Simulation, UserState, World};
+use crate::traffic::{Header, Record};
+use foldhash::HashMap;
+use std::collections::BTreeMap;
+
+/// A simulated log's world, rebuilt to answer pages.
+pub struct Responder {
+    world: World,
+    users: HashMap<String, u32>,
+}
+
+impl std::fmt::Debug for Responder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Responder")
+            .field("users", &self.users.len())
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum InteractiveError {
+    #[error(
+        "interactive replay needs a simulated log: the log's header names no `simulation` \
+         (logs written by `fairflow simulate` carry one; a server's own log has no simulated users)"
+    )]
+    NotSimulated,
+    #[error("rebuilding the simulated catalog: {0}")]
+    Catalog(#[from] RecordError),
+}
+
+impl Responder {
+    /// Rebuilds the world the log's header names.
+    pub fn from_header(header: Option<&Header>) -> Result<Responder, InteractiveError> {
+        let simulation = header
+            .and_then(|h| h.simulation.as_ref())
+            .ok_or(InteractiveError::NotSimulated)?;
+        Ok(Responder::new(simulation)?)
+    }
+
+    pub fn new(simulation: &Simulation) -> Result<Responder, RecordError> {
+        let (_, world) = simulation.build()?;
+        let users = world
+            .users
+            .iter()
+            .enumerate()
+            .map(|(i, u)| (u.id.clone(), i as u32))
+            .collect();
+        Ok(Responder { world, users })
+    }
+
+    /// Simulated users.
+    pub fn users(&self) -> usize {
+        self.users.len()
+    }
+}
+
+/// One shard's simulated users: their states for the replayed and the
+/// logged pages, and the replayed pages' purchases not yet due.
+pub(super) struct ShardUsers<'a> {
+    responder: &'a Responder,
+    replayed: HashMap<u32, UserState>,
+    logged: HashMap<u32, UserState>,
+    /// By (time, arrival): equal times keep the order they were made in.
+    pending: BTreeMap<(Millis, u64), Event>,
+    arrivals: u64,
+    scratch: Vec<Record>,
+}
+
+/// Which pages a response is to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Arm {
+    Replayed,
+    Logged,
+}
+
+impl<'a> ShardUsers<'a> {
+    pub(super) fn new(responder: &'a Responder) -> ShardUsers<'a> {
+        ShardUsers {
+            responder,
+            replayed: HashMap::default(),
+            logged: HashMap::default(),
+            pending: BTreeMap::new(),
+            arrivals: 0,
+            scratch: Vec::new(),
+        }
+    }
+
+    /// The user's answer to `page` (slot order); `None` for a user the
+    /// world does not know. Purchases on replayed pages are kept until due.
+    pub(super) fn respond(
+        &mut self,
+        arm: Arm,
+        query: &RankQuery,
+        page: &[(&str, ItemKind)],
+    ) -> Option<PageOutcome> {
+        let user = *self.responder.users.get(&query.user_id)?;
+        let world = &self.responder.world;
+        let states = match arm {
+            Arm::Replayed => &mut self.replayed,
+            Arm::Logged => &mut self.logged,
+        };
+        let state = states
+            .entry(user)
+            .or_insert_with(|| UserState::new(world.params.seed, user));
+        self.scratch.clear();
+        let outcome = world.respond(
+            user,
+            state,
+            &query.request_id,
+            query.now,
+            page,
+            &mut self.scratch,
+        );
+        if arm == Arm::Replayed {
+            for record in &self.scratch {
+                if let Record::Purchase(p) = record {
+                    self.pending.insert((p.time, self.arrivals), Event::from(p));
+                    self.arrivals += 1;
+                }
+            }
+        }
+        Some(outcome)
+    }
+
+    /// Purchases due by `now` (all of them with `None`), in time order.
+    pub(super) fn due(&mut self, now: Option<Millis>) -> Vec<Event> {
+        let later = match now {
+            Some(now) => self.pending.split_off(&(Millis(now.0 + 1), 0)),
+            None => BTreeMap::new(),
+        };
+        std::mem::replace(&mut self.pending, later)
+            .into_values()
+            .collect()
+    }
+}
