@@ -563,6 +563,42 @@ fn replay_writes_its_report_and_refuses_bad_input_without_writing_one() {
         requests
     );
 
+    // Interactive: the Parquet log's header still names its world, whose
+    // users answer the pages.
+    let interactive = dir.path().join("report-interactive");
+    let ok = Command::new(BIN)
+        .arg("replay")
+        .arg("--log")
+        .arg(&parquet)
+        .arg("--config")
+        .arg(&config)
+        .arg("--out")
+        .arg(&interactive)
+        .args(["--quiet", "--interactive"])
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&ok.stdout);
+    assert!(stdout.contains("simulated users (interactive)"), "{stdout}");
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(interactive.join("report.json")).unwrap()).unwrap();
+    assert!(
+        report["a"]["replayed"]["realized"]["clicks"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    assert!(
+        report["a"]["logged"]["realized"]["impressions"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+
     // Bad input: an error naming the problem, a non-zero exit, no report.
     let missing = replay(
         &dir.path().join("nope.jsonl"),
