@@ -258,6 +258,10 @@ struct ReplayArgs {
     /// and model are used for both configs.
     #[arg(long)]
     config: Option<PathBuf>,
+    /// The catalog directory the log's requests refer to, in place of the
+    /// config's (with `--interactive`, in place of the simulated world's).
+    #[arg(long)]
+    catalog: Option<PathBuf>,
     /// A second config, reported beside the first with the difference.
     #[arg(long)]
     compare: Option<PathBuf>,
@@ -659,6 +663,7 @@ fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     use fairflow::replay::{self, report};
     let ReplayArgs {
         logs,
+        catalog,
         config,
         compare,
         out,
@@ -674,6 +679,7 @@ fn replay(args: ReplayArgs) -> anyhow::Result<()> {
         "--max-weight must be at least 1 (got {max_weight})"
     );
     anyhow::ensure!(shards >= 1, "--shards must be at least 1");
+    let catalog_given = catalog.is_some();
     // Everything that can be refused is checked before any work.
     let a = load_engine(config.as_deref(), None)?;
     let b = compare
@@ -681,13 +687,23 @@ fn replay(args: ReplayArgs) -> anyhow::Result<()> {
         .map(|p| load_engine(Some(p), None))
         .transpose()?;
     let max_id = a.config().limits.max_id_bytes as usize;
-    let catalog = Catalog::from_source(&a.config().catalog, max_id)?;
+    let source = catalog.map_or_else(
+        || a.config().catalog.clone(),
+        fairflow::config::CatalogSource::Dir,
+    );
+    let given = Catalog::from_source(&source, max_id)?;
     let started = std::time::Instant::now();
     let log = replay::read(&logs, on_error.into())?;
     let read_seconds = started.elapsed().as_secs_f64();
     let responder = interactive
         .then(|| replay::Responder::from_header(log.header.as_ref()))
         .transpose()?;
+    // A simulated world's users answer about its own catalog, so that is
+    // the one ranked against unless one is named.
+    let catalog = match &responder {
+        Some(r) if !catalog_given => r.catalog(),
+        _ => &given,
+    };
     let requests = log
         .steps
         .iter()
@@ -706,7 +722,7 @@ fn replay(args: ReplayArgs) -> anyhow::Result<()> {
         };
         let started = std::time::Instant::now();
         let replayed = std::thread::scope(|s| {
-            let worker = s.spawn(|| replay::run(engine, &catalog, &log, &options, &done));
+            let worker = s.spawn(|| replay::run(engine, catalog, &log, &options, &done));
             while !worker.is_finished() {
                 bar.set_position(done.load(std::sync::atomic::Ordering::Relaxed));
                 std::thread::sleep(std::time::Duration::from_millis(100));

@@ -15,7 +15,7 @@
 //! flow when replay time reaches them (in place of the log's purchases,
 //! which answered other pages).
 
-use crate::catalog::RecordError;
+use crate::catalog::{Catalog, RecordError};
 use crate::domain::{ItemKind, Millis};
 use crate::engine::RankQuery;
 use crate::events::Event;
@@ -26,6 +26,9 @@ use std::collections::BTreeMap;
 
 /// A simulated log's world, rebuilt to answer pages.
 pub struct Responder {
+    /// The catalog as at the start of the simulation: what the log's
+    /// requests refer to.
+    catalog: Catalog,
     world: World,
     users: HashMap<String, u32>,
 }
@@ -53,20 +56,30 @@ impl Responder {
     /// Rebuilds the world the log's header names.
     pub fn from_header(header: Option<&Header>) -> Result<Responder, InteractiveError> {
         let simulation = header
-            .and_then(|h| h.simulation.as_ref())
+            .and_then(|h| h.simulation.as_deref())
             .ok_or(InteractiveError::NotSimulated)?;
         Ok(Responder::new(simulation)?)
     }
 
     pub fn new(simulation: &Simulation) -> Result<Responder, RecordError> {
-        let (_, world) = simulation.build()?;
+        let (catalog, world) = simulation.build()?;
         let users = world
             .users
             .iter()
             .enumerate()
             .map(|(i, u)| (u.id.clone(), i as u32))
             .collect();
-        Ok(Responder { world, users })
+        Ok(Responder {
+            catalog,
+            world,
+            users,
+        })
+    }
+
+    /// The simulated catalog, as at the start: the one to rank against, so
+    /// the engine and the users see the same goods, prices and streams.
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
     }
 
     /// Simulated users.

@@ -15,6 +15,10 @@
 //! (tested in `tests/replay.rs`), provided the server ranked one request at a
 //! time: concurrent requests update the shared state in an order the log
 //! cannot fully record.
+//!
+//! **Interactive.** On a simulated log, the simulated users can answer the
+//! pages ([`Responder`], `interactive.rs`): realized clicks, purchases and
+//! GMV, with their purchases in place of the log's reaching the flow.
 
 pub mod charts;
 mod figures;

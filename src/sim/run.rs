@@ -376,10 +376,10 @@ pub fn simulate<W: Write>(
     let mut header = Header::new("fairflow simulate");
     header.seed = Some(world.params.seed);
     header.catalog = Some("catalog".into());
-    header.simulation = Some(super::Simulation {
+    header.simulation = Some(Box::new(super::Simulation {
         catalog: spec.clone(),
         params: world.params.clone(),
-    });
+    }));
     out.write(&Record::Header(header))?;
     summary.records += 1;
 

@@ -80,7 +80,7 @@ pub struct Header {
     /// For simulated logs: what the world was built from, so a replay can
     /// have the same simulated users answer other rankings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub simulation: Option<crate::sim::Simulation>,
+    pub simulation: Option<Box<crate::sim::Simulation>>,
 }
 
 impl Header {

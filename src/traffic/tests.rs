@@ -31,7 +31,8 @@ fn sample() -> Vec<Record> {
             served: vec![ServedSlot {
                 item_id: "g1".into(),
                 kind: ItemKind::Goods,
-                propensity: Some(0.75),
+                // Seventeen significant digits: must read back bit for bit.
+                propensity: Some(0.012492697114229725),
             }],
             policy: Some("sim".into()),
         }),
