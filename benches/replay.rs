@@ -1,6 +1,6 @@
 //! Replay throughput: requests of 200 candidates into 20 slots (demo
-//! catalog, default config), parsed from JSONL and replayed through the
-//! engine, in one run so the two can be compared.
+//! catalog, default config), read from JSONL and from Parquet and replayed
+//! through the engine, in one run so reading and ranking can be compared.
 //!
 //! Run: `cargo bench --bench replay`. Figures: docs/replay.md.
 
@@ -12,7 +12,7 @@ use fairflow::engine::{Candidate, Engine};
 use fairflow::model::Model;
 use fairflow::replay::{self, Log};
 use fairflow::sim::ItemPool;
-use fairflow::traffic::{OnError, RankRecord, Record, read_parallel};
+use fairflow::traffic::{Encoding, OnError, RankRecord, Record, read_parallel};
 use rand::SeedableRng;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -60,10 +60,18 @@ fn parse(text: &[u8]) -> Log {
 fn bench_replay(c: &mut Criterion) {
     let (engine, catalog, text) = fixture();
     let log = parse(&text);
+    let dir = tempfile::tempdir().unwrap();
+    let jsonl = dir.path().join("traffic.jsonl");
+    std::fs::write(&jsonl, &text).unwrap();
+    let parquet = dir.path().join("traffic.parquet");
+    fairflow::traffic::convert(&[jsonl], &parquet, Encoding::Parquet, OnError::Fail).unwrap();
+    let from_parquet = || replay::read(std::slice::from_ref(&parquet), OnError::Fail).unwrap();
+    assert_eq!(from_parquet().steps, log.steps);
     let mut group = c.benchmark_group("replay_2000_requests_200x20");
     group.sample_size(10);
     group.throughput(Throughput::Elements(REQUESTS as u64));
     group.bench_function("parse_jsonl", |b| b.iter(|| parse(&text)));
+    group.bench_function("read_parquet", |b| b.iter(from_parquet));
     for shards in [1, 2] {
         group.bench_function(format!("replay_{shards}_shards"), |b| {
             let options = replay::Options {

@@ -158,6 +158,11 @@ impl<'a> ShardUsers<'a> {
 
     /// Purchases due by `now` (all of them with `None`), in time order.
     pub(super) fn due(&mut self, now: Option<Millis>) -> Vec<Event> {
+        // Most steps find nothing due: answer those without touching the map.
+        let first = self.pending.first_key_value().map(|((t, _), _)| *t);
+        if first.is_none_or(|t| now.is_some_and(|now| t > now)) {
+            return Vec::new();
+        }
         let later = match now {
             Some(now) => self.pending.split_off(&(Millis(now.0 + 1), 0)),
             None => BTreeMap::new(),
@@ -165,5 +170,73 @@ impl<'a> ShardUsers<'a> {
         std::mem::replace(&mut self.pending, later)
             .into_values()
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::{CatalogSpec, SimParams};
+
+    fn responder() -> Responder {
+        let simulation = Simulation {
+            catalog: CatalogSpec {
+                streamers: 40,
+                goods_per_brand: 5,
+                ..CatalogSpec::default()
+            },
+            params: SimParams::new(1, 10),
+        };
+        Responder::new(&simulation).unwrap()
+    }
+
+    fn click(id: &str, t: i64) -> Event {
+        Event {
+            event_id: id.into(),
+            time: Millis(t),
+            user_id: "u".into(),
+            kind: crate::events::EventKind::Click {
+                item_id: "g".into(),
+                request_id: None,
+            },
+        }
+    }
+
+    #[test]
+    fn purchases_come_due_in_time_order_and_only_once() {
+        let responder = responder();
+        let mut users = ShardUsers::new(&responder);
+        for (i, (id, t)) in [("c", 30), ("a", 10), ("b", 20), ("b2", 20)]
+            .iter()
+            .enumerate()
+        {
+            users.pending.insert((Millis(*t), i as u64), click(id, *t));
+        }
+        let ids = |events: Vec<Event>| events.into_iter().map(|e| e.event_id).collect::<Vec<_>>();
+        assert!(users.due(Some(Millis(9))).is_empty());
+        assert_eq!(ids(users.due(Some(Millis(20)))), ["a", "b", "b2"]);
+        assert!(users.due(Some(Millis(20))).is_empty());
+        assert_eq!(ids(users.due(None)), ["c"]);
+        assert!(users.due(None).is_empty());
+    }
+
+    #[test]
+    fn known_users_answer_and_unknown_ones_do_not() {
+        let responder = responder();
+        let mut users = ShardUsers::new(&responder);
+        let user = responder.world.users[0].id.clone();
+        let query = |user_id: &str| RankQuery {
+            request_id: "r1".into(),
+            user_id: user_id.into(),
+            scene: crate::domain::Scene::Recommend,
+            slots: 1,
+            candidates: Vec::new(),
+            now: Millis(responder.world.start.0 + 3_600_000),
+        };
+        let goods = responder.world.goods[0].id.clone();
+        let page = [(goods.as_str(), ItemKind::Goods)];
+        let answered = users.respond(Arm::Replayed, &query(&user), &page).unwrap();
+        assert_eq!(answered.impressions, 1);
+        assert_eq!(users.respond(Arm::Logged, &query("stranger"), &page), None);
     }
 }
