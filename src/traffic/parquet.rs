@@ -164,6 +164,11 @@ impl<T: Serialize + DeserializeOwned> RowWriter<T> {
         })
     }
 
+    /// The file of `table` in the log directory `dir`, with `seq`.
+    fn for_table(dir: &Path, table: Table) -> Result<Self, WriteError> {
+        RowWriter::create(&dir.join(table.file()), true, table.batch_rows())
+    }
+
     /// Adds a row (`seq` is ignored without the column).
     pub fn push(&mut self, seq: u64, row: T) -> Result<(), WriteError> {
         if self.with_seq {
@@ -260,25 +265,12 @@ impl ParquetLogWriter {
             std::fs::remove_dir_all(&partial).map_err(|e| WriteError::new(&partial, e))?;
         }
         std::fs::create_dir_all(&partial).map_err(|e| WriteError::new(&partial, e))?;
-        let table = |t: Table| partial.join(t.file());
         Ok(ParquetLogWriter {
-            rank: RowWriter::create(&table(Table::Rank), true, Table::Rank.batch_rows())?,
-            impression: RowWriter::create(
-                &table(Table::Impression),
-                true,
-                Table::Impression.batch_rows(),
-            )?,
-            click: RowWriter::create(&table(Table::Click), true, Table::Click.batch_rows())?,
-            purchase: RowWriter::create(
-                &table(Table::Purchase),
-                true,
-                Table::Purchase.batch_rows(),
-            )?,
-            stream_status: RowWriter::create(
-                &table(Table::StreamStatus),
-                true,
-                Table::StreamStatus.batch_rows(),
-            )?,
+            rank: RowWriter::for_table(&partial, Table::Rank)?,
+            impression: RowWriter::for_table(&partial, Table::Impression)?,
+            click: RowWriter::for_table(&partial, Table::Click)?,
+            purchase: RowWriter::for_table(&partial, Table::Purchase)?,
+            stream_status: RowWriter::for_table(&partial, Table::StreamStatus)?,
             out: out.to_path_buf(),
             partial,
             header: None,
