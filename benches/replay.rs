@@ -76,8 +76,7 @@ fn bench_replay(c: &mut Criterion) {
         group.bench_function(format!("replay_{shards}_shards"), |b| {
             let options = replay::Options {
                 shards,
-                keep_rankings: false,
-                responder: None,
+                ..replay::Options::default()
             };
             b.iter(|| replay::run(&engine, &catalog, &log, &options, &AtomicU64::new(0)))
         });

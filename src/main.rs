@@ -278,6 +278,10 @@ struct ReplayArgs {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+    /// Start every shard's chuanliu flow from a server's snapshot: a
+    /// `snapshot-*.bin` file, or an events directory (its newest one).
+    #[arg(long)]
+    snapshot: Option<PathBuf>,
     /// Simulated users answer every replayed page (and the logged one), so
     /// clicks, purchases and GMV are measured; needs a log written by
     /// `fairflow simulate`.
@@ -670,6 +674,7 @@ fn replay(args: ReplayArgs) -> anyhow::Result<()> {
         shards,
         write_rankings,
         quiet,
+        snapshot,
         interactive,
         max_weight,
         on_error,
@@ -692,6 +697,10 @@ fn replay(args: ReplayArgs) -> anyhow::Result<()> {
         fairflow::config::CatalogSource::Dir,
     );
     let given = Catalog::from_source(&source, max_id)?;
+    let start = snapshot
+        .as_deref()
+        .map(replay::StartState::read)
+        .transpose()?;
     let started = std::time::Instant::now();
     let log = replay::read(&logs, on_error.into())?;
     let read_seconds = started.elapsed().as_secs_f64();
@@ -719,6 +728,7 @@ fn replay(args: ReplayArgs) -> anyhow::Result<()> {
             shards,
             keep_rankings,
             responder: responder.as_ref(),
+            start: start.as_ref(),
         };
         let started = std::time::Instant::now();
         let replayed = std::thread::scope(|s| {
@@ -746,6 +756,13 @@ fn replay(args: ReplayArgs) -> anyhow::Result<()> {
         eprintln!(
             "interactive: {} simulated users answer the pages",
             r.users()
+        );
+    }
+    if let Some(s) = &start {
+        eprintln!(
+            "each shard's flow starts from {} (event log position {})",
+            s.path.display(),
+            s.seq
         );
     }
     let policy = |engine: &Engine, name: String, r: &replay::Replayed| {

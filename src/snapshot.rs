@@ -127,10 +127,12 @@ pub fn read(path: &Path) -> Result<Snapshot, SnapshotError> {
 /// The newest snapshot in `dir`, if any. A damaged newest snapshot is an
 /// error, not a reason to fall back: the log before it may be gone.
 pub fn latest(dir: &Path) -> Result<Option<Snapshot>, SnapshotError> {
-    match snapshots(dir)?.pop() {
-        Some((_, path)) => read(&path).map(Some),
-        None => Ok(None),
-    }
+    newest_file(dir)?.map(|path| read(&path)).transpose()
+}
+
+/// The newest snapshot file in `dir`, if any.
+pub fn newest_file(dir: &Path) -> Result<Option<PathBuf>, SnapshotError> {
+    Ok(snapshots(dir)?.pop().map(|(_, path)| path))
 }
 
 #[cfg(test)]

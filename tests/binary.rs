@@ -619,4 +619,20 @@ fn replay_writes_its_report_and_refuses_bad_input_without_writing_one() {
     let err = String::from_utf8_lossy(&refused.stderr);
     assert!(err.contains("chuanliu.max_per_page"), "{err}");
     assert!(!dir.path().join("r3/report.json").exists());
+    let no_snapshot = Command::new(BIN)
+        .arg("replay")
+        .arg("--log")
+        .arg(sim_dir.join("traffic.jsonl"))
+        .arg("--config")
+        .arg(&config)
+        .arg("--snapshot")
+        .arg(&sim_dir)
+        .arg("--out")
+        .arg(dir.path().join("r4"))
+        .output()
+        .unwrap();
+    assert!(!no_snapshot.status.success());
+    let err = String::from_utf8_lossy(&no_snapshot.stderr);
+    assert!(err.contains("holds no snapshot"), "{err}");
+    assert!(!dir.path().join("r4/report.json").exists());
 }

@@ -162,7 +162,7 @@ async fn a_replay_of_a_servers_own_log_reproduces_every_page_it_served() {
         let options = replay::Options {
             shards,
             keep_rankings: true,
-            responder: None,
+            ..replay::Options::default()
         };
         replay::run(&engine, &catalog, &log, &options, &AtomicU64::new(0))
     };
@@ -265,8 +265,8 @@ fn interactive_replay_has_the_simulated_users_answer_and_buy() {
     let run = |log: &replay::Log, responder: Option<&replay::Responder>| {
         let options = replay::Options {
             shards: 2,
-            keep_rankings: false,
             responder,
+            ..replay::Options::default()
         };
         replay::run(&engine, &catalog, log, &options, &AtomicU64::new(0))
     };
@@ -319,4 +319,65 @@ fn interactive_replay_needs_a_simulated_log() {
     let err = replay::Responder::from_header(Some(&header)).unwrap_err();
     assert!(err.to_string().contains("needs a simulated log"), "{err}");
     assert!(replay::Responder::from_header(None).is_err());
+}
+
+#[test]
+fn a_replay_can_start_from_a_servers_snapshot() {
+    use fairflow::chuanliu::Flow;
+    use fairflow::snapshot::{self, Snapshot};
+    let dir = tempfile::tempdir().unwrap();
+    let (catalog, path) = simulated_log(dir.path());
+    let log = replay::read(&[path], fairflow::traffic::OnError::Fail).unwrap();
+    let config =
+        Config::from_toml("[chuanliu]\nenroll_all_brands = true\n", "flow.toml", None).unwrap();
+    // A server that took the log's purchases, then a snapshot.
+    let flow = Flow::new();
+    for step in &log.steps {
+        if let replay::Step::Purchase(e) = step {
+            flow.apply(e, &config.chuanliu);
+        }
+    }
+    let events = dir.path().join("events");
+    std::fs::create_dir(&events).unwrap();
+    let snapshot = Snapshot {
+        seq: 7,
+        flow: flow.snapshot(),
+        event_ids: Vec::new(),
+    };
+    let (file, _) = snapshot::write(&events, &snapshot).unwrap();
+    let start = replay::StartState::read(&events).unwrap();
+    assert_eq!((start.path.clone(), start.seq), (file, 7));
+
+    // The requests alone: only the snapshot's affinities can make the flow
+    // act.
+    let mut requests = log.clone();
+    requests
+        .steps
+        .retain(|s| matches!(s, replay::Step::Rank(_)));
+    let engine = Engine::new(Arc::new(config), Arc::new(Model::embedded().unwrap()));
+    let run = |start: Option<&replay::StartState>| {
+        let options = replay::Options {
+            shards: 2,
+            start,
+            ..replay::Options::default()
+        };
+        replay::run(&engine, &catalog, &requests, &options, &AtomicU64::new(0))
+    };
+    assert_eq!(run(None).replayed.flow_impressions, 0);
+    let from_snapshot = run(Some(&start));
+    assert!(from_snapshot.replayed.flow_impressions > 0);
+    assert_eq!(run(Some(&start)).replayed, from_snapshot.replayed);
+
+    // Nothing to start from: the reason, with the path.
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let err = replay::StartState::read(&empty).unwrap_err().to_string();
+    assert!(err.contains("holds no snapshot"), "{err}");
+    let damaged = empty.join("snapshot-3.bin");
+    std::fs::write(&damaged, b"FFSNAP01 but not really").unwrap();
+    let err = replay::StartState::read(&damaged).unwrap_err().to_string();
+    assert!(
+        err.contains("snapshot-3.bin: not a usable snapshot"),
+        "{err}"
+    );
 }

@@ -5,7 +5,8 @@
 //! **Shards.** Users are split over `shards` by a stable hash of the user
 //! id, as N server replicas behind a user-keyed balancer would split them:
 //! each shard has its own catalog copy and its own [`RankState`] (exposure
-//! controller, flow budget), exactly as each replica has. Shards run in
+//! controller, flow budget), exactly as each replica has, starting empty or
+//! from a server's snapshot ([`StartState`]). Shards run in
 //! parallel (rayon) and each is sequential, so a given shard count gives the
 //! same result on every run and on any number of cores; one shard replays a
 //! single server.
@@ -26,10 +27,12 @@ mod interactive;
 mod log;
 pub mod ope;
 pub mod report;
+mod start;
 
 pub use figures::{Figures, Summary};
 pub use interactive::{InteractiveError, Responder};
 pub use log::{Log, LogReadError, Request, Step, read};
+pub use start::StartState;
 
 use crate::catalog::Catalog;
 use crate::domain::{ItemKind, Millis, Reason};
@@ -142,6 +145,8 @@ pub struct Options<'a> {
     /// Simulated users answer the pages (interactive replay); their
     /// purchases, not the log's, reach the flow.
     pub responder: Option<&'a Responder>,
+    /// Every shard's flow starts from this snapshot (else empty).
+    pub start: Option<&'a StartState>,
 }
 
 /// The shard of `user` among `shards`: a fixed hash, so the split does not
@@ -211,7 +216,10 @@ fn replay_shard(
     progress: &AtomicU64,
 ) -> Replayed {
     let mut catalog = catalog.clone();
-    let state = RankState::new();
+    let state = RankState {
+        flow: options.start.map(StartState::flow).unwrap_or_default(),
+        ..RankState::new()
+    };
     let config = engine.config();
     let mut out = Replayed {
         replayed: Figures::new(index.len()),
