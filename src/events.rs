@@ -89,6 +89,56 @@ fn encode(record: LogRecordRef) -> Vec<u8> {
     serde_json::to_vec(&record).expect("records serialize")
 }
 
+fn decode(bytes: &[u8]) -> Result<LogRecord, String> {
+    serde_json::from_slice(bytes).map_err(|e| e.to_string())
+}
+
+/// A record named for people, or why its bytes are not one.
+pub fn describe(bytes: &[u8]) -> Result<String, String> {
+    Ok(match decode(bytes)? {
+        LogRecord::Event(e) => {
+            let kind = match &e.kind {
+                EventKind::Purchase { .. } => "purchase",
+                EventKind::Impression { .. } => "impression",
+                EventKind::Click { .. } => "click",
+            };
+            format!(
+                "event {} ({kind}, user {}, time_ms {})",
+                e.event_id, e.user_id, e.time.0
+            )
+        }
+        LogRecord::Brand(b) => format!("brand setting for {}", b.brand_id),
+    })
+}
+
+/// The event log in `dir` checked against its newest snapshot (read only).
+pub fn check(dir: &Path) -> Result<crate::wal::check::Report, CheckError> {
+    let after = crate::snapshot::latest(dir)?.map_or(0, |s| s.seq);
+    Ok(crate::wal::check::check(dir, after, describe)?)
+}
+
+/// Cuts the event log in `dir` at a damage `check` reports.
+pub fn repair(
+    dir: &Path,
+    segment: &Path,
+    offset: u64,
+) -> Result<crate::wal::check::Repaired, CheckError> {
+    let after = crate::snapshot::latest(dir)?.map_or(0, |s| s.seq);
+    let segment = dir.join(segment.file_name().unwrap_or(segment.as_os_str()));
+    Ok(crate::wal::check::repair(
+        dir, after, &segment, offset, describe,
+    )?)
+}
+
+/// Why a check or repair could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    #[error("{0}")]
+    Wal(#[from] WalError),
+    #[error("snapshot: {0}")]
+    Snapshot(#[from] crate::snapshot::SnapshotError),
+}
+
 /// What one ingest did.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Ingested {
@@ -102,8 +152,15 @@ pub struct Ingested {
 pub enum EventLogError {
     #[error("event log: {0}")]
     Wal(#[from] WalError),
-    #[error("event log: record {seq} is not an event: {reason}")]
-    Record { seq: u64, reason: String },
+    #[error(
+        "event log: {path}: record {seq} at byte {offset} is not a log record ({reason}); refusing to start, which could drop acknowledged records (`fairflow events check` lists what a repair would drop)"
+    )]
+    Record {
+        path: std::path::PathBuf,
+        seq: u64,
+        offset: u64,
+        reason: String,
+    },
 }
 
 /// The durable intake.
@@ -144,10 +201,12 @@ impl EventLog {
         let records = recovered
             .records
             .into_iter()
-            .map(|(seq, bytes)| {
-                serde_json::from_slice::<LogRecord>(&bytes).map_err(|e| EventLogError::Record {
-                    seq,
-                    reason: e.to_string(),
+            .map(|r| {
+                decode(&r.payload).map_err(|reason| EventLogError::Record {
+                    path: r.path,
+                    seq: r.seq,
+                    offset: r.offset,
+                    reason,
                 })
             })
             .collect::<Result<Vec<LogRecord>, _>>()?;

@@ -139,11 +139,82 @@ enum Command {
         #[arg(long, default_value_t = 20)]
         slots: usize,
     },
-    /// Validate a config file and print what it resolves to.
+    /// Validate a config file and print a short summary of it.
     CheckConfig {
         /// The file to check.
         path: PathBuf,
     },
+    /// Check or repair the event log (docs/events.md).
+    #[command(subcommand)]
+    Events(EventsCommand),
+}
+
+#[derive(Subcommand)]
+enum EventsCommand {
+    /// Report every damage in an event log and exactly which acknowledged
+    /// events a repair would drop. Exit 0: a server starts on it; 1: it
+    /// refuses. Reads only.
+    Check {
+        /// The event log directory (`events.dir`).
+        dir: PathBuf,
+        /// List every record a repair would drop (default: the first 20 per damage).
+        #[arg(long)]
+        all: bool,
+    },
+    /// Cut the log at one damage `check` reported; what is cut moves to
+    /// DIR/dropped/, nothing is deleted.
+    Repair {
+        dir: PathBuf,
+        /// Where to cut, as `check` prints it: FILE:OFFSET.
+        #[arg(long)]
+        at: String,
+    },
+}
+
+/// Writes to stdout; a reader that went away (`| head`) ends the output
+/// quietly instead of a panic.
+fn print_out(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
+fn events(command: EventsCommand) -> anyhow::Result<std::process::ExitCode> {
+    match command {
+        EventsCommand::Check { dir, all } => {
+            let report = fairflow::events::check(&dir)?;
+            print_out(&report.render(&dir, (!all).then_some(20)))?;
+            Ok(if report.starts() {
+                std::process::ExitCode::SUCCESS
+            } else {
+                std::process::ExitCode::FAILURE
+            })
+        }
+        EventsCommand::Repair { dir, at } => {
+            let (file, offset) = at
+                .rsplit_once(':')
+                .and_then(|(f, o)| Some((f, o.parse::<u64>().ok()?)))
+                .with_context(|| {
+                    format!("--at {at}: expected FILE:OFFSET, as `fairflow events check` prints it")
+                })?;
+            let repaired = fairflow::events::repair(&dir, Path::new(file), offset)?;
+            let lost: Vec<_> = repaired.damage.lost().collect();
+            let mut text = format!(
+                "cut {at}: dropped {} acknowledged records not in the snapshot, kept in {}\n",
+                lost.len(),
+                repaired.kept_in.display()
+            );
+            for r in lost {
+                text.push_str(&format!("    {}\n", r.name));
+            }
+            text.push_str("a server now starts on this log\n");
+            print_out(&text)?;
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+    }
 }
 
 fn init_logging(format: LogFormat) {
@@ -838,10 +909,17 @@ fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<std::process::ExitCode> {
     let cli = Cli::parse();
     init_logging(cli.log_format);
     match cli.command {
+        Command::Events(command) => events(command),
+        command => run(command).map(|()| std::process::ExitCode::SUCCESS),
+    }
+}
+
+fn run(command: Command) -> anyhow::Result<()> {
+    match command {
         Command::Serve {
             config,
             listen,
@@ -909,9 +987,8 @@ fn main() -> anyhow::Result<()> {
         }
         Command::CheckConfig { path } => {
             let config = Config::load(Some(&path))?;
-            println!("{}: ok, version {}", path.display(), config.version);
-            println!("{config:#?}");
-            Ok(())
+            print_out(&format!("{}: ok\n{}", path.display(), config.summary()))
         }
+        Command::Events(_) => unreachable!("handled in main"),
     }
 }
