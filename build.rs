@@ -20,6 +20,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Served by the reflection service so generic clients can list and call us.
     // The builder only writes this file when it runs protoc itself.
     std::fs::write(out.join("fairflow_descriptor.bin"), fds.encode_to_vec())?;
-    tonic_prost_build::configure().compile_fds(fds)?;
+    // Prost's codec, but a message that does not decode is INVALID_ARGUMENT
+    // naming what is wrong (src/server/codec.rs).
+    tonic_prost_build::configure()
+        .codec_path("crate::server::codec::Codec")
+        .compile_fds(fds)?;
     Ok(())
 }

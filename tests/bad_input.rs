@@ -118,27 +118,128 @@ async fn each_bad_input_is_invalid_argument_naming_the_field() {
     assert_eq!(resp.slots.len(), 2);
 }
 
+/// Sends `bytes` as the body of a `Rank` call, whatever they are.
+async fn raw_rank(server: &TestServer, bytes: Vec<u8>) -> tonic::Status {
+    use tonic::codec::{BufferSettings, Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+    #[derive(Default)]
+    struct Raw;
+    struct RawEncoder;
+    struct RawDecoder;
+    impl Encoder for RawEncoder {
+        type Item = Vec<u8>;
+        type Error = tonic::Status;
+        fn encode(&mut self, item: Vec<u8>, buf: &mut EncodeBuf<'_>) -> Result<(), Self::Error> {
+            use bytes::BufMut;
+            buf.put_slice(&item);
+            Ok(())
+        }
+        fn buffer_settings(&self) -> BufferSettings {
+            BufferSettings::default()
+        }
+    }
+    impl Decoder for RawDecoder {
+        type Item = Vec<u8>;
+        type Error = tonic::Status;
+        fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<Vec<u8>>, Self::Error> {
+            use bytes::Buf;
+            Ok(Some(buf.copy_to_bytes(buf.remaining()).to_vec()))
+        }
+        fn buffer_settings(&self) -> BufferSettings {
+            BufferSettings::default()
+        }
+    }
+    impl Codec for Raw {
+        type Encode = Vec<u8>;
+        type Decode = Vec<u8>;
+        type Encoder = RawEncoder;
+        type Decoder = RawDecoder;
+        fn encoder(&mut self) -> RawEncoder {
+            RawEncoder
+        }
+        fn decoder(&mut self) -> RawDecoder {
+            RawDecoder
+        }
+    }
+    let mut grpc = tonic::client::Grpc::new(server.channel().await);
+    grpc.ready().await.unwrap();
+    let path = tonic::codegen::http::uri::PathAndQuery::from_static("/fairflow.v1.RankService/Rank");
+    grpc.unary(tonic::Request::new(bytes), path, Raw)
+        .await
+        .expect_err("refused")
+}
+
+fn decode_failures(metrics: &str, code: &str) -> u64 {
+    metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("fairflow_rpc_decode_failures_total")
+                && l.contains(&format!("code=\"{code}\""))
+                && l.contains("rpc=\"Rank\"")
+        })
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
 #[tokio::test]
-async fn oversized_messages_are_refused_cleanly() {
-    let server = TestServer::with_config("[server]\nmax_message_bytes = 4096\n").await;
+async fn a_rank_longer_than_any_valid_one_is_refused_on_its_length_and_counted() {
+    let server = TestServer::with_config(LIMITS).await;
+    let limit = server.state.engine().config().limits.max_rank_message_bytes();
     let mut client = server.rank_client().await;
-    let big = request(
-        (0..200)
-            .map(|i| candidate(&format!("goods-item-{i:06}"), ItemKind::Goods))
+    // The largest valid request fits: every id at its longest, every field set.
+    let id = |p: &str, i: usize| format!("{p}{i:0>31}");
+    let mut largest = request(
+        (0..100)
+            .map(|i| pb::Candidate {
+                item_id: id("g", i),
+                kind: ItemKind::Goods as i32,
+                streamer_id: Some(id("s", i)),
+                brand_id: Some(id("b", i)),
+                price: Some(1e8),
+                pctr: Some(0.5),
+                pcvr: Some(0.5),
+                user_follows: Some(true),
+            })
             .collect(),
+        50,
+    );
+    largest.user_id = "u".repeat(32);
+    largest.request_id = "r".repeat(32);
+    largest.request_time_ms = Some(1_795_132_800_000);
+    let size = prost::Message::encoded_len(&largest);
+    assert!(size <= limit && size * 10 > limit * 9, "{size} of {limit}");
+    client.rank(largest).await.expect("the largest valid request");
+
+    // Thousands of tiny candidates: refused before decoding.
+    let before = decode_failures(&server.scrape().await, "RESOURCE_EXHAUSTED");
+    let flood = request(
+        (0..5000).map(|i| candidate(&format!("g{i}"), ItemKind::Goods)).collect(),
         10,
     );
-    let status = client.rank(big).await.expect_err("oversized");
-    assert!(
-        matches!(status.code(), Code::OutOfRange | Code::ResourceExhausted),
-        "unexpected {status:?}"
-    );
-    assert!(
-        status.message().contains("message length too large"),
-        "{}",
-        status.message()
-    );
+    assert!(prost::Message::encoded_len(&flood) > limit);
+    let status = client.rank(flood).await.expect_err("oversized");
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert!(status.message().contains("limits.max_candidates"), "{}", status.message());
+    let after = decode_failures(&server.scrape().await, "RESOURCE_EXHAUSTED");
+    assert_eq!(after, before + 1);
     // The connection and the server survive it.
     let resp = client.rank(ok_request()).await.unwrap().into_inner();
     assert_eq!(resp.slots.len(), 2);
+}
+
+#[tokio::test]
+async fn a_message_that_does_not_decode_is_invalid_argument_saying_why_and_counted() {
+    let server = TestServer::with_config(LIMITS).await;
+    let before = decode_failures(&server.scrape().await, "INVALID_ARGUMENT");
+    // Field 5 (candidates), length-delimited, claiming 100 bytes of 3.
+    let status = raw_rank(&server, vec![0x2a, 100, 1, 2, 3]).await;
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(
+        status.message().starts_with("the request is not a valid fairflow.v1.RankRequest: "),
+        "{}",
+        status.message()
+    );
+    let after = decode_failures(&server.scrape().await, "INVALID_ARGUMENT");
+    assert_eq!(after, before + 1);
+    let mut client = server.rank_client().await;
+    assert_eq!(client.rank(ok_request()).await.unwrap().into_inner().slots.len(), 2);
 }

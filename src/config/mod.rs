@@ -10,8 +10,12 @@ mod flow;
 mod traffic_log;
 
 pub use traffic_log::TrafficLogConfig;
+mod changes;
 mod raw;
 mod summary;
+mod whole;
+
+pub use changes::{Change, changes};
 
 pub use curve::Curve;
 
@@ -320,12 +324,8 @@ impl Config {
         let Some(path) = path else {
             return Config::embedded_default();
         };
-        let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            file: file.clone(),
-            source,
-        })?;
-        Config::from_toml(&text, &file, path.parent())
+        let text = whole::read_whole(path)?;
+        Config::from_toml(&text, &path.display().to_string(), path.parent())
     }
 
     /// Parses and validates TOML text. `origin` names it in errors; relative

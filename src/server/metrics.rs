@@ -72,6 +72,10 @@ fn describe() {
         Unit::Seconds,
         "Time from the handler's start to its answer, by method and scene"
     );
+    describe_counter!(
+        "fairflow_rpc_decode_failures_total",
+        "Requests refused while their message was read (over the size limit, or not a valid message), by method and status code"
+    );
     describe_histogram!(
         "fairflow_rank_candidates",
         Unit::Count,
@@ -300,6 +304,13 @@ pub fn record_events(accepted: usize, duplicates: usize) {
 }
 
 /// A config reload attempt: `ok`, `failed` or `unchanged`.
+/// A request refused while its message was read (too large, or not a
+/// valid message), before any handler ran.
+pub fn record_decode_failure(rpc: &'static str, code: tonic::Code) {
+    counter!("fairflow_rpc_decode_failures_total", "rpc" => rpc, "code" => code_name(code))
+        .increment(1);
+}
+
 pub fn record_reload(result: &'static str) {
     counter!("fairflow_config_reloads_total", "result" => result).increment(1);
 }

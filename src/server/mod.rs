@@ -9,6 +9,7 @@
 
 mod admin;
 mod catalog;
+pub mod codec;
 pub mod convert;
 mod events;
 mod flow;
@@ -321,11 +322,13 @@ async fn serve_grpc(
         .build_v1alpha()?;
 
     let max_bytes = state.engine().config().server.max_message_bytes;
+    // A Rank longer than any valid one is refused on its length alone.
+    let max_rank_bytes = state.engine().config().limits.max_rank_message_bytes();
     let state_grace = state.engine().config().server.drain_grace;
     let rank = RankServiceServer::new(rank::RankApi {
         state: state.clone(),
     })
-    .max_decoding_message_size(max_bytes)
+    .max_decoding_message_size(max_rank_bytes)
     .max_encoding_message_size(max_bytes);
     let admin = AdminServiceServer::new(admin::AdminApi {
         state: state.clone(),
@@ -363,6 +366,7 @@ async fn serve_grpc(
         let _ = draining_tx.send(());
     };
     let serve = tonic::transport::Server::builder()
+        .layer(codec::Refusals)
         .add_service(health_service)
         .add_service(reflection)
         .add_service(reflection_alpha)

@@ -22,7 +22,13 @@ pub struct Reloaded {
     pub changed: bool,
     /// Keys whose new values take effect only after a restart.
     pub restart_required: Vec<&'static str>,
+    /// Every key whose value changed, with old and new values.
+    pub changes: Vec<crate::config::Change>,
 }
+
+/// How long a changed config file must stay the same before it is read as
+/// whole.
+const SETTLE: Duration = Duration::from_millis(100);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReloadError {
@@ -44,10 +50,12 @@ impl State {
             Ok(r) if !r.changed => metrics::record_reload("unchanged"),
             Ok(r) => {
                 metrics::record_reload("ok");
+                let changes: Vec<String> = r.changes.iter().map(|c| c.to_string()).collect();
                 tracing::info!(
                     version = %r.version,
                     previous = %r.previous_version,
                     restart_required = ?r.restart_required,
+                    changes = %changes.join("; "),
                     "config reloaded"
                 );
             }
@@ -61,7 +69,7 @@ impl State {
 
     fn reload_locked(&self) -> Result<Reloaded, ReloadError> {
         let path = self.config_path.as_deref().ok_or(ReloadError::NoFile)?;
-        let next = Config::load(Some(path))?;
+        let next = Config::load_settled(path, SETTLE)?;
         let current = self.engine();
         let previous_version = current.config().version.clone();
         // The model file is read again even when the config text is the
@@ -76,6 +84,7 @@ impl State {
                 previous_version,
                 changed: false,
                 restart_required: Vec::new(),
+                changes: Vec::new(),
             });
         }
         let mut restart_required = current.config().server.restart_required(&next.server);
@@ -90,10 +99,16 @@ impl State {
                 .traffic_log
                 .restart_required(&next.traffic_log),
         );
+        if next.limits.max_rank_message_bytes() != current.config().limits.max_rank_message_bytes() {
+            // The checks follow at once; the size a message is refused at
+            // on its length alone is set when the server starts.
+            restart_required.push("limits (Rank message size limit)");
+        }
         if next.events_dir != current.config().events_dir {
             restart_required.push("events.dir");
         }
         let version = next.version.clone();
+        let changes = crate::config::changes(&current.config().text, &next.text);
         self.engine
             .store(Arc::new(Engine::new(Arc::new(next), Arc::new(model))));
         Ok(Reloaded {
@@ -101,6 +116,7 @@ impl State {
             previous_version,
             changed: true,
             restart_required,
+            changes,
         })
     }
 }
