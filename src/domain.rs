@@ -24,6 +24,27 @@ impl Millis {
     }
 }
 
+/// The times a caller may send (Unix ms), from 2000-01-01 to 2100-01-01
+/// UTC: a time outside them is a unit mistake (seconds, microseconds) or
+/// garbage, and ranking or flow windows computed from it would be nonsense.
+pub const PLAUSIBLE_TIMES: std::ops::RangeInclusive<i64> = 946_684_800_000..=4_102_444_800_000;
+
+/// Checks a caller's time against [`PLAUSIBLE_TIMES`], naming `field`.
+pub fn check_time(field: &str, ms: i64) -> Result<Millis, FieldError> {
+    if PLAUSIBLE_TIMES.contains(&ms) {
+        Ok(Millis(ms))
+    } else {
+        Err(FieldError::new(
+            field,
+            format!(
+                "{ms} is not a plausible time: Unix milliseconds from {} (2000-01-01) to {} (2100-01-01)",
+                PLAUSIBLE_TIMES.start(),
+                PLAUSIBLE_TIMES.end()
+            ),
+        ))
+    }
+}
+
 /// The highest price (yuan) accepted for a goods item or a candidate: far
 /// above any real item, low enough that scores built from it stay finite.
 pub const MAX_PRICE: f64 = 1e8;
@@ -132,6 +153,10 @@ pub enum StreamerKind {
 pub enum Channel {
     Influencer,
     BrandSelf,
+    /// A sale the catalog cannot place: its seller is unknown, or is
+    /// neither an influencer nor the brand's own account. Kept in the log,
+    /// it earns no reward and creates no affinity.
+    Unverified,
 }
 
 /// Why an item sits where it does. Every code is reserved on the wire now so

@@ -107,6 +107,19 @@ async fn each_bad_input_is_invalid_argument_naming_the_field() {
             "candidates[1].brand_id",
             Box::new(|r| r.candidates[1].brand_id = Some("b".repeat(40))),
         ),
+        (
+            "request_time_ms",
+            Box::new(|r| r.request_time_ms = Some(-1)),
+        ),
+        (
+            "request_time_ms",
+            Box::new(|r| r.request_time_ms = Some(1 << 62)),
+        ),
+        // Seconds, not milliseconds.
+        (
+            "request_time_ms",
+            Box::new(|r| r.request_time_ms = Some(1_795_132_800)),
+        ),
     ];
     for (field, mutate) in cases {
         let mut req = ok_request();
@@ -162,7 +175,8 @@ async fn raw_rank(server: &TestServer, bytes: Vec<u8>) -> tonic::Status {
     }
     let mut grpc = tonic::client::Grpc::new(server.channel().await);
     grpc.ready().await.unwrap();
-    let path = tonic::codegen::http::uri::PathAndQuery::from_static("/fairflow.v1.RankService/Rank");
+    let path =
+        tonic::codegen::http::uri::PathAndQuery::from_static("/fairflow.v1.RankService/Rank");
     grpc.unary(tonic::Request::new(bytes), path, Raw)
         .await
         .expect_err("refused")
@@ -183,7 +197,12 @@ fn decode_failures(metrics: &str, code: &str) -> u64 {
 #[tokio::test]
 async fn a_rank_longer_than_any_valid_one_is_refused_on_its_length_and_counted() {
     let server = TestServer::with_config(LIMITS).await;
-    let limit = server.state.engine().config().limits.max_rank_message_bytes();
+    let limit = server
+        .state
+        .engine()
+        .config()
+        .limits
+        .max_rank_message_bytes();
     let mut client = server.rank_client().await;
     // The largest valid request fits: every id at its longest, every field set.
     let id = |p: &str, i: usize| format!("{p}{i:0>31}");
@@ -207,18 +226,27 @@ async fn a_rank_longer_than_any_valid_one_is_refused_on_its_length_and_counted()
     largest.request_time_ms = Some(1_795_132_800_000);
     let size = prost::Message::encoded_len(&largest);
     assert!(size <= limit && size * 10 > limit * 9, "{size} of {limit}");
-    client.rank(largest).await.expect("the largest valid request");
+    client
+        .rank(largest)
+        .await
+        .expect("the largest valid request");
 
     // Thousands of tiny candidates: refused before decoding.
     let before = decode_failures(&server.scrape().await, "RESOURCE_EXHAUSTED");
     let flood = request(
-        (0..5000).map(|i| candidate(&format!("g{i}"), ItemKind::Goods)).collect(),
+        (0..5000)
+            .map(|i| candidate(&format!("g{i}"), ItemKind::Goods))
+            .collect(),
         10,
     );
     assert!(prost::Message::encoded_len(&flood) > limit);
     let status = client.rank(flood).await.expect_err("oversized");
     assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
-    assert!(status.message().contains("limits.max_candidates"), "{}", status.message());
+    assert!(
+        status.message().contains("limits.max_candidates"),
+        "{}",
+        status.message()
+    );
     let after = decode_failures(&server.scrape().await, "RESOURCE_EXHAUSTED");
     assert_eq!(after, before + 1);
     // The connection and the server survive it.
@@ -234,12 +262,23 @@ async fn a_message_that_does_not_decode_is_invalid_argument_saying_why_and_count
     let status = raw_rank(&server, vec![0x2a, 100, 1, 2, 3]).await;
     assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
     assert!(
-        status.message().starts_with("the request is not a valid fairflow.v1.RankRequest: "),
+        status
+            .message()
+            .starts_with("the request is not a valid fairflow.v1.RankRequest: "),
         "{}",
         status.message()
     );
     let after = decode_failures(&server.scrape().await, "INVALID_ARGUMENT");
     assert_eq!(after, before + 1);
     let mut client = server.rank_client().await;
-    assert_eq!(client.rank(ok_request()).await.unwrap().into_inner().slots.len(), 2);
+    assert_eq!(
+        client
+            .rank(ok_request())
+            .await
+            .unwrap()
+            .into_inner()
+            .slots
+            .len(),
+        2
+    );
 }

@@ -170,7 +170,51 @@ fn check_config_accepts_the_shipped_default() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains(": ok, version "));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(": ok\nversion "), "{text}");
+    for line in [
+        "tiers ",
+        "quotas ",
+        "targets ",
+        "flow ",
+        "budget 1000000 impressions/day",
+    ] {
+        assert!(text.contains(line), "{line} in {text}");
+    }
+    assert!(text.lines().count() < 15, "a summary, not a dump: {text}");
+}
+
+#[test]
+fn check_config_exits_cleanly_on_a_closed_pipe_and_fails_on_a_broken_file() {
+    use std::process::Stdio;
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/config/default.toml");
+    let mut child = Command::new(BIN)
+        .args(["check-config", path])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The reader goes away before anything is read.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let cut = dir.path().join("cut.toml");
+    std::fs::write(&cut, "[chuanliu.budget]\ndaily_impressions = 12").unwrap();
+    let out = Command::new(BIN)
+        .arg("check-config")
+        .arg(&cut)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cut.toml") && err.contains("newline"), "{err}");
 }
 
 #[tokio::test]
@@ -267,8 +311,8 @@ async fn acknowledged_events_survive_sigkill_and_a_snapshot_replaces_the_log() {
                 user_id: format!("u{}", i % 7),
                 kind: Some(pb::event::Kind::Purchase(pb::Purchase {
                     item_id: "g000001".into(),
-                    brand_id: "b001".into(),
-                    seller_streamer_id: "s00042".into(),
+                    brand_id: "b0001".into(),
+                    seller_streamer_id: "s00300".into(),
                     channel: pb::SaleChannel::Distribution as i32,
                     price: 10.0 + i as f64,
                 })),
@@ -301,7 +345,7 @@ async fn acknowledged_events_survive_sigkill_and_a_snapshot_replaces_the_log() {
         );
     }
     // ... and so is what they did to the flow.
-    let expected = vec![("b001".to_string(), vec!["s00042".to_string()])];
+    let expected = vec![("b0001".to_string(), vec!["s00300".to_string()])];
     assert_eq!(affinities(&addr, "u3").await, expected);
     let fresh = client.ingest(batch(200)).await.unwrap().into_inner();
     assert_eq!(fresh.accepted, 50);

@@ -210,6 +210,30 @@ async fn a_bad_batch_is_refused_whole_with_the_field_path() {
             "streamers[0].kind",
         ),
         (
+            // An account started "in the future" would keep its cold-start
+            // boost for as long as it stays ahead.
+            catalog
+                .upsert_streamers(pb::UpsertStreamersRequest {
+                    streamers: vec![pb::Streamer {
+                        created_at_ms: 4_000_000_000_000,
+                        ..streamer("x", 1)
+                    }],
+                })
+                .await,
+            "streamers[0].created_at_ms",
+        ),
+        (
+            catalog
+                .upsert_streamers(pb::UpsertStreamersRequest {
+                    streamers: vec![pb::Streamer {
+                        created_at_ms: 1_795_132_800,
+                        ..streamer("x", 1)
+                    }],
+                })
+                .await,
+            "streamers[0].created_at_ms",
+        ),
+        (
             catalog
                 .upsert_goods(pb::UpsertGoodsRequest {
                     goods: vec![goods("x", "nobody")],

@@ -14,8 +14,8 @@ pub fn purchase(id: &str, price: f64) -> pb::Event {
         user_id: "u1".into(),
         kind: Some(pb::event::Kind::Purchase(pb::Purchase {
             item_id: "g000001".into(),
-            brand_id: "b001".into(),
-            seller_streamer_id: "s00042".into(),
+            brand_id: "b0001".into(),
+            seller_streamer_id: "s00300".into(),
             channel: pb::SaleChannel::Distribution as i32,
             price,
         })),
@@ -113,4 +113,103 @@ async fn a_stream_of_batches_is_counted_across_batches() {
     assert_eq!(reply.rejected.len(), 1);
     assert_eq!(reply.rejected[0].index, 1);
     assert_eq!(server.state.events.len(), 2);
+}
+
+/// A purchase of `brand` sold by `seller`, claimed as `channel`.
+fn sale(id: &str, user: &str, brand: &str, seller: &str, channel: pb::SaleChannel) -> pb::Event {
+    pb::Event {
+        event_id: id.into(),
+        time_ms: 1_795_132_800_000,
+        user_id: user.into(),
+        kind: Some(pb::event::Kind::Purchase(pb::Purchase {
+            item_id: "g000112".into(),
+            brand_id: brand.into(),
+            seller_streamer_id: seller.into(),
+            channel: channel as i32,
+            price: 50.0,
+        })),
+    }
+}
+
+#[tokio::test]
+async fn a_sale_is_counted_by_who_sold_it_and_unverified_sales_earn_nothing() {
+    use fairflow::proto::v1::admin_service_client::AdminServiceClient;
+    let server = TestServer::start().await;
+    let channel = server.channel().await;
+    let mut client = EventServiceClient::new(channel.clone());
+    let mut admin = AdminServiceClient::new(channel);
+    let distribution = pb::SaleChannel::Distribution;
+    let events = vec![
+        // s00300 is an influencer: the sale counts.
+        sale("v1", "u-ok", "b0001", "s00300", distribution),
+        // Nobody the catalog knows.
+        sale("v2", "u-nobody", "b0001", "s-unknown", distribution),
+        // s00001 is b0001's own account: a self-broadcast sale.
+        sale("v3", "u-own", "b0001", "s00001", distribution),
+        // s00002 is another brand's own account.
+        sale("v4", "u-other", "b0001", "s00002", distribution),
+        // Claimed self-broadcast, sold by an influencer.
+        sale(
+            "v5",
+            "u-claim",
+            "b0001",
+            "s00300",
+            pb::SaleChannel::SelfBroadcast,
+        ),
+    ];
+    let reply = client
+        .ingest(pb::IngestRequest { events })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(reply.accepted, 5, "all are kept: {reply:?}");
+    let notes: Vec<(u32, &str)> = reply
+        .notes
+        .iter()
+        .map(|n| (n.index, n.note.as_str()))
+        .collect();
+    assert_eq!(notes.len(), 4, "{notes:?}");
+    assert!(notes[0] == (1, notes[0].1) && notes[0].1.contains("not in the catalog"));
+    assert!(notes[1] == (2, notes[1].1) && notes[1].1.contains("brand's own account"));
+    assert!(notes[2] == (3, notes[2].1) && notes[2].1.contains("another brand"));
+    assert!(notes[3] == (4, notes[3].1) && notes[3].1.contains("not attributed"));
+    for (user, brands) in [
+        ("u-ok", 1),
+        ("u-nobody", 0),
+        ("u-own", 0),
+        ("u-other", 0),
+        ("u-claim", 0),
+    ] {
+        let got = admin
+            .get_user_affinities(pb::GetUserAffinitiesRequest {
+                user_id: user.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(got.affinities.len(), brands, "{user}: {got:?}");
+    }
+    let text = server.scrape().await;
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("fairflow_purchases_total{channel=\"unverified\"} 3")),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn implausible_times_are_refused_with_the_field() {
+    let server = TestServer::start().await;
+    let mut client = EventServiceClient::new(server.channel().await);
+    for time_ms in [-1, 0, 1 << 62, 1_795_132_800] {
+        let mut e = purchase("t1", 9.0);
+        e.time_ms = time_ms;
+        let reply = client
+            .ingest(pb::IngestRequest { events: vec![e] })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(reply.rejected.len(), 1, "{time_ms}");
+        assert_eq!(reply.rejected[0].field, "time_ms");
+    }
 }

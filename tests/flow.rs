@@ -270,6 +270,22 @@ async fn bad_flow_requests_are_refused_with_the_field() {
         .await
         .unwrap_err();
     assert!(err.message().starts_with("brand_id:"), "{}", err.message());
+    // A brand the catalog does not know is refused, not reported active.
+    let err = admin
+        .set_brand_flow(pb::SetBrandFlowRequest {
+            brand_id: "no-such-brand".into(),
+            enrollment: pb::FlowEnrollment::Enrolled as i32,
+            daily_impressions: None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(
+        err.message().starts_with("brand_id:")
+            && err.message().contains("not a brand the catalog knows"),
+        "{}",
+        err.message()
+    );
     let err = admin
         .get_user_affinities(pb::GetUserAffinitiesRequest::default())
         .await

@@ -147,7 +147,11 @@ proptest! {
         scene in 1i32..6,
         slots in 1u32..30,
         candidates in proptest::collection::vec(valid_candidate(), 0..30),
-        time in proptest::option::of(prop_oneof![Just(i64::MIN), Just(i64::MAX), Just(0i64), any::<i64>()]),
+        time in proptest::option::of(prop_oneof![
+            Just(*fairflow::domain::PLAUSIBLE_TIMES.start()),
+            Just(*fairflow::domain::PLAUSIBLE_TIMES.end()),
+            fairflow::domain::PLAUSIBLE_TIMES,
+        ]),
     ) {
         let (engine, catalog) = fixture();
         // Duplicate ids are a refusal, not a crash; keep the first of each.

@@ -74,7 +74,7 @@ async fn a_replay_of_a_servers_own_log_reproduces_every_page_it_served() {
                 kind: Some(pb::event::Kind::Purchase(pb::Purchase {
                     item_id: "g000001".into(),
                     brand_id: brands[i % brands.len()].clone(),
-                    seller_streamer_id: "s00042".into(),
+                    seller_streamer_id: "s00300".into(),
                     channel: pb::SaleChannel::Distribution as i32,
                     price: 30.0,
                 })),

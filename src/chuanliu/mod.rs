@@ -321,6 +321,7 @@ impl Flow {
         };
         let now = Secs::from(event.time);
         match channel {
+            Channel::Unverified => Applied::default(),
             Channel::Influencer => {
                 let brand = self.brands.id(brand_id);
                 let source = self.streamers.id(seller_streamer_id);

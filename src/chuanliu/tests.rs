@@ -80,6 +80,7 @@ fn purchase(id: &str, user: &str, channel: Channel, at: Millis) -> Event {
             seller_streamer_id: match channel {
                 Channel::Influencer => "inf".into(),
                 Channel::BrandSelf => "b1-own".into(),
+                Channel::Unverified => "nobody".into(),
             },
             channel,
             price: 88.0,

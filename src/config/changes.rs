@@ -53,7 +53,13 @@ pub struct Change {
 impl std::fmt::Display for Change {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "(unset)".into());
-        write!(f, "{}: {} -> {}", self.key, show(&self.old), show(&self.new))
+        write!(
+            f,
+            "{}: {} -> {}",
+            self.key,
+            show(&self.old),
+            show(&self.new)
+        )
     }
 }
 

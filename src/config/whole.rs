@@ -51,10 +51,10 @@ impl Config {
         Err(ConfigError::Invalid {
             file: path.display().to_string(),
             key: "(file)".into(),
-            reason: "still changing after several reads: not applied until it is written whole".into(),
+            reason: "still changing after several reads: not applied until it is written whole"
+                .into(),
         })
     }
-
 }
 
 #[cfg(test)]
@@ -97,7 +97,10 @@ mod tests {
             }
             let prefix = &DEFAULT_TOML[..cut];
             let (_dir, path) = write(prefix);
-            assert!(Config::load(Some(&path)).is_err(), "prefix of {cut} bytes applied");
+            assert!(
+                Config::load(Some(&path)).is_err(),
+                "prefix of {cut} bytes applied"
+            );
         }
     }
 
@@ -121,7 +124,9 @@ mod tests {
         let err = Config::load_settled(&path, Duration::from_millis(20)).unwrap_err();
         let err = err.to_string();
         assert!(
-            ["still changing", "no keys", "newline"].iter().any(|r| err.contains(r)),
+            ["still changing", "no keys", "newline"]
+                .iter()
+                .any(|r| err.contains(r)),
             "{err}"
         );
         writer.join().unwrap();

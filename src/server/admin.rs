@@ -202,6 +202,15 @@ impl AdminApi {
         let engine = self.state.engine();
         let setting = brand_setting(request, engine.config().limits.max_id_bytes as usize)
             .map_err(|e| status::invalid_argument(&e))?;
+        if !self.state.catalog.read().knows_brand(&setting.brand_id) {
+            return Err(status::invalid_argument(&crate::domain::FieldError::new(
+                "brand_id",
+                format!(
+                    "`{}` is not a brand the catalog knows (no goods of it, no account of its own)",
+                    setting.brand_id
+                ),
+            )));
+        }
         let state = self.state.clone();
         let stored = setting.clone();
         tokio::task::spawn_blocking(move || state.set_brand(&stored))

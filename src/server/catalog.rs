@@ -60,7 +60,9 @@ impl pb::catalog_service_server::CatalogService for CatalogApi {
             .streamers
             .into_iter()
             .enumerate()
-            .map(|(i, s)| convert::streamer(s).map_err(|e| in_batch("streamers", i, e)))
+            .map(|(i, s)| {
+                convert::streamer(s, super::wall_clock()).map_err(|e| in_batch("streamers", i, e))
+            })
             .collect::<Result<Vec<_>, Status>>()?;
         self.upsert("streamers", batch, Catalog::upsert_streamers)
     }

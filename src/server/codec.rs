@@ -80,7 +80,10 @@ impl<U: Message + Default> Decoder for ProstDecoder<U> {
 
     fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<U>, Status> {
         U::decode(buf).map(Some).map_err(|e| {
-            let name = std::any::type_name::<U>().rsplit("::").next().unwrap_or("message");
+            let name = std::any::type_name::<U>()
+                .rsplit("::")
+                .next()
+                .unwrap_or("message");
             Status::invalid_argument(format!("{UNDECODABLE}fairflow.v1.{name}: {e}"))
         })
     }
@@ -118,7 +121,9 @@ fn refusal(path: &str, headers: &mut http::HeaderMap) {
     let Some(status) = Status::from_header_map(headers) else {
         return;
     };
-    let status = if status.code() == tonic::Code::OutOfRange && status.message().starts_with(TOO_LARGE) {
+    let status = if status.code() == tonic::Code::OutOfRange
+        && status.message().starts_with(TOO_LARGE)
+    {
         Status::resource_exhausted(format!(
             "the request message is over this method's size limit ({}; Rank's limit follows from limits.max_candidates and limits.max_id_bytes, the others' is server.max_message_bytes)",
             status.message().trim_start_matches("Error, ")
@@ -156,9 +161,8 @@ where
 {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = std::pin::Pin<
-        Box<dyn std::future::Future<Output = Result<S::Response, S::Error>> + Send>,
-    >;
+    type Future =
+        std::pin::Pin<Box<dyn std::future::Future<Output = Result<S::Response, S::Error>> + Send>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.0.poll_ready(cx)

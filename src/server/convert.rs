@@ -5,7 +5,9 @@
 
 use crate::catalog::{CatalogStats, Goods, QualityScores, Stream, Streamer};
 use crate::config::TierThresholds;
-use crate::domain::{Channel, FieldError, ItemKind, Millis, Reason, Scene, StreamerKind, Tier};
+use crate::domain::{
+    Channel, FieldError, ItemKind, Millis, Reason, Scene, StreamerKind, Tier, check_time,
+};
 use crate::engine::{Candidate, RankQuery, Ranking, Slot};
 use crate::events::{Event, EventKind};
 use crate::proto::v1 as pb;
@@ -118,7 +120,10 @@ pub fn rank_query(req: pb::RankRequest, now: Millis) -> Result<RankQuery, FieldE
         scene: scene(scene_value)?,
         slots,
         candidates,
-        now: request_time_ms.map_or(now, Millis),
+        now: match request_time_ms {
+            Some(ms) => check_time("request_time_ms", ms)?,
+            None => now,
+        },
     })
 }
 
@@ -178,7 +183,13 @@ fn non_empty(s: String) -> Option<String> {
     (!s.is_empty()).then_some(s)
 }
 
-pub fn streamer(s: pb::Streamer) -> Result<Streamer, FieldError> {
+/// How far ahead of the server's clock a time may be (clock skew).
+pub const MAX_AHEAD_MS: i64 = 3_600_000;
+
+/// A streamer from the wire; `now` is the server's clock: an account cannot
+/// have started selling in the future (it would keep its cold-start boost
+/// for as long as it stays ahead).
+pub fn streamer(s: pb::Streamer, now: Millis) -> Result<Streamer, FieldError> {
     let pb::Streamer {
         id,
         followers,
@@ -200,7 +211,19 @@ pub fn streamer(s: pb::Streamer) -> Result<Streamer, FieldError> {
             shop_experience: shop_experience_score,
             reputation: reputation_score,
         },
-        created_at: Millis(created_at_ms),
+        created_at: if created_at_ms == 0 {
+            // Unset: an established account (no cold-start boost).
+            Millis(0)
+        } else {
+            let created = check_time("created_at_ms", created_at_ms)?;
+            if created.0 > now.0.saturating_add(MAX_AHEAD_MS) {
+                return Err(FieldError::new(
+                    "created_at_ms",
+                    "is more than an hour ahead of the server's clock",
+                ));
+            }
+            created
+        },
     })
 }
 
@@ -341,12 +364,7 @@ pub fn event(e: pb::Event, max_id: usize) -> Result<Event, FieldError> {
         kind,
     } = e;
     let event_id = required_id("event_id", event_id, max_id)?;
-    if time_ms <= 0 {
-        return Err(FieldError::new(
-            "time_ms",
-            "must be set (Unix milliseconds)",
-        ));
-    }
+    check_time("time_ms", time_ms)?;
     let user_id = required_id("user_id", user_id, max_id)?;
     let kind = match kind {
         None => {

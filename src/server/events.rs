@@ -3,14 +3,13 @@
 
 use super::{State, convert, metrics};
 use crate::domain::{FieldError, Millis};
-use crate::events::Event;
+use crate::events::{Event, EventKind};
 use crate::proto::v1 as pb;
 use std::sync::Arc;
 use tokio_stream::StreamExt;
 use tonic::{Code, Request, Response, Status, Streaming};
 
-/// How far ahead of the server's clock an event's time may be (clock skew).
-const MAX_AHEAD_MS: i64 = 3_600_000;
+use convert::MAX_AHEAD_MS;
 
 pub struct EventApi {
     pub(super) state: Arc<State>,
@@ -33,34 +32,57 @@ impl EventApi {
         let oldest = self.state.event_horizon();
         let latest = Millis(super::wall_clock().0 + MAX_AHEAD_MS);
         let mut valid: Vec<Event> = Vec::with_capacity(events.len());
-        for (i, e) in events.into_iter().enumerate() {
-            let event_id = e.event_id.clone();
-            let converted = convert::event(e, max_id).and_then(|event| {
-                if event.time < oldest {
-                    Err(FieldError::new(
-                        "time_ms",
-                        format!(
-                            "older than the dedupe window ({} h before the latest event taken, events.dedupe_hours): a resend could not be told from a new event",
-                            engine.config().dedupe_window_ms / 3_600_000
-                        ),
-                    ))
-                } else if event.time > latest {
-                    Err(FieldError::new(
-                        "time_ms",
-                        "more than an hour ahead of the server's clock",
-                    ))
-                } else {
-                    Ok(event)
+        {
+            let catalog = self.state.catalog.read();
+            for (i, e) in events.into_iter().enumerate() {
+                let event_id = e.event_id.clone();
+                let converted = convert::event(e, max_id).and_then(|event| {
+                    if event.time < oldest {
+                        Err(FieldError::new(
+                            "time_ms",
+                            format!(
+                                "older than the dedupe window ({} h before the latest event taken, events.dedupe_hours): a resend could not be told from a new event",
+                                engine.config().dedupe_window_ms / 3_600_000
+                            ),
+                        ))
+                    } else if event.time > latest {
+                        Err(FieldError::new(
+                            "time_ms",
+                            "more than an hour ahead of the server's clock",
+                        ))
+                    } else {
+                        Ok(event)
+                    }
+                });
+                match converted {
+                    Ok(mut event) => {
+                        if let EventKind::Purchase {
+                            brand_id,
+                            seller_streamer_id,
+                            channel,
+                            ..
+                        } = &mut event.kind
+                        {
+                            let (counted, note) =
+                                catalog.sale_channel(brand_id, seller_streamer_id, *channel);
+                            *channel = counted;
+                            if let Some(note) = note {
+                                reply.notes.push(pb::EventNote {
+                                    index: (first_index + i) as u32,
+                                    event_id: event.event_id.clone(),
+                                    note: note.into(),
+                                });
+                            }
+                        }
+                        valid.push(event);
+                    }
+                    Err(err) => reply.rejected.push(pb::RejectedEvent {
+                        index: (first_index + i) as u32,
+                        event_id,
+                        field: err.field,
+                        reason: err.reason,
+                    }),
                 }
-            });
-            match converted {
-                Ok(event) => valid.push(event),
-                Err(err) => reply.rejected.push(pb::RejectedEvent {
-                    index: (first_index + i) as u32,
-                    event_id,
-                    field: err.field,
-                    reason: err.reason,
-                }),
             }
         }
         if valid.is_empty() {

@@ -74,6 +74,9 @@ impl State {
         for event in &ingested.accepted {
             let applied = self.ranking.flow.apply(event, params);
             metrics::record_flow_event(&applied);
+            if let crate::events::EventKind::Purchase { channel, .. } = &event.kind {
+                metrics::record_purchase(*channel);
+            }
             if self.logs_traffic(&engine, &event.user_id)
                 && let Some(purchase) = Purchase::of(event)
             {

@@ -73,6 +73,10 @@ fn describe() {
         "Time from the handler's start to its answer, by method and scene"
     );
     describe_counter!(
+        "fairflow_purchases_total",
+        "Purchases accepted, by the channel the catalog counted them in (unverified: no reward, no affinity)"
+    );
+    describe_counter!(
         "fairflow_rpc_decode_failures_total",
         "Requests refused while their message was read (over the size limit, or not a valid message), by method and status code"
     );
@@ -304,6 +308,17 @@ pub fn record_events(accepted: usize, duplicates: usize) {
 }
 
 /// A config reload attempt: `ok`, `failed` or `unchanged`.
+/// A purchase accepted, by the channel the catalog counted it in.
+pub fn record_purchase(channel: crate::domain::Channel) {
+    use crate::domain::Channel;
+    let channel = match channel {
+        Channel::Influencer => "influencer",
+        Channel::BrandSelf => "brand_self",
+        Channel::Unverified => "unverified",
+    };
+    counter!("fairflow_purchases_total", "channel" => channel).increment(1);
+}
+
 /// A request refused while its message was read (too large, or not a
 /// valid message), before any handler ran.
 pub fn record_decode_failure(rpc: &'static str, code: tonic::Code) {

@@ -99,7 +99,8 @@ impl State {
                 .traffic_log
                 .restart_required(&next.traffic_log),
         );
-        if next.limits.max_rank_message_bytes() != current.config().limits.max_rank_message_bytes() {
+        if next.limits.max_rank_message_bytes() != current.config().limits.max_rank_message_bytes()
+        {
             // The checks follow at once; the size a message is refused at
             // on its length alone is set when the server starts.
             restart_required.push("limits (Rank message size limit)");

@@ -225,6 +225,8 @@ pub fn evaluate(
                                 }
                             }
                             Channel::Influencer => eval.flow.influencer_purchases += 1,
+                            // The simulator's sellers are all in its catalog.
+                            Channel::Unverified => {}
                         }
                         if let Some(price) = applied.attributed {
                             eval.flow.attributed_purchases += 1;
