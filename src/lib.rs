@@ -35,6 +35,8 @@ pub mod config;
 pub mod domain;
 pub mod engine;
 pub mod events;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod load;
 pub mod model;
 pub mod proto;

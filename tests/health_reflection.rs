@@ -95,5 +95,31 @@ async fn reflection_lists_and_describes_the_services() {
     else {
         panic!("expected descriptors");
     };
-    assert!(!files.file_descriptor_proto.is_empty());
+    // The one answer is enough to build the schema: every import of every
+    // file returned is among the files returned.
+    let files: Vec<prost_types::FileDescriptorProto> = files
+        .file_descriptor_proto
+        .iter()
+        .map(|f| prost::Message::decode(&f[..]).unwrap())
+        .collect();
+    let names: Vec<&str> = files.iter().map(|f| f.name()).collect();
+    assert_eq!(names[0], "fairflow/v1/rank.proto");
+    for file in &files {
+        for import in &file.dependency {
+            assert!(
+                names.contains(&import.as_str()),
+                "{import} missing from {names:?}"
+            );
+        }
+    }
+    assert!(names.contains(&"fairflow/v1/common.proto"));
+    let MessageResponse::ErrorResponse(err) = reflect(
+        &server,
+        MessageRequest::FileContainingSymbol("no.such.Service".into()),
+    )
+    .await
+    else {
+        panic!("expected an error answer");
+    };
+    assert_eq!(err.error_code, tonic::Code::NotFound as i32);
 }

@@ -15,6 +15,7 @@ mod events;
 mod flow;
 pub mod metrics;
 mod rank;
+mod reflection;
 mod reload;
 pub mod status;
 
@@ -112,8 +113,8 @@ pub enum StartError {
     Model(#[from] ModelError),
     #[error("catalog: {0}")]
     Catalog(#[from] CatalogError),
-    #[error("reflection: {0}")]
-    Reflection(#[from] tonic_reflection::server::Error),
+    #[error("reflection: descriptors do not decode: {0}")]
+    Reflection(String),
     #[error("transport: {0}")]
     Transport(#[from] tonic::transport::Error),
     #[error("{0}")]
@@ -312,14 +313,9 @@ async fn serve_grpc(
         .set_serving::<EventServiceServer<events::EventApi>>()
         .await;
 
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
-    let reflection_alpha = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1alpha()?;
+    let index = reflection::index().map_err(|e| StartError::Reflection(e.to_string()))?;
+    let reflection_v1 = reflection::v1::server(index.clone());
+    let reflection_alpha = reflection::v1alpha::server(index);
 
     let max_bytes = state.engine().config().server.max_message_bytes;
     // A Rank longer than any valid one is refused on its length alone.
@@ -368,7 +364,7 @@ async fn serve_grpc(
     let serve = tonic::transport::Server::builder()
         .layer(codec::Refusals)
         .add_service(health_service)
-        .add_service(reflection)
+        .add_service(reflection_v1)
         .add_service(reflection_alpha)
         .add_service(rank)
         .add_service(catalog)

@@ -1,0 +1,90 @@
+//! A short smoke of the fuzz targets' properties (`fairflow::fuzz`, run at
+//! length by `cargo fuzz`, docs/fuzzing.md): random and mutated inputs for
+//! each, and every input a fuzzer ever failed on, from `fuzz/regressions/`.
+
+use proptest::prelude::*;
+
+/// The regression inputs of one target.
+fn regressions(target: &str) -> Vec<Vec<u8>> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/regressions")
+        .join(target);
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Vec::new();
+    };
+    entries
+        .map(|e| std::fs::read(e.unwrap().path()).unwrap())
+        .collect()
+}
+
+#[test]
+fn every_kept_failure_input_now_passes() {
+    type Check = fn(&[u8]);
+    let targets: [(&str, Check); 5] = [
+        ("rank", fairflow::fuzz::rank),
+        ("wal", fairflow::fuzz::wal),
+        ("config", fairflow::fuzz::config),
+        ("traffic", fairflow::fuzz::traffic),
+        ("catalog", fairflow::fuzz::catalog),
+    ];
+    for (name, check) in targets {
+        for input in regressions(name) {
+            check(&input);
+        }
+    }
+}
+
+/// Bytes near the valid shape: a valid encoding with a few bytes changed.
+fn mutated(valid: Vec<u8>) -> impl Strategy<Value = Vec<u8>> {
+    let len = valid.len().max(1);
+    proptest::collection::vec((0..len, any::<u8>()), 0..6).prop_map(move |edits| {
+        let mut bytes = valid.clone();
+        for (i, b) in edits {
+            if i < bytes.len() {
+                bytes[i] = b;
+            }
+        }
+        bytes
+    })
+}
+
+fn a_segment() -> Vec<u8> {
+    let mut bytes = Vec::new();
+    fairflow::wal::frame::segment_header(&mut bytes, 1);
+    for i in 0..6 {
+        fairflow::wal::frame::frame(&mut bytes, format!("{{\"record\":{i}}}").as_bytes());
+    }
+    bytes
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn wal(bytes in prop_oneof![mutated(a_segment()), proptest::collection::vec(any::<u8>(), 0..300)]) {
+        fairflow::fuzz::wal(&bytes);
+    }
+
+    #[test]
+    fn config(cut in 0usize..fairflow::config::DEFAULT_TOML.len(), edits in mutated(b"[tiers]\nmid_min_followers = 200_000\n".to_vec())) {
+        fairflow::fuzz::config(&fairflow::config::DEFAULT_TOML.as_bytes()[..cut]);
+        fairflow::fuzz::config(&edits);
+    }
+
+    #[test]
+    fn rank(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+        fairflow::fuzz::rank(&bytes);
+    }
+
+    #[test]
+    fn traffic(bytes in mutated(br#"{"type":"purchase","event_id":"e1","time":1795132800000,"user_id":"u","goods_id":"g","brand_id":"b","seller_id":"s","channel":"influencer","price":9.5}"#.to_vec())) {
+        fairflow::fuzz::traffic(&bytes);
+    }
+
+    #[test]
+    fn catalog(which in 0u8..3, bytes in proptest::collection::vec(any::<u8>(), 0..120)) {
+        let mut input = vec![which];
+        input.extend(bytes);
+        fairflow::fuzz::catalog(&input);
+    }
+}
