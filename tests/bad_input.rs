@@ -270,6 +270,24 @@ async fn a_message_that_does_not_decode_is_invalid_argument_saying_why_and_count
     );
     let after = decode_failures(&server.scrape().await, "INVALID_ARGUMENT");
     assert_eq!(after, before + 1);
+
+    // Within the size limit but packed with empty candidates (2 bytes
+    // each): counted and refused before any is decoded.
+    let empties: Vec<u8> = std::iter::repeat_n([0x2a, 0], 5000).flatten().collect();
+    let status = raw_rank(&server, empties).await;
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(
+        status
+            .message()
+            .starts_with("candidates: more than the limit of 100")
+            && status.message().contains("before decoding"),
+        "{}",
+        status.message()
+    );
+    assert_eq!(
+        decode_failures(&server.scrape().await, "INVALID_ARGUMENT"),
+        before + 2
+    );
     let mut client = server.rank_client().await;
     assert_eq!(
         client

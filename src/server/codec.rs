@@ -1,24 +1,104 @@
 //! What happens to a request before a handler runs: the wire codec, and the
 //! refusals made while reading a message.
 //!
-//! - [`Codec`] is prost's, with one difference: a message that does not
-//!   decode is `INVALID_ARGUMENT` saying which message and why (prost's
-//!   error names the field), not a bare `INTERNAL`.
 //! - [`Refusals`] wraps the whole gRPC router. A message longer than its
 //!   method's limit is refused by tonic after reading the 5-byte length
 //!   prefix, before any of it is buffered or decoded; the layer turns
 //!   tonic's `OUT_OF_RANGE` into `RESOURCE_EXHAUSTED` (the code the gRPC spec
-//!   gives a server for a message over its limit) and counts both kinds of
-//!   refusal by method and code, so operators see hostile or broken
-//!   clients (`fairflow_rpc_decode_failures_total`).
+//!   gives a server for a message over its limit). It also tells the codec,
+//!   through a task-local, which method the call is and how many candidates
+//!   the config in force allows.
+//! - [`Codec`] is prost's, with two differences: a message that does not
+//!   decode is `INVALID_ARGUMENT` saying which message and why (prost's
+//!   error names the field), not a bare `INTERNAL`; and a `RankRequest`
+//!   with more candidates than `limits.max_candidates` is refused after
+//!   counting its entries, before any is decoded (a message of empty
+//!   candidates holds one per 2 bytes, so the size limit alone would let
+//!   hundreds of thousands be decoded).
+//!
+//! Every such refusal is counted by method and code
+//! (`fairflow_rpc_decode_failures_total`), so operators see hostile or
+//! broken clients.
 
-use super::metrics;
+use super::{metrics, status};
+use crate::domain::FieldError;
+use crate::proto::v1 as pb;
 use prost::Message;
+use std::any::TypeId;
 use std::marker::PhantomData;
 use std::task::{Context, Poll};
 use tonic::Status;
 use tonic::codec::{BufferSettings, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::codegen::http;
+
+/// What the codec knows of the call it decodes for, set by [`Refusals`].
+#[derive(Debug, Clone, Copy)]
+struct Call {
+    rpc: &'static str,
+    max_candidates: usize,
+}
+
+tokio::task_local! {
+    static CALL: Call;
+}
+
+/// The number of top-level `candidates` entries (field 5) in an encoded
+/// `RankRequest`, counting no further than `limit + 1`; `None` when the
+/// bytes are not well-formed (decoding then says why).
+fn count_candidates(mut bytes: &[u8], limit: usize) -> Option<usize> {
+    fn varint(bytes: &mut &[u8]) -> Option<u64> {
+        let mut value = 0u64;
+        for shift in (0..64).step_by(7) {
+            let (&b, rest) = bytes.split_first()?;
+            *bytes = rest;
+            value |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Some(value);
+            }
+        }
+        None
+    }
+    let mut count = 0;
+    while !bytes.is_empty() && count <= limit {
+        let key = varint(&mut bytes)?;
+        let skip = match key & 7 {
+            0 => {
+                varint(&mut bytes)?;
+                0
+            }
+            1 => 8,
+            2 => usize::try_from(varint(&mut bytes)?).ok()?,
+            5 => 4,
+            _ => return None,
+        };
+        if key >> 3 == 5 {
+            count += 1;
+        }
+        bytes = bytes.get(skip..)?;
+    }
+    Some(count)
+}
+
+/// Refuses a `Rank` body with more candidates than the limit, uncounted
+/// when it is too short to hold that many (2 bytes each at least).
+fn check_candidates<U: 'static>(bytes: &[u8], call: Option<Call>) -> Result<(), Status> {
+    let Some(call) = call else { return Ok(()) };
+    if TypeId::of::<U>() != TypeId::of::<pb::RankRequest>()
+        || bytes.len() / 2 <= call.max_candidates
+    {
+        return Ok(());
+    }
+    match count_candidates(bytes, call.max_candidates) {
+        Some(n) if n > call.max_candidates => Err(status::invalid_argument(&FieldError::new(
+            "candidates",
+            format!(
+                "more than the limit of {} (limits.max_candidates); refused before decoding",
+                call.max_candidates
+            ),
+        ))),
+        _ => Ok(()),
+    }
+}
 
 /// Starts the message of a status for a request that does not decode.
 const UNDECODABLE: &str = "the request is not a valid ";
@@ -74,18 +154,26 @@ impl<T: Message> Encoder for ProstEncoder<T> {
 #[derive(Debug)]
 pub struct ProstDecoder<U>(PhantomData<U>);
 
-impl<U: Message + Default> Decoder for ProstDecoder<U> {
+impl<U: Message + Default + 'static> Decoder for ProstDecoder<U> {
     type Item = U;
     type Error = Status;
 
     fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<U>, Status> {
-        U::decode(buf).map(Some).map_err(|e| {
-            let name = std::any::type_name::<U>()
-                .rsplit("::")
-                .next()
-                .unwrap_or("message");
-            Status::invalid_argument(format!("{UNDECODABLE}fairflow.v1.{name}: {e}"))
-        })
+        use bytes::Buf;
+        let call = CALL.try_with(|c| *c).ok();
+        let decoded = check_candidates::<U>(buf.chunk(), call).and_then(|()| {
+            U::decode(buf).map_err(|e| {
+                let name = std::any::type_name::<U>()
+                    .rsplit("::")
+                    .next()
+                    .unwrap_or("message");
+                Status::invalid_argument(format!("{UNDECODABLE}fairflow.v1.{name}: {e}"))
+            })
+        });
+        if let (Err(status), Some(call)) = (&decoded, call) {
+            metrics::record_decode_failure(call.rpc, status.code());
+        }
+        decoded.map(Some)
     }
 
     fn buffer_settings(&self) -> BufferSettings {
@@ -116,48 +204,49 @@ fn method(path: &str) -> &'static str {
     METHODS.into_iter().find(|m| *m == name).unwrap_or("other")
 }
 
-/// Rewrites and counts the refusals tonic makes before a handler runs.
-fn refusal(path: &str, headers: &mut http::HeaderMap) {
+/// Rewrites and counts tonic's refusal of a message over the size limit.
+fn refusal(rpc: &'static str, headers: &mut http::HeaderMap) {
     let Some(status) = Status::from_header_map(headers) else {
         return;
     };
-    let status = if status.code() == tonic::Code::OutOfRange
-        && status.message().starts_with(TOO_LARGE)
-    {
-        Status::resource_exhausted(format!(
-            "the request message is over this method's size limit ({}; Rank's limit follows from limits.max_candidates and limits.max_id_bytes, the others' is server.max_message_bytes)",
-            status.message().trim_start_matches("Error, ")
-        ))
-    } else if status.message().starts_with(UNDECODABLE) {
-        status
-    } else {
+    if status.code() != tonic::Code::OutOfRange || !status.message().starts_with(TOO_LARGE) {
         return;
-    };
-    metrics::record_decode_failure(method(path), status.code());
+    }
+    let status = Status::resource_exhausted(format!(
+        "the request message is over this method's size limit ({}; Rank's limit follows from limits.max_candidates and limits.max_id_bytes, the others' is server.max_message_bytes)",
+        status.message().trim_start_matches("Error, ")
+    ));
+    metrics::record_decode_failure(rpc, status.code());
     if status.add_header(headers).is_err() {
         tracing::warn!("a refusal's status did not fit in headers");
     }
 }
 
-/// The layer that applies [`refusal`] to every response.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Refusals;
+/// The most candidates a `Rank` may carry now (the config in force).
+pub type MaxCandidates = std::sync::Arc<dyn Fn() -> usize + Send + Sync>;
+
+/// The layer that tells the codec about each call and applies [`refusal`]
+/// to every response.
+#[derive(Clone)]
+pub struct Refusals(pub MaxCandidates);
 
 impl<S> tower::Layer<S> for Refusals {
     type Service = RefusalsService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        RefusalsService(inner)
+        RefusalsService(inner, self.0.clone())
     }
 }
 
-#[derive(Debug, Clone)]
-pub struct RefusalsService<S>(S);
+#[derive(Clone)]
+pub struct RefusalsService<S>(S, MaxCandidates);
 
 impl<S, B, R> tower::Service<http::Request<B>> for RefusalsService<S>
 where
     S: tower::Service<http::Request<B>, Response = http::Response<R>>,
     S::Future: Send + 'static,
+    S::Response: Send,
+    S::Error: Send,
 {
     type Response = S::Response;
     type Error = S::Error;
@@ -169,12 +258,57 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let uri = request.uri().clone();
-        let answer = self.0.call(request);
+        let call = Call {
+            rpc: method(request.uri().path()),
+            max_candidates: (self.1)(),
+        };
+        // The codec runs while the inner future is polled, inside the scope.
+        let answer = CALL.scope(call, self.0.call(request));
         Box::pin(async move {
             let mut response = answer.await?;
-            refusal(uri.path(), response.headers_mut());
+            refusal(call.rpc, response.headers_mut());
             Ok(response)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encoded(candidates: usize) -> Vec<u8> {
+        pb::RankRequest {
+            user_id: "u".into(),
+            slots: 3,
+            candidates: (0..candidates)
+                .map(|i| pb::Candidate {
+                    item_id: format!("g{i}"),
+                    price: Some(9.0),
+                    ..Default::default()
+                })
+                .collect(),
+            request_time_ms: Some(1),
+            ..Default::default()
+        }
+        .encode_to_vec()
+    }
+
+    #[test]
+    fn candidates_are_counted_without_decoding_up_to_one_past_the_limit() {
+        assert_eq!(count_candidates(&encoded(7), 100), Some(7));
+        assert_eq!(count_candidates(&encoded(500), 100), Some(101));
+        assert_eq!(count_candidates(&[0x2a, 100, 1], 100), None, "cut short");
+        let call = Some(Call {
+            rpc: "Rank",
+            max_candidates: 10,
+        });
+        assert!(check_candidates::<pb::RankRequest>(&encoded(10), call).is_ok());
+        let refused = check_candidates::<pb::RankRequest>(&encoded(11), call).unwrap_err();
+        assert!(
+            refused
+                .message()
+                .starts_with("candidates: more than the limit of 10")
+        );
+        assert!(check_candidates::<pb::IngestRequest>(&encoded(11), call).is_ok());
     }
 }

@@ -334,6 +334,10 @@ async fn serve_grpc(
     })
     .max_decoding_message_size(max_bytes)
     .max_encoding_message_size(max_bytes);
+    let max_candidates: codec::MaxCandidates = {
+        let state = state.clone();
+        Arc::new(move || state.engine.load().config().limits.max_candidates as usize)
+    };
     let catalog = CatalogServiceServer::new(catalog::CatalogApi { state })
         .max_decoding_message_size(max_bytes)
         .max_encoding_message_size(max_bytes);
@@ -362,7 +366,7 @@ async fn serve_grpc(
         let _ = draining_tx.send(());
     };
     let serve = tonic::transport::Server::builder()
-        .layer(codec::Refusals)
+        .layer(codec::Refusals(max_candidates))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_alpha)
