@@ -114,6 +114,22 @@ pub fn request_pool(catalog: &Catalog, spec: &LoadSpec, size: usize) -> Vec<pb::
         .collect()
 }
 
+/// Hostile requests: `candidates` empty candidates each, the most a message
+/// of a given size can carry (2 bytes apiece), as a flood would send them.
+pub fn flood_pool(spec: &LoadSpec, candidates: usize) -> Vec<pb::RankRequest> {
+    vec![
+        pb::RankRequest {
+            request_id: "flood".into(),
+            user_id: "flood".into(),
+            scene: pb::Scene::Recommend as i32,
+            slots: spec.slots,
+            candidates: vec![pb::Candidate::default(); candidates],
+            request_time_ms: None,
+        };
+        4
+    ]
+}
+
 /// p50, p90, p99, p99.9 and max.
 fn percentiles(mut samples: Vec<u64>) -> [u64; 5] {
     samples.sort_unstable();

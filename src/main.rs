@@ -128,6 +128,10 @@ enum Command {
         slots: u32,
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Hostile traffic instead: requests of this many empty candidates
+        /// (2 bytes each on the wire), to see what refusing them costs.
+        #[arg(long)]
+        flood: Option<usize>,
     },
     /// Print the tier floor table (minimum slots per tier in every prefix) a
     /// config gives for a page length.
@@ -949,6 +953,7 @@ fn run(command: Command) -> anyhow::Result<()> {
             candidates,
             slots,
             seed,
+            flood,
         } => {
             let spec = load::LoadSpec {
                 addr,
@@ -960,7 +965,10 @@ fn run(command: Command) -> anyhow::Result<()> {
                 seed,
             };
             let catalog = fairflow::catalog::Catalog::embedded_demo(128)?;
-            let pool = load::request_pool(&catalog, &spec, 1024);
+            let pool = match flood {
+                Some(n) => load::flood_pool(&spec, n),
+                None => load::request_pool(&catalog, &spec, 1024),
+            };
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
