@@ -129,6 +129,58 @@ async fn a_changed_file_applies_live_and_a_broken_one_is_refused() {
 }
 
 #[tokio::test]
+async fn empty_cut_and_half_written_files_in_a_watched_config_are_never_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fairflow.toml");
+    let whole = format!("{WATCHED}[chuanliu.budget]\ndaily_impressions = 123456\n");
+    std::fs::write(&path, &whole).unwrap();
+    let server = TestServer::with_config_file(&path).await;
+    let mut rank = server.rank_client().await;
+    let v1 = rank
+        .rank(disputed())
+        .await
+        .unwrap()
+        .into_inner()
+        .config_version;
+    let shipped = fairflow::config::DEFAULT_TOML;
+    let mut broken = vec![String::new(), "\n".into(), "# nothing yet\n".into()];
+    // The file cut mid-line, as an editor saving in place leaves it for a
+    // moment: here at 25 points through the shipped default, and in the
+    // middle of the budget's value.
+    broken.extend((1..=25).filter_map(|i| {
+        let cut = shipped.len() * i / 26;
+        let cut = (cut..shipped.len()).find(|c| shipped.is_char_boundary(*c))?;
+        (!shipped[..cut].ends_with('\n')).then(|| shipped[..cut].to_string())
+    }));
+    broken.push(whole[..whole.len() - 4].to_string());
+    for text in &broken {
+        std::fs::write(&path, text).unwrap();
+        // Twice the watcher's period and the settle time.
+        tokio::time::sleep(Duration::from_millis(350)).await;
+        let now = rank
+            .rank(disputed())
+            .await
+            .unwrap()
+            .into_inner()
+            .config_version;
+        assert_eq!(
+            now,
+            v1,
+            "applied a broken file: {:?}",
+            &text[..text.len().min(80)]
+        );
+    }
+    let engine = server.state.engine();
+    assert_eq!(engine.config().chuanliu.daily_impressions, 123456);
+    // The whole file again, changed: applied.
+    std::fs::write(&path, whole.replace("123456", "654321")).unwrap();
+    let patience = Patience::new(Duration::from_secs(10));
+    while server.state.engine().config().chuanliu.daily_impressions != 654321 {
+        patience.wait().await;
+    }
+}
+
+#[tokio::test]
 async fn keys_read_at_start_are_reported_as_needing_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("fairflow.toml");
@@ -159,6 +211,13 @@ async fn keys_read_at_start_are_reported_as_needing_a_restart() {
     assert!(r.changed);
     assert_ne!(r.version, r.previous_version);
     assert_eq!(r.restart_required, vec!["server.listen".to_string()]);
+    assert_eq!(
+        r.changes,
+        [
+            "server.listen: \"127.0.0.1:50051\" -> \"127.0.0.1:1\"",
+            "server.max_concurrent_requests: 256 -> 7",
+        ]
+    );
     assert_eq!(
         server
             .state

@@ -54,6 +54,7 @@ impl pb::admin_service_server::AdminService for AdminApi {
                 previous_version: r.previous_version,
                 changed: r.changed,
                 restart_required: r.restart_required.into_iter().map(String::from).collect(),
+                changes: r.changes.iter().map(ToString::to_string).collect(),
             })),
             Err(e) => Err(Status::failed_precondition(e.to_string())),
         }
