@@ -680,3 +680,65 @@ fn replay_writes_its_report_and_refuses_bad_input_without_writing_one() {
     assert!(err.contains("holds no snapshot"), "{err}");
     assert!(!dir.path().join("r4/report.json").exists());
 }
+
+#[tokio::test]
+async fn the_server_outlives_its_log_reader() {
+    // A log collector that restarts closes the server's stderr: the server
+    // must go on starting and serving, not die writing its next line.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BIN)
+        .args([
+            "serve",
+            "--listen",
+            &addr,
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ])
+        .arg("--events-dir")
+        .arg(dir.path())
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut first = String::new();
+    stderr.read_line(&mut first).unwrap();
+    drop(stderr);
+    let channel = loop {
+        assert!(child.try_wait().unwrap().is_none(), "the server died");
+        match tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect()
+            .await
+        {
+            Ok(channel) => break channel,
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    };
+    // Something more to log: a reload refused (no config file to reload).
+    let mut admin =
+        fairflow::proto::v1::admin_service_client::AdminServiceClient::new(channel.clone());
+    assert!(
+        admin
+            .reload_config(fairflow::proto::v1::ReloadConfigRequest {})
+            .await
+            .is_err()
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(child.try_wait().unwrap().is_none(), "the server died");
+    let mut client = RankServiceClient::new(channel);
+    let page = client
+        .rank(request(vec![candidate("g000001", ItemKind::Goods)], 1))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(page.slots.len(), 1);
+    signal(&child, "TERM");
+    wait_exit(&mut child, Duration::from_secs(20)).await;
+}

@@ -60,25 +60,28 @@ fn start(dir: &Path) -> Result<(), String> {
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
+    // Drained on a thread of its own to the end, so the server never
+    // writes to a closed pipe.
     let stderr = child.stderr.take().unwrap();
-    let lines: Vec<String> = BufReader::new(stderr)
-        .lines()
-        .map_while(Result::ok)
-        .take_while(|l| !l.contains("listening"))
-        .collect();
-    let exited = child.try_wait().unwrap().is_some()
-        || (
-            std::thread::sleep(Duration::from_millis(200)),
-            child.try_wait().unwrap(),
-        )
-            .1
-            .is_some();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut lines = Vec::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("listening") {
+                let _ = tx.send(());
+            }
+            lines.push(line);
+        }
+        lines
+    });
+    let listening = rx.recv_timeout(Duration::from_secs(60)).is_ok();
     let _ = child.kill();
-    let status = child.wait().unwrap();
-    if exited && !status.success() {
-        Err(lines.join("\n"))
-    } else {
+    child.wait().unwrap();
+    let lines = reader.join().unwrap();
+    if listening {
         Ok(())
+    } else {
+        Err(lines.join("\n"))
     }
 }
 
