@@ -31,11 +31,11 @@ fn engine() -> &'static (Engine, Catalog) {
 
 /// A `Rank` body: decodes and converts, or is refused with a field; a
 /// query that converts ranks, or is refused with a field; a page holds at
-/// most `slots` distinct candidates with finite, non-negative scores.
+/// most `slots` distinct candidates with finite, non-negative scores. Bytes
+/// that do not decode are read as a request over the demo catalog instead
+/// ([`structured`]), so most inputs reach the engine.
 pub fn rank(data: &[u8]) {
-    let Ok(request) = pb::RankRequest::decode(data) else {
-        return;
-    };
+    let request = pb::RankRequest::decode(data).unwrap_or_else(|_| structured(data));
     let query = match convert::rank_query(request, NOW) {
         Ok(q) => q,
         Err(e) => return assert!(!e.field.is_empty()),
@@ -60,6 +60,73 @@ pub fn rank(data: &[u8]) {
                 .any(|c| c.item_id == slot.item_id && c.kind == slot.kind),
             "not a candidate: {slot:?}"
         );
+    }
+}
+
+/// A request whose every choice is read from `data`: scene, slots, time,
+/// and per candidate a catalog item (or an unknown id), its kind, and which
+/// of the caller's estimates it carries, with what values (any `f64`).
+fn structured(data: &[u8]) -> pb::RankRequest {
+    static IDS: OnceLock<Vec<String>> = OnceLock::new();
+    let ids = IDS.get_or_init(|| {
+        let catalog = &engine().1;
+        let mut ids: Vec<String> = catalog.streams().map(|e| e.stream.id.clone()).collect();
+        ids.extend(["g000001", "g000112", "g034826", "unknown", ""].map(String::from));
+        ids
+    });
+    let mut bytes = data.iter().copied();
+    let mut next = || bytes.next().unwrap_or(0);
+    let f64_from = |next: &mut dyn FnMut() -> u8| {
+        let raw = u64::from_le_bytes(std::array::from_fn(|_| next()));
+        // Mostly probabilities and prices; sometimes any bit pattern.
+        if raw & 3 == 0 {
+            f64::from_bits(raw)
+        } else {
+            (raw >> 11) as f64 / (1u64 << 53) as f64 * if raw & 4 == 0 { 1.0 } else { 500.0 }
+        }
+    };
+    let scene = i32::from(next() % 7) - 1;
+    let slots = u32::from(next() % 40);
+    let time = match next() % 4 {
+        0 => None,
+        1 => Some(1_795_132_800_000 + i64::from(next()) * 60_000),
+        2 => Some(i64::from(next()) << 40),
+        _ => Some(-i64::from(next())),
+    };
+    let n = usize::from(next() % 64);
+    let candidates = (0..n)
+        .map(|_| {
+            let pick = usize::from(next()) << 8 | usize::from(next());
+            let flags = next();
+            let item_id = ids[pick % ids.len()].clone();
+            let kind = if item_id.starts_with('g') {
+                2
+            } else {
+                i32::from(flags & 1) + 1
+            };
+            pb::Candidate {
+                item_id,
+                kind: if flags & 0x80 != 0 {
+                    i32::from(flags % 5) - 1
+                } else {
+                    kind
+                },
+                streamer_id: (flags & 2 != 0).then(|| format!("s{:05}", pick % 3000)),
+                brand_id: None,
+                price: (flags & 4 != 0).then(|| f64_from(&mut next)),
+                pctr: (flags & 8 != 0).then(|| f64_from(&mut next)),
+                pcvr: (flags & 16 != 0).then(|| f64_from(&mut next)),
+                user_follows: (flags & 32 != 0).then_some(flags & 64 != 0),
+            }
+        })
+        .collect();
+    pb::RankRequest {
+        request_id: "fuzz".into(),
+        user_id: format!("u{}", next()),
+        scene,
+        slots,
+        candidates,
+        request_time_ms: time,
     }
 }
 
