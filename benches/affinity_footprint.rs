@@ -10,7 +10,7 @@
 use fairflow::chuanliu::Flow;
 use fairflow::config::Config;
 use fairflow::domain::{Channel, Millis};
-use fairflow::events::{Event, EventKind};
+use fairflow::domain::{Event, EventKind};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::time::Instant;

@@ -5,7 +5,8 @@
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use fairflow::domain::{Channel, Millis};
-use fairflow::events::{Event, EventKind, EventLog};
+use fairflow::domain::{Event, EventKind};
+use fairflow::events::EventLog;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 

@@ -49,8 +49,46 @@ pub fn check_time(field: &str, ms: i64) -> Result<Millis, FieldError> {
 /// above any real item, low enough that scores built from it stay finite.
 pub const MAX_PRICE: f64 = 1e8;
 
+/// Follower thresholds of the tiers; `mid_min < top_min` by construction.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TierThresholds {
+    top_min: u64,
+    mid_min: u64,
+}
+
+impl TierThresholds {
+    pub fn new(top_min: u64, mid_min: u64) -> Result<Self, String> {
+        if mid_min >= top_min {
+            return Err(format!(
+                "mid_min_followers ({mid_min}) must be below top_min_followers ({top_min})"
+            ));
+        }
+        Ok(TierThresholds { top_min, mid_min })
+    }
+
+    /// The fewest followers a top streamer has.
+    pub fn top_min(&self) -> u64 {
+        self.top_min
+    }
+
+    /// The fewest followers a mid-tier streamer has.
+    pub fn mid_min(&self) -> u64 {
+        self.mid_min
+    }
+
+    pub fn classify(&self, followers: u64) -> Tier {
+        if followers >= self.top_min {
+            Tier::Top
+        } else if followers >= self.mid_min {
+            Tier::Mid
+        } else {
+            Tier::Small
+        }
+    }
+}
+
 /// Streamer tier by follower count. Thresholds live in the config
-/// ([`crate::config::TierThresholds`]) so they can be tuned without a rebuild.
+/// ([`TierThresholds`], built from `[tiers]`) so they can be tuned without a rebuild.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Tier {
@@ -159,6 +197,41 @@ pub enum Channel {
     Unverified,
 }
 
+/// What a user event is. Validated at the boundary (`server::convert`)
+/// before it exists; the flow, the event log and the traffic log all take
+/// this one shape.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EventKind {
+    Purchase {
+        item_id: String,
+        brand_id: String,
+        seller_streamer_id: String,
+        channel: Channel,
+        price: f64,
+    },
+    Impression {
+        item_id: String,
+        streamer_id: Option<String>,
+        request_id: Option<String>,
+        position: u32,
+    },
+    Click {
+        item_id: String,
+        request_id: Option<String>,
+    },
+}
+
+/// One validated event (the server's conversion checks every field).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub event_id: String,
+    pub time: Millis,
+    pub user_id: String,
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
 /// Why an item sits where it does. Every code is reserved on the wire now so
 /// that later pipeline stages only start emitting them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -250,6 +323,15 @@ impl FieldError {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn tiers_classify_at_the_thresholds() {
+        let t = TierThresholds::new(5_000_000, 100_000).unwrap();
+        assert_eq!(t.classify(5_000_000), Tier::Top);
+        assert_eq!(t.classify(4_999_999), Tier::Mid);
+        assert_eq!(t.classify(100_000), Tier::Mid);
+        assert_eq!(t.classify(99_999), Tier::Small);
+    }
+
     use super::*;
 
     #[test]

@@ -10,7 +10,7 @@
 //! dedupe window: ids are forgotten once their events are older).
 
 use crate::chuanliu::{BrandSetting, Secs};
-use crate::domain::{Channel, Millis};
+use crate::domain::{Event, EventKind, Millis};
 use crate::wal::{Wal, WalError, WalOptions};
 use compact_str::CompactString;
 use foldhash::{HashMap, HashSet};
@@ -18,56 +18,6 @@ use parking_lot::{Condvar, Mutex};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum EventKind {
-    Purchase {
-        item_id: String,
-        brand_id: String,
-        seller_streamer_id: String,
-        channel: Channel,
-        price: f64,
-    },
-    Impression {
-        item_id: String,
-        streamer_id: Option<String>,
-        request_id: Option<String>,
-        position: u32,
-    },
-    Click {
-        item_id: String,
-        request_id: Option<String>,
-    },
-}
-
-/// One validated event (the server's conversion checks every field).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Event {
-    pub event_id: String,
-    pub time: Millis,
-    pub user_id: String,
-    #[serde(flatten)]
-    pub kind: EventKind,
-}
-
-impl From<&crate::traffic::Purchase> for Event {
-    /// A purchase from a traffic log, as the event intake would have taken it.
-    fn from(p: &crate::traffic::Purchase) -> Event {
-        Event {
-            event_id: p.event_id.clone(),
-            time: p.time,
-            user_id: p.user_id.clone(),
-            kind: EventKind::Purchase {
-                item_id: p.goods_id.clone(),
-                brand_id: p.brand_id.clone(),
-                seller_streamer_id: p.seller_id.clone(),
-                channel: p.channel,
-                price: p.price,
-            },
-        }
-    }
-}
 
 /// One record of the log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -333,6 +283,7 @@ impl EventLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::Channel;
 
     fn purchase(id: &str) -> Event {
         Event {

@@ -3,7 +3,7 @@
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use fairflow::catalog::Catalog;
-use fairflow::config::{Config, ModelSource};
+use fairflow::config::Config;
 use fairflow::domain::Scene;
 use fairflow::engine::Engine;
 use fairflow::load;
@@ -322,10 +322,9 @@ async fn serve(
 /// model file overriding the config's.
 fn load_engine(config: Option<&Path>, model: Option<&Path>) -> anyhow::Result<Engine> {
     let config = Config::load(config)?;
-    let model = match (model, &config.model) {
-        (Some(path), _) => Model::load(path)?,
-        (None, ModelSource::File(path)) => Model::load(path)?,
-        (None, ModelSource::Embedded) => Model::embedded()?,
+    let model = match model {
+        Some(path) => Model::load(path)?,
+        None => Model::from_source(&config.model)?,
     };
     Ok(Engine::new(Arc::new(config), Arc::new(model)))
 }
@@ -790,7 +789,7 @@ fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     let max_id = a.config().limits.max_id_bytes as usize;
     let source = catalog.map_or_else(
         || a.config().catalog.clone(),
-        fairflow::config::CatalogSource::Dir,
+        fairflow::catalog::CatalogSource::Dir,
     );
     let given = Catalog::from_source(&source, max_id)?;
     let start = snapshot

@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use fairflow::config::TierThresholds;
+use fairflow::domain::TierThresholds;
 use fairflow::proto::v1::{self as pb, ItemKind, ReasonCode, Tier};
 
 fn tier_pb(t: fairflow::domain::Tier) -> i32 {

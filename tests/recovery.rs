@@ -5,7 +5,8 @@
 //! zero-filled tail is cut and keeps every acknowledged event.
 
 use fairflow::domain::{Channel, Millis};
-use fairflow::events::{Event, EventKind, EventLog};
+use fairflow::domain::{Event, EventKind};
+use fairflow::events::EventLog;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};

@@ -122,12 +122,12 @@ impl Catalog {
 
     /// The catalog a config names: the embedded demo or a directory.
     pub fn from_source(
-        source: &crate::config::CatalogSource,
+        source: &super::CatalogSource,
         max_id: usize,
     ) -> Result<Catalog, CatalogError> {
         match source {
-            crate::config::CatalogSource::Embedded => Catalog::embedded_demo(max_id),
-            crate::config::CatalogSource::Dir(dir) => Catalog::load_dir(dir, max_id),
+            super::CatalogSource::Embedded => Catalog::embedded_demo(max_id),
+            super::CatalogSource::Dir(dir) => Catalog::load_dir(dir, max_id),
         }
     }
 

@@ -12,10 +12,10 @@ mod records;
 pub use load::{CatalogError, DEMO_ORIGIN};
 pub use records::{Goods, QualityScores, Stream, Streamer, check_id, id_problem};
 
-use crate::config::TierThresholds;
-use crate::domain::{Channel, FieldError, StreamerKind, Tier};
+use crate::domain::{Channel, FieldError, StreamerKind, Tier, TierThresholds};
 use compact_str::CompactString;
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
+use std::path::PathBuf;
 
 /// A record in an upsert batch that was refused: its index in the batch and
 /// what was wrong with it.
@@ -52,6 +52,15 @@ pub struct CatalogStats {
     pub goods: u64,
     pub per_tier: [u64; 3],
     pub brand_self_streamers: u64,
+}
+
+/// Where the catalog is loaded from at start.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CatalogSource {
+    /// The demo catalog compiled into the binary.
+    Embedded,
+    /// A directory with streamers.jsonl, goods.jsonl and streams.jsonl.
+    Dir(PathBuf),
 }
 
 #[derive(Debug, Default, Clone)]

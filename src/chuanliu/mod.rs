@@ -23,7 +23,7 @@ pub use pacer::PacerState;
 pub use rewards::Reward;
 
 use crate::domain::{Channel, Millis, Scene};
-use crate::events::{Event, EventKind};
+use crate::domain::{Event, EventKind};
 use affinity::Taken;
 use brands::{Brand, Brands, Counters};
 use compact_str::CompactString;

@@ -20,8 +20,10 @@ pub use changes::{Change, changes};
 pub use curve::Curve;
 
 use crate::allocate::{ExposureParams, Floors, Rounding};
+use crate::catalog::CatalogSource;
 use crate::chuanliu::FlowParams;
-use crate::domain::{Millis, Scene, Tier};
+use crate::domain::{Millis, Scene, TierThresholds};
+use crate::model::ModelSource;
 use raw::{RawConfig, RawCurve, RawFloorPolicy, RawRounding, RawSource};
 use sha2::{Digest, Sha256};
 use std::fmt::Display;
@@ -185,50 +187,6 @@ impl ServerConfig {
             keys.push("server.metrics_refresh_seconds");
         }
         keys
-    }
-}
-
-/// Where the catalog is loaded from at start.
-#[derive(Debug, Clone, PartialEq)]
-pub enum CatalogSource {
-    /// The demo catalog compiled into the binary.
-    Embedded,
-    /// A directory with streamers.jsonl, goods.jsonl and streams.jsonl.
-    Dir(PathBuf),
-}
-
-/// Where the scoring model is loaded from at start.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ModelSource {
-    Embedded,
-    File(PathBuf),
-}
-
-/// Follower thresholds of the tiers; `mid_min < top_min` by construction.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct TierThresholds {
-    top_min: u64,
-    mid_min: u64,
-}
-
-impl TierThresholds {
-    pub fn new(top_min: u64, mid_min: u64) -> Result<Self, String> {
-        if mid_min >= top_min {
-            return Err(format!(
-                "mid_min_followers ({mid_min}) must be below top_min_followers ({top_min})"
-            ));
-        }
-        Ok(TierThresholds { top_min, mid_min })
-    }
-
-    pub fn classify(&self, followers: u64) -> Tier {
-        if followers >= self.top_min {
-            Tier::Top
-        } else if followers >= self.mid_min {
-            Tier::Mid
-        } else {
-            Tier::Small
-        }
     }
 }
 
@@ -870,15 +828,6 @@ mod tests {
         .unwrap();
         assert_eq!(c.catalog, CatalogSource::Dir(PathBuf::from("/etc/ff/demo")));
         assert_eq!(c.model, ModelSource::File(PathBuf::from("/abs/m.json")));
-    }
-
-    #[test]
-    fn tiers_classify_at_the_thresholds() {
-        let t = TierThresholds::new(5_000_000, 100_000).unwrap();
-        assert_eq!(t.classify(5_000_000), Tier::Top);
-        assert_eq!(t.classify(4_999_999), Tier::Mid);
-        assert_eq!(t.classify(100_000), Tier::Mid);
-        assert_eq!(t.classify(99_999), Tier::Small);
     }
 
     #[test]

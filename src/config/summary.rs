@@ -14,7 +14,8 @@ impl Config {
         let _ = writeln!(
             out,
             "tiers        top >= {} followers, mid >= {}, small below",
-            t.top_min, t.mid_min
+            t.top_min(),
+            t.mid_min()
         );
         let scenes: Vec<&str> = Scene::ALL
             .iter()

@@ -9,7 +9,7 @@ pub use features::{FEATURES, FeatureInput, N_FEATURES};
 use ndarray::{Array1, Array2, ArrayView2, Axis};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The format tag a model file must carry.
 pub const FORMAT: &str = "fairflow.mlp.v1";
@@ -157,6 +157,13 @@ pub struct Scores {
     pub pcvr: Array1<f32>,
 }
 
+/// Where the scoring model is loaded from at start.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ModelSource {
+    Embedded,
+    File(PathBuf),
+}
+
 impl Model {
     pub fn from_json(text: &str, origin: &str) -> Result<Model, ModelError> {
         let invalid = |reason: String| ModelError::Invalid {
@@ -195,6 +202,14 @@ impl Model {
             source,
         })?;
         Model::from_json(&text, &file)
+    }
+
+    /// The model `source` names: the one place a model is loaded.
+    pub fn from_source(source: &ModelSource) -> Result<Model, ModelError> {
+        match source {
+            ModelSource::Embedded => Model::embedded(),
+            ModelSource::File(path) => Model::load(path),
+        }
     }
 
     pub fn embedded() -> Result<Model, ModelError> {

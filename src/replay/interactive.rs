@@ -16,9 +16,9 @@
 //! which answered other pages).
 
 use crate::catalog::{Catalog, RecordError};
+use crate::domain::Event;
 use crate::domain::{ItemKind, Millis};
 use crate::engine::RankQuery;
-use crate::events::Event;
 use crate::sim::{PageOutcome, Simulation, UserState, World};
 use crate::traffic::{Header, Record};
 use foldhash::HashMap;
@@ -48,6 +48,8 @@ pub enum InteractiveError {
          (logs written by `fairflow simulate` carry one; a server's own log has no simulated users)"
     )]
     NotSimulated,
+    #[error("the log's header does not describe a simulation: {0}")]
+    Simulation(String),
     #[error("rebuilding the simulated catalog: {0}")]
     Catalog(#[from] RecordError),
 }
@@ -58,7 +60,9 @@ impl Responder {
         let simulation = header
             .and_then(|h| h.simulation.as_deref())
             .ok_or(InteractiveError::NotSimulated)?;
-        Ok(Responder::new(simulation)?)
+        let simulation = <Simulation as serde::Deserialize>::deserialize(simulation)
+            .map_err(|e| InteractiveError::Simulation(e.to_string()))?;
+        Ok(Responder::new(&simulation)?)
     }
 
     pub fn new(simulation: &Simulation) -> Result<Responder, RecordError> {
@@ -195,7 +199,7 @@ mod tests {
             event_id: id.into(),
             time: Millis(t),
             user_id: "u".into(),
-            kind: crate::events::EventKind::Click {
+            kind: crate::domain::EventKind::Click {
                 item_id: "g".into(),
                 request_id: None,
             },

@@ -2,8 +2,8 @@
 //! directories of `traffic-*.jsonl`, Parquet logs), the records a replay
 //! uses, in time order.
 
+use crate::domain::Event;
 use crate::engine::RankQuery;
-use crate::events::Event;
 use crate::traffic::{self, OnError, Record, ServedSlot, Source, SourceError, StreamStatus};
 use foldhash::HashMap;
 use std::path::PathBuf;

@@ -227,7 +227,7 @@ fn replay_shard(
         ..Replayed::default()
     };
     let mut users = options.responder.map(interactive::ShardUsers::new);
-    let apply = |e: &crate::events::Event, out: &mut Replayed| {
+    let apply = |e: &crate::domain::Event, out: &mut Replayed| {
         let applied = state.flow.apply(e, &config.chuanliu);
         if let Some(price) = applied.attributed {
             out.replayed.attributed_conversions += 1;

@@ -4,12 +4,12 @@
 //! [`FieldError`]s, mapped in `status`.
 
 use crate::catalog::{CatalogStats, Goods, QualityScores, Stream, Streamer};
-use crate::config::TierThresholds;
+use crate::domain::TierThresholds;
 use crate::domain::{
     Channel, FieldError, ItemKind, Millis, Reason, Scene, StreamerKind, Tier, check_time,
 };
+use crate::domain::{Event, EventKind};
 use crate::engine::{Candidate, RankQuery, Ranking, Slot};
-use crate::events::{Event, EventKind};
 use crate::proto::v1 as pb;
 
 pub(crate) fn scene(value: i32) -> Result<Scene, FieldError> {

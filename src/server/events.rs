@@ -2,8 +2,8 @@
 //! answer per event. The disk sync runs on the blocking pool.
 
 use super::{State, convert, metrics};
+use crate::domain::{Event, EventKind};
 use crate::domain::{FieldError, Millis};
-use crate::events::{Event, EventKind};
 use crate::proto::v1 as pb;
 use std::sync::Arc;
 use tokio_stream::StreamExt;

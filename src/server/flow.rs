@@ -5,8 +5,9 @@
 
 use super::{StartError, State, metrics, wall_clock};
 use crate::chuanliu::{Applied, BrandSetting, Flow, FlowParams};
+use crate::domain::Event;
 use crate::domain::Millis;
-use crate::events::{Event, EventLog, EventLogError, Ingested, LogRecord};
+use crate::events::{EventLog, EventLogError, Ingested, LogRecord};
 use crate::snapshot::{self, Snapshot, SnapshotError};
 use crate::traffic::{Purchase, Record};
 use std::path::{Path, PathBuf};
@@ -74,7 +75,7 @@ impl State {
         for event in &ingested.accepted {
             let applied = self.ranking.flow.apply(event, params);
             metrics::record_flow_event(&applied);
-            if let crate::events::EventKind::Purchase { channel, .. } = &event.kind {
+            if let crate::domain::EventKind::Purchase { channel, .. } = &event.kind {
                 metrics::record_purchase(*channel);
             }
             if self.logs_traffic(&engine, &event.user_id)

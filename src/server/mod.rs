@@ -23,7 +23,7 @@ pub use reload::{ReloadError, Reloaded};
 
 use crate::catalog::{Catalog, CatalogError};
 use crate::chuanliu::Flow;
-use crate::config::{Config, ModelSource};
+use crate::config::Config;
 use crate::domain::Millis;
 use crate::engine::{Engine, RankState};
 use crate::events::{EventLog, EventLogError};
@@ -170,10 +170,7 @@ impl State {
         config_path: Option<PathBuf>,
         events_dir: Option<PathBuf>,
     ) -> Result<Arc<State>, StartError> {
-        let model = match &config.model {
-            ModelSource::Embedded => Model::embedded()?,
-            ModelSource::File(path) => Model::load(path)?,
-        };
+        let model = Model::from_source(&config.model)?;
         let max_id = config.limits.max_id_bytes as usize;
         let catalog = Catalog::from_source(&config.catalog, max_id)?;
         let events_dir = events_dir.unwrap_or_else(|| config.events_dir.clone());

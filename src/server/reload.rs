@@ -6,7 +6,7 @@
 //! exposure state lives beside the engine, so controller state carries over.
 
 use super::{State, metrics};
-use crate::config::{Config, ConfigError, ModelSource};
+use crate::config::{Config, ConfigError};
 use crate::engine::Engine;
 use crate::model::{Model, ModelError};
 use std::sync::Arc;
@@ -74,10 +74,7 @@ impl State {
         let previous_version = current.config().version.clone();
         // The model file is read again even when the config text is the
         // same: a new model is rolled out by replacing the file and reloading.
-        let model = match &next.model {
-            ModelSource::Embedded => Model::embedded()?,
-            ModelSource::File(p) => Model::load(p)?,
-        };
+        let model = Model::from_source(&next.model)?;
         if next.version == previous_version && model.version() == current.model().version() {
             return Ok(Reloaded {
                 version: next.version,

@@ -179,7 +179,7 @@ mod tests {
     //! Rules checked: deterministic by seed; the tier mix and price range hold
     //! the documented calibration; the shipped demo is exactly the default spec.
     use super::*;
-    use crate::config::TierThresholds;
+    use crate::domain::TierThresholds;
 
     #[test]
     fn same_seed_same_catalog() {

@@ -18,10 +18,10 @@ use super::run::{LiveSet, advance_streams, next_query};
 use super::world::{CHUNK_MS, LOCAL_OFFSET_MS, World};
 pub use crate::allocate::concentration::{gini, max_gap_pp, shares, top_share};
 use crate::catalog::Catalog;
+use crate::domain::Event;
 use crate::domain::{Channel, Reason};
 use crate::domain::{ItemKind, Millis, Scene};
 use crate::engine::{Engine, RankState};
-use crate::events::Event;
 use crate::traffic::Record;
 use serde::Serialize;
 

@@ -198,7 +198,7 @@ pub fn solve(
     let mut mixture = free;
     let mut pass = 1;
     loop {
-        let shares = super::evaluate::shares(mixture.tier_exposure);
+        let shares = crate::allocate::concentration::shares(mixture.tier_exposure);
         let share_gap = constraints.targets.map_or(0.0, |targets| {
             (0..3)
                 .map(|t| (shares[t] - targets[t]).abs())
@@ -334,7 +334,8 @@ mod tests {
                 },
             )
         };
-        let gini = |s: &Solution| super::super::evaluate::gini(&s.outcome.streamer_exposure);
+        let gini =
+            |s: &Solution| crate::allocate::concentration::gini(&s.outcome.streamer_exposure);
         let (mild, strong) = (solve_at(0.5), solve_at(4.0));
         assert!(
             gini(&mild) < gini(&free),

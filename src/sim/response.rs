@@ -282,3 +282,11 @@ impl World {
         outcome
     }
 }
+impl World {
+    /// Fresh states for every user, seeded from the world's seed.
+    pub fn user_states(&self) -> Vec<UserState> {
+        (0..self.users.len() as u32)
+            .map(|u| UserState::new(self.params.seed, u))
+            .collect()
+    }
+}

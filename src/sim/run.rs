@@ -376,10 +376,13 @@ pub fn simulate<W: Write>(
     let mut header = Header::new("fairflow simulate");
     header.seed = Some(world.params.seed);
     header.catalog = Some("catalog".into());
-    header.simulation = Some(Box::new(super::Simulation {
+    let simulation = super::Simulation {
         catalog: spec.clone(),
         params: world.params.clone(),
-    }));
+    };
+    header.simulation = Some(Box::new(
+        serde_json::to_value(&simulation).expect("the simulation's spec serializes"),
+    ));
     out.write(&Record::Header(header))?;
     summary.records += 1;
 

@@ -309,13 +309,6 @@ impl World {
             .collect()
     }
 
-    /// Fresh states for every user, seeded from the world's seed.
-    pub fn user_states(&self) -> Vec<super::response::UserState> {
-        (0..self.users.len() as u32)
-            .map(|u| super::response::UserState::new(self.params.seed, u))
-            .collect()
-    }
-
     /// Each stream's live flag in `catalog` (false for streams it lacks).
     pub fn live_flags(&self, catalog: &Catalog) -> Vec<bool> {
         self.streams

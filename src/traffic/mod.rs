@@ -77,10 +77,11 @@ pub struct Header {
     /// The catalog directory the ids refer to, relative to the log's directory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub catalog: Option<String>,
-    /// For simulated logs: what the world was built from, so a replay can
-    /// have the same simulated users answer other rankings.
+    /// For simulated logs: what the world was built from (`sim::Simulation`,
+    /// which the log carries without knowing), so a replay can have the same
+    /// simulated users answer other rankings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub simulation: Option<Box<crate::sim::Simulation>>,
+    pub simulation: Option<Box<serde_json::Value>>,
 }
 
 impl Header {
@@ -150,10 +151,28 @@ impl RankRecord {
     }
 }
 
+impl From<&Purchase> for crate::domain::Event {
+    /// A purchase from a traffic log, as the event intake would have taken it.
+    fn from(p: &Purchase) -> crate::domain::Event {
+        crate::domain::Event {
+            event_id: p.event_id.clone(),
+            time: p.time,
+            user_id: p.user_id.clone(),
+            kind: crate::domain::EventKind::Purchase {
+                item_id: p.goods_id.clone(),
+                brand_id: p.brand_id.clone(),
+                seller_streamer_id: p.seller_id.clone(),
+                channel: p.channel,
+                price: p.price,
+            },
+        }
+    }
+}
+
 impl Purchase {
     /// The purchase an ingested event is, if it is one.
-    pub fn of(e: &crate::events::Event) -> Option<Purchase> {
-        let crate::events::EventKind::Purchase {
+    pub fn of(e: &crate::domain::Event) -> Option<Purchase> {
+        let crate::domain::EventKind::Purchase {
             item_id,
             brand_id,
             seller_streamer_id,
