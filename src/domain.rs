@@ -49,6 +49,36 @@ pub fn check_time(field: &str, ms: i64) -> Result<Millis, FieldError> {
 /// above any real item, low enough that scores built from it stay finite.
 pub const MAX_PRICE: f64 = 1e8;
 
+/// Why an amount of money (a price, an order value) is unacceptable, if it
+/// is: every amount is a finite number in `[0, MAX_PRICE]`.
+pub fn price_problem(value: f64) -> Option<String> {
+    // Written so that NaN fails too.
+    (!(0.0..=MAX_PRICE).contains(&value))
+        .then(|| format!("{value} is not an amount in [0, {MAX_PRICE}]"))
+}
+
+/// Why an id is unacceptable (empty, or longer than `max_bytes`), if it is.
+/// Returns the reason only, so hot callers build the field name lazily.
+pub fn id_problem(id: &str, max_bytes: usize) -> Option<String> {
+    if id.is_empty() {
+        Some("must not be empty".into())
+    } else if id.len() > max_bytes {
+        Some(format!(
+            "is {} bytes, longer than the limit of {max_bytes}",
+            id.len()
+        ))
+    } else {
+        None
+    }
+}
+
+/// Checks an id, naming `field` in the error.
+pub fn check_id(field: &str, id: &str, max_bytes: usize) -> Result<(), FieldError> {
+    match id_problem(id, max_bytes) {
+        Some(reason) => Err(FieldError::new(field, reason)),
+        None => Ok(()),
+    }
+}
 /// Follower thresholds of the tiers; `mid_min < top_min` by construction.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TierThresholds {

@@ -10,7 +10,7 @@ mod load;
 mod records;
 
 pub use load::{CatalogError, DEMO_ORIGIN};
-pub use records::{Goods, QualityScores, Stream, Streamer, check_id, id_problem};
+pub use records::{Goods, QualityScores, Stream, Streamer};
 
 use crate::domain::{Channel, FieldError, StreamerKind, Tier, TierThresholds};
 use compact_str::CompactString;

@@ -2,7 +2,7 @@
 //! catalog's JSONL files (docs/catalog.md), so a file and an upsert are
 //! checked by the same rules.
 
-use crate::domain::{FieldError, MAX_PRICE, Millis, StreamerKind};
+use crate::domain::{FieldError, Millis, StreamerKind, check_id, price_problem};
 use serde::{Deserialize, Serialize};
 
 /// Quality scores (0..=100) that gate traffic; `None` means unknown and is
@@ -57,29 +57,6 @@ pub struct Goods {
     pub seller_id: String,
 }
 
-/// Why an id is unacceptable (empty, or longer than `max_bytes`), if it is.
-/// Returns the reason only, so hot callers build the field name lazily.
-pub fn id_problem(id: &str, max_bytes: usize) -> Option<String> {
-    if id.is_empty() {
-        Some("must not be empty".into())
-    } else if id.len() > max_bytes {
-        Some(format!(
-            "is {} bytes, longer than the limit of {max_bytes}",
-            id.len()
-        ))
-    } else {
-        None
-    }
-}
-
-/// Checks an id, naming `field` in the error.
-pub fn check_id(field: &str, id: &str, max_bytes: usize) -> Result<(), FieldError> {
-    match id_problem(id, max_bytes) {
-        Some(reason) => Err(FieldError::new(field, reason)),
-        None => Ok(()),
-    }
-}
-
 fn check_score(field: &str, score: Option<f64>) -> Result<(), FieldError> {
     match score {
         Some(s) if !(0.0..=100.0).contains(&s) => Err(FieldError::new(
@@ -127,11 +104,8 @@ impl Goods {
         check_id("id", &self.id, max_id)?;
         check_id("brand_id", &self.brand_id, max_id)?;
         check_id("seller_id", &self.seller_id, max_id)?;
-        if !(0.0..=MAX_PRICE).contains(&self.price) {
-            return Err(FieldError::new(
-                "price",
-                format!("{} is not an amount in [0, {MAX_PRICE}]", self.price),
-            ));
+        if let Some(reason) = price_problem(self.price) {
+            return Err(FieldError::new("price", reason));
         }
         check_score("product_score", self.product_score)?;
         Ok(())

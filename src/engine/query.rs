@@ -2,9 +2,10 @@
 //! query must pass. These types are the engine's own: the server maps the
 //! wire types onto them, the replay CLI builds them from log records.
 
-use crate::catalog::{check_id, id_problem};
 use crate::config::Limits;
-use crate::domain::{FieldError, ItemKind, MAX_PRICE, Millis, Reasons, Scene, Tier};
+use crate::domain::{
+    FieldError, ItemKind, Millis, Reasons, Scene, Tier, check_id, id_problem, price_problem,
+};
 use foldhash::{HashSet, HashSetExt};
 use serde::{Deserialize, Serialize};
 
@@ -175,13 +176,8 @@ impl RankQuery {
             if let Some(b) = &c.brand_id {
                 id_ok("brand_id", b)?;
             }
-            if let Some(p) = c.price
-                && !(0.0..=MAX_PRICE).contains(&p)
-            {
-                return Err(FieldError::new(
-                    at("price"),
-                    format!("{p} is not an amount in [0, {MAX_PRICE}]"),
-                ));
+            if let Some(reason) = c.price.and_then(price_problem) {
+                return Err(FieldError::new(at("price"), reason));
             }
             check_probability(|| at("pctr"), c.pctr)?;
             check_probability(|| at("pcvr"), c.pcvr)?;

@@ -2,8 +2,8 @@
 
 use super::{State, status};
 use crate::allocate::ControllerView;
-use crate::catalog::check_id;
 use crate::chuanliu::{BrandSetting, BrandStats, Enrollment};
+use crate::domain::check_id;
 use crate::domain::{FieldError, Tier};
 use crate::proto::v1 as pb;
 use std::sync::Arc;

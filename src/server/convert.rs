@@ -4,11 +4,11 @@
 //! [`FieldError`]s, mapped in `status`.
 
 use crate::catalog::{CatalogStats, Goods, QualityScores, Stream, Streamer};
-use crate::domain::TierThresholds;
 use crate::domain::{
     Channel, FieldError, ItemKind, Millis, Reason, Scene, StreamerKind, Tier, check_time,
 };
 use crate::domain::{Event, EventKind};
+use crate::domain::{TierThresholds, check_id, price_problem};
 use crate::engine::{Candidate, RankQuery, Ranking, Slot};
 use crate::proto::v1 as pb;
 
@@ -336,15 +336,7 @@ pub fn catalog_stats(s: CatalogStats) -> pb::CatalogStats {
 
 /// Checks a required id: present, at most `max` bytes.
 fn required_id(field: &str, value: String, max: usize) -> Result<String, FieldError> {
-    if value.is_empty() {
-        return Err(FieldError::new(field, "must be set"));
-    }
-    if value.len() > max {
-        return Err(FieldError::new(
-            field,
-            format!("is {} bytes, more than the {max}-byte limit", value.len()),
-        ));
-    }
+    check_id(field, &value, max)?;
     Ok(value)
 }
 
@@ -394,13 +386,13 @@ pub fn event(e: pb::Event, max_id: usize) -> Result<Event, FieldError> {
                     ));
                 }
             };
-            if !(price.is_finite() && price > 0.0 && price <= crate::domain::MAX_PRICE) {
+            if let Some(reason) = price_problem(price) {
+                return Err(FieldError::new("purchase.price", reason));
+            }
+            if price == 0.0 {
                 return Err(FieldError::new(
                     "purchase.price",
-                    format!(
-                        "{price} is not a price in (0, {}]",
-                        crate::domain::MAX_PRICE
-                    ),
+                    "an order value must be above 0",
                 ));
             }
             EventKind::Purchase {
