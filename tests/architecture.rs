@@ -35,7 +35,6 @@ const KNOWN: &[(&str, &str, &str)] = &[(
 
 /// Files over 600 lines, and the most each may have until it is split.
 const LONG: &[(&str, usize)] = &[
-    ("src/config/mod.rs", 869),
     ("src/main.rs", 1022),
     ("src/chuanliu/mod.rs", 613),
     ("src/engine/tests.rs", 648),
@@ -253,6 +252,8 @@ fn no_source_file_grows_past_600_lines() {
             .map_or(600, |(_, n)| *n);
         if lines > limit {
             over.push(format!("{name}: {lines} lines (limit {limit})"));
+        } else if limit > 600 && lines <= 600 {
+            over.push(format!("{name} is {lines} lines now: take it out of LONG"));
         }
     }
     assert!(over.is_empty(), "{over:?}");

@@ -1,7 +1,7 @@
 //! `[chuanliu]`: the distribution-to-self-broadcast flow, as written and as
 //! validated into [`FlowParams`].
 
-use super::{Invalid, in_range, invalid};
+use super::check::{Invalid, in_range, invalid};
 use crate::chuanliu::{AffinityParams, FlowParams, Pacing, RewardParams, SceneFlow, SceneMode};
 use crate::domain::Scene;
 use serde::Deserialize;

@@ -1,7 +1,7 @@
 //! `[traffic_log]`: the server's own traffic log (docs/traffic-log.md), as
 //! written and as validated.
 
-use super::{Invalid, in_range};
+use super::check::{Invalid, in_range};
 use serde::Deserialize;
 use std::path::PathBuf;
 
@@ -41,23 +41,6 @@ pub struct TrafficLogConfig {
 
 impl TrafficLogConfig {
     /// The keys only a restart applies (the writer is started once).
-    pub fn restart_required(&self, next: &TrafficLogConfig) -> Vec<&'static str> {
-        let mut keys = Vec::new();
-        if self.dir != next.dir {
-            keys.push("traffic_log.dir");
-        }
-        if self.rotate_bytes != next.rotate_bytes {
-            keys.push("traffic_log.rotate_megabytes");
-        }
-        if self.rotate_ms != next.rotate_ms {
-            keys.push("traffic_log.rotate_minutes");
-        }
-        if self.queue != next.queue {
-            keys.push("traffic_log.queue_records");
-        }
-        keys
-    }
-
     /// Whether `user`'s traffic is logged: a stable hash of the id against
     /// the rate.
     pub fn samples(&self, user: &str) -> bool {

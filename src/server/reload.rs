@@ -84,29 +84,9 @@ impl State {
                 changes: Vec::new(),
             });
         }
-        let mut restart_required = current.config().server.restart_required(&next.server);
-        if next.catalog != current.config().catalog {
-            // The catalog is live state (upserts, stream status): reloading
-            // it from a directory would drop what callers sent since.
-            restart_required.push("catalog.dir");
-        }
-        restart_required.extend(
-            current
-                .config()
-                .traffic_log
-                .restart_required(&next.traffic_log),
-        );
-        if next.limits.max_rank_message_bytes() != current.config().limits.max_rank_message_bytes()
-        {
-            // The checks follow at once; the size a message is refused at
-            // on its length alone is set when the server starts.
-            restart_required.push("limits (Rank message size limit)");
-        }
-        if next.events_dir != current.config().events_dir {
-            restart_required.push("events.dir");
-        }
         let version = next.version.clone();
         let changes = crate::config::changes(&current.config().text, &next.text);
+        let restart_required = crate::config::restart_required(&changes);
         self.engine
             .store(Arc::new(Engine::new(Arc::new(next), Arc::new(model))));
         Ok(Reloaded {

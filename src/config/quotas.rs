@@ -1,0 +1,142 @@
+//! `[quotas]`: which scenes have quotas, the per-page floors, the
+//! per-streamer cap, position weights, tier targets and spreading.
+
+use super::Limits;
+use super::check::{Invalid, in_range, invalid};
+use super::raw::{self, RawFloorPolicy, RawQuotas, RawRounding};
+use crate::allocate::{ExposureParams, Floors, Rounding};
+use crate::domain::Scene;
+
+/// Fairness quotas applied when filling a page.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QuotaConfig {
+    enabled: [bool; Scene::ALL.len()],
+    /// At most this many items of one streamer on a page (0: no cap).
+    pub max_items_per_streamer: u32,
+    pub floors: Floors,
+    /// How much exposure each slot gives.
+    pub position_weights: PositionWeights,
+    /// Amortized tier targets and within-tier spreading.
+    pub exposure: ExposureParams,
+}
+
+/// Exposure of a slot by position: `1 / log2(i + 2)` for 0-based slot `i`
+/// (the DCG discount: 1 for the first slot), or a configured table whose last
+/// value holds for slots beyond it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PositionWeights {
+    table: Vec<f64>,
+}
+
+impl PositionWeights {
+    pub fn new(table: Vec<f64>) -> Result<PositionWeights, String> {
+        if let Some((i, w)) = table
+            .iter()
+            .enumerate()
+            .find(|(_, w)| !(w.is_finite() && **w > 0.0 && **w <= 1e6))
+        {
+            return Err(format!("weight {i} ({w}) must be a positive finite number"));
+        }
+        Ok(PositionWeights { table })
+    }
+
+    pub fn weight(&self, slot: usize) -> f64 {
+        match self.table.last() {
+            None => 1.0 / ((slot + 2) as f64).log2(),
+            Some(&last) => self.table.get(slot).copied().unwrap_or(last),
+        }
+    }
+}
+
+impl QuotaConfig {
+    /// Whether quotas apply to pages of this scene.
+    pub fn applies_to(&self, scene: Scene) -> bool {
+        self.enabled[scene.index()]
+    }
+}
+
+pub(super) fn validate(quotas: RawQuotas, limits: &Limits) -> Result<QuotaConfig, Invalid> {
+    let mut enabled = [false; Scene::ALL.len()];
+    for name in &quotas.scenes {
+        let scene = Scene::from_name(name).ok_or_else(|| {
+            invalid(
+                "quotas.scenes",
+                format!("unknown scene `{name}`; expected recommend, follow, mall, search or shop"),
+            )
+        })?;
+        enabled[scene.index()] = true;
+    }
+    let f = &quotas.floors;
+    let shares = [f.top, f.mid, f.small];
+    let max_slots = limits.max_slots as usize;
+    let floors = match f.policy {
+        RawFloorPolicy::None => Ok(Floors::None),
+        RawFloorPolicy::Proportional => {
+            let rounding = match f.rounding {
+                RawRounding::Floor => Rounding::Floor,
+                RawRounding::Ceil => Rounding::Ceil,
+            };
+            Floors::proportional(shares, rounding, max_slots)
+        }
+        RawFloorPolicy::Fair => Floors::fair(shares, f.alpha, max_slots),
+    }
+    .map_err(|(key, reason)| match key.as_str() {
+        "" => invalid("quotas.floors", reason),
+        key => invalid(&format!("quotas.floors.{key}"), reason),
+    })?;
+    Ok(QuotaConfig {
+        enabled,
+        max_items_per_streamer: in_range(
+            "quotas.max_items_per_streamer",
+            quotas.max_items_per_streamer,
+            0,
+            1000,
+        )? as u32,
+        floors,
+        position_weights: PositionWeights::new(quotas.position_weights)
+            .map_err(|reason| invalid("quotas.position_weights", reason))?,
+        exposure: exposure_params(&quotas.targets, &quotas.spreading)?,
+    })
+}
+
+fn exposure_params(t: &raw::RawTargets, s: &raw::RawSpreading) -> Result<ExposureParams, Invalid> {
+    let targets = if t.enabled {
+        let shares = [
+            in_range("quotas.targets.top", t.top, 0.0, 1.0)?,
+            in_range("quotas.targets.mid", t.mid, 0.0, 1.0)?,
+            in_range("quotas.targets.small", t.small, 0.0, 1.0)?,
+        ];
+        let sum: f64 = shares.iter().sum();
+        if sum > 1.0 + 1e-9 {
+            return Err(invalid(
+                "quotas.targets",
+                format!("top + mid + small sum to {sum}, more than 1"),
+            ));
+        }
+        Some(shares)
+    } else {
+        None
+    };
+    let seconds = |key: &str, v: f64| in_range(key, v, 1.0, 7.0 * 86_400.0).map(|s| s * 1000.0);
+    Ok(ExposureParams {
+        targets,
+        tier_half_life_ms: seconds("quotas.targets.half_life_seconds", t.half_life_seconds)?,
+        step: in_range("quotas.targets.step", t.step, 0.0, 10.0)?,
+        max_multiplier: in_range(
+            "quotas.targets.max_multiplier",
+            t.max_multiplier,
+            1.0,
+            100.0,
+        )?,
+        spread_strength: in_range("quotas.spreading.strength", s.strength, 0.0, 10.0)?,
+        spread_scale: in_range("quotas.spreading.scale", s.scale, 1e-3, 1e6)?,
+        spread_half_life_ms: seconds("quotas.spreading.half_life_seconds", s.half_life_seconds)?,
+        max_streamers: in_range(
+            "quotas.spreading.max_streamers",
+            s.max_streamers,
+            1,
+            100_000_000,
+        )? as usize,
+        max_streamer_share: in_range("quotas.spreading.max_share", s.max_share, 0.0, 1.0)?,
+    })
+}
