@@ -686,67 +686,22 @@ fn evaluate(args: EvaluateArgs) -> anyhow::Result<()> {
                 .collect()
         }
     };
-    let mut rows = Vec::new();
-    let mut points = None;
-    for (i, path) in configs.iter().enumerate() {
-        let engine = load_engine(path.as_deref(), None)?;
-        let quotas = &engine.config().quotas;
-        let trace = frontier && i == 0;
-        let options = sim::EvalOptions {
-            measured: measured.clone(),
-            record_pages: hindsight || trace,
-        };
-        let mut catalog = start.clone();
-        let state = fairflow::engine::RankState::new();
-        let eval = sim::evaluate(&world, &engine, &mut catalog, &state, days, &options);
-        let name = path
-            .as_ref()
-            .and_then(|p| p.file_name())
-            .map_or("<embedded>".to_string(), |f| {
-                f.to_string_lossy().into_owned()
-            });
-        // A config whose quotas leave the measured scenes alone has no
-        // targets there, and nothing to compare: its pages are already the
-        // unconstrained optimum.
-        let applies = measured.iter().all(|&s| quotas.applies_to(s));
-        let targets = quotas.exposure.targets.filter(|_| applies);
-        let mut row = report::Row::new(name, &eval, targets);
-        if hindsight && applies {
-            row = row.with_hindsight(&eval, quotas);
-        }
-        if trace {
-            points = Some(report::frontier(
-                &eval.pages,
-                world.streamers.len(),
-                quotas,
-                quotas.exposure.targets,
-            ));
-        }
-        if hourly {
-            println!("{}: exposure share per local hour", row.name);
-            for (h, x) in eval.hourly_tier_exposure.iter().enumerate() {
-                let s = sim::evaluate::shares(*x);
-                println!(
-                    "    {h:02}:00  top {:.3}  mid {:.3}  small {:.3}",
-                    s[0], s[1], s[2]
-                );
-            }
-        }
-        rows.push(row);
-    }
-    if let Some(points) = &points {
-        report::compare_to_frontier(&mut rows, points);
-        println!("hindsight frontier (pages of the first config):");
-        println!("{}", report::FrontierTable(points));
-    }
-    print!("{}", report::Table(&rows));
-    if rows.iter().any(|r| r.flow.impressions > 0) {
-        println!(
-            "chuanliu flow (own = brands' self-broadcast; brands/part = those the flow showed, their own GMV; d% against the first config):"
-        );
-        print!("{}", report::FlowTable(&rows));
-    }
-    Ok(())
+    let engines = configs
+        .iter()
+        .map(|path| {
+            Ok((
+                config_name(path.as_deref()),
+                load_engine(path.as_deref(), None)?,
+            ))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let extras = report::Extras {
+        hindsight,
+        frontier,
+        hourly,
+    };
+    let comparison = report::compare(&world, &start, &engines, days, &measured, extras);
+    print_out(&comparison.to_string())
 }
 
 /// A config's name in reports: its file name.
@@ -808,11 +763,7 @@ fn replay(args: ReplayArgs) -> anyhow::Result<()> {
         Some(r) if !catalog_given => r.catalog(),
         _ => &given,
     };
-    let requests = log
-        .steps
-        .iter()
-        .filter(|s| matches!(s, replay::Step::Rank(_)))
-        .count() as u64;
+    let requests = log.requests();
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
 
     let run = |engine: &Engine, keep_rankings: bool, label: &str| {
@@ -860,75 +811,23 @@ fn replay(args: ReplayArgs) -> anyhow::Result<()> {
             s.seq
         );
     }
-    let policy = |engine: &Engine, name: String, r: &replay::Replayed| {
-        // Targets are only a yardstick for a config whose quotas act.
-        let quotas = &engine.config().quotas;
-        let acts = Scene::ALL.iter().any(|&s| quotas.applies_to(s));
-        report::PolicyReport::new(
-            name,
-            engine.config().version.clone(),
-            quotas.exposure.targets.filter(|_| acts),
-            r,
-            max_weight,
-        )
-    };
     let replayed_a = run(&a, write_rankings.is_some(), "A");
-    let report_a = policy(&a, config_name(config.as_deref()), &replayed_a);
+    let report_a =
+        report::PolicyReport::of(&a, config_name(config.as_deref()), &replayed_a, max_weight);
     let report_b = b.as_ref().map(|b| {
         let r = run(b, false, "B");
-        policy(b, config_name(compare.as_deref()), &r)
+        report::PolicyReport::of(b, config_name(compare.as_deref()), &r, max_weight)
     });
-    let report = report::Report {
-        logs: log.files.iter().map(|f| f.display().to_string()).collect(),
-        requests,
-        shards,
-        skipped_lines: log.skipped,
-        difference: report_b
-            .as_ref()
-            .map(|b| report::Difference::between(&report_a.replayed, &b.replayed)),
-        a: report_a,
-        b: report_b,
-    };
+    let report = report::Report::new(&log, shards, report_a, report_b);
     if let Some(path) = &write_rankings {
         report::write_rankings(path, replayed_a.rankings)?;
     }
-    // Charts first, the report last: a report.json in `out` means the whole
-    // result is there.
-    let mut charts = Vec::new();
-    let mut curves: Vec<(&str, &replay::Summary)> = Vec::new();
-    let logged = std::iter::once(&report.a)
-        .chain(&report.b)
-        .find_map(|p| p.logged.as_ref());
-    if let Some(logged) = logged {
-        charts.push(("tiers-logged", "logged (what happened)".to_string(), logged));
-        curves.push(("logged", logged));
-    }
-    for (tag, p) in std::iter::once(("a", &report.a)).chain(report.b.as_ref().map(|b| ("b", b))) {
-        charts.push((
-            if tag == "a" { "tiers-a" } else { "tiers-b" },
-            format!("replayed {}", p.name),
-            &p.replayed,
-        ));
-        curves.push((p.name.as_str(), &p.replayed));
-    }
-    for (file, what, summary) in &charts {
-        let title = format!("Exposure share per tier, {what} (dashed: targets)");
-        replay::charts::write(
-            &out,
-            file,
-            &replay::charts::tier_shares_svg(&title, summary)?,
-        )?;
-    }
-    let lorenz = replay::charts::lorenz_svg("Exposure across streamers (Lorenz curve)", &curves)?;
-    replay::charts::write(&out, "lorenz", &lorenz)?;
-    let path = out.join("report.json");
-    report::write_atomically(&path, &serde_json::to_vec_pretty(&report)?)
-        .with_context(|| format!("writing {}", path.display()))?;
+    let (path, charts) = report.write(&out)?;
     print!("{report}");
     println!(
         "wrote {} and charts ({}, lorenz) as SVG and PNG",
         path.display(),
-        charts.iter().map(|c| c.0).collect::<Vec<_>>().join(", ")
+        charts.join(", ")
     );
     Ok(())
 }

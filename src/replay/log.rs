@@ -85,6 +85,14 @@ pub enum LogReadError {
 const UNUSED: &[&str] = &["impression"];
 
 impl Log {
+    /// How many rank requests the log holds.
+    pub fn requests(&self) -> u64 {
+        self.steps
+            .iter()
+            .filter(|s| matches!(s, Step::Rank(_)))
+            .count() as u64
+    }
+
     /// Takes one record into the log (steps stay in arrival order until
     /// [`read`] sorts them).
     pub fn absorb(&mut self, record: Record) {

@@ -2,13 +2,15 @@
 //! written so that nothing half-written is ever presented as a result.
 
 use super::ope::{self, Estimate, OffPolicy};
-use super::{RankingRow, Replayed, Summary};
+use super::{Log, RankingRow, Replayed, Summary, charts};
+use crate::domain::Scene;
+use crate::engine::Engine;
 use crate::sim::PageOutcome;
 use crate::traffic::parquet::{RowWriter, WriteError};
 use serde::Serialize;
 use std::fmt;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// One config's results.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -36,6 +38,20 @@ pub struct PolicyReport {
 }
 
 impl PolicyReport {
+    /// The report of `engine`'s replay, named `name`. Targets are only a
+    /// yardstick for a config whose quotas act on some scene.
+    pub fn of(engine: &Engine, name: String, r: &Replayed, max_weight: f64) -> PolicyReport {
+        let quotas = &engine.config().quotas;
+        let acts = Scene::ALL.iter().any(|&s| quotas.applies_to(s));
+        PolicyReport::new(
+            name,
+            engine.config().version.clone(),
+            quotas.exposure.targets.filter(|_| acts),
+            r,
+            max_weight,
+        )
+    }
+
     pub fn new(
         name: String,
         config_version: String,
@@ -141,6 +157,70 @@ pub struct Report {
     pub b: Option<PolicyReport>,
     /// B's replay minus A's.
     pub difference: Option<Difference>,
+}
+
+impl Report {
+    /// The report of replaying `log` under A, and B when given.
+    pub fn new(log: &Log, shards: usize, a: PolicyReport, b: Option<PolicyReport>) -> Report {
+        Report {
+            logs: log.files.iter().map(|f| f.display().to_string()).collect(),
+            requests: log.requests(),
+            shards,
+            skipped_lines: log.skipped,
+            difference: b
+                .as_ref()
+                .map(|b| Difference::between(&a.replayed, &b.replayed)),
+            a,
+            b,
+        }
+    }
+
+    /// Writes the charts (tier shares of the logged pages and of each
+    /// replay, and the Lorenz curves), then `report.json`, into `out`:
+    /// a `report.json` there means the whole result is. Returns the
+    /// report's path and the charts' names.
+    pub fn write(&self, out: &Path) -> Result<(PathBuf, Vec<&'static str>), ReportError> {
+        let mut charts: Vec<(&'static str, String, &Summary)> = Vec::new();
+        let mut curves: Vec<(&str, &Summary)> = Vec::new();
+        let logged = std::iter::once(&self.a)
+            .chain(&self.b)
+            .find_map(|p| p.logged.as_ref());
+        if let Some(logged) = logged {
+            charts.push(("tiers-logged", "logged (what happened)".to_string(), logged));
+            curves.push(("logged", logged));
+        }
+        for (file, p) in
+            std::iter::once(("tiers-a", &self.a)).chain(self.b.as_ref().map(|b| ("tiers-b", b)))
+        {
+            charts.push((file, format!("replayed {}", p.name), &p.replayed));
+            curves.push((p.name.as_str(), &p.replayed));
+        }
+        for (file, what, summary) in &charts {
+            let title = format!("Exposure share per tier, {what} (dashed: targets)");
+            charts::write(out, file, &charts::tier_shares_svg(&title, summary)?)?;
+        }
+        let lorenz = charts::lorenz_svg("Exposure across streamers (Lorenz curve)", &curves)?;
+        charts::write(out, "lorenz", &lorenz)?;
+        let path = out.join("report.json");
+        let json = serde_json::to_vec_pretty(self).expect("reports serialize");
+        write_atomically(&path, &json).map_err(|source| ReportError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        Ok((path, charts.into_iter().map(|c| c.0).collect()))
+    }
+}
+
+/// Why a report could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("{0}")]
+    Chart(#[from] charts::ChartError),
+    #[error("writing {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// Writes replayed rankings to `path`: Parquet when its name ends in
@@ -359,5 +439,59 @@ impl fmt::Display for Report {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Rules checked: a report names the targets only of a config whose
+    //! quotas act; it writes its charts, then report.json, and B minus A is
+    //! there exactly when B is.
+    use super::*;
+    use crate::config::Config;
+    use crate::model::Model;
+    use std::sync::Arc;
+
+    fn engine(toml: &str) -> Engine {
+        let config = Config::from_toml(toml, "t.toml", None).unwrap();
+        Engine::new(Arc::new(config), Arc::new(Model::embedded().unwrap()))
+    }
+
+    fn replayed() -> Replayed {
+        let mut r = Replayed {
+            replayed: super::super::Figures::new(3),
+            logged: super::super::Figures::new(3),
+            ..Replayed::default()
+        };
+        r.replayed.streamer_exposure = vec![1.0, 2.0, 3.0];
+        r.replayed.hourly.insert(10, [1.0, 3.0, 2.0]);
+        r
+    }
+
+    #[test]
+    fn a_report_is_assembled_from_both_replays_and_written_whole() {
+        let with_quotas = engine("[quotas.targets]\nenabled = true\n");
+        let without = engine("[quotas]\nscenes = []\n");
+        let a = PolicyReport::of(&with_quotas, "a.toml".into(), &replayed(), 100.0);
+        assert!(a.replayed.targets.is_some());
+        assert!(a.logged.is_none(), "no logged pages, no logged figures");
+        let b = PolicyReport::of(&without, "b.toml".into(), &replayed(), 100.0);
+        assert!(b.replayed.targets.is_none(), "no quotas act: no yardstick");
+        let log = Log {
+            files: vec!["traffic.jsonl".into()],
+            ..Log::default()
+        };
+        let report = Report::new(&log, 2, a, Some(b));
+        assert_eq!((report.requests, report.shards), (0, 2));
+        assert!(report.difference.is_some());
+        let dir = tempfile::tempdir().unwrap();
+        let (path, charts) = report.write(dir.path()).unwrap();
+        assert_eq!(charts, ["tiers-a", "tiers-b"]);
+        for name in ["tiers-a.svg", "tiers-b.png", "lorenz.svg", "report.json"] {
+            assert!(dir.path().join(name).exists(), "{name}");
+        }
+        let json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+        assert_eq!(json["logs"][0], "traffic.jsonl");
     }
 }

@@ -2,9 +2,13 @@
 //! concentration, value), how close each comes to the hindsight optimum, and
 //! the hindsight fairness/value frontier.
 
-use super::evaluate::{Evaluation, FlowOutcome, gini, shares, top_share};
+use super::evaluate::{EvalOptions, Evaluation, FlowOutcome, evaluate, gini, shares, top_share};
 use super::hindsight::{self, Constraints, Page};
+use super::world::World;
+use crate::catalog::Catalog;
 use crate::config::QuotaConfig;
+use crate::domain::Scene;
+use crate::engine::{Engine, RankState};
 use serde::Serialize;
 use std::fmt;
 
@@ -120,6 +124,119 @@ pub struct FrontierPoint {
     /// Objective relative to the unconstrained allocation of the same pages.
     pub of_unconstrained: f64,
     pub share_gap_pp: f64,
+}
+
+/// What to add to the rows of a comparison.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Extras {
+    /// Each row's distance to the hindsight optimum on its own pages.
+    pub hindsight: bool,
+    /// The hindsight frontier on the first config's pages.
+    pub frontier: bool,
+    /// Each config's exposure shares per local hour.
+    pub hourly: bool,
+}
+
+/// Named configs served the same simulated traffic, side by side: what
+/// `fairflow evaluate` prints.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Comparison {
+    pub rows: Vec<Row>,
+    pub frontier: Option<Vec<FrontierPoint>>,
+    /// Per config (in row order), tier shares per local hour.
+    pub hourly: Vec<Vec<[f64; 3]>>,
+}
+
+/// Serves `world` for `days` from the catalog `start` under each engine,
+/// measuring the pages of `measured` scenes.
+pub fn compare(
+    world: &World,
+    start: &Catalog,
+    engines: &[(String, Engine)],
+    days: u32,
+    measured: &[Scene],
+    extras: Extras,
+) -> Comparison {
+    let mut out = Comparison {
+        rows: Vec::new(),
+        frontier: None,
+        hourly: Vec::new(),
+    };
+    for (i, (name, engine)) in engines.iter().enumerate() {
+        let quotas = &engine.config().quotas;
+        let trace = extras.frontier && i == 0;
+        let options = EvalOptions {
+            measured: measured.to_vec(),
+            record_pages: extras.hindsight || trace,
+        };
+        let mut catalog = start.clone();
+        let eval = evaluate(
+            world,
+            engine,
+            &mut catalog,
+            &RankState::new(),
+            days,
+            &options,
+        );
+        // A config whose quotas leave the measured scenes alone has no
+        // targets there, and nothing to compare: its pages are already the
+        // unconstrained optimum.
+        let applies = measured.iter().all(|&s| quotas.applies_to(s));
+        let targets = quotas.exposure.targets.filter(|_| applies);
+        let mut row = Row::new(name.clone(), &eval, targets);
+        if extras.hindsight && applies {
+            row = row.with_hindsight(&eval, quotas);
+        }
+        if trace {
+            out.frontier = Some(frontier(
+                &eval.pages,
+                world.streamers.len(),
+                quotas,
+                quotas.exposure.targets,
+            ));
+        }
+        if extras.hourly {
+            out.hourly.push(
+                eval.hourly_tier_exposure
+                    .iter()
+                    .map(|x| shares(*x))
+                    .collect(),
+            );
+        }
+        out.rows.push(row);
+    }
+    if let Some(points) = &out.frontier {
+        compare_to_frontier(&mut out.rows, points);
+    }
+    out
+}
+
+impl fmt::Display for Comparison {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (row, hours) in self.rows.iter().zip(&self.hourly) {
+            writeln!(f, "{}: exposure share per local hour", row.name)?;
+            for (h, s) in hours.iter().enumerate() {
+                writeln!(
+                    f,
+                    "    {h:02}:00  top {:.3}  mid {:.3}  small {:.3}",
+                    s[0], s[1], s[2]
+                )?;
+            }
+        }
+        if let Some(points) = &self.frontier {
+            writeln!(f, "hindsight frontier (pages of the first config):")?;
+            writeln!(f, "{}", FrontierTable(points))?;
+        }
+        write!(f, "{}", Table(&self.rows))?;
+        if self.rows.iter().any(|r| r.flow.impressions > 0) {
+            writeln!(
+                f,
+                "chuanliu flow (own = brands' self-broadcast; brands/part = those the flow showed, their own GMV; d% against the first config):"
+            )?;
+            write!(f, "{}", FlowTable(&self.rows))?;
+        }
+        Ok(())
+    }
 }
 
 /// Penalty weights traced by [`frontier`].
@@ -330,6 +447,47 @@ impl fmt::Display for FrontierTable<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Config;
+    use crate::model::Model;
+    use crate::sim::{CatalogSpec, SimParams, generate};
+    use std::sync::Arc;
+
+    #[test]
+    fn a_comparison_has_a_row_per_config_and_prints_what_was_asked() {
+        let spec = CatalogSpec {
+            streamers: 200,
+            ..CatalogSpec::default()
+        };
+        let start = generate(&spec).unwrap();
+        let world = World::build(&start, SimParams::new(3, 40), spec.as_of);
+        let engine = |toml: &str| {
+            let config = Config::from_toml(toml, "t.toml", None).unwrap();
+            Engine::new(Arc::new(config), Arc::new(Model::embedded().unwrap()))
+        };
+        let engines = vec![
+            (
+                "default".to_string(),
+                engine("[tiers]\ntop_min_followers = 5_000_000\n"),
+            ),
+            ("no-quotas".to_string(), engine("[quotas]\nscenes = []\n")),
+        ];
+        let extras = Extras {
+            hourly: true,
+            ..Extras::default()
+        };
+        let measured = [Scene::Recommend];
+        let c = compare(&world, &start, &engines, 1, &measured, extras);
+        assert_eq!(c.rows.len(), 2);
+        assert_eq!(c.hourly.len(), 2);
+        assert!(c.frontier.is_none());
+        assert!(c.rows[0].measured_requests > 0, "traffic was served");
+        let text = c.to_string();
+        assert!(
+            text.contains("default: exposure share per local hour"),
+            "{text}"
+        );
+        assert!(text.contains("no-quotas"), "{text}");
+    }
 
     fn point(gini: f64, objective: f64) -> FrontierPoint {
         FrontierPoint {
