@@ -113,6 +113,73 @@ pub enum EventLogError {
     },
 }
 
+/// A durable record and its position in the event stream: what the flow is
+/// fed, in position order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Durable {
+    pub seq: u64,
+    pub record: LogRecord,
+}
+
+/// Where the flow's events are made durable and numbered. The server talks
+/// to its event store only through this, so a second backend (a stream
+/// replicated across server processes) is one more implementation, with
+/// nothing in the flow or the engine to change. [`EventLog`] is the
+/// single-process one: the local write-ahead log.
+///
+/// An implementation MUST make a record durable before it returns `Ok`,
+/// give records increasing positions in the order the flow must apply
+/// them, and acknowledge an event id accepted before (within the dedupe
+/// window) as a duplicate, never twice as accepted.
+pub trait EventStore: Send + Sync {
+    /// Makes the events not seen before durable; returns them, in input
+    /// order, and how many were duplicates. Blocking.
+    fn ingest(&self, events: Vec<Event>) -> Result<Ingested, EventLogError>;
+    /// Makes a brand setting durable. Blocking.
+    fn append_brand(&self, setting: &BrandSetting) -> Result<(), EventLogError>;
+    /// The position of the last durable record.
+    fn position(&self) -> u64;
+    /// The event ids remembered for deduplication, for a snapshot.
+    fn remembered_ids(&self) -> Vec<(CompactString, Secs)>;
+    /// The latest event time accepted: the clock of the dedupe window.
+    fn newest(&self) -> Millis;
+    /// Forgets ids of events older than `cutoff`; returns how many remain.
+    fn forget_before(&self, cutoff: Millis) -> usize;
+    /// Lets go of the records up to `seq`, which a snapshot now holds;
+    /// returns how many storage units (segments) were released.
+    fn release_through(&self, seq: u64) -> Result<usize, EventLogError>;
+}
+
+impl EventStore for EventLog {
+    fn ingest(&self, events: Vec<Event>) -> Result<Ingested, EventLogError> {
+        EventLog::ingest(self, events)
+    }
+
+    fn append_brand(&self, setting: &BrandSetting) -> Result<(), EventLogError> {
+        EventLog::append_brand(self, setting)
+    }
+
+    fn position(&self) -> u64 {
+        self.last_seq()
+    }
+
+    fn remembered_ids(&self) -> Vec<(CompactString, Secs)> {
+        self.ids()
+    }
+
+    fn newest(&self) -> Millis {
+        EventLog::newest(self)
+    }
+
+    fn forget_before(&self, cutoff: Millis) -> usize {
+        EventLog::forget_before(self, cutoff)
+    }
+
+    fn release_through(&self, seq: u64) -> Result<usize, EventLogError> {
+        self.truncate_through(seq)
+    }
+}
+
 /// The durable intake.
 pub struct EventLog {
     wal: Wal,
@@ -146,22 +213,23 @@ impl EventLog {
         dir: &Path,
         after: u64,
         ids: Vec<(CompactString, Secs)>,
-    ) -> Result<(EventLog, Vec<LogRecord>), EventLogError> {
+    ) -> Result<(EventLog, Vec<Durable>), EventLogError> {
         let (wal, recovered) = Wal::open(dir, after, WalOptions::default())?;
         let records = recovered
             .records
             .into_iter()
-            .map(|r| {
-                decode(&r.payload).map_err(|reason| EventLogError::Record {
+            .map(|r| match decode(&r.payload) {
+                Ok(record) => Ok(Durable { seq: r.seq, record }),
+                Err(reason) => Err(EventLogError::Record {
                     path: r.path,
                     seq: r.seq,
                     offset: r.offset,
                     reason,
-                })
+                }),
             })
-            .collect::<Result<Vec<LogRecord>, _>>()?;
+            .collect::<Result<Vec<Durable>, _>>()?;
         let mut seen: HashMap<CompactString, Secs> = ids.into_iter().collect();
-        seen.extend(records.iter().filter_map(|r| match r {
+        seen.extend(records.iter().filter_map(|r| match &r.record {
             LogRecord::Event(e) => Some((CompactString::from(e.event_id.as_str()), e.time.into())),
             LogRecord::Brand(_) => None,
         }));
@@ -313,6 +381,7 @@ mod tests {
             assert_eq!(out.duplicates, 1);
         }
         let (log, old) = EventLog::open(dir.path(), 0, Vec::new()).unwrap();
+        let old: Vec<LogRecord> = old.into_iter().map(|d| d.record).collect();
         assert_eq!(
             old,
             vec![
@@ -368,7 +437,13 @@ mod tests {
         drop(log);
         // A snapshot at 2: records 1 and 2 are in it, the brand record is not.
         let (log, tail) = EventLog::open(dir.path(), 2, ids).unwrap();
-        assert_eq!(tail, vec![LogRecord::Brand(setting)]);
+        assert_eq!(
+            tail,
+            vec![Durable {
+                seq: 3,
+                record: LogRecord::Brand(setting)
+            }]
+        );
         assert_eq!(log.ingest(vec![purchase("e1")]).unwrap().duplicates, 1);
         let event_secs = purchase("e1").time.0 / 1000;
         assert_eq!(log.forget_before(Millis((event_secs + 1) * 1000)), 0);

@@ -112,7 +112,7 @@ async fn a_stream_of_batches_is_counted_across_batches() {
     assert_eq!((reply.accepted, reply.duplicates), (2, 1));
     assert_eq!(reply.rejected.len(), 1);
     assert_eq!(reply.rejected[0].index, 1);
-    assert_eq!(server.state.events.len(), 2);
+    assert_eq!(server.state.events.remembered_ids().len(), 2);
 }
 
 /// A purchase of `brand` sold by `seller`, claimed as `channel`.

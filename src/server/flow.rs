@@ -7,7 +7,7 @@ use super::{StartError, State, metrics, wall_clock};
 use crate::chuanliu::{Applied, BrandSetting, Flow, FlowParams};
 use crate::domain::Event;
 use crate::domain::Millis;
-use crate::events::{EventLog, EventLogError, Ingested, LogRecord};
+use crate::events::{EventLog, EventLogError, EventStore, Ingested, LogRecord};
 use crate::snapshot::{self, Snapshot, SnapshotError};
 use crate::traffic::{Purchase, Record};
 use std::path::{Path, PathBuf};
@@ -19,7 +19,7 @@ use std::time::Duration;
 pub(super) fn recover(
     dir: &Path,
     params: &FlowParams,
-) -> Result<(EventLog, PathBuf, Flow), StartError> {
+) -> Result<(Box<dyn EventStore>, PathBuf, Flow), StartError> {
     let started = super::monotonic_now();
     let (seq, flow, ids) = match snapshot::latest(dir)? {
         Some(s) => {
@@ -32,18 +32,22 @@ pub(super) fn recover(
         None => (0, Flow::new(), Vec::new()),
     };
     let (events, records) = EventLog::open(dir, seq, ids)?;
-    for record in &records {
-        apply(&flow, record, params);
+    // The flow is fed what was durable, in position order.
+    for durable in &records {
+        apply(&flow, &durable.record, params);
     }
     tracing::info!(
         dir = %dir.display(),
         snapshot_seq = seq,
         replayed = records.len(),
-        events = records.iter().filter(|r| matches!(r, LogRecord::Event(_))).count(),
+        events = records
+            .iter()
+            .filter(|r| matches!(r.record, LogRecord::Event(_)))
+            .count(),
         ms = started.elapsed().as_millis() as u64,
         "event log opened"
     );
-    Ok((events, dir.to_path_buf(), flow))
+    Ok((Box::new(events), dir.to_path_buf(), flow))
 }
 
 fn apply(flow: &Flow, record: &LogRecord, params: &FlowParams) -> Applied {
@@ -103,15 +107,15 @@ impl State {
         let snapshot = {
             let _quiet = self.apply_gate.write();
             Snapshot {
-                seq: self.events.last_seq(),
+                seq: self.events.position(),
                 flow: self.ranking.flow.snapshot(),
-                event_ids: self.events.ids(),
+                event_ids: self.events.remembered_ids(),
             }
         };
         let outcome = snapshot::write(&self.events_dir, &snapshot)
             .map_err(StartError::from)
             .and_then(|(_, bytes)| {
-                let segments_removed = self.events.truncate_through(snapshot.seq)?;
+                let segments_removed = self.events.release_through(snapshot.seq)?;
                 Ok(SnapshotTaken {
                     seq: snapshot.seq,
                     bytes,

@@ -26,7 +26,7 @@ use crate::chuanliu::Flow;
 use crate::config::Config;
 use crate::domain::Millis;
 use crate::engine::{Engine, RankState};
-use crate::events::{EventLog, EventLogError};
+use crate::events::{EventLogError, EventStore};
 use crate::model::{Model, ModelError};
 use crate::proto::v1::admin_service_server::AdminServiceServer;
 use crate::proto::v1::catalog_service_server::CatalogServiceServer;
@@ -80,14 +80,14 @@ pub struct State {
     /// outside the engine, so it carries over config reloads.
     pub ranking: RankState,
     /// Acknowledged events, durable.
-    pub events: EventLog,
+    pub events: Box<dyn EventStore>,
     /// Where the event log and the flow's snapshots are.
     events_dir: PathBuf,
     /// The traffic log's writer, when `traffic_log.dir` is set.
     traffic: Option<TrafficSink>,
     /// Held shared while events are appended and applied to the flow, and
     /// exclusively while a snapshot is taken: a snapshot then covers exactly
-    /// the log up to [`EventLog::last_seq`].
+    /// the log up to [`EventStore::position`].
     apply_gate: RwLock<()>,
     /// The file the config came from; `None` on the embedded default.
     config_path: Option<PathBuf>,
@@ -140,7 +140,7 @@ impl State {
     pub fn new(
         engine: Engine,
         catalog: Catalog,
-        (events, events_dir, flow): (EventLog, PathBuf, Flow),
+        (events, events_dir, flow): (Box<dyn EventStore>, PathBuf, Flow),
         traffic: Option<TrafficSink>,
         config_path: Option<PathBuf>,
     ) -> Arc<State> {
