@@ -214,7 +214,17 @@ impl EventLog {
         after: u64,
         ids: Vec<(CompactString, Secs)>,
     ) -> Result<(EventLog, Vec<Durable>), EventLogError> {
-        let (wal, recovered) = Wal::open(dir, after, WalOptions::default())?;
+        EventLog::open_with(dir, after, ids, WalOptions::default())
+    }
+
+    /// [`EventLog::open`] with the log's own settings.
+    pub fn open_with(
+        dir: &Path,
+        after: u64,
+        ids: Vec<(CompactString, Secs)>,
+        options: WalOptions,
+    ) -> Result<(EventLog, Vec<Durable>), EventLogError> {
+        let (wal, recovered) = Wal::open(dir, after, options)?;
         let records = recovered
             .records
             .into_iter()

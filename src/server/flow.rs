@@ -31,7 +31,11 @@ pub(super) fn recover(
         }
         None => (0, Flow::new(), Vec::new()),
     };
-    let (events, records) = EventLog::open(dir, seq, ids)?;
+    let options = crate::wal::WalOptions {
+        on_commit: metrics::record_wal_commit,
+        ..Default::default()
+    };
+    let (events, records) = EventLog::open_with(dir, seq, ids, options)?;
     // The flow is fed what was durable, in position order.
     for durable in &records {
         apply(&flow, &durable.record, params);

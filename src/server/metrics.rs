@@ -308,6 +308,27 @@ pub fn record_events(accepted: usize, duplicates: usize) {
 }
 
 /// A config reload attempt: `ok`, `failed` or `unchanged`.
+/// One group commit of the event log.
+pub fn record_wal_commit(commit: crate::wal::Commit) {
+    histogram!("fairflow_wal_sync_seconds").record(commit.sync_seconds);
+    histogram!("fairflow_wal_group_batches").record(commit.batches as f64);
+}
+
+/// What the traffic log did with a record or a file.
+pub fn record_traffic_log(event: crate::traffic::SinkEvent) {
+    use crate::traffic::SinkEvent;
+    let result = match event {
+        SinkEvent::Written => "written",
+        SinkEvent::Dropped => "dropped",
+        SinkEvent::Failed => "failed",
+        SinkEvent::FileStarted => {
+            counter!("fairflow_traffic_log_files_total").increment(1);
+            return;
+        }
+    };
+    counter!("fairflow_traffic_log_records_total", "result" => result).increment(1);
+}
+
 /// A purchase accepted, by the channel the catalog counted it in.
 pub fn record_purchase(channel: crate::domain::Channel) {
     use crate::domain::Channel;

@@ -184,6 +184,7 @@ impl State {
                     rotate_ms: config.traffic_log.rotate_ms,
                     queue: config.traffic_log.queue,
                     source: "fairflow serve".into(),
+                    on_event: metrics::record_traffic_log,
                 })
                 .map_err(|source| StartError::TrafficLog {
                     dir: dir.clone(),

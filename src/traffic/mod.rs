@@ -14,7 +14,7 @@ mod source;
 
 pub use convert::{ConvertError, Converted, Encoding, convert};
 pub use reader::{LogError, OnError, TrafficReader, read_parallel};
-pub use sink::{SinkCounts, SinkOptions, TrafficSink, files_in};
+pub use sink::{SinkCounts, SinkEvent, SinkOptions, TrafficSink, files_in};
 pub use source::{Source, SourceError, read_source, sources};
 
 pub use crate::domain::Channel;

@@ -28,6 +28,18 @@ pub struct SinkOptions {
     pub queue: usize,
     /// The header's `source`.
     pub source: String,
+    /// Told of what happens to records and files (the server's metrics):
+    /// the sink names no metrics itself.
+    pub on_event: fn(SinkEvent),
+}
+
+/// What the sink tells `on_event`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SinkEvent {
+    Written,
+    Dropped,
+    Failed,
+    FileStarted,
 }
 
 /// Counts, readable while the sink runs.
@@ -43,6 +55,7 @@ pub struct TrafficSink {
     to_writer: Option<SyncSender<Record>>,
     writer: Option<JoinHandle<()>>,
     counts: Arc<SinkCounts>,
+    on_event: fn(SinkEvent),
 }
 
 impl TrafficSink {
@@ -52,10 +65,12 @@ impl TrafficSink {
         let (tx, rx) = sync_channel(options.queue.max(1));
         let counts = Arc::new(SinkCounts::default());
         let writer_counts = counts.clone();
+        let on_event = options.on_event;
         let writer = std::thread::Builder::new()
             .name("traffic-log".into())
             .spawn(move || Writer::new(options, writer_counts).run(rx))?;
         Ok(TrafficSink {
+            on_event,
             to_writer: Some(tx),
             writer: Some(writer),
             counts,
@@ -70,8 +85,7 @@ impl TrafficSink {
             Ok(()) => true,
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
                 self.counts.dropped.fetch_add(1, Ordering::Relaxed);
-                metrics::counter!("fairflow_traffic_log_records_total", "result" => "dropped")
-                    .increment(1);
+                (self.on_event)(SinkEvent::Dropped);
                 false
             }
         }
@@ -155,8 +169,7 @@ impl Writer {
             Ok(()) => {
                 f.bytes += self.line.len() as u64;
                 self.counts.written.fetch_add(1, Ordering::Relaxed);
-                metrics::counter!("fairflow_traffic_log_records_total", "result" => "written")
-                    .increment(1);
+                (self.options.on_event)(SinkEvent::Written);
             }
             Err(e) => {
                 self.fail(&e);
@@ -179,7 +192,7 @@ impl Writer {
         Record::Header(Header::new(&self.options.source)).write_line(&mut header);
         out.write_all(&header)?;
         self.counts.files.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!("fairflow_traffic_log_files_total").increment(1);
+        (self.options.on_event)(SinkEvent::FileStarted);
         tracing::info!(path = %path.display(), "traffic log file started");
         self.file = Some(Open {
             out,
@@ -202,7 +215,7 @@ impl Writer {
 
     fn fail(&self, e: &std::io::Error) {
         self.counts.failed.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!("fairflow_traffic_log_records_total", "result" => "failed").increment(1);
+        (self.options.on_event)(SinkEvent::Failed);
         tracing::error!(dir = %self.options.dir.display(), error = %e, "traffic log write failed");
     }
 }
@@ -272,6 +285,7 @@ mod tests {
             rotate_ms: 1000,
             queue: 10_000,
             source: "test".into(),
+            on_event: |_| {},
         };
         let sink = TrafficSink::open(options.clone()).unwrap();
         for t in 0..2500 {
@@ -312,6 +326,7 @@ mod tests {
             rotate_ms: i64::MAX,
             queue: 1,
             source: "test".into(),
+            on_event: |_| {},
         })
         .unwrap();
         let offered = 20_000;

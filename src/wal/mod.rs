@@ -143,17 +143,30 @@ fn clock() -> std::time::Instant {
     std::time::Instant::now()
 }
 
+/// One group commit, for whoever measures the log (the server's metrics).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Commit {
+    /// How long the sync took.
+    pub sync_seconds: f64,
+    /// How many appends it acknowledged at once.
+    pub batches: usize,
+}
+
 /// Settings.
 #[derive(Debug, Clone)]
 pub struct WalOptions {
     /// A new segment starts once the current one is this large.
     pub segment_bytes: u64,
+    /// Told of every group commit, on the committer thread: the log names
+    /// no metrics itself.
+    pub on_commit: fn(Commit),
 }
 
 impl Default for WalOptions {
     fn default() -> Self {
         WalOptions {
             segment_bytes: 64 << 20,
+            on_commit: |_| {},
         }
     }
 }
@@ -176,6 +189,7 @@ struct Tail {
     bytes: u64,
     next_seq: u64,
     segment_bytes: u64,
+    on_commit: fn(Commit),
 }
 
 impl Tail {
@@ -214,9 +228,10 @@ impl Tail {
             let outcome = written.and_then(|last| {
                 let started = clock();
                 self.file.sync_data()?;
-                metrics::histogram!("fairflow_wal_sync_seconds")
-                    .record(started.elapsed().as_secs_f64());
-                metrics::histogram!("fairflow_wal_group_batches").record(group.len() as f64);
+                (self.on_commit)(Commit {
+                    sync_seconds: started.elapsed().as_secs_f64(),
+                    batches: group.len(),
+                });
                 self.rotate_if_full()?;
                 Ok(last)
             });
@@ -318,6 +333,7 @@ impl Wal {
             bytes,
             next_seq,
             segment_bytes: options.segment_bytes,
+            on_commit: options.on_commit,
         };
         let (tx, rx) = mpsc::channel::<Batch>();
         let committer = std::thread::Builder::new()

@@ -11,7 +11,10 @@ pub(super) fn segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, WalError> {
 }
 
 pub(super) fn small() -> WalOptions {
-    WalOptions { segment_bytes: 256 }
+    WalOptions {
+        segment_bytes: 256,
+        ..WalOptions::default()
+    }
 }
 
 fn payloads(recovered: &Recovered) -> Vec<String> {
