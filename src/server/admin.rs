@@ -1,6 +1,7 @@
 //! `AdminService`: read-outs of the process's stateful parts.
 
-use super::{State, status};
+use super::State;
+use super::status::{self, Unanswered};
 use crate::allocate::ControllerView;
 use crate::chuanliu::{BrandSetting, BrandStats, Enrollment};
 use crate::domain::check_id;
@@ -47,7 +48,10 @@ impl pb::admin_service_server::AdminService for AdminApi {
         let state = self.state.clone();
         let outcome = tokio::task::spawn_blocking(move || state.reload())
             .await
-            .map_err(|e| Status::internal(format!("reload task failed: {e}")))?;
+            .map_err(|error| Unanswered::TaskFailed {
+                what: "reload",
+                error,
+            })?;
         match outcome {
             Ok(r) => Ok(Response::new(pb::ReloadConfigResponse {
                 version: r.version,
@@ -56,7 +60,7 @@ impl pb::admin_service_server::AdminService for AdminApi {
                 restart_required: r.restart_required.into_iter().map(String::from).collect(),
                 changes: r.changes.iter().map(ToString::to_string).collect(),
             })),
-            Err(e) => Err(Status::failed_precondition(e.to_string())),
+            Err(e) => Err(Unanswered::Reload(e).into()),
         }
     }
 
@@ -216,10 +220,16 @@ impl AdminApi {
         let stored = setting.clone();
         tokio::task::spawn_blocking(move || state.set_brand(&stored))
             .await
-            .map_err(|e| Status::internal(format!("brand setting task failed: {e}")))?
-            .map_err(|e| {
-                tracing::error!(error = %e, "brand setting not stored");
-                Status::unavailable(format!("not stored, retry: {e}"))
+            .map_err(|error| Unanswered::TaskFailed {
+                what: "brand setting",
+                error,
+            })?
+            .map_err(|error| {
+                tracing::error!(error = %error, "brand setting not stored");
+                Unanswered::NotStored {
+                    what: "brand setting",
+                    error,
+                }
             })?;
         tracing::info!(
             brand = %setting.brand_id,

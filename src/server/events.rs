@@ -1,6 +1,7 @@
 //! `EventService`: validate each event, append the valid ones durably, and
 //! answer per event. The disk sync runs on the blocking pool.
 
+use super::status::Unanswered;
 use super::{State, convert, metrics};
 use crate::domain::{Event, EventKind};
 use crate::domain::{FieldError, Millis};
@@ -91,10 +92,16 @@ impl EventApi {
         let state = self.state.clone();
         let ingested = tokio::task::spawn_blocking(move || state.ingest(valid))
             .await
-            .map_err(|e| Status::internal(format!("ingest task failed: {e}")))?
-            .map_err(|e| {
-                tracing::error!(error = %e, "events not stored");
-                Status::unavailable(format!("events not stored, retry: {e}"))
+            .map_err(|error| Unanswered::TaskFailed {
+                what: "ingest",
+                error,
+            })?
+            .map_err(|error| {
+                tracing::error!(error = %error, "events not stored");
+                Unanswered::NotStored {
+                    what: "events",
+                    error,
+                }
             })?;
         metrics::record_events(ingested.accepted.len(), ingested.duplicates);
         reply.accepted += ingested.accepted.len() as u32;

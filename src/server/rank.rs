@@ -1,6 +1,7 @@
 //! `RankService`: admit, validate and convert, call the engine off the async
 //! workers, convert back.
 
+use super::status::Unanswered;
 use super::{State, convert, metrics};
 use crate::proto::v1 as pb;
 use crate::traffic::{RankRecord, Record};
@@ -60,10 +61,10 @@ impl RankApi {
         let limits = &engine.config().server;
         let Some(admitted) = self.state.admit(limits.max_concurrent_requests) else {
             metrics::record_shed("concurrency");
-            return Err(Status::resource_exhausted(format!(
-                "server at its limit of {} Rank requests in flight; retry with backoff",
-                limits.max_concurrent_requests
-            )));
+            return Err(Unanswered::Overloaded {
+                limit: limits.max_concurrent_requests,
+            }
+            .into());
         };
         let deadline = grpc_timeout(request.metadata())
             .map_or(limits.request_timeout, |t| t.min(limits.request_timeout));
@@ -96,13 +97,19 @@ impl RankApi {
         let left = deadline.saturating_sub(started.elapsed());
         let (request_id, ranking) = match tokio::time::timeout(left, work).await {
             Ok(Ok(done)) => done,
-            Ok(Err(e)) => return Err(Status::internal(format!("rank task failed: {e}"))),
+            Ok(Err(error)) => {
+                return Err(Unanswered::TaskFailed {
+                    what: "rank",
+                    error,
+                }
+                .into());
+            }
             Err(_) => {
                 metrics::record_shed("deadline");
-                return Err(Status::deadline_exceeded(format!(
-                    "not ranked within {} ms",
-                    deadline.as_millis()
-                )));
+                return Err(Unanswered::Deadline {
+                    ms: deadline.as_millis(),
+                }
+                .into());
             }
         };
         match ranking {
