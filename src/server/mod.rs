@@ -292,24 +292,25 @@ async fn refresh_metrics(state: Arc<State>, every: std::time::Duration) {
     }
 }
 
+/// The services health reports on, by their gRPC names.
+const SERVICES: [&str; 4] = [
+    <RankServiceServer<rank::RankApi> as tonic::server::NamedService>::NAME,
+    <CatalogServiceServer<catalog::CatalogApi> as tonic::server::NamedService>::NAME,
+    <AdminServiceServer<admin::AdminApi> as tonic::server::NamedService>::NAME,
+    <EventServiceServer<events::EventApi> as tonic::server::NamedService>::NAME,
+];
+
 async fn serve_grpc(
     listener: TcpListener,
     state: Arc<State>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), StartError> {
     let (health, health_service) = tonic_health::server::health_reporter();
-    health
-        .set_serving::<RankServiceServer<rank::RankApi>>()
-        .await;
-    health
-        .set_serving::<CatalogServiceServer<catalog::CatalogApi>>()
-        .await;
-    health
-        .set_serving::<AdminServiceServer<admin::AdminApi>>()
-        .await;
-    health
-        .set_serving::<EventServiceServer<events::EventApi>>()
-        .await;
+    for name in SERVICES {
+        health
+            .set_service_status(name, ServingStatus::Serving)
+            .await;
+    }
 
     let index = reflection::index().map_err(|e| StartError::Reflection(e.to_string()))?;
     let reflection_v1 = reflection::v1::server(index.clone());
@@ -349,18 +350,11 @@ async fn serve_grpc(
         health
             .set_service_status("", ServingStatus::NotServing)
             .await;
-        health
-            .set_not_serving::<RankServiceServer<rank::RankApi>>()
-            .await;
-        health
-            .set_not_serving::<CatalogServiceServer<catalog::CatalogApi>>()
-            .await;
-        health
-            .set_not_serving::<AdminServiceServer<admin::AdminApi>>()
-            .await;
-        health
-            .set_not_serving::<EventServiceServer<events::EventApi>>()
-            .await;
+        for name in SERVICES {
+            health
+                .set_service_status(name, ServingStatus::NotServing)
+                .await;
+        }
         let _ = draining_tx.send(());
     };
     let serve = tonic::transport::Server::builder()
