@@ -33,7 +33,7 @@ fn engine() -> &'static (Engine, Catalog) {
 /// query that converts ranks, or is refused with a field; a page holds at
 /// most `slots` distinct candidates with finite, non-negative scores. Bytes
 /// that do not decode are read as a request over the demo catalog instead
-/// ([`structured`]), so most inputs reach the engine.
+/// (`structured`), so most inputs reach the engine.
 pub fn rank(data: &[u8]) {
     let request = pb::RankRequest::decode(data).unwrap_or_else(|_| structured(data));
     let query = match convert::rank_query(request, NOW) {

@@ -5,26 +5,43 @@
 //! engine offline.
 //!
 //! # Layout
-//! - [`domain`]: the shared vocabulary (tiers, scenes, reason codes, time).
-//! - [`config`]: the TOML config, parsed and validated into [`config::Config`].
-//! - [`catalog`]: streamers, streams and goods in memory, with JSONL files.
-//! - [`model`]: the ndarray scoring model (pCTR and pCVR heads).
-//! - [`allocate`]: filling a page under fairness quotas (tier floors with
-//!   FA*IR or proportional tables, per-streamer caps); pure.
-//! - [`engine`]: the rank pipeline, pure and synchronous: resolve, score,
-//!   gate, allocate, explain. Everything that ranks goes through it.
-//! - [`events`]: user events (purchases, impressions, clicks) and their
-//!   durable, idempotent intake.
-//! - [`sim`]: the synthetic ecosystem: catalog, users, traffic and the
-//!   ground-truth response model (the demo catalog comes from it).
-//! - [`traffic`]: the traffic-log format (JSONL) and its reader and writer.
-//! - [`train`]: fitting the scoring model on a traffic log.
-//! - [`server`]: the gRPC layer (tonic): wire <-> domain conversion, status
-//!   mapping, health, reflection. The only module that knows about tokio.
-//! - [`proto`]: the generated wire types.
-//! - [`load`]: a load generator for a running server (`fairflow load`).
-//! - [`wal`]: the write-ahead log (checksummed records, group commit, torn
-//!   tail recovery) that makes acknowledged events durable.
+//! In one-way layers: a module names only modules of its own layer or
+//! below (`tests/architecture.rs` keeps it so).
+//!
+//! - Vocabulary: [`domain`]: ids and their rule, tiers and their
+//!   thresholds, scenes, reason codes, time and its plausible range, amounts,
+//!   and [`domain::Event`], the one shape of a user event.
+//! - Pure parts, synchronous, no I/O, no clock; each owns its params:
+//!   - [`catalog`]: streamers, streams and goods in memory (and where they
+//!     load from), sale classification;
+//!   - [`model`]: the ndarray scoring model and where it loads from;
+//!   - [`allocate`]: filling a page under fairness quotas, the exposure
+//!     controller, concentration measures;
+//!   - [`chuanliu`]: the distribution-to-self-broadcast flow (affinities,
+//!     paced budget, attribution, rewards).
+//! - [`config`]: the TOML file, validated section by section into those
+//!   params.
+//! - [`engine`]: the rank pipeline (resolve, score, gate, flow, allocate,
+//!   explain); everything that ranks goes through it. It still takes
+//!   [`config::Config`] whole, the one import against the layers left.
+//! - Durability and log formats, never named by what is below:
+//!   - [`wal`]: the write-ahead log (checksummed records, group commit,
+//!     torn-tail recovery, `events check`/`repair`);
+//!   - [`events`]: durable, idempotent intake and the [`events::EventStore`]
+//!     seam the flow is fed through;
+//!   - [`snapshot`]: the flow's snapshots;
+//!   - [`traffic`]: the traffic-log format (JSONL and Parquet), its reader,
+//!     writer and the server's sink.
+//! - Edges, where tokio, tonic, files, clocks and seeds live:
+//!   - [`server`]: the gRPC services, conversion, status mapping, codec,
+//!     health, reflection, metrics;
+//!   - [`replay`]: offline replay through the same engine, reports, charts,
+//!     off-policy estimates;
+//!   - [`sim`]: the synthetic ecosystem and `fairflow evaluate`;
+//!   - [`train`]: fitting the scoring model on a traffic log;
+//!   - [`load`]: a load generator for a running server (tokio, as a client);
+//!   - `fuzz`: the fuzz targets' properties;
+//!   - [`proto`]: the generated wire types.
 //!
 //! `ARCHITECTURE.md` walks the same folders with the reasons behind them.
 

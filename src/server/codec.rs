@@ -225,7 +225,7 @@ fn refusal(rpc: &'static str, headers: &mut http::HeaderMap) {
 /// The most candidates a `Rank` may carry now (the config in force).
 pub type MaxCandidates = std::sync::Arc<dyn Fn() -> usize + Send + Sync>;
 
-/// The layer that tells the codec about each call and applies [`refusal`]
+/// The layer that tells the codec about each call and applies `refusal`
 /// to every response.
 #[derive(Clone)]
 pub struct Refusals(pub MaxCandidates);
