@@ -12,10 +12,20 @@
 //! purchase; expired entries are dropped when their user is touched and by
 //! [`Affinities::sweep`].
 
-use super::{AffinityParams, Secs};
+use super::Secs;
 use compact_str::CompactString;
 use foldhash::HashMap;
 use parking_lot::Mutex;
+
+/// How affinities decay, expire and trigger the flow.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AffinityParams {
+    pub half_life_s: f64,
+    pub ttl_s: f64,
+    pub max_brands_per_user: usize,
+    /// Decayed weight below which an affinity no longer triggers the flow.
+    pub min_weight: f64,
+}
 
 /// No source influencer in this place.
 const NONE: u32 = u32::MAX;

@@ -17,10 +17,10 @@ mod brands;
 mod pacer;
 mod rewards;
 
-pub use affinity::{Affinities, Affinity, Swept, Trigger};
+pub use affinity::{Affinities, Affinity, AffinityParams, Swept, Trigger};
 pub use brands::{BrandSetting, BrandSnapshot, Enrollment, FlowCounts};
-pub use pacer::PacerState;
-pub use rewards::Reward;
+pub use pacer::{PacerState, Pacing};
+pub use rewards::{Reward, RewardParams};
 
 use crate::domain::{Channel, Millis, Scene};
 use crate::domain::{Event, EventKind};
@@ -62,69 +62,6 @@ pub struct SceneFlow {
     pub mode: SceneMode,
     /// Score multiplier of a flow stream.
     pub boost: f64,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct AffinityParams {
-    pub half_life_s: f64,
-    pub ttl_s: f64,
-    pub max_brands_per_user: usize,
-    /// Decayed weight below which an affinity no longer triggers the flow.
-    pub min_weight: f64,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct RewardParams {
-    /// Level an influencer earns per flow impression its sale made possible.
-    pub per_impression: f64,
-    /// Level per flow-attributed purchase.
-    pub per_conversion: f64,
-    pub half_life_s: f64,
-    /// Highest level: the score multiplier is at most 1 + cap.
-    pub cap: f64,
-}
-
-/// How a daily budget is spread over the day.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Pacing {
-    /// Cumulative share of the budget at the start of each hour of the
-    /// budget day (25 points, 0 to 1).
-    pub cumulative: [f64; 25],
-    /// Unix ms of some day start (only its time of day matters).
-    pub day_start_ms: i64,
-    /// Unspent allowance carries over to later hours of the same day.
-    pub rollover: bool,
-}
-
-impl Pacing {
-    /// A profile from 24 hourly weights (hours of the budget day), which
-    /// need not sum to 1 but must not all be 0.
-    pub fn new(weights: &[f64], day_start_ms: i64, rollover: bool) -> Result<Pacing, String> {
-        if weights.len() != 24 {
-            return Err(format!("needs 24 hourly weights, got {}", weights.len()));
-        }
-        if let Some(w) = weights.iter().find(|w| !(w.is_finite() && **w >= 0.0)) {
-            return Err(format!("weight {w} is not a finite number >= 0"));
-        }
-        let total: f64 = weights.iter().sum();
-        if total <= 0.0 {
-            return Err("the weights are all 0".into());
-        }
-        let mut cumulative = [0.0; 25];
-        for h in 0..24 {
-            cumulative[h + 1] = cumulative[h] + weights[h] / total;
-        }
-        cumulative[24] = 1.0;
-        Ok(Pacing {
-            cumulative,
-            day_start_ms,
-            rollover,
-        })
-    }
-
-    pub fn uniform(day_start_ms: i64, rollover: bool) -> Pacing {
-        Pacing::new(&[1.0; 24], day_start_ms, rollover).expect("uniform weights are valid")
-    }
 }
 
 /// `[chuanliu]` in the config.

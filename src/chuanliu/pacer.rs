@@ -9,9 +9,51 @@
 //! spend is checked and counted under one lock, and a refund only gives
 //! back what was counted.
 
-use super::Pacing;
 use crate::domain::Millis;
 use parking_lot::Mutex;
+
+/// How a daily budget is spread over the day.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pacing {
+    /// Cumulative share of the budget at the start of each hour of the
+    /// budget day (25 points, 0 to 1).
+    pub cumulative: [f64; 25],
+    /// Unix ms of some day start (only its time of day matters).
+    pub day_start_ms: i64,
+    /// Unspent allowance carries over to later hours of the same day.
+    pub rollover: bool,
+}
+
+impl Pacing {
+    /// A profile from 24 hourly weights (hours of the budget day), which
+    /// need not sum to 1 but must not all be 0.
+    pub fn new(weights: &[f64], day_start_ms: i64, rollover: bool) -> Result<Pacing, String> {
+        if weights.len() != 24 {
+            return Err(format!("needs 24 hourly weights, got {}", weights.len()));
+        }
+        if let Some(w) = weights.iter().find(|w| !(w.is_finite() && **w >= 0.0)) {
+            return Err(format!("weight {w} is not a finite number >= 0"));
+        }
+        let total: f64 = weights.iter().sum();
+        if total <= 0.0 {
+            return Err("the weights are all 0".into());
+        }
+        let mut cumulative = [0.0; 25];
+        for h in 0..24 {
+            cumulative[h + 1] = cumulative[h] + weights[h] / total;
+        }
+        cumulative[24] = 1.0;
+        Ok(Pacing {
+            cumulative,
+            day_start_ms,
+            rollover,
+        })
+    }
+
+    pub fn uniform(day_start_ms: i64, rollover: bool) -> Pacing {
+        Pacing::new(&[1.0; 24], day_start_ms, rollover).expect("uniform weights are valid")
+    }
+}
 
 const HOUR_MS: i64 = 3_600_000;
 

@@ -6,10 +6,22 @@
 //! and never exceeds the cap; the influencer's items are ranked with score
 //! x (1 + level). Only influencers with credit are stored.
 
-use super::{RewardParams, Secs};
+use super::Secs;
 use compact_str::CompactString;
 use foldhash::HashMap;
 use parking_lot::RwLock;
+
+/// How influencers earn and keep traffic rewards.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RewardParams {
+    /// Level an influencer earns per flow impression its sale made possible.
+    pub per_impression: f64,
+    /// Level per flow-attributed purchase.
+    pub per_conversion: f64,
+    pub half_life_s: f64,
+    /// Highest level: the score multiplier is at most 1 + cap.
+    pub cap: f64,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Reward {
