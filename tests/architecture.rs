@@ -34,10 +34,7 @@ const KNOWN: &[(&str, &str, &str)] = &[(
 )];
 
 /// Files over 600 lines, and the most each may have until it is split.
-const LONG: &[(&str, usize)] = &[
-    ("src/main.rs", 921),
-    ("src/engine/tests.rs", 648),
-];
+const LONG: &[(&str, usize)] = &[("src/main.rs", 921), ("src/engine/tests.rs", 648)];
 
 fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).unwrap() {
@@ -82,7 +79,7 @@ fn paths_after<'a>(code: &'a str, prefix: &str) -> Vec<Vec<&'a str>> {
     while let Some(at) = rest.find(prefix) {
         let before = rest[..at].chars().last();
         rest = &rest[at + prefix.len()..];
-        if before.is_some_and(|c| c.is_alphanumeric() || c == '_') {
+        if before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':') {
             continue;
         }
         let end = rest
@@ -123,7 +120,6 @@ fn graph() -> Graph {
             .into_iter()
             .map(|p| p.iter().map(|s| s.to_string()).collect())
             .collect();
-        let is_mod = file.file_name().is_some_and(|n| n == "mod.rs");
         for p in paths_after(&text, "super::") {
             let mut base = module.clone();
             base.pop();
@@ -132,7 +128,6 @@ fn graph() -> Graph {
                 base.pop();
                 depth -= 1;
             }
-            let _ = is_mod;
             base.extend(p.iter().filter(|s| **s != "super").map(|s| s.to_string()));
             named.push(base);
         }
