@@ -377,6 +377,17 @@ mod tests {
     }
 
     #[test]
+    fn a_segment_damaged_from_its_first_byte_is_one_damage_not_a_gap_after_it() {
+        let dir = filled(40);
+        let segs = segments(dir.path()).unwrap();
+        std::fs::write(&segs[0].1, vec![0x55; 300]).unwrap();
+        let report = check(dir.path(), 0, describe).unwrap();
+        assert_eq!(report.damage.len(), 1, "{:?}", report.damage);
+        assert_eq!(report.damage[0].problem.path, segs[0].1);
+        assert_eq!(report.damage[0].problem.offset, 0);
+    }
+
+    #[test]
     fn an_undecodable_record_is_damage_too() {
         let dir = tempfile::tempdir().unwrap();
         {

@@ -179,6 +179,7 @@ pub fn survey(dir: &Path, after: u64, read_covered: bool) -> Result<Survey, WalE
         } else {
             &segment.scanned.pieces[..]
         };
+        let mut damaged = false;
         for (p, piece) in pieces.iter().enumerate() {
             let Piece::Bad {
                 offset,
@@ -205,12 +206,9 @@ pub fn survey(dir: &Path, after: u64, read_covered: bool) -> Result<Survey, WalE
                 seq: next,
                 reason: format!("{} ({after_it})", defect.describe()),
             });
+            damaged = true;
             break;
         }
-        let damaged = survey
-            .problems
-            .last()
-            .is_some_and(|p| p.path == *path && p.offset > 0);
         expected = (!damaged).then_some(next);
         survey.segments.push(segment);
     }
