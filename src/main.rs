@@ -277,6 +277,13 @@ async fn serve(
     metrics_listen: Option<SocketAddr>,
     events_dir: Option<PathBuf>,
 ) -> anyhow::Result<()> {
+    // SIGHUP's default action ends the process: take it over before
+    // anything is announced, so one sent as soon as the server says it is
+    // listening cannot kill it (the reload watcher reads its own stream).
+    #[cfg(unix)]
+    drop(tokio::signal::unix::signal(
+        tokio::signal::unix::SignalKind::hangup(),
+    )?);
     let config = Config::load(config_path.as_deref())?;
     let addr = listen.unwrap_or(config.server.listen);
     let metrics_addr = metrics_listen.or(config.server.metrics_listen);

@@ -742,3 +742,19 @@ async fn the_server_outlives_its_log_reader() {
     signal(&child, "TERM");
     wait_exit(&mut child, Duration::from_secs(20)).await;
 }
+
+#[tokio::test]
+async fn a_sighup_as_soon_as_it_listens_does_not_kill_the_server() {
+    for _ in 0..3 {
+        let (mut child, _addr, _reader, _dir) = spawn_server(&[]);
+        signal(&child, "HUP");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(child.try_wait().unwrap().is_none(), "killed by SIGHUP");
+        signal(&child, "TERM");
+        assert!(
+            wait_exit(&mut child, Duration::from_secs(20))
+                .await
+                .success()
+        );
+    }
+}
