@@ -221,38 +221,8 @@ fn events(command: EventsCommand) -> anyhow::Result<std::process::ExitCode> {
     }
 }
 
-/// stderr for logs, where a reader that went away (a log collector
-/// restarting) loses the lines instead of failing the write, which the
-/// logger would turn into a panic of whatever thread was logging.
-struct LogWriter(std::io::Stderr);
-
-impl std::io::Write for LogWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        match self.0.write(buf) {
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(buf.len()),
-            other => other,
-        }
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        match self.0.flush() {
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-            other => other,
-        }
-    }
-}
-
 fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(|| LogWriter(std::io::stderr()))
-        .with_ansi(std::io::stderr().is_terminal());
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
+    server::logging::init(matches!(format, LogFormat::Json));
 }
 
 /// Resolves on SIGINT or SIGTERM.

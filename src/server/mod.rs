@@ -13,6 +13,7 @@ pub mod codec;
 pub mod convert;
 mod events;
 mod flow;
+pub mod logging;
 pub mod metrics;
 mod rank;
 mod reflection;
