@@ -8,11 +8,12 @@
 
 mod load;
 mod records;
+mod sales;
 
 pub use load::{CatalogError, DEMO_ORIGIN};
 pub use records::{Goods, QualityScores, Stream, Streamer};
 
-use crate::domain::{Channel, FieldError, StreamerKind, Tier, TierThresholds};
+use crate::domain::{FieldError, StreamerKind, Tier, TierThresholds};
 use compact_str::CompactString;
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use std::path::PathBuf;
@@ -126,44 +127,6 @@ impl Catalog {
 
     pub fn streamer(&self, id: &str) -> Option<&Streamer> {
         self.streamers.get(id)
-    }
-
-    /// How a purchase of `brand`'s goods sold by `seller` counts for the
-    /// flow, whatever channel the caller `claimed`: a sale by the brand's
-    /// own account is a self-broadcast sale; a distribution sale needs a
-    /// known influencer as its seller; anything else is
-    /// [`Channel::Unverified`]. The note says why when the answer is not
-    /// what was claimed.
-    pub fn sale_channel(
-        &self,
-        brand: &str,
-        seller: &str,
-        claimed: Channel,
-    ) -> (Channel, Option<&'static str>) {
-        let Some(s) = self.streamers.get(seller) else {
-            return (
-                Channel::Unverified,
-                Some("the seller is not in the catalog: no reward, no affinity"),
-            );
-        };
-        match (s.kind, s.brand_id.as_deref() == Some(brand), claimed) {
-            (StreamerKind::BrandSelf, true, Channel::BrandSelf) => (Channel::BrandSelf, None),
-            (StreamerKind::BrandSelf, true, _) => (
-                Channel::BrandSelf,
-                Some("the seller is the brand's own account: counted as a self-broadcast sale"),
-            ),
-            (StreamerKind::BrandSelf, false, _) => (
-                Channel::Unverified,
-                Some("the seller is another brand's own account: no reward, no affinity"),
-            ),
-            (StreamerKind::Influencer, _, Channel::Influencer) => (Channel::Influencer, None),
-            (StreamerKind::Influencer, _, _) => (
-                Channel::Unverified,
-                Some(
-                    "a self-broadcast sale whose seller is not the brand's own account: not attributed",
-                ),
-            ),
-        }
     }
 
     /// Whether the catalog knows `brand`: goods of it, or an account of its own.

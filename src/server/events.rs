@@ -3,7 +3,7 @@
 
 use super::status::Unanswered;
 use super::{State, convert, metrics};
-use crate::domain::{Event, EventKind};
+use crate::domain::Event;
 use crate::domain::{FieldError, Millis};
 use crate::proto::v1 as pb;
 use std::sync::Arc;
@@ -57,23 +57,12 @@ impl EventApi {
                 });
                 match converted {
                     Ok(mut event) => {
-                        if let EventKind::Purchase {
-                            brand_id,
-                            seller_streamer_id,
-                            channel,
-                            ..
-                        } = &mut event.kind
-                        {
-                            let (counted, note) =
-                                catalog.sale_channel(brand_id, seller_streamer_id, *channel);
-                            *channel = counted;
-                            if let Some(note) = note {
-                                reply.notes.push(pb::EventNote {
-                                    index: (first_index + i) as u32,
-                                    event_id: event.event_id.clone(),
-                                    note: note.into(),
-                                });
-                            }
+                        if let Some(note) = catalog.count_sale(&mut event) {
+                            reply.notes.push(pb::EventNote {
+                                index: (first_index + i) as u32,
+                                event_id: event.event_id.clone(),
+                                note: note.into(),
+                            });
                         }
                         valid.push(event);
                     }

@@ -64,7 +64,6 @@ pub fn check(
     let mut problems = survey.problems.clone();
     let mut records = 0;
     for segment in &survey.segments {
-        let numbered: Vec<u64> = segment.numbered().map(|(seq, _)| seq).collect();
         for (i, piece) in segment.scanned.pieces.iter().enumerate() {
             if let Piece::Record { offset, .. } = piece {
                 records += 1;
@@ -72,7 +71,7 @@ pub fn check(
                     problems.push(Problem {
                         path: segment.path.clone(),
                         offset: *offset,
-                        seq: numbered.get(i).copied().unwrap_or(0),
+                        seq: segment.seq_of(i).unwrap_or(0),
                         reason: format!("not a log record: {reason}"),
                     });
                 }
@@ -124,14 +123,13 @@ fn dropped_from(
         unreadable_bytes: 0,
     };
     for (s, segment) in survey.segments.iter().enumerate().skip(from_segment) {
-        let numbered: Vec<u64> = segment.numbered().map(|(seq, _)| seq).collect();
         for (i, piece) in segment.scanned.pieces.iter().enumerate() {
             if s == from_segment && piece.offset() < from_offset {
                 continue;
             }
             match piece {
                 Piece::Record { offset, .. } => {
-                    let seq = numbered.get(i).copied();
+                    let seq = segment.seq_of(i);
                     damage.dropped.push(Dropped {
                         path: segment.path.clone(),
                         offset: *offset,

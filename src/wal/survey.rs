@@ -20,23 +20,29 @@ pub struct Segment {
     /// Not read: a later segment starts at or before the snapshot's
     /// position, so every record here is in the snapshot.
     pub covered: bool,
+    /// How many pieces, from the first, are numbered records.
+    numbered: usize,
 }
 
 impl Segment {
     /// The intact records before the first bad piece, with their sequence
     /// numbers (numbering is unknown past a bad piece).
     pub fn numbered(&self) -> impl Iterator<Item = (u64, &Piece)> {
-        self.scanned
-            .pieces
+        self.scanned.pieces[..self.numbered]
             .iter()
-            .take_while(|p| matches!(p, Piece::Record { .. }))
             .zip(self.first..)
             .map(|(p, seq)| (seq, p))
     }
 
+    /// The sequence number of the piece at index `i`, where it can be
+    /// known: only pieces before the first bad one are numbered.
+    pub fn seq_of(&self, i: usize) -> Option<u64> {
+        (i < self.numbered).then(|| self.first + i as u64)
+    }
+
     /// The sequence number after the last numbered record.
     pub fn next_seq(&self) -> u64 {
-        self.first + self.numbered().count() as u64
+        self.first + self.numbered as u64
     }
 
     pub fn payload(&self, piece: &Piece) -> &[u8] {
@@ -164,12 +170,18 @@ pub fn survey(dir: &Path, after: u64, read_covered: bool) -> Result<Survey, WalE
                 ),
             });
         }
+        let numbered = scanned
+            .pieces
+            .iter()
+            .take_while(|p| matches!(p, Piece::Record { .. }))
+            .count();
         let segment = Segment {
             first,
             path: path.clone(),
             bytes,
             scanned,
             covered: covered && !read_covered,
+            numbered,
         };
         let last_segment = i + 1 == count;
         let next = segment.next_seq();
