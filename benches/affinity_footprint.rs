@@ -64,7 +64,7 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(10_000_000);
     let config = Config::embedded_default().unwrap();
-    let params = &config.chuanliu;
+    let params = &config.engine.chuanliu;
     let start = Millis(1_795_132_800_000);
 
     let before = LIVE.load(Relaxed);

@@ -32,7 +32,7 @@ const SEED: u64 = 42;
 fn fixture() -> (Engine, Catalog, RankQuery) {
     let config = Config::embedded_default().unwrap();
     let catalog = Catalog::embedded_demo(128).unwrap();
-    let engine = Engine::new(Arc::new(config), Arc::new(Model::embedded().unwrap()));
+    let engine = Engine::new(config.engine, Arc::new(Model::embedded().unwrap()));
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(SEED);
     let candidates: Vec<Candidate> = ItemPool::from_catalog(&catalog)
         .sample(&mut rng, CANDIDATES)
@@ -70,14 +70,13 @@ fn bench_rank(c: &mut Criterion) {
     // The same engine with only the per-request quotas (floors and the
     // page cap): no tier targets, no spreading.
     let per_request = Engine::new(
-        Arc::new(
-            Config::from_toml(
-                "[quotas.targets]\nenabled = false\n[quotas.spreading]\nstrength = 0.0\n",
-                "bench",
-                None,
-            )
-            .unwrap(),
-        ),
+        Config::from_toml(
+            "[quotas.targets]\nenabled = false\n[quotas.spreading]\nstrength = 0.0\n",
+            "bench",
+            None,
+        )
+        .unwrap()
+        .engine,
         Arc::new(engine.model().clone()),
     );
     let per_request_state = RankState::new();
@@ -145,8 +144,8 @@ fn flow_fixture(engine: &Engine, catalog: &Catalog, query: &RankQuery) -> (Engin
         None,
     )
     .unwrap();
-    let flow_engine = Engine::new(Arc::new(config), Arc::new(engine.model().clone()));
-    let params = &flow_engine.config().chuanliu;
+    let flow_engine = Engine::new(config.engine, Arc::new(engine.model().clone()));
+    let params = &flow_engine.params().chuanliu;
     let state = RankState::new();
     let brands: Vec<String> = catalog
         .streamers()

@@ -22,7 +22,7 @@ const REQUESTS: usize = 2000;
 fn fixture() -> (Engine, Catalog, Vec<u8>) {
     let config = Config::embedded_default().unwrap();
     let catalog = Catalog::embedded_demo(128).unwrap();
-    let engine = Engine::new(Arc::new(config), Arc::new(Model::embedded().unwrap()));
+    let engine = Engine::new(config.engine, Arc::new(Model::embedded().unwrap()));
     let pool = ItemPool::from_catalog(&catalog);
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
     let mut text = Vec::new();

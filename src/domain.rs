@@ -228,8 +228,10 @@ pub enum Channel {
 }
 
 /// What a user event is. Validated at the boundary (`server::convert`)
-/// before it exists; the flow, the event log and the traffic log all take
-/// this one shape.
+/// before it exists; the flow and the event log take this one shape. The
+/// traffic log writes a purchase as its own flat row (`traffic::Purchase`,
+/// the columns analysts query), converted to and from this in `traffic`
+/// only.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum EventKind {

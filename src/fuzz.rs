@@ -25,7 +25,7 @@ fn engine() -> &'static (Engine, Catalog) {
         let config = Config::embedded_default().expect("embedded config");
         let model = Model::embedded().expect("embedded model");
         let catalog = Catalog::embedded_demo(128).expect("demo catalog");
-        (Engine::new(Arc::new(config), Arc::new(model)), catalog)
+        (Engine::new(config.engine, Arc::new(model)), catalog)
     })
 }
 
@@ -234,7 +234,7 @@ pub fn catalog(data: &[u8]) {
         return;
     };
     let mut catalog = small_catalog().clone();
-    let tiers = engine().0.config().tiers;
+    let tiers = engine().0.params().tiers;
     let before = catalog.stats(&tiers);
     let outcome = match which % 3 {
         0 => {

@@ -18,12 +18,13 @@
 //!   - [`allocate`]: filling a page under fairness quotas, the exposure
 //!     controller, concentration measures;
 //!   - [`chuanliu`]: the distribution-to-self-broadcast flow (affinities,
-//!     paced budget, attribution, rewards).
+//!     paced budget, attribution, rewards);
+//!   - [`engine`]: the rank pipeline (resolve, score, gate, flow, allocate,
+//!     explain) over the parts above; everything that ranks goes through
+//!     it, under an [`engine::EngineParams`].
 //! - [`config`]: the TOML file, validated section by section into those
-//!   params.
-//! - [`engine`]: the rank pipeline (resolve, score, gate, flow, allocate,
-//!   explain); everything that ranks goes through it. It still takes
-//!   [`config::Config`] whole, the one import against the layers left.
+//!   params (the engine's `EngineParams` among them); nothing below it
+//!   names it.
 //! - Durability and log formats, never named by what is below:
 //!   - [`wal`]: the write-ahead log (checksummed records, group commit,
 //!     torn-tail recovery, `events check`/`repair`);
@@ -40,6 +41,7 @@
 //!   - [`sim`]: the synthetic ecosystem and `fairflow evaluate`;
 //!   - [`train`]: fitting the scoring model on a traffic log;
 //!   - [`load`]: a load generator for a running server (tokio, as a client);
+//!   - the `fairflow` binary (`src/bin/fairflow/`): arguments and printing;
 //!   - `fuzz`: the fuzz targets' properties;
 //!   - [`proto`]: the generated wire types.
 //!

@@ -199,8 +199,9 @@ async fn a_rank_longer_than_any_valid_one_is_refused_on_its_length_and_counted()
     let server = TestServer::with_config(LIMITS).await;
     let limit = server
         .state
-        .engine()
-        .config()
+        .live()
+        .config
+        .engine
         .limits
         .max_rank_message_bytes();
     let mut client = server.rank_client().await;

@@ -20,7 +20,7 @@ fn fixture() -> &'static (Engine, Catalog) {
         let config =
             Config::from_toml("[limits]\nmax_candidates = 40\nmax_slots = 30\n", "t", None)
                 .unwrap();
-        let engine = Engine::new(Arc::new(config), Arc::new(Model::embedded().unwrap()));
+        let engine = Engine::new(config.engine, Arc::new(Model::embedded().unwrap()));
         (engine, Catalog::embedded_demo(128).unwrap())
     })
 }

@@ -170,12 +170,12 @@ async fn empty_cut_and_half_written_files_in_a_watched_config_are_never_applied(
             &text[..text.len().min(80)]
         );
     }
-    let engine = server.state.engine();
-    assert_eq!(engine.config().chuanliu.daily_impressions, 123456);
+    let live = server.state.live();
+    assert_eq!(live.config.engine.chuanliu.daily_impressions, 123456);
     // The whole file again, changed: applied.
     std::fs::write(&path, whole.replace("123456", "654321")).unwrap();
     let patience = Patience::new(Duration::from_secs(10));
-    while server.state.engine().config().chuanliu.daily_impressions != 654321 {
+    while server.state.live().config.engine.chuanliu.daily_impressions != 654321 {
         patience.wait().await;
     }
 }
@@ -219,12 +219,7 @@ async fn keys_read_at_start_are_reported_as_needing_a_restart() {
         ]
     );
     assert_eq!(
-        server
-            .state
-            .engine()
-            .config()
-            .server
-            .max_concurrent_requests,
+        server.state.live().config.server.max_concurrent_requests,
         7,
         "a live key is in force at once"
     );

@@ -127,7 +127,7 @@ async fn admin_reads_the_controller_state() {
         .unwrap()
         .into_inner();
     assert!(state.targets_enabled);
-    assert_eq!(state.config_version, server.state.engine().config().version);
+    assert_eq!(state.config_version, server.state.live().config.version);
     assert_eq!(state.tiers.len(), 3);
     let total: f64 = state.tiers.iter().map(|t| t.realized_share).sum();
     assert!((total - 1.0).abs() < 1e-9, "{state:?}");

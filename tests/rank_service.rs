@@ -44,7 +44,7 @@ async fn ranks_demo_streams_with_tiers_reasons_and_versions() {
 
     assert_eq!(resp.request_id, "it-1");
     assert_eq!(resp.slots.len(), 20);
-    assert_eq!(resp.config_version, server.state.engine().config().version);
+    assert_eq!(resp.config_version, server.state.live().config.version);
     assert!(
         resp.model_version.starts_with("sim-v1@"),
         "{}",

@@ -157,7 +157,7 @@ async fn a_replay_of_a_servers_own_log_reproduces_every_page_it_served() {
     assert_eq!(purchases, REQUESTS / 5, "purchases are logged too");
 
     let config = Config::from_toml(&text, "test.toml", None).unwrap();
-    let engine = Engine::new(Arc::new(config), Arc::new(Model::embedded().unwrap()));
+    let engine = Engine::new(config.engine, Arc::new(Model::embedded().unwrap()));
     let one = |shards| {
         let options = replay::Options {
             shards,
@@ -228,7 +228,7 @@ fn simulated_log(dir: &std::path::Path) -> (Catalog, std::path::PathBuf) {
     let catalog = sim::generate(&spec).unwrap();
     let world = World::build(&catalog, SimParams::new(11, 300), spec.as_of);
     let engine = Engine::new(
-        Arc::new(Config::embedded_default().unwrap()),
+        Config::embedded_default().unwrap().engine,
         Arc::new(Model::embedded().unwrap()),
     );
     let mut writer = fairflow::traffic::TrafficWriter::new(Vec::new());
@@ -258,10 +258,7 @@ fn interactive_replay_has_the_simulated_users_answer_and_buy() {
     // The flow on for every brand, so simulated purchases through
     // influencers have something to reach.
     let config = Config::from_toml("[chuanliu]\nenroll_all_brands = true\n", "flow.toml", None);
-    let engine = Engine::new(
-        Arc::new(config.unwrap()),
-        Arc::new(Model::embedded().unwrap()),
-    );
+    let engine = Engine::new(config.unwrap().engine, Arc::new(Model::embedded().unwrap()));
     let run = |log: &replay::Log, responder: Option<&replay::Responder>| {
         let options = replay::Options {
             shards: 2,
@@ -334,7 +331,7 @@ fn a_replay_can_start_from_a_servers_snapshot() {
     let flow = Flow::new();
     for step in &log.steps {
         if let replay::Step::Purchase(e) = step {
-            flow.apply(e, &config.chuanliu);
+            flow.apply(e, &config.engine.chuanliu);
         }
     }
     let events = dir.path().join("events");
@@ -354,7 +351,7 @@ fn a_replay_can_start_from_a_servers_snapshot() {
     requests
         .steps
         .retain(|s| matches!(s, replay::Step::Rank(_)));
-    let engine = Engine::new(Arc::new(config), Arc::new(Model::embedded().unwrap()));
+    let engine = Engine::new(config.engine, Arc::new(Model::embedded().unwrap()));
     let run = |start: Option<&replay::StartState>| {
         let options = replay::Options {
             shards: 2,

@@ -25,7 +25,7 @@ fn small_spec() -> CatalogSpec {
 
 fn engine() -> Engine {
     Engine::new(
-        Arc::new(Config::embedded_default().unwrap()),
+        Config::embedded_default().unwrap().engine,
         Arc::new(Model::embedded().unwrap()),
     )
 }
@@ -246,7 +246,7 @@ fn evaluation_is_deterministic_and_targets_steer_the_shares() {
     let world = World::build(&start, SimParams::new(9, 300), spec.as_of);
     let run = |toml: &str| {
         let config = Config::from_toml(toml, "t", None).unwrap();
-        let engine = Engine::new(Arc::new(config), Arc::new(Model::embedded().unwrap()));
+        let engine = Engine::new(config.engine, Arc::new(Model::embedded().unwrap()));
         let mut catalog = start.clone();
         let options = EvalOptions {
             measured: vec![Scene::Recommend, Scene::Mall, Scene::Search],
@@ -290,7 +290,7 @@ fn evaluation_is_deterministic_and_targets_steer_the_shares() {
     let best = hindsight::solve(
         &online.pages,
         world.streamers.len(),
-        &engine.config().quotas,
+        &engine.params().quotas,
         &hindsight::Constraints {
             targets: Some(steered),
             concentration: 0.0,
@@ -306,7 +306,7 @@ fn evaluation_is_deterministic_and_targets_steer_the_shares() {
     let free = hindsight::solve(
         &online.pages,
         world.streamers.len(),
-        &engine.config().quotas,
+        &engine.params().quotas,
         &hindsight::Constraints::default(),
     );
     assert!(free.outcome.objective >= best.outcome.objective);
@@ -319,7 +319,7 @@ fn the_flow_serves_attributes_and_rewards_in_the_simulated_world_and_off_means_o
     let world = World::build(&start, SimParams::new(9, 400), spec.as_of);
     let run = |toml: &str| {
         let config = Config::from_toml(toml, "t", None).unwrap();
-        let engine = Engine::new(Arc::new(config), Arc::new(Model::embedded().unwrap()));
+        let engine = Engine::new(config.engine, Arc::new(Model::embedded().unwrap()));
         let mut catalog = start.clone();
         let options = EvalOptions {
             measured: vec![Scene::Recommend],
@@ -345,11 +345,11 @@ fn the_flow_serves_attributes_and_rewards_in_the_simulated_world_and_off_means_o
     );
     assert!(flow.attributed_purchases <= flow.brand_self_purchases);
     let now = world.day_start(2);
-    let totals = state.flow.sweep(now, &engine.config().chuanliu);
+    let totals = state.flow.sweep(now, &engine.params().chuanliu);
     assert!(totals.rewarded_streamers > 0, "influencers earned rewards");
     assert_eq!(totals.counts.impressions, flow.impressions);
     assert_eq!(totals.counts.conversions, flow.attributed_purchases);
     // Affinities were recorded with the flow off too, ready to be used.
-    let params = &engine.config().chuanliu;
+    let params = &engine.params().chuanliu;
     assert!(off_state.flow.sweep(now, params).active_affinities > 0);
 }

@@ -18,10 +18,12 @@
 pub mod concentration;
 pub mod exposure;
 pub mod floors;
+mod quotas;
 mod topk;
 
 pub use exposure::{ControllerView, ExposureParams, ExposureState};
 pub use floors::{Floors, MTable, Rounding};
+pub use quotas::{PositionWeights, QuotaParams};
 pub use topk::top_k;
 
 use crate::domain::Tier;

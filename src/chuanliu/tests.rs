@@ -28,7 +28,7 @@ const ALL: &str = "enroll_all_brands = true";
 
 fn engine_from(text: &str) -> Engine {
     let config = Config::from_toml(text, "test.toml", None).unwrap();
-    Engine::new(Arc::new(config), Arc::new(Model::embedded().unwrap()))
+    Engine::new(config.engine, Arc::new(Model::embedded().unwrap()))
 }
 
 /// No quotas; `chuanliu` holds `[chuanliu]` keys (and subtables other than
@@ -113,7 +113,7 @@ fn flow_items(r: &Ranking) -> Vec<&str> {
 #[test]
 fn a_buyer_through_an_influencer_gets_the_brands_own_stream_injected() {
     let (e, c, state) = (engine(ALL, ""), catalog(), RankState::new());
-    let params = &e.config().chuanliu;
+    let params = &e.params().chuanliu;
     let applied = state
         .flow
         .apply(&purchase("p1", "u1", Channel::Influencer, NOON), params);
@@ -151,7 +151,7 @@ fn a_proposed_stream_is_boosted_by_the_scene_factor_and_boost_mode_never_injects
     let state = RankState::new();
     state.flow.apply(
         &purchase("p1", "u1", Channel::Influencer, NOON),
-        &e.config().chuanliu,
+        &e.params().chuanliu,
     );
     let q = query("u1", &["inf-live", "b1-live"], 2, NOON);
     let before = plain.rank(&c, &RankState::new(), &q).unwrap();
@@ -181,7 +181,7 @@ fn only_enrolled_brands_take_part_and_a_paused_one_stops() {
     let c = catalog();
     let e_explicit = engine("", "");
     let state = RankState::new();
-    let params = &e_explicit.config().chuanliu;
+    let params = &e_explicit.params().chuanliu;
     state
         .flow
         .apply(&purchase("p1", "u1", Channel::Influencer, NOON), params);
@@ -215,7 +215,7 @@ fn the_frequency_cap_holds_per_user_and_brand() {
         catalog(),
         RankState::new(),
     );
-    let params = &e.config().chuanliu;
+    let params = &e.params().chuanliu;
     state
         .flow
         .apply(&purchase("p1", "u1", Channel::Influencer, NOON), params);
@@ -252,7 +252,7 @@ fn affinities_expire_after_their_ttl() {
     let (c, state) = (catalog(), RankState::new());
     state.flow.apply(
         &purchase("p1", "u1", Channel::Influencer, NOON),
-        &e.config().chuanliu,
+        &e.params().chuanliu,
     );
     let at = |h: i64| query("u1", &["inf-live"], 3, Millis(NOON.0 + h * HOUR));
     assert_eq!(
@@ -262,14 +262,14 @@ fn affinities_expire_after_their_ttl() {
     assert!(flow_items(&e.rank(&c, &state, &at(3)).unwrap()).is_empty());
     let totals = state
         .flow
-        .sweep(Millis(NOON.0 + 3 * HOUR), &e.config().chuanliu);
+        .sweep(Millis(NOON.0 + 3 * HOUR), &e.params().chuanliu);
     assert_eq!(totals.active_affinities, 0);
 }
 
 /// Ranks one page for each of `users` users with affinities, from
 /// `threads` threads at once; returns the flow slots served.
 fn flood(e: &Engine, c: &Catalog, state: &RankState, users: usize, threads: usize) -> usize {
-    let params = &e.config().chuanliu;
+    let params = &e.params().chuanliu;
     for u in 0..users {
         let user = format!("u{u}");
         state.flow.apply(
@@ -302,7 +302,7 @@ fn the_daily_budget_is_never_exceeded_by_concurrent_ranks() {
     let (c, state) = (catalog(), RankState::new());
     let served = flood(&e, &c, &state, 400, 8);
     assert_eq!(served, 120, "exactly the paced allowance, no more");
-    let totals = state.flow.totals(NOON, &e.config().chuanliu);
+    let totals = state.flow.totals(NOON, &e.params().chuanliu);
     assert_eq!(totals.spent_today, 120);
     assert_eq!(totals.counts.impressions, 120);
     assert_eq!(totals.remaining_today, 120);
@@ -317,11 +317,11 @@ fn a_brands_own_budget_caps_it_below_the_global_one() {
         daily_impressions: Some(48),
     });
     assert_eq!(flood(&e, &c, &state, 100, 4), 24);
-    let stats = state.flow.brand_stats(&[], NOON, &e.config().chuanliu);
+    let stats = state.flow.brand_stats(&[], NOON, &e.params().chuanliu);
     assert_eq!(stats[0].brand_id, "b1");
     assert_eq!(stats[0].spent_today, 24);
     assert_eq!(
-        state.flow.totals(NOON, &e.config().chuanliu).spent_today,
+        state.flow.totals(NOON, &e.params().chuanliu).spent_today,
         24,
         "what the brand refused was given back to the global budget"
     );
@@ -330,7 +330,7 @@ fn a_brands_own_budget_caps_it_below_the_global_one() {
 #[test]
 fn an_impression_that_is_not_placed_gives_its_budget_and_cap_place_back() {
     let (e, c, state) = (engine(ALL, ""), catalog(), RankState::new());
-    let params = &e.config().chuanliu;
+    let params = &e.params().chuanliu;
     state
         .flow
         .apply(&purchase("p1", "u1", Channel::Influencer, NOON), params);
@@ -350,7 +350,7 @@ fn an_impression_that_is_not_placed_gives_its_budget_and_cap_place_back() {
 #[test]
 fn attributed_purchases_count_and_reward_the_influencer() {
     let (e, c, state) = (engine(ALL, ""), catalog(), RankState::new());
-    let params = &e.config().chuanliu;
+    let params = &e.params().chuanliu;
     let flow = &state.flow;
     flow.apply(&purchase("p1", "u1", Channel::Influencer, NOON), params);
     // Bought in the brand's own stream before any flow impression: organic.
@@ -392,7 +392,7 @@ fn attributed_purchases_count_and_reward_the_influencer() {
 #[test]
 fn the_reward_is_capped() {
     let (e, state) = (engine(ALL, ""), RankState::new());
-    let params = &e.config().chuanliu;
+    let params = &e.params().chuanliu;
     for i in 0..200 {
         let user = format!("u{i}");
         state.flow.apply(
@@ -434,7 +434,7 @@ enroll_all_brands = true
     let (c, state) = (catalog(), RankState::new());
     state.flow.apply(
         &purchase("p1", "u1", Channel::Influencer, NOON),
-        &e.config().chuanliu,
+        &e.params().chuanliu,
     );
     let mut q = query("u1", &["other-live", "inf-live"], 2, NOON);
     q.candidates[0].pctr = Some(0.9);
@@ -452,7 +452,7 @@ enroll_all_brands = true
 #[test]
 fn a_snapshot_restores_the_same_state() {
     let (e, c, state) = (engine(ALL, ""), catalog(), RankState::new());
-    let params = &e.config().chuanliu;
+    let params = &e.params().chuanliu;
     state.flow.set_brand(&BrandSetting {
         brand_id: "b1".into(),
         enrollment: Enrollment::Enrolled,

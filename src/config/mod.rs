@@ -5,7 +5,6 @@
 //! ([`ConfigError`]); nothing is half-applied. `config/default.toml` is
 //! embedded in the binary and documents every key.
 
-mod curve;
 mod flow;
 mod traffic_log;
 
@@ -21,9 +20,6 @@ mod summary;
 mod whole;
 
 use check::{Invalid, in_range, invalid};
-pub use limits::Limits;
-pub use quotas::{PositionWeights, QuotaConfig};
-pub use scoring::{ColdStart, GateConfig, ScoreSource, ScoringConfig};
 pub use server::ServerConfig;
 
 pub use changes::{Change, changes};
@@ -65,11 +61,9 @@ pub fn restart_required(changes: &[Change]) -> Vec<&'static str> {
         .collect()
 }
 
-pub use curve::Curve;
-
 use crate::catalog::CatalogSource;
-use crate::chuanliu::FlowParams;
 use crate::domain::TierThresholds;
+use crate::engine::EngineParams;
 use crate::model::ModelSource;
 use raw::RawConfig;
 use sha2::{Digest, Sha256};
@@ -124,11 +118,9 @@ pub struct Config {
     pub server: ServerConfig,
     pub catalog: CatalogSource,
     pub model: ModelSource,
-    pub tiers: TierThresholds,
-    pub limits: Limits,
-    pub scoring: ScoringConfig,
-    pub gates: GateConfig,
-    pub quotas: QuotaConfig,
+    /// What ranking depends on: tiers, limits, scoring, gates, quotas and
+    /// the flow.
+    pub engine: EngineParams,
     /// Where acknowledged events are kept (the write-ahead log).
     pub events_dir: PathBuf,
     /// How often the flow state is snapshotted (and the log truncated);
@@ -136,8 +128,6 @@ pub struct Config {
     pub snapshot_interval: Option<Duration>,
     /// How long an event id is remembered to refuse duplicates.
     pub dedupe_window_ms: i64,
-    /// The distribution-to-self-broadcast flow.
-    pub chuanliu: FlowParams,
     /// The server's own traffic log.
     pub traffic_log: TrafficLogConfig,
 }
@@ -233,7 +223,7 @@ fn validate(
     let gates = scoring::validate_gates(gates)?;
     let quotas = quotas::validate(quotas, &limits)?;
     Ok(Config {
-        version,
+        version: version.clone(),
         origin: origin.to_string(),
         text: String::new(),
         events_dir: match events.dir.trim() {
@@ -251,16 +241,19 @@ fn validate(
         },
         dedupe_window_ms: (in_range("events.dedupe_hours", events.dedupe_hours, 1.0, 8760.0)?
             * 3_600_000.0) as i64,
-        chuanliu: flow::validate(chuanliu)?,
         traffic_log: traffic_log::validate(traffic_log, resolve)?,
         server,
         catalog,
         model,
-        tiers,
-        limits,
-        scoring,
-        gates,
-        quotas,
+        engine: EngineParams {
+            version,
+            tiers,
+            limits,
+            scoring,
+            gates,
+            quotas,
+            chuanliu: flow::validate(chuanliu)?,
+        },
     })
 }
 
@@ -283,6 +276,7 @@ mod tests {
     //! every bad value names its key; scene overrides apply only to their scene.
     use super::*;
     use crate::domain::Scene;
+    use crate::engine::ScoreSource;
 
     fn parse(text: &str) -> Result<Config, ConfigError> {
         Config::from_toml(text, "test.toml", None)
@@ -299,12 +293,12 @@ mod tests {
     fn shipped_default_parses_and_matches_code_defaults() {
         let shipped = Config::embedded_default().expect("config/default.toml must validate");
         let empty = parse("").unwrap();
-        assert_eq!(shipped.tiers, empty.tiers);
-        assert_eq!(shipped.limits, empty.limits);
-        assert_eq!(shipped.scoring, empty.scoring);
-        assert_eq!(shipped.gates, empty.gates);
-        assert_eq!(shipped.quotas, empty.quotas);
-        assert_eq!(shipped.chuanliu, empty.chuanliu);
+        assert_eq!(shipped.engine.tiers, empty.engine.tiers);
+        assert_eq!(shipped.engine.limits, empty.engine.limits);
+        assert_eq!(shipped.engine.scoring, empty.engine.scoring);
+        assert_eq!(shipped.engine.gates, empty.engine.gates);
+        assert_eq!(shipped.engine.quotas, empty.engine.quotas);
+        assert_eq!(shipped.engine.chuanliu, empty.engine.chuanliu);
         assert_eq!(shipped.traffic_log, empty.traffic_log);
         assert_eq!(shipped.snapshot_interval, empty.snapshot_interval);
         assert_eq!(shipped.dedupe_window_ms, empty.dedupe_window_ms);
@@ -444,15 +438,15 @@ mod tests {
     #[test]
     fn scene_overrides_inherit_and_override() {
         let c = parse("[scoring]\nsource = \"blend\"\nupstream_weight = 0.3\n[scoring.scenes.mall]\nsource = \"model\"\n[scoring.scenes.follow]\nupstream_weight = 0.9\n").unwrap();
-        assert_eq!(c.scoring.source(Scene::Mall), ScoreSource::Model);
+        assert_eq!(c.engine.scoring.source(Scene::Mall), ScoreSource::Model);
         assert_eq!(
-            c.scoring.source(Scene::Follow),
+            c.engine.scoring.source(Scene::Follow),
             ScoreSource::Blend {
                 upstream_weight: 0.9
             }
         );
         assert_eq!(
-            c.scoring.source(Scene::Recommend),
+            c.engine.scoring.source(Scene::Recommend),
             ScoreSource::Blend {
                 upstream_weight: 0.3
             }
@@ -473,38 +467,19 @@ mod tests {
 
     #[test]
     fn position_weights_default_to_the_log_discount_or_a_table() {
-        let d = parse("").unwrap().quotas.position_weights;
+        let d = parse("").unwrap().engine.quotas.position_weights;
         assert_eq!(d.weight(0), 1.0);
         assert!((d.weight(1) - 1.0 / 3f64.log2()).abs() < 1e-12);
         assert!((d.weight(6) - 1.0 / 3.0).abs() < 1e-12);
         let t = parse("[quotas]\nposition_weights = [1.0, 0.5, 0.25]")
             .unwrap()
+            .engine
             .quotas
             .position_weights;
         assert_eq!((t.weight(0), t.weight(2), t.weight(10)), (1.0, 0.25, 0.25));
         assert_eq!(
             key_of("[quotas]\nposition_weights = [1.0, 0.0]"),
             "quotas.position_weights"
-        );
-    }
-
-    #[test]
-    fn cold_start_tapers_to_one() {
-        let c = ColdStart {
-            window_ms: 100,
-            boost: 1.5,
-        };
-        assert_eq!(c.multiplier(0), 1.5);
-        assert_eq!(c.multiplier(50), 1.25);
-        assert_eq!(c.multiplier(100), 1.0);
-        assert_eq!(c.multiplier(1_000), 1.0);
-        assert_eq!(
-            ColdStart {
-                window_ms: 0,
-                boost: 2.0
-            }
-            .multiplier(0),
-            1.0
         );
     }
 }

@@ -1,71 +1,27 @@
 //! `[quotas]`: which scenes have quotas, the per-page floors, the
 //! per-streamer cap, position weights, tier targets and spreading.
 
-use super::Limits;
 use super::check::{Invalid, in_range, invalid};
 use super::raw::{self, RawFloorPolicy, RawQuotas, RawRounding};
-use crate::allocate::{ExposureParams, Floors, Rounding};
+use crate::allocate::{ExposureParams, Floors, PositionWeights, QuotaParams, Rounding};
 use crate::domain::Scene;
+use crate::engine::Limits;
 
-/// Fairness quotas applied when filling a page.
-#[derive(Debug, Clone, PartialEq)]
-pub struct QuotaConfig {
-    enabled: [bool; Scene::ALL.len()],
-    /// At most this many items of one streamer on a page (0: no cap).
-    pub max_items_per_streamer: u32,
-    pub floors: Floors,
-    /// How much exposure each slot gives.
-    pub position_weights: PositionWeights,
-    /// Amortized tier targets and within-tier spreading.
-    pub exposure: ExposureParams,
-}
-
-/// Exposure of a slot by position: `1 / log2(i + 2)` for 0-based slot `i`
-/// (the DCG discount: 1 for the first slot), or a configured table whose last
-/// value holds for slots beyond it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PositionWeights {
-    table: Vec<f64>,
-}
-
-impl PositionWeights {
-    pub fn new(table: Vec<f64>) -> Result<PositionWeights, String> {
-        if let Some((i, w)) = table
-            .iter()
-            .enumerate()
-            .find(|(_, w)| !(w.is_finite() && **w > 0.0 && **w <= 1e6))
-        {
-            return Err(format!("weight {i} ({w}) must be a positive finite number"));
-        }
-        Ok(PositionWeights { table })
-    }
-
-    pub fn weight(&self, slot: usize) -> f64 {
-        match self.table.last() {
-            None => 1.0 / ((slot + 2) as f64).log2(),
-            Some(&last) => self.table.get(slot).copied().unwrap_or(last),
-        }
-    }
-}
-
-impl QuotaConfig {
-    /// Whether quotas apply to pages of this scene.
-    pub fn applies_to(&self, scene: Scene) -> bool {
-        self.enabled[scene.index()]
-    }
-}
-
-pub(super) fn validate(quotas: RawQuotas, limits: &Limits) -> Result<QuotaConfig, Invalid> {
-    let mut enabled = [false; Scene::ALL.len()];
-    for name in &quotas.scenes {
-        let scene = Scene::from_name(name).ok_or_else(|| {
-            invalid(
-                "quotas.scenes",
-                format!("unknown scene `{name}`; expected recommend, follow, mall, search or shop"),
-            )
-        })?;
-        enabled[scene.index()] = true;
-    }
+pub(super) fn validate(quotas: RawQuotas, limits: &Limits) -> Result<QuotaParams, Invalid> {
+    let scenes = quotas
+        .scenes
+        .iter()
+        .map(|name| {
+            Scene::from_name(name).ok_or_else(|| {
+                invalid(
+                    "quotas.scenes",
+                    format!(
+                        "unknown scene `{name}`; expected recommend, follow, mall, search or shop"
+                    ),
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let f = &quotas.floors;
     let shares = [f.top, f.mid, f.small];
     let max_slots = limits.max_slots as usize;
@@ -84,19 +40,19 @@ pub(super) fn validate(quotas: RawQuotas, limits: &Limits) -> Result<QuotaConfig
         "" => invalid("quotas.floors", reason),
         key => invalid(&format!("quotas.floors.{key}"), reason),
     })?;
-    Ok(QuotaConfig {
-        enabled,
-        max_items_per_streamer: in_range(
+    Ok(QuotaParams::new(
+        &scenes,
+        in_range(
             "quotas.max_items_per_streamer",
             quotas.max_items_per_streamer,
             0,
             1000,
         )? as u32,
         floors,
-        position_weights: PositionWeights::new(quotas.position_weights)
+        PositionWeights::new(quotas.position_weights)
             .map_err(|reason| invalid("quotas.position_weights", reason))?,
-        exposure: exposure_params(&quotas.targets, &quotas.spreading)?,
-    })
+        exposure_params(&quotas.targets, &quotas.spreading)?,
+    ))
 }
 
 fn exposure_params(t: &raw::RawTargets, s: &raw::RawSpreading) -> Result<ExposureParams, Invalid> {

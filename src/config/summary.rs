@@ -10,7 +10,7 @@ impl Config {
     pub fn summary(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "version      {}", self.version);
-        let t = &self.tiers;
+        let t = &self.engine.tiers;
         let _ = writeln!(
             out,
             "tiers        top >= {} followers, mid >= {}, small below",
@@ -19,10 +19,10 @@ impl Config {
         );
         let scenes: Vec<&str> = Scene::ALL
             .iter()
-            .filter(|s| self.quotas.applies_to(**s))
+            .filter(|s| self.engine.quotas.applies_to(**s))
             .map(|s| s.name())
             .collect();
-        let floors = match &self.quotas.floors {
+        let floors = match &self.engine.quotas.floors {
             Floors::None => "none".to_string(),
             Floors::Proportional { shares, .. } => format!("proportional {}", shares_text(shares)),
             Floors::Fair { shares, alpha, .. } => {
@@ -37,14 +37,14 @@ impl Config {
             } else {
                 scenes.join(", ")
             },
-            self.quotas.max_items_per_streamer
+            self.engine.quotas.max_items_per_streamer
         );
-        let targets = match self.quotas.exposure.targets {
+        let targets = match self.engine.quotas.exposure.targets {
             Some(t) => shares_text(&t),
             None => "off".to_string(),
         };
         let _ = writeln!(out, "targets      {targets}");
-        let flow = &self.chuanliu;
+        let flow = &self.engine.chuanliu;
         let _ = writeln!(
             out,
             "flow         {}; budget {} impressions/day{}; cap {} per user and brand",
@@ -57,7 +57,7 @@ impl Config {
             },
             flow.frequency_cap
         );
-        let l = &self.limits;
+        let l = &self.engine.limits;
         let _ = writeln!(
             out,
             "limits       {} candidates, {} slots, ids of {} bytes; Rank messages up to {} bytes",

@@ -7,18 +7,24 @@
 //! the catalog, the query (with its time) and the [`RankState`] it reads and
 //! updates (the exposure controller and the flow).
 
+mod curve;
 mod gate;
+mod limits;
+mod params;
 mod query;
 mod resolve;
 mod score;
 
+pub use curve::Curve;
+pub use gate::{ColdStart, GateParams};
+pub use limits::Limits;
+pub use params::EngineParams;
 pub use query::{Candidate, RankQuery, Ranking, Slot};
-pub use score::{Estimate, combine};
+pub use score::{Estimate, ScoreSource, ScoringParams, combine};
 
 use crate::allocate::{self, ExposureState, Placement};
 use crate::catalog::Catalog;
 use crate::chuanliu::{Flow, Reservation};
-use crate::config::Config;
 use crate::domain::{FieldError, ItemKind, Reason, Reasons, Scene, Tier};
 use crate::model::{FeatureInput, Model};
 use gate::GateOutcome;
@@ -49,22 +55,25 @@ pub enum RankError {
     InvalidArgument(#[from] FieldError),
 }
 
-/// The configuration and model a request is ranked under. Cheap to clone
+/// The parameters and model a request is ranked under. Cheap to clone
 /// (two `Arc`s); a config reload builds a new `Engine` and swaps it in, and a
 /// request in flight keeps the one it started with.
 #[derive(Debug, Clone)]
 pub struct Engine {
-    config: Arc<Config>,
+    params: Arc<EngineParams>,
     model: Arc<Model>,
 }
 
 impl Engine {
-    pub fn new(config: Arc<Config>, model: Arc<Model>) -> Engine {
-        Engine { config, model }
+    pub fn new(params: impl Into<Arc<EngineParams>>, model: Arc<Model>) -> Engine {
+        Engine {
+            params: params.into(),
+            model,
+        }
     }
 
-    pub fn config(&self) -> &Config {
-        &self.config
+    pub fn params(&self) -> &EngineParams {
+        &self.params
     }
 
     pub fn model(&self) -> &Model {
@@ -97,7 +106,7 @@ impl Engine {
         query: &RankQuery,
     ) -> Ranking {
         let slots = query.slots as usize;
-        let quotas = &self.config.quotas;
+        let quotas = &self.params.quotas;
         if !quotas.applies_to(query.scene) {
             let placed: Vec<Placement> =
                 allocate::top_k(&evaluation.scores, &evaluation.eligible, slots)
@@ -141,8 +150,8 @@ impl Engine {
         query: &'a RankQuery,
         flow: Option<&'a Flow>,
     ) -> Result<Evaluation<'a>, RankError> {
-        query.validate(&self.config.limits)?;
-        let params = &self.config.chuanliu;
+        query.validate(&self.params.limits)?;
+        let params = &self.params.chuanliu;
         let mut reservations = flow.map_or_else(Vec::new, |flow| {
             flow.reserve(params, query.scene, &query.user_id, query.now, |brand| {
                 let stream = catalog.live_self_stream(brand)?;
@@ -156,24 +165,24 @@ impl Engine {
         let mut items: Vec<Resolved> = query
             .candidates
             .iter()
-            .map(|c| Resolved::new(Cow::Borrowed(c), catalog, &self.config))
+            .map(|c| Resolved::new(Cow::Borrowed(c), catalog, &self.params))
             .collect();
         for r in &mut reservations {
             if r.candidate.is_none() {
                 r.candidate = Some(items.len());
                 let injected = Candidate::new(r.stream, ItemKind::LiveStream);
-                items.push(Resolved::new(Cow::Owned(injected), catalog, &self.config));
+                items.push(Resolved::new(Cow::Owned(injected), catalog, &self.params));
             }
         }
         let estimates = score::estimate(
             &self.model,
-            self.config.scoring.source(query.scene),
+            self.params.scoring.source(query.scene),
             query.scene,
             &items,
         );
         let gates: Vec<GateOutcome> = items
             .iter()
-            .map(|r| gate::apply(&self.config.gates, r, query.now))
+            .map(|r| gate::apply(&self.params.gates, r, query.now))
             .collect();
         let mut scores: Vec<f64> = estimates
             .iter()
@@ -192,7 +201,7 @@ impl Engine {
             f.reward_multipliers(items.iter().map(|r| r.streamer_id), query.now, params)
         });
         if let Some(rewards) = rewards {
-            let threshold = self.config.gates.reason_threshold;
+            let threshold = self.params.gates.reason_threshold;
             for (i, m) in rewards.into_iter().enumerate() {
                 scores[i] *= m;
                 if m > 1.0 + threshold {
@@ -231,7 +240,7 @@ impl Engine {
             marks,
             ..
         } = evaluation;
-        let threshold = self.config.gates.reason_threshold;
+        let threshold = self.params.gates.reason_threshold;
         let slots = placed
             .iter()
             .enumerate()
@@ -255,7 +264,7 @@ impl Engine {
                     tier: r.tier,
                     score: scores[i],
                     expected_value: e.expected_value,
-                    exposure: self.config.quotas.position_weights.weight(position),
+                    exposure: self.params.quotas.position_weights.weight(position),
                     pctr: e.pctr,
                     pcvr: e.pcvr,
                     reasons,
@@ -266,7 +275,7 @@ impl Engine {
         Ranking {
             request_id: query.request_id.clone(),
             slots,
-            config_version: self.config.version.clone(),
+            config_version: self.params.version.clone(),
             model_version: self.model.version().to_string(),
             unresolved: items.iter().filter(|r| !r.resolved).count() as u32,
             ineligible: eligible.iter().filter(|&&e| !e).count() as u32,

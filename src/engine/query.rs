@@ -2,7 +2,7 @@
 //! query must pass. These types are the engine's own: the server maps the
 //! wire types onto them, the replay CLI builds them from log records.
 
-use crate::config::Limits;
+use super::Limits;
 use crate::domain::{
     FieldError, ItemKind, Millis, Reasons, Scene, Tier, check_id, id_problem, price_problem,
 };

@@ -3,9 +3,9 @@
 //! default (unknown streamer: small tier; unknown price: the configured
 //! order value; unknown scores: neutral).
 
+use super::EngineParams;
 use super::query::Candidate;
 use crate::catalog::{Catalog, QualityScores, Streamer};
-use crate::config::Config;
 use crate::domain::{ItemKind, Millis, Scene, StreamerKind, Tier};
 use crate::model::FeatureInput;
 use std::borrow::Cow;
@@ -29,7 +29,7 @@ pub struct Resolved<'a> {
 }
 
 impl<'a> Resolved<'a> {
-    pub fn new(c: Cow<'a, Candidate>, catalog: &'a Catalog, config: &Config) -> Resolved<'a> {
+    pub fn new(c: Cow<'a, Candidate>, catalog: &'a Catalog, params: &EngineParams) -> Resolved<'a> {
         let (catalog_streamer, catalog_price, cart_size, item_product, resolved, eligible) =
             match c.kind {
                 ItemKind::LiveStream => match catalog.stream(&c.item_id) {
@@ -67,13 +67,13 @@ impl<'a> Resolved<'a> {
         let price = c
             .price
             .or(catalog_price)
-            .unwrap_or(config.scoring.default_order_value);
+            .unwrap_or(params.scoring.default_order_value);
         Resolved {
             candidate: c,
             streamer_id,
             streamer,
             // A streamer the catalog does not know is most likely new, hence small.
-            tier: streamer.map_or(Tier::Small, |s| config.tiers.classify(s.followers)),
+            tier: streamer.map_or(Tier::Small, |s| params.tiers.classify(s.followers)),
             price,
             scores: QualityScores {
                 product: item_product.or(seller_scores.product),

@@ -3,10 +3,46 @@
 //! scene's [`ScoreSource`] decides how the caller's estimates enter.
 
 use super::resolve::Resolved;
-use crate::config::ScoreSource;
 use crate::domain::Scene;
 use crate::model::{Model, N_FEATURES};
 use ndarray::Array2;
+
+/// How the caller's pCTR/pCVR estimates are combined with the model's.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ScoreSource {
+    /// The caller's when sent, else the model's.
+    Upstream,
+    /// Always the model's.
+    Model,
+    /// `w * caller's + (1 - w) * model's` when the caller sent one, else the model's.
+    Blend { upstream_weight: f64 },
+}
+
+/// Where pCTR and pCVR come from, per scene (`[scoring]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScoringParams {
+    per_scene: [ScoreSource; Scene::ALL.len()],
+    /// Order value (yuan) for a candidate whose price is unknown.
+    pub default_order_value: f64,
+}
+
+impl ScoringParams {
+    /// `per_scene` in [`Scene::index`] order.
+    pub fn new(
+        per_scene: [ScoreSource; Scene::ALL.len()],
+        default_order_value: f64,
+    ) -> ScoringParams {
+        ScoringParams {
+            per_scene,
+            default_order_value,
+        }
+    }
+
+    /// How estimates are combined on pages of `scene`.
+    pub fn source(&self, scene: Scene) -> ScoreSource {
+        self.per_scene[scene.index()]
+    }
+}
 
 /// Probabilities and expected value of one candidate.
 #[derive(Debug, Clone, Copy, PartialEq)]

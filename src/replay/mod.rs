@@ -196,7 +196,7 @@ pub fn run(
     }
     out.rankings
         .sort_by(|a, b| (a.time, &a.request_id).cmp(&(b.time, &b.request_id)));
-    let params = &engine.config().chuanliu;
+    let params = &engine.params().chuanliu;
     out.replayed.flow_budget = params.daily_impressions * shards as u64;
     out
 }
@@ -220,7 +220,7 @@ fn replay_shard(
         flow: options.start.map(StartState::flow).unwrap_or_default(),
         ..RankState::new()
     };
-    let config = engine.config();
+    let params = engine.params();
     let mut out = Replayed {
         replayed: Figures::new(index.len()),
         logged: Figures::new(index.len()),
@@ -228,7 +228,7 @@ fn replay_shard(
     };
     let mut users = options.responder.map(interactive::ShardUsers::new);
     let apply = |e: &crate::domain::Event, out: &mut Replayed| {
-        let applied = state.flow.apply(e, &config.chuanliu);
+        let applied = state.flow.apply(e, &params.chuanliu);
         if let Some(price) = applied.attributed {
             out.replayed.attributed_conversions += 1;
             out.replayed.attributed_gmv += price;
@@ -283,7 +283,7 @@ fn replay_shard(
                                 expected_value: e.map_or(0.0, |e| e.expected_value),
                             });
                             figures::PageSlot {
-                                exposure: config.quotas.position_weights.weight(position),
+                                exposure: params.quotas.position_weights.weight(position),
                                 tier: i.map(|i| evaluation.tier(i)),
                                 streamer: i.and_then(|i| evaluation.streamer(i)),
                                 expected_value: i

@@ -41,11 +41,11 @@ impl PolicyReport {
     /// The report of `engine`'s replay, named `name`. Targets are only a
     /// yardstick for a config whose quotas act on some scene.
     pub fn of(engine: &Engine, name: String, r: &Replayed, max_weight: f64) -> PolicyReport {
-        let quotas = &engine.config().quotas;
+        let quotas = &engine.params().quotas;
         let acts = Scene::ALL.iter().any(|&s| quotas.applies_to(s));
         PolicyReport::new(
             name,
-            engine.config().version.clone(),
+            engine.params().version.clone(),
             quotas.exposure.targets.filter(|_| acts),
             r,
             max_weight,
@@ -454,7 +454,7 @@ mod tests {
 
     fn engine(toml: &str) -> Engine {
         let config = Config::from_toml(toml, "t.toml", None).unwrap();
-        Engine::new(Arc::new(config), Arc::new(Model::embedded().unwrap()))
+        Engine::new(config.engine, Arc::new(Model::embedded().unwrap()))
     }
 
     fn replayed() -> Replayed {

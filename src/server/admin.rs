@@ -68,8 +68,8 @@ impl pb::admin_service_server::AdminService for AdminApi {
         &self,
         _request: Request<pb::GetConfigRequest>,
     ) -> Result<Response<pb::GetConfigResponse>, Status> {
-        let engine = self.state.engine();
-        let config = engine.config();
+        let live = self.state.live();
+        let config = &live.config;
         Ok(Response::new(pb::GetConfigResponse {
             version: config.version.clone(),
             origin: config.origin.clone(),
@@ -81,15 +81,15 @@ impl pb::admin_service_server::AdminService for AdminApi {
         &self,
         _request: Request<pb::GetQuotaStateRequest>,
     ) -> Result<Response<pb::QuotaState>, Status> {
-        let engine = self.state.engine();
+        let live = self.state.live();
         let view = self
             .state
             .ranking
             .exposure
-            .view(&engine.config().quotas.exposure, super::wall_clock());
+            .view(&live.config.engine.quotas.exposure, super::wall_clock());
         Ok(Response::new(quota_state(
             view,
-            engine.config().version.clone(),
+            live.config.version.clone(),
         )))
     }
 
@@ -106,8 +106,8 @@ impl pb::admin_service_server::AdminService for AdminApi {
         &self,
         request: Request<pb::GetFlowStatsRequest>,
     ) -> Result<Response<pb::FlowStats>, Status> {
-        let engine = self.state.engine();
-        let params = &engine.config().chuanliu;
+        let live = self.state.live();
+        let params = &live.config.engine.chuanliu;
         let (flow, now) = (&self.state.ranking.flow, super::wall_clock());
         let totals = flow.totals(now, params);
         let brands = flow.brand_stats(&request.into_inner().brand_ids, now, params);
@@ -123,7 +123,7 @@ impl pb::admin_service_server::AdminService for AdminApi {
             users: totals.users,
             rewarded_streamers: totals.rewarded_streamers,
             brands: brands.into_iter().map(brand_stats_to_pb).collect(),
-            config_version: engine.config().version.clone(),
+            config_version: live.config.version.clone(),
         }))
     }
 
@@ -131,11 +131,15 @@ impl pb::admin_service_server::AdminService for AdminApi {
         &self,
         request: Request<pb::GetUserAffinitiesRequest>,
     ) -> Result<Response<pb::UserAffinities>, Status> {
-        let engine = self.state.engine();
-        let config = engine.config();
+        let live = self.state.live();
+        let config = &live.config;
         let user_id = request.into_inner().user_id;
-        check_id("user_id", &user_id, config.limits.max_id_bytes as usize)
-            .map_err(|e| status::invalid_argument(&e))?;
+        check_id(
+            "user_id",
+            &user_id,
+            config.engine.limits.max_id_bytes as usize,
+        )
+        .map_err(|e| status::invalid_argument(&e))?;
         let (flow, now) = (&self.state.ranking.flow, super::wall_clock());
         let seconds_to_ms = |s: crate::chuanliu::Secs| s.0 as i64 * 1000;
         let affinities = flow
@@ -143,11 +147,11 @@ impl pb::admin_service_server::AdminService for AdminApi {
             .into_iter()
             .map(|(brand_id, a, sources)| pb::UserAffinity {
                 brand_id,
-                weight: a.weight_at(now.into(), &config.chuanliu.affinity),
+                weight: a.weight_at(now.into(), &config.engine.chuanliu.affinity),
                 source_streamer_ids: sources,
                 updated_ms: seconds_to_ms(a.updated),
                 last_shown_ms: seconds_to_ms(a.shown),
-                triggers: flow.can_trigger(&a, now, &config.chuanliu),
+                triggers: flow.can_trigger(&a, now, &config.engine.chuanliu),
             })
             .collect();
         Ok(Response::new(pb::UserAffinities {
@@ -204,8 +208,8 @@ impl AdminApi {
         &self,
         request: pb::SetBrandFlowRequest,
     ) -> Result<pb::BrandFlowStats, Status> {
-        let engine = self.state.engine();
-        let setting = brand_setting(request, engine.config().limits.max_id_bytes as usize)
+        let live = self.state.live();
+        let setting = brand_setting(request, live.config.engine.limits.max_id_bytes as usize)
             .map_err(|e| status::invalid_argument(&e))?;
         if !self.state.catalog.read().knows_brand(&setting.brand_id) {
             return Err(status::invalid_argument(&crate::domain::FieldError::new(
@@ -240,7 +244,7 @@ impl AdminApi {
         let stats = self.state.ranking.flow.brand_stats(
             &[setting.brand_id],
             super::wall_clock(),
-            &engine.config().chuanliu,
+            &live.config.engine.chuanliu,
         );
         Ok(brand_stats_to_pb(
             stats

@@ -22,7 +22,7 @@ impl CatalogApi {
         batch: Vec<T>,
         apply: UpsertFn<T>,
     ) -> Result<Response<pb::UpsertReply>, Status> {
-        let max_id = self.state.engine().config().limits.max_id_bytes as usize;
+        let max_id = self.state.live().config.engine.limits.max_id_bytes as usize;
         let count = apply(&mut self.state.catalog.write(), batch, max_id)
             .map_err(|e| record_error(name, e))?;
         Ok(Response::new(pb::UpsertReply {
@@ -97,8 +97,8 @@ impl pb::catalog_service_server::CatalogService for CatalogApi {
         &self,
         request: Request<pb::GetRequest>,
     ) -> Result<Response<pb::GetStreamersReply>, Status> {
-        let engine = self.state.engine();
-        let tiers = engine.config().tiers;
+        let live = self.state.live();
+        let tiers = live.config.engine.tiers;
         let catalog = self.state.catalog.read();
         let (streamers, missing_ids) = lookup(
             request.into_inner().ids,
@@ -144,7 +144,7 @@ impl pb::catalog_service_server::CatalogService for CatalogApi {
         &self,
         _request: Request<pb::GetCatalogStatsRequest>,
     ) -> Result<Response<pb::CatalogStats>, Status> {
-        let tiers = self.state.engine().config().tiers;
+        let tiers = self.state.live().config.engine.tiers;
         let stats = self.state.catalog.read().stats(&tiers);
         Ok(Response::new(convert::catalog_stats(stats)))
     }

@@ -25,8 +25,8 @@ impl EventApi {
         first_index: usize,
         reply: &mut pb::IngestReply,
     ) -> Result<(), Status> {
-        let engine = self.state.engine();
-        let max_id = engine.config().limits.max_id_bytes as usize;
+        let live = self.state.live();
+        let max_id = live.config.engine.limits.max_id_bytes as usize;
         // An event older than the dedupe window could be a resend whose id
         // is forgotten: taking it could apply it twice. One far in the future
         // would move the window for everyone.
@@ -43,7 +43,7 @@ impl EventApi {
                             "time_ms",
                             format!(
                                 "older than the dedupe window ({} h before the latest event taken, events.dedupe_hours): a resend could not be told from a new event",
-                                engine.config().dedupe_window_ms / 3_600_000
+                                live.config.dedupe_window_ms / 3_600_000
                             ),
                         ))
                     } else if event.time > latest {

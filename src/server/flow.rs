@@ -78,15 +78,15 @@ impl State {
     pub(super) fn ingest(&self, events: Vec<Event>) -> Result<Ingested, EventLogError> {
         let _applying = self.apply_gate.read();
         let ingested = self.events.ingest(events)?;
-        let engine = self.engine();
-        let params = &engine.config().chuanliu;
+        let live = self.live();
+        let params = &live.config.engine.chuanliu;
         for event in &ingested.accepted {
             let applied = self.ranking.flow.apply(event, params);
             metrics::record_flow_event(&applied);
             if let crate::domain::EventKind::Purchase { channel, .. } = &event.kind {
                 metrics::record_purchase(*channel);
             }
-            if self.logs_traffic(&engine, &event.user_id)
+            if self.logs_traffic(&live.config, &event.user_id)
                 && let Some(purchase) = Purchase::of(event)
             {
                 self.log_traffic(Record::Purchase(purchase));
@@ -144,7 +144,7 @@ impl State {
     /// the latest event accepted. Ids of older events are forgotten, so an
     /// older event could be a resend that would be applied twice.
     pub(super) fn event_horizon(&self) -> Millis {
-        let window = self.engine().config().dedupe_window_ms;
+        let window = self.live().config.dedupe_window_ms;
         Millis(self.events.newest().0.saturating_sub(window))
     }
 
@@ -155,7 +155,7 @@ impl State {
         let totals = self
             .ranking
             .flow
-            .sweep(now, &self.engine().config().chuanliu);
+            .sweep(now, &self.live().config.engine.chuanliu);
         let remembered = self.events.forget_before(self.event_horizon());
         metrics::record_flow_totals(&totals, Some(remembered));
     }
@@ -166,7 +166,7 @@ impl State {
         let totals = self
             .ranking
             .flow
-            .totals(now, &self.engine().config().chuanliu);
+            .totals(now, &self.live().config.engine.chuanliu);
         metrics::record_flow_totals(&totals, None);
     }
 }
@@ -175,9 +175,9 @@ impl State {
 /// reload changes it).
 pub(super) async fn snapshots(state: Arc<State>) {
     loop {
-        let every = state.engine().config().snapshot_interval;
+        let every = state.live().config.snapshot_interval;
         tokio::time::sleep(every.unwrap_or(Duration::from_secs(60))).await;
-        if every.is_none() || state.engine().config().snapshot_interval.is_none() {
+        if every.is_none() || state.live().config.snapshot_interval.is_none() {
             continue;
         }
         let state = state.clone();
@@ -191,7 +191,7 @@ pub(super) async fn sweeps(state: Arc<State>) {
     loop {
         let sweeping = state.clone();
         let _ = tokio::task::spawn_blocking(move || sweeping.sweep_flow(wall_clock())).await;
-        let every = state.engine().config().chuanliu.sweep_interval;
+        let every = state.live().config.engine.chuanliu.sweep_interval;
         tokio::time::sleep(every).await;
     }
 }

@@ -70,9 +70,9 @@ pub(crate) fn monotonic_now() -> std::time::Instant {
 
 /// What the server shares between requests.
 pub struct State {
-    /// Config and model, swapped whole on reload; a request holds the `Arc`
-    /// it started with.
-    engine: ArcSwap<Engine>,
+    /// Config, model and the engine built from them, swapped whole on
+    /// reload; a request holds the `Arc` it started with.
+    live: ArcSwap<Live>,
     /// Read by every `Rank`, written by catalog upserts. Upserts are rare next
     /// to ranks and hold the lock only to validate and apply one batch, so one
     /// read-write lock is the simple choice.
@@ -95,6 +95,22 @@ pub struct State {
     reload_lock: parking_lot::Mutex<()>,
     /// `Rank` requests admitted and not yet answered.
     in_flight: AtomicUsize,
+}
+
+/// The config in force and the engine built from it: one value, so a
+/// request never sees one without the other.
+pub struct Live {
+    pub config: Config,
+    pub engine: Engine,
+}
+
+impl Live {
+    pub fn new(config: Config, model: Arc<Model>) -> Live {
+        Live {
+            engine: Engine::new(config.engine.clone(), model),
+            config,
+        }
+    }
 }
 
 /// One admitted `Rank`; dropping it frees the place.
@@ -139,14 +155,14 @@ impl State {
     /// `config_path` is the file the engine's config came from, for reloads;
     /// `flow` the flow state recovered from `events` (in `events_dir`).
     pub fn new(
-        engine: Engine,
+        live: Live,
         catalog: Catalog,
         (events, events_dir, flow): (Box<dyn EventStore>, PathBuf, Flow),
         traffic: Option<TrafficSink>,
         config_path: Option<PathBuf>,
     ) -> Arc<State> {
         Arc::new(State {
-            engine: ArcSwap::from_pointee(engine),
+            live: ArcSwap::from_pointee(live),
             catalog: RwLock::new(catalog),
             ranking: RankState {
                 exposure: Default::default(),
@@ -172,10 +188,10 @@ impl State {
         events_dir: Option<PathBuf>,
     ) -> Result<Arc<State>, StartError> {
         let model = Model::from_source(&config.model)?;
-        let max_id = config.limits.max_id_bytes as usize;
+        let max_id = config.engine.limits.max_id_bytes as usize;
         let catalog = Catalog::from_source(&config.catalog, max_id)?;
         let events_dir = events_dir.unwrap_or_else(|| config.events_dir.clone());
-        let recovered = flow::recover(&events_dir, &config.chuanliu)?;
+        let recovered = flow::recover(&events_dir, &config.engine.chuanliu)?;
         let traffic = match &config.traffic_log.dir {
             None => None,
             Some(dir) => Some(
@@ -194,7 +210,7 @@ impl State {
             ),
         };
         Ok(State::new(
-            Engine::new(Arc::new(config), Arc::new(model)),
+            Live::new(config, Arc::new(model)),
             catalog,
             recovered,
             traffic,
@@ -217,16 +233,16 @@ impl State {
         })
     }
 
-    /// The engine in force now.
-    pub fn engine(&self) -> Arc<Engine> {
-        self.engine.load_full()
+    /// The config and engine in force now.
+    pub fn live(&self) -> Arc<Live> {
+        self.live.load_full()
     }
 
     /// Whether `user`'s traffic goes to the traffic log: there is one and
     /// the user is sampled. Checked before a record is built, so requests
     /// that are not logged build nothing.
-    fn logs_traffic(&self, engine: &Engine, user: &str) -> bool {
-        self.traffic.is_some() && engine.config().traffic_log.samples(user)
+    fn logs_traffic(&self, config: &Config, user: &str) -> bool {
+        self.traffic.is_some() && config.traffic_log.samples(user)
     }
 
     /// Offers a record to the traffic log. Never blocks.
@@ -246,7 +262,7 @@ pub async fn run(
     state: Arc<State>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), StartError> {
-    let server_config = state.engine().config().server.clone();
+    let server_config = state.live().config.server.clone();
     // Background tasks end with the server: aborted on return (the metrics
     // endpoint closes its listener when its task is dropped).
     let mut background = tokio::task::JoinSet::new();
@@ -281,11 +297,11 @@ async fn refresh_metrics(state: Arc<State>, every: std::time::Duration) {
         tick.tick().await;
         let state = state.clone();
         let _ = tokio::task::spawn_blocking(move || {
-            let engine = state.engine();
+            let live = state.live();
             let view = state
                 .ranking
                 .exposure
-                .view(&engine.config().quotas.exposure, wall_clock());
+                .view(&live.config.engine.quotas.exposure, wall_clock());
             metrics::record_controller(&view);
             state.publish_flow(wall_clock());
         })
@@ -317,10 +333,10 @@ async fn serve_grpc(
     let reflection_v1 = reflection::v1::server(index.clone());
     let reflection_alpha = reflection::v1alpha::server(index);
 
-    let max_bytes = state.engine().config().server.max_message_bytes;
+    let max_bytes = state.live().config.server.max_message_bytes;
     // A Rank longer than any valid one is refused on its length alone.
-    let max_rank_bytes = state.engine().config().limits.max_rank_message_bytes();
-    let state_grace = state.engine().config().server.drain_grace;
+    let max_rank_bytes = state.live().config.engine.limits.max_rank_message_bytes();
+    let state_grace = state.live().config.server.drain_grace;
     let rank = RankServiceServer::new(rank::RankApi {
         state: state.clone(),
     })
@@ -336,7 +352,7 @@ async fn serve_grpc(
     .max_encoding_message_size(max_bytes);
     let max_candidates: codec::MaxCandidates = {
         let state = state.clone();
-        Arc::new(move || state.engine.load().config().limits.max_candidates as usize)
+        Arc::new(move || state.live.load().config.engine.limits.max_candidates as usize)
     };
     let catalog = CatalogServiceServer::new(catalog::CatalogApi { state })
         .max_decoding_message_size(max_bytes)

@@ -57,8 +57,8 @@ impl RankApi {
     ) -> Result<Response<pb::RankResponse>, Status> {
         // The engine snapshot is taken once: a reload mid-request does not
         // change the config this request is ranked under.
-        let engine = self.state.engine();
-        let limits = &engine.config().server;
+        let live = self.state.live();
+        let limits = &live.config.server;
         let Some(admitted) = self.state.admit(limits.max_concurrent_requests) else {
             metrics::record_shed("concurrency");
             return Err(Unanswered::Overloaded {
@@ -81,12 +81,12 @@ impl RankApi {
             let _admitted = admitted;
             let ranking = {
                 let catalog = state.catalog.read();
-                engine.rank(&catalog, &state.ranking, &query)
+                live.engine.rank(&catalog, &state.ranking, &query)
             };
             // Logged from here, right after ranking, so the log's order is
             // the order pages updated the state in.
             match &ranking {
-                Ok(served) if state.logs_traffic(&engine, &query.user_id) => {
+                Ok(served) if state.logs_traffic(&live.config, &query.user_id) => {
                     let request_id = query.request_id.clone();
                     state.log_traffic(Record::Rank(RankRecord::served(query, served)));
                     (request_id, ranking)

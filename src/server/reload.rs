@@ -5,9 +5,9 @@
 //! Requests in flight keep the engine they started with (an `Arc`), and the
 //! exposure state lives beside the engine, so controller state carries over.
 
+use super::Live;
 use super::{State, metrics};
 use crate::config::{Config, ConfigError};
-use crate::engine::Engine;
 use crate::model::{Model, ModelError};
 use std::sync::Arc;
 use std::time::Duration;
@@ -70,12 +70,12 @@ impl State {
     fn reload_locked(&self) -> Result<Reloaded, ReloadError> {
         let path = self.config_path.as_deref().ok_or(ReloadError::NoFile)?;
         let next = Config::load_settled(path, SETTLE)?;
-        let current = self.engine();
-        let previous_version = current.config().version.clone();
+        let current = self.live();
+        let previous_version = current.config.version.clone();
         // The model file is read again even when the config text is the
         // same: a new model is rolled out by replacing the file and reloading.
         let model = Model::from_source(&next.model)?;
-        if next.version == previous_version && model.version() == current.model().version() {
+        if next.version == previous_version && model.version() == current.engine.model().version() {
             return Ok(Reloaded {
                 version: next.version,
                 previous_version,
@@ -85,10 +85,9 @@ impl State {
             });
         }
         let version = next.version.clone();
-        let changes = crate::config::changes(&current.config().text, &next.text);
+        let changes = crate::config::changes(&current.config.text, &next.text);
         let restart_required = crate::config::restart_required(&changes);
-        self.engine
-            .store(Arc::new(Engine::new(Arc::new(next), Arc::new(model))));
+        self.live.store(Arc::new(Live::new(next, Arc::new(model))));
         Ok(Reloaded {
             version,
             previous_version,
@@ -116,7 +115,7 @@ pub(super) async fn watch(state: Arc<State>, every: Option<Duration>) {
     #[cfg(unix)]
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     let mut tick = every.map(tokio::time::interval);
-    let mut last_seen = Some(state.engine().config().version.clone());
+    let mut last_seen = Some(state.live().config.version.clone());
     loop {
         let poll = async {
             match tick.as_mut() {

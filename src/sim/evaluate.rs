@@ -215,7 +215,7 @@ pub fn evaluate(
                 );
                 for record in &records {
                     if let Record::Purchase(p) = record {
-                        let applied = state.flow.apply(&Event::from(p), &engine.config().chuanliu);
+                        let applied = state.flow.apply(&Event::from(p), &engine.params().chuanliu);
                         match p.channel {
                             Channel::BrandSelf => {
                                 eval.flow.brand_self_purchases += 1;

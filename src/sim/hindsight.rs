@@ -30,8 +30,8 @@
 //! these pages could do. The online controller (multiplicative multipliers
 //! learned as the day unfolds) is measured against it.
 
+use crate::allocate::QuotaParams;
 use crate::allocate::{self, Item};
-use crate::config::QuotaConfig;
 use crate::domain::Tier;
 use rayon::prelude::*;
 
@@ -130,7 +130,7 @@ const SHARE_TOLERANCE: f64 = 0.001;
 pub fn serve(
     pages: &[Page],
     streamers: usize,
-    quotas: &QuotaConfig,
+    quotas: &QuotaParams,
     tier_prices: [f64; 3],
     streamer_prices: &[f64],
 ) -> Outcome {
@@ -178,7 +178,7 @@ pub fn serve(
 pub fn solve(
     pages: &[Page],
     streamers: usize,
-    quotas: &QuotaConfig,
+    quotas: &QuotaParams,
     constraints: &Constraints,
 ) -> Solution {
     let mut nu = [0.0; 3];
@@ -241,13 +241,16 @@ mod tests {
     use crate::config::Config;
     use rand::{Rng, SeedableRng};
 
-    fn quotas(floors: bool) -> QuotaConfig {
+    fn quotas(floors: bool) -> QuotaParams {
         let text = if floors {
             "[quotas]\nmax_items_per_streamer = 0\n"
         } else {
             "[quotas]\nmax_items_per_streamer = 0\n[quotas.floors]\npolicy = \"none\"\n"
         };
-        Config::from_toml(text, "test.toml", None).unwrap().quotas
+        Config::from_toml(text, "test.toml", None)
+            .unwrap()
+            .engine
+            .quotas
     }
 
     /// One-slot pages with one top and one small candidate; top usually

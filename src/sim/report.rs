@@ -5,8 +5,8 @@
 use super::evaluate::{EvalOptions, Evaluation, FlowOutcome, evaluate, gini, shares, top_share};
 use super::hindsight::{self, Constraints, Page};
 use super::world::World;
+use crate::allocate::QuotaParams;
 use crate::catalog::Catalog;
-use crate::config::QuotaConfig;
 use crate::domain::Scene;
 use crate::engine::{Engine, RankState};
 use serde::Serialize;
@@ -91,7 +91,7 @@ impl Row {
     }
 
     /// Solves the hindsight problem on the evaluation's recorded pages.
-    pub fn with_hindsight(mut self, eval: &Evaluation, quotas: &QuotaConfig) -> Row {
+    pub fn with_hindsight(mut self, eval: &Evaluation, quotas: &QuotaParams) -> Row {
         let solution = hindsight::solve(
             &eval.pages,
             eval.streamer_exposure.len(),
@@ -163,7 +163,7 @@ pub fn compare(
         hourly: Vec::new(),
     };
     for (i, (name, engine)) in engines.iter().enumerate() {
-        let quotas = &engine.config().quotas;
+        let quotas = &engine.params().quotas;
         let trace = extras.frontier && i == 0;
         let options = EvalOptions {
             measured: measured.to_vec(),
@@ -247,7 +247,7 @@ pub const FRONTIER_PENALTIES: [f64; 7] = [0.0, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6];
 pub fn frontier(
     pages: &[Page],
     streamers: usize,
-    quotas: &QuotaConfig,
+    quotas: &QuotaParams,
     targets: Option<[f64; 3]>,
 ) -> Vec<FrontierPoint> {
     let free = hindsight::solve(pages, streamers, quotas, &Constraints::default());
@@ -462,7 +462,7 @@ mod tests {
         let world = World::build(&start, SimParams::new(3, 40), spec.as_of);
         let engine = |toml: &str| {
             let config = Config::from_toml(toml, "t.toml", None).unwrap();
-            Engine::new(Arc::new(config), Arc::new(Model::embedded().unwrap()))
+            Engine::new(config.engine, Arc::new(Model::embedded().unwrap()))
         };
         let engines = vec![
             (

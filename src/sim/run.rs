@@ -389,7 +389,7 @@ pub fn simulate<W: Write>(
     let policy = format!(
         "sim plackett-luce t={} config {} model {}",
         world.params.policy_temperature,
-        engine.config().version,
+        engine.params().version,
         engine.model().version()
     );
     let mut states = world.user_states();

@@ -6,18 +6,23 @@
 //! - unknown items are ranked with what the request carries, flagged, small tier;
 //! - streams known to be off air are never placed;
 //! - the same query gives the same ranking (no clock, no randomness inside).
+//!
+//! Quotas on a page and over requests are in [`quotas`].
 
 use super::*;
 use crate::catalog::QualityScores;
 use crate::catalog::tests::{goods, stream, streamer};
+use crate::config::Config;
 use crate::domain::{ItemKind, Millis, Reason, Scene, Tier};
+
+mod quotas;
 
 const DAY: i64 = Millis::MS_PER_DAY;
 const NOW: Millis = Millis(1_000 * DAY);
 
 fn engine(toml: &str) -> Engine {
     let config = Config::from_toml(toml, "test.toml", None).unwrap();
-    Engine::new(Arc::new(config), Arc::new(Model::embedded().unwrap()))
+    Engine::new(config.engine, Arc::new(Model::embedded().unwrap()))
 }
 
 /// Three sellers: a top streamer, a mid one, a small one, each with a live
@@ -108,7 +113,7 @@ fn ranks_by_expected_value_with_tiers() {
         r.slots.iter().map(|s| s.position).collect::<Vec<_>>(),
         [0, 1, 2]
     );
-    assert_eq!(r.config_version, e.config().version);
+    assert_eq!(r.config_version, e.params().version);
     assert_eq!(r.model_version, e.model().version());
 }
 
@@ -423,226 +428,3 @@ const PINNED_DEMO_RANKING: &[&str] = &[
     "live-s00008:mid",
     "live-s00266:small",
 ];
-
-#[test]
-fn tier_floors_place_small_streamers_and_say_so() {
-    // Ten top-tier goods outscore one small streamer's goods by far.
-    let mut c = catalog();
-    let sellers: Vec<_> = (0..10)
-        .map(|i| streamer(&format!("top{i}"), 9_000_000))
-        .collect();
-    c.upsert_streamers(sellers, 64).unwrap();
-    c.upsert_goods(
-        (0..10)
-            .map(|i| goods(&format!("gt{i}"), &format!("top{i}"), 100.0))
-            .collect(),
-        64,
-    )
-    .unwrap();
-    let mut candidates: Vec<Candidate> = (0..10)
-        .map(|i| upstream(&format!("gt{i}"), ItemKind::Goods, 0.2, 0.1))
-        .collect();
-    candidates.push(upstream("g-small", ItemKind::Goods, 0.01, 0.01));
-    let toml = "[scoring]\nsource = \"upstream\"\n[quotas.floors]\npolicy = \"proportional\"\nmid = 0.0\nsmall = 0.25\n";
-    let e = engine(toml);
-    let r = e
-        .rank(&c, &RankState::new(), &query(candidates.clone(), 4))
-        .unwrap();
-    assert_eq!(
-        r.slots[3].item_id, "g-small",
-        "floor(0.25 * 4) = 1 small slot in the first four"
-    );
-    assert!(r.slots[3].reasons.contains(Reason::TierFloor));
-    assert!(!r.slots[3].reasons.contains(Reason::Organic));
-    assert!(
-        r.slots[..3]
-            .iter()
-            .all(|s| s.reasons.contains(Reason::Organic))
-    );
-
-    // The follow page is not under quotas by default: score order.
-    let mut q = query(candidates, 4);
-    q.scene = Scene::Follow;
-    let r = e.rank(&c, &RankState::new(), &q).unwrap();
-    assert!(r.slots.iter().all(|s| s.item_id != "g-small"));
-}
-
-#[test]
-fn one_streamer_gets_at_most_the_cap() {
-    let mut c = catalog();
-    c.upsert_goods(
-        (0..5)
-            .map(|i| goods(&format!("gm{i}"), "mid", 100.0))
-            .collect(),
-        64,
-    )
-    .unwrap();
-    let mut candidates: Vec<Candidate> = (0..5)
-        .map(|i| upstream(&format!("gm{i}"), ItemKind::Goods, 0.5, 0.5))
-        .collect();
-    candidates.push(upstream("g-top", ItemKind::Goods, 0.01, 0.01));
-    let e = engine(
-        "[scoring]\nsource = \"upstream\"\n[quotas]\nmax_items_per_streamer = 2\n[quotas.floors]\npolicy = \"none\"\n",
-    );
-    let r = e
-        .rank(&c, &RankState::new(), &query(candidates, 5))
-        .unwrap();
-    assert_eq!(ids(&r), ["gm0", "gm1", "g-top"]);
-}
-
-#[test]
-fn the_controller_lifts_a_tier_below_its_target_over_requests() {
-    // Top goods always outscore the small streamer's; with a small-tier
-    // target of 25% and no floors, the controller must lift it onto pages.
-    let mut c = catalog();
-    let sellers: Vec<_> = (0..6)
-        .map(|i| streamer(&format!("top{i}"), 9_000_000))
-        .collect();
-    c.upsert_streamers(sellers, 64).unwrap();
-    c.upsert_goods(
-        (0..6)
-            .map(|i| goods(&format!("gt{i}"), &format!("top{i}"), 100.0))
-            .collect(),
-        64,
-    )
-    .unwrap();
-    let mut candidates: Vec<Candidate> = (0..6)
-        .map(|i| upstream(&format!("gt{i}"), ItemKind::Goods, 0.2, 0.1))
-        .collect();
-    candidates.push(upstream("g-small", ItemKind::Goods, 0.1, 0.1));
-    let e = engine(concat!(
-        "[scoring]\nsource = \"upstream\"\n",
-        "[quotas.floors]\npolicy = \"none\"\n",
-        "[quotas.targets]\nenabled = true\ntop = 0.7\nmid = 0.0\nsmall = 0.25\nstep = 0.5\n",
-    ));
-    let state = RankState::new();
-    let first = e.rank(&c, &state, &query(candidates.clone(), 3)).unwrap();
-    assert!(
-        first.slots.iter().all(|s| s.tier == Tier::Top),
-        "organic at first"
-    );
-    let mut lifted = None;
-    for i in 1..200 {
-        let q = RankQuery {
-            now: Millis(NOW.0 + i * 1000),
-            ..query(candidates.clone(), 3)
-        };
-        let r = e.rank(&c, &state, &q).unwrap();
-        if let Some(s) = r.slots.iter().find(|s| s.item_id == "g-small") {
-            assert!(s.reasons.contains(Reason::ExposureBoost));
-            lifted = Some(i);
-            break;
-        }
-    }
-    assert!(lifted.is_some(), "the small tier is lifted onto a page");
-    let view = state.exposure.view(&e.config().quotas.exposure, NOW);
-    assert!(view.multipliers[Tier::Small.index()] > 1.0);
-    assert!(view.multipliers[Tier::Top.index()] <= 1.0);
-}
-
-#[test]
-fn spreading_rotates_exposure_among_equal_streamers() {
-    // Three mid streamers with identical goods: without spreading the first
-    // takes the top slot every time; with it the top slot rotates.
-    let mut c = catalog();
-    let sellers: Vec<_> = (0..3)
-        .map(|i| streamer(&format!("m{i}"), 300_000))
-        .collect();
-    c.upsert_streamers(sellers, 64).unwrap();
-    c.upsert_goods(
-        (0..3)
-            .map(|i| goods(&format!("gm{i}"), &format!("m{i}"), 100.0))
-            .collect(),
-        64,
-    )
-    .unwrap();
-    let candidates: Vec<Candidate> = (0..3)
-        .map(|i| upstream(&format!("gm{i}"), ItemKind::Goods, 0.2, 0.1))
-        .collect();
-    let firsts = |toml: &str| {
-        let e = engine(toml);
-        let state = RankState::new();
-        (0..9)
-            .map(|i| {
-                let q = RankQuery {
-                    now: Millis(NOW.0 + i * 1000),
-                    ..query(candidates.clone(), 1)
-                };
-                e.rank(&c, &state, &q).unwrap().slots[0].item_id.clone()
-            })
-            .collect::<std::collections::BTreeSet<_>>()
-    };
-    let base = "[scoring]\nsource = \"upstream\"\n[quotas.floors]\npolicy = \"none\"\n";
-    assert_eq!(
-        firsts(&format!("{base}[quotas.spreading]\nstrength = 0.0\n")).len(),
-        1
-    );
-    assert_eq!(
-        firsts(&format!(
-            "{base}[quotas.spreading]\nstrength = 1.0\nscale = 0.5\n"
-        ))
-        .len(),
-        3
-    );
-}
-
-#[test]
-fn no_streamer_holds_more_than_its_share_cap_over_the_window() {
-    // Ten mid streamers, one of them far better than the rest: without a cap
-    // it takes the top slot of every page.
-    let mut c = catalog();
-    c.upsert_streamers(
-        (0..10)
-            .map(|i| streamer(&format!("m{i}"), 300_000))
-            .collect(),
-        64,
-    )
-    .unwrap();
-    c.upsert_goods(
-        (0..10)
-            .map(|i| goods(&format!("gm{i}"), &format!("m{i}"), 100.0))
-            .collect(),
-        64,
-    )
-    .unwrap();
-    let candidates: Vec<Candidate> = (0..10)
-        .map(|i| {
-            upstream(
-                &format!("gm{i}"),
-                ItemKind::Goods,
-                0.4 - 0.02 * i as f64,
-                0.1,
-            )
-        })
-        .collect();
-    let cap = 0.2;
-    let e = engine(&format!(
-        "[scoring]\nsource = \"upstream\"\n[quotas.floors]\npolicy = \"none\"\n\
-         [quotas.spreading]\nmax_share = {cap}\nhalf_life_seconds = 604800\n"
-    ));
-    let state = RankState::new();
-    let mut exposure: std::collections::HashMap<String, f64> = Default::default();
-    let mut capped = 0;
-    for i in 0..300 {
-        let q = RankQuery {
-            now: Millis(NOW.0 + i * 1000),
-            ..query(candidates.clone(), 2)
-        };
-        let r = e.rank(&c, &state, &q).unwrap();
-        assert_eq!(r.slots.len(), 2, "others fill the page");
-        capped += r.ineligible;
-        for s in &r.slots {
-            *exposure.entry(s.streamer_id.clone().unwrap()).or_default() += s.exposure;
-        }
-    }
-    assert!(capped > 0, "the cap bound");
-    // With a week-long half-life the window is nearly the whole run, so
-    // the run's shares stay within the cap plus one page.
-    let total: f64 = exposure.values().sum();
-    let max = exposure.values().copied().fold(0.0, f64::max);
-    assert!(max / total <= cap + 1.63 / total + 1e-9, "{exposure:?}");
-    assert!(
-        max / total > cap - 0.05,
-        "the best streamer still gets its share"
-    );
-}

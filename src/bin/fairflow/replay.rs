@@ -1,0 +1,246 @@
+//! `fairflow replay` and `fairflow convert`: traffic logs through the
+//! engine, and between their encodings.
+
+use crate::{OnErrorArg, config_name, load_engine, progress_bar};
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use fairflow::catalog::Catalog;
+use fairflow::engine::Engine;
+use fairflow::traffic;
+use std::path::{Path, PathBuf};
+
+#[derive(Args)]
+pub(crate) struct ReplayArgs {
+    /// Traffic logs: JSONL files, directories of `traffic-*.jsonl` files,
+    /// Parquet logs (`fairflow convert`).
+    #[arg(long = "log", required = true)]
+    logs: Vec<PathBuf>,
+    /// The config to replay under (default: the embedded one). Its catalog
+    /// and model are used for both configs.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// The catalog directory the log's requests refer to, in place of the
+    /// config's (with `--interactive`, in place of the simulated world's).
+    #[arg(long)]
+    catalog: Option<PathBuf>,
+    /// A second config, reported beside the first with the difference.
+    #[arg(long)]
+    compare: Option<PathBuf>,
+    /// Where `report.json` goes (created if missing).
+    #[arg(long)]
+    out: PathBuf,
+    /// Shards (replicas) users are split over, each with its own state.
+    #[arg(long, default_value_t = 1)]
+    shards: usize,
+    /// Write every replayed ranking of the first config: Parquet when the
+    /// name ends in `.parquet`, JSON lines otherwise.
+    #[arg(long)]
+    write_rankings: Option<PathBuf>,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+    /// Start every shard's chuanliu flow from a server's snapshot: a
+    /// `snapshot-*.bin` file, or an events directory (its newest one).
+    #[arg(long)]
+    snapshot: Option<PathBuf>,
+    /// Simulated users answer every replayed page (and the logged one), so
+    /// clicks, purchases and GMV are measured; needs a log written by
+    /// `fairflow simulate`.
+    #[arg(long)]
+    interactive: bool,
+    /// Largest importance weight in the off-policy estimates.
+    #[arg(long, default_value_t = 100.0)]
+    max_weight: f64,
+    /// What to do with a malformed log line.
+    #[arg(long, value_enum, default_value_t = OnErrorArg::Fail)]
+    on_error: OnErrorArg,
+}
+
+#[expect(clippy::disallowed_methods, reason = "the binary times its own run")]
+pub(crate) fn replay(args: ReplayArgs) -> anyhow::Result<()> {
+    use fairflow::replay::{self, report};
+    let ReplayArgs {
+        logs,
+        catalog,
+        config,
+        compare,
+        out,
+        shards,
+        write_rankings,
+        quiet,
+        snapshot,
+        interactive,
+        max_weight,
+        on_error,
+    } = args;
+    anyhow::ensure!(
+        max_weight >= 1.0,
+        "--max-weight must be at least 1 (got {max_weight})"
+    );
+    anyhow::ensure!(shards >= 1, "--shards must be at least 1");
+    let catalog_given = catalog.is_some();
+    // Everything that can be refused is checked before any work.
+    let (a_config, a) = load_engine(config.as_deref(), None)?;
+    let b = compare
+        .as_deref()
+        .map(|p| load_engine(Some(p), None).map(|(_, b)| b))
+        .transpose()?;
+    let max_id = a.params().limits.max_id_bytes as usize;
+    let source = catalog.map_or_else(
+        || a_config.catalog.clone(),
+        fairflow::catalog::CatalogSource::Dir,
+    );
+    let given = Catalog::from_source(&source, max_id)?;
+    let start = snapshot
+        .as_deref()
+        .map(replay::StartState::read)
+        .transpose()?;
+    let started = std::time::Instant::now();
+    let log = replay::read(&logs, on_error.into())?;
+    let read_seconds = started.elapsed().as_secs_f64();
+    let responder = interactive
+        .then(|| replay::Responder::from_header(log.header.as_ref()))
+        .transpose()?;
+    // A simulated world's users answer about its own catalog, so that is
+    // the one ranked against unless one is named.
+    let catalog = match &responder {
+        Some(r) if !catalog_given => r.catalog(),
+        _ => &given,
+    };
+    let requests = log.requests();
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+
+    let run = |engine: &Engine, keep_rankings: bool, label: &str| {
+        let bar = progress_bar(requests, quiet);
+        bar.set_message(label.to_string());
+        let done = std::sync::atomic::AtomicU64::new(0);
+        let options = replay::Options {
+            shards,
+            keep_rankings,
+            responder: responder.as_ref(),
+            start: start.as_ref(),
+        };
+        let started = std::time::Instant::now();
+        let replayed = std::thread::scope(|s| {
+            let worker = s.spawn(|| replay::run(engine, catalog, &log, &options, &done));
+            while !worker.is_finished() {
+                bar.set_position(done.load(std::sync::atomic::Ordering::Relaxed));
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            worker.join().expect("replay does not panic")
+        });
+        bar.finish_and_clear();
+        let seconds = started.elapsed().as_secs_f64();
+        eprintln!(
+            "{label}: replayed {requests} requests in {seconds:.2} s ({:.0} requests/s)",
+            requests as f64 / seconds
+        );
+        replayed
+    };
+    eprintln!(
+        "read {} steps from {} file(s) in {read_seconds:.2} s",
+        log.steps.len(),
+        log.files.len()
+    );
+    if let Some(r) = &responder {
+        eprintln!(
+            "interactive: {} simulated users answer the pages",
+            r.users()
+        );
+    }
+    if let Some(s) = &start {
+        eprintln!(
+            "each shard's flow starts from {} (event log position {})",
+            s.path.display(),
+            s.seq
+        );
+    }
+    let replayed_a = run(&a, write_rankings.is_some(), "A");
+    let report_a =
+        report::PolicyReport::of(&a, config_name(config.as_deref()), &replayed_a, max_weight);
+    let report_b = b.as_ref().map(|b| {
+        let r = run(b, false, "B");
+        report::PolicyReport::of(b, config_name(compare.as_deref()), &r, max_weight)
+    });
+    let report = report::Report::new(&log, shards, report_a, report_b);
+    if let Some(path) = &write_rankings {
+        report::write_rankings(path, replayed_a.rankings)?;
+    }
+    let (path, charts) = report.write(&out)?;
+    print!("{report}");
+    println!(
+        "wrote {} and charts ({}, lorenz) as SVG and PNG",
+        path.display(),
+        charts.join(", ")
+    );
+    Ok(())
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub(crate) enum EncodingArg {
+    /// A directory with one Parquet file per record type.
+    Parquet,
+    /// One JSON record per line.
+    Jsonl,
+}
+
+#[derive(Args)]
+pub(crate) struct ConvertArgs {
+    /// Logs to read, as replay names them: JSONL files, directories of
+    /// `traffic-*.jsonl` files, Parquet logs. Read in the order given.
+    #[arg(long = "log", required = true)]
+    logs: Vec<PathBuf>,
+    /// The log to write; must not exist yet.
+    #[arg(long)]
+    out: PathBuf,
+    /// The encoding to write.
+    #[arg(long, value_enum, default_value_t = EncodingArg::Parquet)]
+    to: EncodingArg,
+    /// What to do with a malformed log line.
+    #[arg(long, value_enum, default_value_t = OnErrorArg::Fail)]
+    on_error: OnErrorArg,
+}
+
+#[expect(clippy::disallowed_methods, reason = "the binary times its own run")]
+pub(crate) fn convert(args: ConvertArgs) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let to = match args.to {
+        EncodingArg::Parquet => traffic::Encoding::Parquet,
+        EncodingArg::Jsonl => traffic::Encoding::Jsonl,
+    };
+    let converted = traffic::convert(&args.logs, &args.out, to, args.on_error.into())?;
+    let seconds = started.elapsed().as_secs_f64();
+    let bytes = disk_usage(&args.out)?;
+    print!(
+        "wrote {}: {} records, {:.1} MB in {seconds:.1} s",
+        args.out.display(),
+        converted.records,
+        bytes as f64 / 1e6
+    );
+    if let Some(t) = converted.tables {
+        print!(
+            " (rank {}, impression {}, click {}, purchase {}, stream_status {})",
+            t.rank, t.impression, t.click, t.purchase, t.stream_status
+        );
+    }
+    println!();
+    if converted.unknown > 0 || converted.skipped > 0 {
+        println!(
+            "dropped {} records of unknown types and skipped {} malformed lines",
+            converted.unknown, converted.skipped
+        );
+    }
+    Ok(())
+}
+
+/// Bytes in a file, or in the files of a directory.
+pub(crate) fn disk_usage(path: &Path) -> std::io::Result<u64> {
+    if !path.is_dir() {
+        return Ok(std::fs::metadata(path)?.len());
+    }
+    let mut total = 0;
+    for entry in std::fs::read_dir(path)? {
+        total += entry?.metadata()?.len();
+    }
+    Ok(total)
+}

@@ -1,0 +1,258 @@
+//! `fairflow simulate`, `evaluate` and `train`: the simulated ecosystem,
+//! configs compared in it, and the model fitted on its log.
+
+use crate::{config_name, load_engine, print_out, progress_bar};
+use anyhow::Context;
+use clap::Args;
+use fairflow::catalog::Catalog;
+use fairflow::config::Config;
+use fairflow::domain::Scene;
+use fairflow::model::Model;
+use fairflow::sim::{self, CatalogSpec, SimParams, report};
+use fairflow::traffic::{OnError, TrafficReader, TrafficWriter};
+use std::path::{Path, PathBuf};
+
+#[derive(Args)]
+pub(crate) struct EvaluateArgs {
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+    #[arg(long, default_value_t = 20_000)]
+    users: usize,
+    #[arg(long, default_value_t = 1)]
+    days: u32,
+    /// Config files to compare (default: the embedded one).
+    #[arg(long = "config")]
+    configs: Vec<PathBuf>,
+    /// Also print exposure shares per local hour.
+    #[arg(long)]
+    hourly: bool,
+    /// Solve the hindsight optimum on each config's pages (tier prices
+    /// hitting its targets exactly) and report how close the config came.
+    #[arg(long)]
+    hindsight: bool,
+    /// Trace the hindsight fairness/value frontier on the first config's
+    /// pages, with its tier targets, and place every config against it.
+    #[arg(long)]
+    frontier: bool,
+    /// Scenes measured, comma-separated (default: the embedded config's
+    /// quota scenes).
+    #[arg(long)]
+    scenes: Option<String>,
+}
+
+#[derive(Args)]
+pub(crate) struct SimulateArgs {
+    #[arg(long, default_value_t = CatalogSpec::default().seed)]
+    seed: u64,
+    /// Simulated users (0 writes the catalog only).
+    #[arg(long, default_value_t = 10_000)]
+    users: usize,
+    /// Simulated days.
+    #[arg(long, default_value_t = 1)]
+    days: u32,
+    /// Candidates per request from the retrieval model.
+    #[arg(long, default_value_t = 200)]
+    candidates: usize,
+    /// Streamer accounts, brands' own included.
+    #[arg(long, default_value_t = CatalogSpec::default().streamers)]
+    streamers: usize,
+    /// Mean goods per brand.
+    #[arg(long, default_value_t = CatalogSpec::default().goods_per_brand)]
+    goods_per_brand: usize,
+    /// Temperature of the Plackett-Luce logging policy (lower: closer to the ranking).
+    #[arg(long, default_value_t = 0.5)]
+    temperature: f64,
+    /// Config of the logging policy's engine (default: embedded).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Model of the logging policy's engine (default: the config's).
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+    /// Output directory.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[expect(clippy::disallowed_methods, reason = "the binary times its own run")]
+pub(crate) fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let spec = CatalogSpec {
+        seed: args.seed,
+        streamers: args.streamers,
+        goods_per_brand: args.goods_per_brand,
+        arrival_days: if args.users > 0 {
+            f64::from(args.days)
+        } else {
+            0.0
+        },
+        ..CatalogSpec::default()
+    };
+    let mut catalog = sim::generate(&spec).context("generating the catalog")?;
+    let catalog_dir = args.out.join("catalog");
+    catalog
+        .write_dir(&catalog_dir)
+        .with_context(|| format!("writing {}", catalog_dir.display()))?;
+    let stats = catalog.stats(&Config::embedded_default()?.engine.tiers);
+    println!(
+        "wrote {}: {} streamers (top {}, mid {}, small {}), {} goods, {} streams",
+        catalog_dir.display(),
+        stats.streamers,
+        stats.per_tier[0],
+        stats.per_tier[1],
+        stats.per_tier[2],
+        stats.goods,
+        stats.streams,
+    );
+    if args.users == 0 {
+        return Ok(());
+    }
+    anyhow::ensure!(args.temperature > 0.0, "--temperature must be positive");
+    let (_, engine) = load_engine(args.config.as_deref(), args.model.as_deref())?;
+    let mut params = SimParams::new(args.seed, args.users);
+    params.candidates = args.candidates;
+    params.policy_temperature = args.temperature;
+    let world = sim::World::build(&catalog, params, spec.as_of);
+    let log_path = args.out.join("traffic.jsonl");
+    let file = std::fs::File::create(&log_path)
+        .with_context(|| format!("creating {}", log_path.display()))?;
+    let mut writer = TrafficWriter::new(file);
+    let bar = progress_bar(u64::from(args.days) * 144, args.quiet);
+    let summary = sim::simulate(
+        &spec,
+        &world,
+        &engine,
+        &mut catalog,
+        args.days,
+        &mut writer,
+        &|done, _| bar.set_position(done),
+    )?;
+    writer.finish()?;
+    bar.finish_and_clear();
+    let seconds = started.elapsed().as_secs_f64();
+    let report = serde_json::json!({ "summary": summary, "seconds": seconds });
+    std::fs::write(
+        args.out.join("summary.json"),
+        serde_json::to_string_pretty(&report)?,
+    )?;
+    println!(
+        "wrote {}: {} requests ({} candidates), {} impressions, {} clicks, {} purchases, GMV {:.0} yuan; {} records, {:.1} MB in {:.1}s ({:.0} requests/s)",
+        log_path.display(),
+        summary.requests,
+        summary.candidates,
+        summary.outcome.impressions,
+        summary.outcome.clicks,
+        summary.outcome.purchases,
+        summary.outcome.gmv,
+        summary.records,
+        summary.bytes as f64 / 1e6,
+        seconds,
+        summary.requests as f64 / seconds,
+    );
+    Ok(())
+}
+
+pub(crate) fn train(
+    log: PathBuf,
+    catalog: Option<PathBuf>,
+    out: PathBuf,
+    config: Option<PathBuf>,
+    version: String,
+    on_error: OnError,
+) -> anyhow::Result<()> {
+    let (_, engine) = load_engine(config.as_deref(), None)?;
+    let catalog_dir =
+        catalog.unwrap_or_else(|| log.parent().unwrap_or(Path::new(".")).join("catalog"));
+    let mut catalog =
+        Catalog::load_dir(&catalog_dir, engine.params().limits.max_id_bytes as usize)?;
+    let file = std::fs::File::open(&log).with_context(|| format!("opening {}", log.display()))?;
+    let mut reader = TrafficReader::new(
+        std::io::BufReader::new(file),
+        log.display().to_string(),
+        on_error,
+    );
+    let params = fairflow::train::TrainParams {
+        version,
+        ..Default::default()
+    };
+    let trained = fairflow::train::train(
+        &engine,
+        &mut catalog,
+        reader.by_ref().map(|r| r.map(|(_, rec)| rec)),
+        &params,
+    );
+    // Report what was skipped whether or not training then succeeded.
+    for skipped in reader.skipped() {
+        eprintln!("skipped {skipped}");
+    }
+    if reader.skipped_count() > reader.skipped().len() {
+        eprintln!(
+            "... {} malformed lines skipped in all",
+            reader.skipped_count()
+        );
+    }
+    let (model, report) = trained?;
+    // Check that what we write is a model the service loads.
+    let text = serde_json::to_string_pretty(&model)? + "\n";
+    Model::from_json(&text, &out.display().to_string())?;
+    std::fs::write(&out, text).with_context(|| format!("writing {}", out.display()))?;
+    println!("wrote {}", out.display());
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
+}
+
+pub(crate) fn evaluate(args: EvaluateArgs) -> anyhow::Result<()> {
+    let EvaluateArgs {
+        seed,
+        users,
+        days,
+        configs,
+        hourly,
+        hindsight,
+        frontier,
+        scenes,
+    } = args;
+    let spec = CatalogSpec {
+        seed,
+        arrival_days: f64::from(days),
+        ..CatalogSpec::default()
+    };
+    let start = sim::generate(&spec)?;
+    let world = sim::World::build(&start, SimParams::new(seed, users), spec.as_of);
+    let configs: Vec<Option<PathBuf>> = if configs.is_empty() {
+        vec![None]
+    } else {
+        configs.into_iter().map(Some).collect()
+    };
+    let measured = match scenes {
+        Some(names) => names
+            .split(',')
+            .map(|n| Scene::from_name(n.trim()).with_context(|| format!("unknown scene `{n}`")))
+            .collect::<anyhow::Result<Vec<Scene>>>()?,
+        None => {
+            let default = Config::embedded_default()?;
+            Scene::ALL
+                .into_iter()
+                .filter(|&s| default.engine.quotas.applies_to(s))
+                .collect()
+        }
+    };
+    let engines = configs
+        .iter()
+        .map(|path| {
+            Ok((
+                config_name(path.as_deref()),
+                load_engine(path.as_deref(), None)?.1,
+            ))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let extras = report::Extras {
+        hindsight,
+        frontier,
+        hourly,
+    };
+    let comparison = report::compare(&world, &start, &engines, days, &measured, extras);
+    print_out(&comparison.to_string())
+}
