@@ -30,16 +30,16 @@ pub enum LogRecord {
 /// [`LogRecord`] borrowed, to write one without copying it.
 #[derive(Serialize)]
 #[serde(rename_all = "snake_case")]
-enum LogRecordRef<'a> {
+pub(crate) enum LogRecordRef<'a> {
     Event(&'a Event),
     Brand(&'a BrandSetting),
 }
 
-fn encode(record: LogRecordRef) -> Vec<u8> {
+pub(crate) fn encode(record: LogRecordRef) -> Vec<u8> {
     serde_json::to_vec(&record).expect("records serialize")
 }
 
-fn decode(bytes: &[u8]) -> Result<LogRecord, String> {
+pub(crate) fn decode(bytes: &[u8]) -> Result<LogRecord, String> {
     serde_json::from_slice(bytes).map_err(|e| e.to_string())
 }
 
@@ -102,6 +102,10 @@ pub struct Ingested {
 pub enum EventLogError {
     #[error("event log: {0}")]
     Wal(#[from] WalError),
+    /// The fleet's stream did not take the records (unreachable, or no
+    /// acknowledgement in time): nothing of them is acknowledged.
+    #[error("event stream: {0}")]
+    Stream(String),
     #[error(
         "event log: {path}: record {seq} at byte {offset} is not a log record ({reason}); refusing to start, which could drop acknowledged records (`fairflow events check` lists what a repair would drop)"
     )]
@@ -121,24 +125,35 @@ pub struct Durable {
     pub record: LogRecord,
 }
 
+/// Where durable records go: each one once, in position order. The
+/// server's flow is the one feed; a store calls it for every record it
+/// makes durable (the local log) or reads from its stream (a replica).
+pub trait Feed: Send + Sync {
+    fn event(&self, event: &Event);
+    fn brand(&self, setting: &BrandSetting);
+}
+
 /// Where the flow's events are made durable and numbered. The server talks
-/// to its event store only through this, so a second backend (a stream
-/// replicated across server processes) is one more implementation, with
-/// nothing in the flow or the engine to change. [`EventLog`] is the
-/// single-process one: the local write-ahead log.
+/// to its event store only through this, so a second backend is one more
+/// implementation, with nothing in the flow or the engine to change.
+/// [`EventLog`] is the single-process one (the local write-ahead log);
+/// `cluster::Stream` the fleet's (a JetStream stream every replica reads).
 ///
 /// An implementation MUST make a record durable before it returns `Ok`,
-/// give records increasing positions in the order the flow must apply
-/// them, and acknowledge an event id accepted before (within the dedupe
-/// window) as a duplicate, never twice as accepted.
+/// have it applied to the feed before it returns (a store that reads its
+/// records back from a stream waits until its reader has), give records
+/// increasing positions in the order the feed must apply them, and
+/// acknowledge an event id accepted before (within the dedupe window) as a
+/// duplicate, never twice as accepted.
 pub trait EventStore: Send + Sync {
-    /// Makes the events not seen before durable; returns them, in input
-    /// order, and how many were duplicates. Blocking.
-    fn ingest(&self, events: Vec<Event>) -> Result<Ingested, EventLogError>;
-    /// Makes a brand setting durable. Blocking.
-    fn append_brand(&self, setting: &BrandSetting) -> Result<(), EventLogError>;
-    /// The position of the last durable record.
-    fn position(&self) -> u64;
+    /// Makes the events not seen before durable and applies them; returns
+    /// them, in input order, and how many were duplicates. Blocking.
+    fn ingest(&self, events: Vec<Event>, feed: &dyn Feed) -> Result<Ingested, EventLogError>;
+    /// Makes a brand setting durable and applies it. Blocking.
+    fn append_brand(&self, setting: &BrandSetting, feed: &dyn Feed) -> Result<(), EventLogError>;
+    /// Runs `copy` while nothing is being applied, and returns the position
+    /// of the last record applied: what a snapshot taken by `copy` holds.
+    fn quiet_point(&self, copy: &mut dyn FnMut()) -> u64;
     /// The event ids remembered for deduplication, for a snapshot.
     fn remembered_ids(&self) -> Vec<(CompactString, Secs)>;
     /// The latest event time accepted: the clock of the dedupe window.
@@ -151,15 +166,25 @@ pub trait EventStore: Send + Sync {
 }
 
 impl EventStore for EventLog {
-    fn ingest(&self, events: Vec<Event>) -> Result<Ingested, EventLogError> {
-        EventLog::ingest(self, events)
+    fn ingest(&self, events: Vec<Event>, feed: &dyn Feed) -> Result<Ingested, EventLogError> {
+        let _feeding = self.feeding.read();
+        let ingested = EventLog::ingest(self, events)?;
+        for event in &ingested.accepted {
+            feed.event(event);
+        }
+        Ok(ingested)
     }
 
-    fn append_brand(&self, setting: &BrandSetting) -> Result<(), EventLogError> {
-        EventLog::append_brand(self, setting)
+    fn append_brand(&self, setting: &BrandSetting, feed: &dyn Feed) -> Result<(), EventLogError> {
+        let _feeding = self.feeding.read();
+        EventLog::append_brand(self, setting)?;
+        feed.brand(setting);
+        Ok(())
     }
 
-    fn position(&self) -> u64 {
+    fn quiet_point(&self, copy: &mut dyn FnMut()) -> u64 {
+        let _quiet = self.feeding.write();
+        copy();
         self.last_seq()
     }
 
@@ -191,6 +216,10 @@ pub struct EventLog {
     /// The latest event time accepted (Unix ms): the log's own clock for
     /// the dedupe window, so it does not depend on the server's.
     newest: AtomicI64,
+    /// Held shared while records are appended and fed, exclusively while a
+    /// snapshot copies the flow: the copy then holds exactly the log up to
+    /// [`EventLog::last_seq`].
+    feeding: parking_lot::RwLock<()>,
 }
 
 #[derive(Default)]
@@ -254,6 +283,7 @@ impl EventLog {
                 settled: Condvar::new(),
                 last_seq: AtomicU64::new(recovered.last_seq),
                 newest: AtomicI64::new(newest),
+                feeding: parking_lot::RwLock::new(()),
             },
             records,
         ))

@@ -50,6 +50,7 @@
 pub mod allocate;
 pub mod catalog;
 pub mod chuanliu;
+pub mod cluster;
 pub mod config;
 pub mod domain;
 pub mod engine;

@@ -9,90 +9,8 @@ use common::*;
 use fairflow::proto::v1::ItemKind;
 use fairflow::proto::v1::rank_service_client::RankServiceClient;
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
-
-const BIN: &str = env!("CARGO_BIN_EXE_fairflow");
-
-/// Starts `fairflow serve` on a free port with its event log in `events`;
-/// returns the child and its address, read from the JSON log line that
-/// announces it.
-fn spawn_server_with_events(
-    extra: &[&str],
-    events: &std::path::Path,
-) -> (Child, String, std::thread::JoinHandle<Vec<String>>) {
-    let mut child = Command::new(BIN)
-        .args(["--log-format", "json", "serve", "--listen", "127.0.0.1:0"])
-        .args(["--metrics-listen", "127.0.0.1:0"])
-        .arg("--events-dir")
-        .arg(events)
-        .args(extra)
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawn fairflow");
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    // Keep draining stderr so the child never blocks on a full pipe.
-    let reader = std::thread::spawn(move || {
-        let mut lines = Vec::new();
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
-                && v["fields"]["message"] == "listening"
-            {
-                let _ = tx.send(v["fields"]["addr"].as_str().unwrap().to_string());
-            }
-            lines.push(line);
-        }
-        lines
-    });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("server announces its address");
-    (child, addr, reader)
-}
-
-type Spawned = (
-    Child,
-    String,
-    std::thread::JoinHandle<Vec<String>>,
-    tempfile::TempDir,
-);
-
-/// The same with the event log in a fresh temporary directory (returned, so
-/// it lives as long as the caller holds it).
-fn spawn_server(extra: &[&str]) -> Spawned {
-    let dir = tempfile::tempdir().unwrap();
-    let (child, addr, reader) = spawn_server_with_events(extra, dir.path());
-    (child, addr, reader, dir)
-}
-
-/// Sends the signal `name` (`TERM`, `HUP`) to the child.
-fn signal(child: &Child, name: &str) {
-    let sent = Command::new("kill")
-        .args([format!("-{name}"), child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(sent.success(), "kill -{name}");
-}
-
-async fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
-    let poll = async {
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                return status;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
-    match tokio::time::timeout(limit, poll).await {
-        Ok(status) => status,
-        Err(_) => {
-            let _ = child.kill();
-            panic!("server did not exit within {limit:?}");
-        }
-    }
-}
 
 #[tokio::test]
 async fn serve_on_embedded_defaults_then_stop_on_sigterm() {
@@ -288,14 +206,6 @@ async fn affinities(addr: &str, user: &str) -> Vec<(String, Vec<String>)> {
         .into_iter()
         .map(|a| (a.brand_id, a.source_streamer_ids))
         .collect()
-}
-
-/// The JSON log line with `message`, as a value.
-fn log_line(logs: &[String], message: &str) -> serde_json::Value {
-    logs.iter()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .find(|v| v["fields"]["message"] == message)
-        .unwrap_or_else(|| panic!("no `{message}` in {logs:?}"))
 }
 
 #[tokio::test]

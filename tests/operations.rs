@@ -3,31 +3,13 @@
 
 mod common;
 
-use common::{TestServer, goods_with, request};
+use common::{Patience, TestServer, goods_with, request};
 use fairflow::catalog::Catalog;
 use fairflow::load::{LoadSpec, request_pool};
 use fairflow::proto::v1 as pb;
 use fairflow::proto::v1::admin_service_client::AdminServiceClient;
 use std::time::Duration;
 use tonic::Code;
-
-/// Polls until `limit` runs out (then fails).
-struct Patience(tokio::time::Instant, Duration);
-
-impl Patience {
-    fn new(limit: Duration) -> Patience {
-        Patience(tokio::time::Instant::now(), limit)
-    }
-
-    async fn wait(&self) {
-        assert!(
-            self.0.elapsed() < self.1,
-            "condition not met within {:?}",
-            self.1
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 /// Two goods where the model and the caller disagree: which comes first
 /// shows which scoring source is in force.

@@ -5,9 +5,11 @@
 //! ([`ConfigError`]); nothing is half-applied. `config/default.toml` is
 //! embedded in the binary and documents every key.
 
+mod cluster;
 mod flow;
 mod traffic_log;
 
+pub use cluster::ClusterConfig;
 pub use traffic_log::TrafficLogConfig;
 mod changes;
 mod check;
@@ -42,6 +44,13 @@ pub const RESTART_ONLY: &[(&str, &str)] = &[
     ("traffic_log.rotate_megabytes", "the traffic log"),
     ("traffic_log.rotate_minutes", "the traffic log"),
     ("traffic_log.queue_records", "the traffic log"),
+    // Which event store the flow is fed from is chosen at start.
+    ("cluster.nats_urls", "the event stream"),
+    ("cluster.stream", "the event stream"),
+    ("cluster.stream_replicas", "the event stream"),
+    ("cluster.partitions", "the event stream"),
+    ("cluster.replica_id", "the event stream"),
+    ("cluster.ack_timeout_seconds", "the event stream"),
     // Their checks apply at once; the size a Rank is refused at on its
     // length alone is set at start.
     ("limits.max_candidates", "the Rank message size limit"),
@@ -130,6 +139,8 @@ pub struct Config {
     pub dedupe_window_ms: i64,
     /// The server's own traffic log.
     pub traffic_log: TrafficLogConfig,
+    /// The fleet this server is a replica of; `None`: one process.
+    pub cluster: Option<ClusterConfig>,
 }
 
 impl Config {
@@ -198,6 +209,7 @@ fn validate(
         events,
         chuanliu,
         traffic_log,
+        cluster,
     } = raw;
     let resolve = |p: &str| -> PathBuf {
         let p = Path::new(p);
@@ -242,6 +254,7 @@ fn validate(
         dedupe_window_ms: (in_range("events.dedupe_hours", events.dedupe_hours, 1.0, 8760.0)?
             * 3_600_000.0) as i64,
         traffic_log: traffic_log::validate(traffic_log, resolve)?,
+        cluster: cluster::validate(cluster)?,
         server,
         catalog,
         model,

@@ -19,6 +19,7 @@ pub struct RawConfig {
     pub events: RawEvents,
     pub chuanliu: super::flow::RawChuanliu,
     pub traffic_log: super::traffic_log::RawTrafficLog,
+    pub cluster: super::cluster::RawCluster,
 }
 
 #[derive(Debug, Deserialize)]

@@ -5,21 +5,38 @@
 
 use super::{StartError, State, metrics, wall_clock};
 use crate::chuanliu::{Applied, BrandSetting, Flow, FlowParams};
+use crate::cluster::Stream;
+use crate::config::ClusterConfig;
 use crate::domain::Event;
 use crate::domain::Millis;
-use crate::events::{EventLog, EventLogError, EventStore, Ingested, LogRecord};
+use crate::events::{EventLog, EventLogError, EventStore, Feed, Ingested, LogRecord};
 use crate::snapshot::{self, Snapshot, SnapshotError};
 use crate::traffic::{Purchase, Record};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Opens the event log in `dir` and rebuilds the flow from the newest
-/// snapshot plus every record after it.
+/// The flow rebuilt from its newest snapshot, and the store that feeds it
+/// from there on.
+pub struct Recovered {
+    pub events: Arc<dyn EventStore>,
+    /// Where the snapshots (and the local log) are.
+    pub dir: PathBuf,
+    pub flow: Flow,
+    /// The fleet's stream, when this server is a replica, and the sequence
+    /// its reader must reach before the replica serves.
+    pub stream: Option<(Arc<Stream>, u64)>,
+}
+
+/// Rebuilds the flow from the newest snapshot in `dir`, then opens the
+/// store after it: the local event log in `dir`, whose records after the
+/// snapshot are applied here, or (with `cluster`) the fleet's stream, whose
+/// reader applies them once started.
 pub(super) fn recover(
     dir: &Path,
     params: &FlowParams,
-) -> Result<(Box<dyn EventStore>, PathBuf, Flow), StartError> {
+    cluster: Option<&ClusterConfig>,
+) -> Result<Recovered, StartError> {
     let started = super::monotonic_now();
     let (seq, flow, ids) = match snapshot::latest(dir)? {
         Some(s) => {
@@ -31,6 +48,26 @@ pub(super) fn recover(
         }
         None => (0, Flow::new(), Vec::new()),
     };
+    if let Some(cluster) = cluster {
+        let replica = crate::cluster::replica_id(cluster);
+        let (stream, last) = tokio::task::block_in_place(|| {
+            tokio::runtime::Handle::current().block_on(Stream::open(cluster, &replica, seq, ids))
+        })?;
+        tracing::info!(
+            stream = %cluster.stream,
+            replica = %replica,
+            snapshot_seq = seq,
+            stream_last = last,
+            "event stream opened"
+        );
+        let stream = Arc::new(stream);
+        return Ok(Recovered {
+            events: stream.clone(),
+            dir: dir.to_path_buf(),
+            flow,
+            stream: Some((stream, last)),
+        });
+    }
     let options = crate::wal::WalOptions {
         on_commit: metrics::record_wal_commit,
         ..Default::default()
@@ -51,7 +88,12 @@ pub(super) fn recover(
         ms = started.elapsed().as_millis() as u64,
         "event log opened"
     );
-    Ok((Box::new(events), dir.to_path_buf(), flow))
+    Ok(Recovered {
+        events: Arc::new(events),
+        dir: dir.to_path_buf(),
+        flow,
+        stream: None,
+    })
 }
 
 fn apply(flow: &Flow, record: &LogRecord, params: &FlowParams) -> Applied {
@@ -72,35 +114,38 @@ pub struct SnapshotTaken {
     pub segments_removed: usize,
 }
 
-impl State {
-    /// Makes `events` durable, then applies the new ones to the flow, in
-    /// that order: what the flow holds is always in the log. Blocking.
-    pub(super) fn ingest(&self, events: Vec<Event>) -> Result<Ingested, EventLogError> {
-        let _applying = self.apply_gate.read();
-        let ingested = self.events.ingest(events)?;
+/// The flow is fed from the event store: each durable record once, in
+/// position order, whichever backend holds them.
+impl Feed for State {
+    fn event(&self, event: &Event) {
         let live = self.live();
-        let params = &live.config.engine.chuanliu;
-        for event in &ingested.accepted {
-            let applied = self.ranking.flow.apply(event, params);
-            metrics::record_flow_event(&applied);
-            if let crate::domain::EventKind::Purchase { channel, .. } = &event.kind {
-                metrics::record_purchase(*channel);
-            }
-            if self.logs_traffic(&live.config, &event.user_id)
-                && let Some(purchase) = Purchase::of(event)
-            {
-                self.log_traffic(Record::Purchase(purchase));
-            }
+        let applied = self.ranking.flow.apply(event, &live.config.engine.chuanliu);
+        metrics::record_flow_event(&applied);
+        if let crate::domain::EventKind::Purchase { channel, .. } = &event.kind {
+            metrics::record_purchase(*channel);
         }
-        Ok(ingested)
+        if self.logs_traffic(&live.config, &event.user_id)
+            && let Some(purchase) = Purchase::of(event)
+        {
+            self.log_traffic(Record::Purchase(purchase));
+        }
+    }
+
+    fn brand(&self, setting: &BrandSetting) {
+        self.ranking.flow.set_brand(setting);
+    }
+}
+
+impl State {
+    /// Makes `events` durable and applies the new ones to the flow, in that
+    /// order: what the flow holds is always in the log. Blocking.
+    pub(super) fn ingest(&self, events: Vec<Event>) -> Result<Ingested, EventLogError> {
+        self.events.ingest(events, self)
     }
 
     /// Makes a brand setting durable, then applies it. Blocking.
     pub(super) fn set_brand(&self, setting: &BrandSetting) -> Result<(), EventLogError> {
-        let _applying = self.apply_gate.read();
-        self.events.append_brand(setting)?;
-        self.ranking.flow.set_brand(setting);
-        Ok(())
+        self.events.append_brand(setting, self)
     }
 
     /// Writes a snapshot of the flow and the remembered event ids, then
@@ -108,13 +153,15 @@ impl State {
     /// is copied (not while it is written). Blocking.
     pub fn snapshot(&self) -> Result<SnapshotTaken, StartError> {
         let started = super::monotonic_now();
-        let snapshot = {
-            let _quiet = self.apply_gate.write();
-            Snapshot {
-                seq: self.events.position(),
-                flow: self.ranking.flow.snapshot(),
-                event_ids: self.events.remembered_ids(),
-            }
+        let mut copied = None;
+        let seq = self.events.quiet_point(&mut || {
+            copied = Some((self.ranking.flow.snapshot(), self.events.remembered_ids()));
+        });
+        let (flow, event_ids) = copied.expect("quiet_point runs the copy");
+        let snapshot = Snapshot {
+            seq,
+            flow,
+            event_ids,
         };
         let outcome = snapshot::write(&self.events_dir, &snapshot)
             .map_err(StartError::from)

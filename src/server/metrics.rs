@@ -74,7 +74,7 @@ fn describe() {
     );
     describe_counter!(
         "fairflow_purchases_total",
-        "Purchases accepted, by the channel the catalog counted them in (unverified: no reward, no affinity)"
+        "Purchases taken into the flow by this process (ingested here, or read from the fleet's event stream; not those replayed from the local log at start), by the channel the catalog counted them in (unverified: no reward, no affinity)"
     );
     describe_counter!(
         "fairflow_rpc_decode_failures_total",
@@ -88,6 +88,18 @@ fn describe() {
     describe_counter!(
         "fairflow_exposure_served_total",
         "Position-weighted exposure served, by scene and tier"
+    );
+    describe_gauge!(
+        "fairflow_stream_applied_seq",
+        "A replica: the event stream's sequence its flow holds"
+    );
+    describe_gauge!(
+        "fairflow_stream_lag_events",
+        "A replica: records in the event stream not yet applied to its flow"
+    );
+    describe_gauge!(
+        "fairflow_stream_reading",
+        "A replica: 1 while its reader is connected to the event stream, 0 while NATS is away"
     );
     describe_gauge!(
         "fairflow_exposure_share",
@@ -270,6 +282,13 @@ pub fn record_flow_totals(totals: &FlowTotals, event_ids: Option<usize>) {
     if let Some(n) = event_ids {
         gauge!("fairflow_event_ids_remembered").set(n as f64);
     }
+}
+
+/// A replica's reader of the event stream.
+pub fn record_stream(applied: u64, lag: u64, reading: bool) {
+    gauge!("fairflow_stream_applied_seq").set(applied as f64);
+    gauge!("fairflow_stream_lag_events").set(lag as f64);
+    gauge!("fairflow_stream_reading").set(if reading { 1.0 } else { 0.0 });
 }
 
 /// One snapshot attempt.

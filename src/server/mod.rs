@@ -23,7 +23,7 @@ pub mod status;
 pub use reload::{ReloadError, Reloaded};
 
 use crate::catalog::{Catalog, CatalogError};
-use crate::chuanliu::Flow;
+use crate::cluster::Stream;
 use crate::config::Config;
 use crate::domain::Millis;
 use crate::engine::{Engine, RankState};
@@ -68,6 +68,10 @@ pub(crate) fn monotonic_now() -> std::time::Instant {
     std::time::Instant::now()
 }
 
+/// How long a replica may take to apply the stream up to where it stood
+/// at start.
+const CATCH_UP: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// What the server shares between requests.
 pub struct State {
     /// Config, model and the engine built from them, swapped whole on
@@ -81,15 +85,14 @@ pub struct State {
     /// outside the engine, so it carries over config reloads.
     pub ranking: RankState,
     /// Acknowledged events, durable.
-    pub events: Box<dyn EventStore>,
+    pub events: Arc<dyn EventStore>,
+    /// The fleet's event stream, when this server is a replica (it is also
+    /// `events`): its reader's position and lag.
+    pub stream: Option<Arc<Stream>>,
     /// Where the event log and the flow's snapshots are.
     events_dir: PathBuf,
     /// The traffic log's writer, when `traffic_log.dir` is set.
     traffic: Option<TrafficSink>,
-    /// Held shared while events are appended and applied to the flow, and
-    /// exclusively while a snapshot is taken: a snapshot then covers exactly
-    /// the log up to [`EventStore::position`].
-    apply_gate: RwLock<()>,
     /// The file the config came from; `None` on the embedded default.
     config_path: Option<PathBuf>,
     reload_lock: parking_lot::Mutex<()>,
@@ -138,6 +141,12 @@ pub enum StartError {
     Events(#[from] EventLogError),
     #[error("snapshot: {0}")]
     Snapshot(#[from] SnapshotError),
+    #[error("{0}")]
+    Stream(#[from] crate::cluster::StreamError),
+    #[error(
+        "event stream: applied only through sequence {applied} of {seq} in {CATCH_UP:?}; not serving with part of the fleet's events"
+    )]
+    CatchUp { seq: u64, applied: u64 },
     #[error("traffic log {dir}: {source}")]
     TrafficLog {
         dir: PathBuf,
@@ -157,7 +166,7 @@ impl State {
     pub fn new(
         live: Live,
         catalog: Catalog,
-        (events, events_dir, flow): (Box<dyn EventStore>, PathBuf, Flow),
+        recovered: flow::Recovered,
         traffic: Option<TrafficSink>,
         config_path: Option<PathBuf>,
     ) -> Arc<State> {
@@ -166,12 +175,12 @@ impl State {
             catalog: RwLock::new(catalog),
             ranking: RankState {
                 exposure: Default::default(),
-                flow,
+                flow: recovered.flow,
             },
-            events,
-            events_dir,
+            events: recovered.events,
+            stream: recovered.stream.map(|(s, _)| s),
+            events_dir: recovered.dir,
             traffic,
-            apply_gate: RwLock::new(()),
             config_path,
             reload_lock: parking_lot::Mutex::new(()),
             in_flight: AtomicUsize::new(0),
@@ -187,11 +196,19 @@ impl State {
         config_path: Option<PathBuf>,
         events_dir: Option<PathBuf>,
     ) -> Result<Arc<State>, StartError> {
+        // Before anything is counted: a replica's catch-up with the stream
+        // is.
+        metrics::handle();
         let model = Model::from_source(&config.model)?;
         let max_id = config.engine.limits.max_id_bytes as usize;
         let catalog = Catalog::from_source(&config.catalog, max_id)?;
         let events_dir = events_dir.unwrap_or_else(|| config.events_dir.clone());
-        let recovered = flow::recover(&events_dir, &config.engine.chuanliu)?;
+        let recovered = flow::recover(
+            &events_dir,
+            &config.engine.chuanliu,
+            config.cluster.as_ref(),
+        )?;
+        let catch_up = recovered.stream.as_ref().map(|(_, last)| *last);
         let traffic = match &config.traffic_log.dir {
             None => None,
             Some(dir) => Some(
@@ -209,13 +226,31 @@ impl State {
                 })?,
             ),
         };
-        Ok(State::new(
+        let state = State::new(
             Live::new(config, Arc::new(model)),
             catalog,
             recovered,
             traffic,
             config_path,
-        ))
+        );
+        if let (Some(stream), Some(last)) = (&state.stream, catch_up) {
+            stream.start(Arc::downgrade(&state) as std::sync::Weak<dyn crate::events::Feed>);
+            // A replica serves once it holds what the fleet acknowledged
+            // before it started.
+            let started = monotonic_now();
+            if !tokio::task::block_in_place(|| stream.wait_applied(last, CATCH_UP)) {
+                return Err(StartError::CatchUp {
+                    seq: last,
+                    applied: stream.lag().0,
+                });
+            }
+            tracing::info!(
+                seq = last,
+                ms = started.elapsed().as_millis() as u64,
+                "caught up with the event stream"
+            );
+        }
+        Ok(state)
     }
 
     /// Admits one more `Rank` if fewer than `limit` are in flight; the
@@ -304,6 +339,10 @@ async fn refresh_metrics(state: Arc<State>, every: std::time::Duration) {
                 .view(&live.config.engine.quotas.exposure, wall_clock());
             metrics::record_controller(&view);
             state.publish_flow(wall_clock());
+            if let Some(stream) = &state.stream {
+                let (applied, lag) = stream.lag();
+                metrics::record_stream(applied, lag, stream.reading());
+            }
         })
         .await;
     }

@@ -2,6 +2,11 @@
 //! stopped when the handle drops.
 #![allow(dead_code)]
 
+pub mod process;
+
+#[allow(unused_imports)]
+pub use process::*;
+
 use fairflow::config::Config;
 use fairflow::proto::v1::catalog_service_client::CatalogServiceClient;
 use fairflow::proto::v1::rank_service_client::RankServiceClient;
@@ -77,17 +82,7 @@ impl TestServer {
 
     /// The Prometheus text from `GET /metrics`.
     pub async fn scrape(&self) -> String {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut conn = tokio::net::TcpStream::connect(self.metrics_addr)
-            .await
-            .expect("metrics endpoint");
-        conn.write_all(b"GET /metrics HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
-            .await
-            .unwrap();
-        let mut response = String::new();
-        conn.read_to_string(&mut response).await.unwrap();
-        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
-        response
+        scrape(&self.metrics_addr.to_string()).await
     }
 
     pub async fn channel(&self) -> Channel {
@@ -125,6 +120,21 @@ impl Drop for TestServer {
     }
 }
 
+/// The Prometheus text from `GET /metrics` at `addr`.
+pub async fn scrape(addr: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut conn = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("metrics endpoint");
+    conn.write_all(b"GET /metrics HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = String::new();
+    conn.read_to_string(&mut response).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    response
+}
+
 pub fn candidate(id: &str, kind: ItemKind) -> Candidate {
     Candidate {
         item_id: id.to_string(),
@@ -155,4 +165,24 @@ pub fn request(candidates: Vec<Candidate>, slots: u32) -> RankRequest {
 
 pub fn item_ids(resp: &fairflow::proto::v1::RankResponse) -> Vec<String> {
     resp.slots.iter().map(|s| s.item_id.clone()).collect()
+}
+
+/// Waits for a condition, failing the test once `limit` has passed.
+pub struct Patience(tokio::time::Instant, std::time::Duration);
+
+impl Patience {
+    pub fn new(limit: std::time::Duration) -> Patience {
+        Patience(tokio::time::Instant::now(), limit)
+    }
+
+    /// Whether the limit has passed.
+    pub fn exhausted(&self) -> bool {
+        self.0.elapsed() >= self.1
+    }
+
+    /// Sleeps a little; fails the test if the limit has passed.
+    pub async fn wait(&self) {
+        assert!(!self.exhausted(), "condition not met within {:?}", self.1);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }

@@ -1,0 +1,297 @@
+//! Replicas sharing the flow through NATS JetStream, as separate processes
+//! on loopback against the machine's NATS (docs/scale-out.md). Rules
+//! checked:
+//! - events ingested round-robin on three replicas, one of them SIGKILLed
+//!   mid-ingest and restarted, are all on every replica afterwards: the
+//!   same affinities everywhere, each acknowledged event applied exactly
+//!   once (resends through any replica are duplicates);
+//! - a replica restarted from its snapshot reads the stream after it;
+//! - an ingest while NATS is unreachable is refused at start, naming it.
+//!
+//! Needs NATS with JetStream on 127.0.0.1:4222; skipped, saying so, when it
+//! is not there (`.ci/run` starts it).
+
+mod common;
+
+use common::*;
+use fairflow::proto::v1 as pb;
+use fairflow::proto::v1::admin_service_client::AdminServiceClient;
+use fairflow::proto::v1::event_service_client::EventServiceClient;
+use std::path::Path;
+use std::time::Duration;
+
+const NATS: &str = "127.0.0.1:4222";
+
+fn nats_is_up() -> bool {
+    let up = std::net::TcpStream::connect_timeout(&NATS.parse().unwrap(), Duration::from_secs(1))
+        .is_ok();
+    if !up {
+        eprintln!("skipped: no NATS on {NATS} (start it as docs/scale-out.md says)");
+    }
+    up
+}
+
+/// A config for replicas of a fleet on a stream of its own.
+fn fleet_config(dir: &Path, stream: &str, extra: &str) -> String {
+    let path = dir.join("replica.toml");
+    std::fs::write(
+        &path,
+        format!("[cluster]\nnats_urls = [\"nats://{NATS}\"]\nstream = \"{stream}\"\n{extra}"),
+    )
+    .unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+/// A stream name no other run uses: from the test's own (random)
+/// temporary directory.
+fn fresh_stream(work: &Path, what: &str) -> String {
+    let unique: String = work
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .collect();
+    format!("FFTEST_{what}_{}_{unique}", std::process::id())
+}
+
+fn purchase(i: usize) -> pb::Event {
+    pb::Event {
+        event_id: format!("fleet-{i:05}"),
+        time_ms: 1_795_132_800_000 + i as i64 * 1000,
+        user_id: format!("u{}", i % 40),
+        kind: Some(pb::event::Kind::Purchase(pb::Purchase {
+            item_id: "g000001".into(),
+            brand_id: "b0001".into(),
+            seller_streamer_id: "s00300".into(),
+            channel: pb::SaleChannel::Distribution as i32,
+            price: 10.0 + i as f64,
+        })),
+    }
+}
+
+async fn events_client(addr: &str) -> EventServiceClient<tonic::transport::Channel> {
+    EventServiceClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap()
+}
+
+/// What a replica holds for a user: (brand, sources, last purchase, weight).
+async fn held(addr: &str, user: &str) -> Vec<(String, Vec<String>, i64, f64)> {
+    let mut admin = AdminServiceClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap();
+    admin
+        .get_user_affinities(pb::GetUserAffinitiesRequest {
+            user_id: user.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .affinities
+        .into_iter()
+        .map(|a| (a.brand_id, a.source_streamer_ids, a.updated_ms, a.weight))
+        .collect()
+}
+
+/// Purchases applied by a replica since it started, from its metrics.
+async fn purchases_applied(metrics: &str) -> f64 {
+    metric_sum(&scrape(metrics).await, "fairflow_purchases_total")
+}
+
+fn stop(mut p: Process) -> Vec<String> {
+    signal(&p.child, "TERM");
+    let _ = p.child.wait();
+    p.logs.join().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_acknowledged_event_reaches_every_replica_once_through_a_sigkill() {
+    if !nats_is_up() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let config = fleet_config(work.path(), &fresh_stream(work.path(), "roundrobin"), "");
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let args = ["--config", config.as_str()];
+    let mut replicas: Vec<Option<Process>> =
+        dirs.iter().map(|d| Some(spawn(&args, d.path()))).collect();
+
+    const N: usize = 600;
+    const BATCH: usize = 20;
+    let mut acknowledged = std::collections::BTreeSet::new();
+    let mut killed = false;
+    for (b, from) in (0..N).step_by(BATCH).enumerate() {
+        let events: Vec<pb::Event> = (from..from + BATCH).map(purchase).collect();
+        let target = b % 3;
+        if b == 12 && !killed {
+            // Mid-ingest: a batch is on its way to replica 1 when it dies.
+            let p = replicas[1].take().unwrap();
+            let mut client = events_client(&p.addr).await;
+            let in_flight = events.clone();
+            let sent = tokio::spawn(async move {
+                client.ingest(pb::IngestRequest { events: in_flight }).await
+            });
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            let mut child = p.child;
+            child.kill().unwrap();
+            child.wait().unwrap();
+            if let Ok(Ok(reply)) = sent.await {
+                assert_eq!(reply.get_ref().accepted as usize, BATCH);
+                acknowledged.extend(events.iter().map(|e| e.event_id.clone()));
+            }
+            killed = true;
+            // The client retries what was not acknowledged elsewhere.
+            let mut other = events_client(&replicas[2].as_ref().unwrap().addr).await;
+            let reply = other
+                .ingest(pb::IngestRequest {
+                    events: events.clone(),
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            assert_eq!(reply.accepted + reply.duplicates, BATCH as u32);
+            acknowledged.extend(events.iter().map(|e| e.event_id.clone()));
+            // ... and the killed replica comes back on the same disk.
+            replicas[1] = Some(spawn(&args, dirs[1].path()));
+            continue;
+        }
+        let addr = replicas[target].as_ref().unwrap().addr.clone();
+        let reply = events_client(&addr)
+            .await
+            .ingest(pb::IngestRequest {
+                events: events.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(reply.accepted as usize, BATCH, "batch {b}");
+        acknowledged.extend(events.iter().map(|e| e.event_id.clone()));
+    }
+    assert_eq!(acknowledged.len(), N);
+
+    // Every acknowledged event on every replica: each has what the others
+    // have, for every user. (An ingest answers once its own replica has
+    // applied it; the others read the stream a moment later.)
+    let addrs: Vec<String> = replicas
+        .iter()
+        .map(|r| r.as_ref().unwrap().addr.clone())
+        .collect();
+    let patience = Patience::new(Duration::from_secs(20));
+    for user in (0..40).map(|u| format!("u{u}")) {
+        loop {
+            let views = [
+                held(&addrs[0], &user).await,
+                held(&addrs[1], &user).await,
+                held(&addrs[2], &user).await,
+            ];
+            let same = views.iter().all(|v| {
+                v.len() == views[0].len()
+                    && v.iter().zip(&views[0]).all(|(a, b)| {
+                        (&a.0, &a.1, a.2) == (&b.0, &b.1, b.2)
+                            && (a.3 - b.3).abs() <= 1e-6 * b.3.abs()
+                    })
+            });
+            let newest = 1_795_132_800_000
+                + (0..N)
+                    .filter(|i| i % 40 == user[1..].parse::<usize>().unwrap())
+                    .max()
+                    .unwrap() as i64
+                    * 1000;
+            if same && views[0].len() == 1 && views[0][0].2 == newest {
+                break;
+            }
+            assert!(!patience.exhausted(), "{user}: {views:?}");
+            patience.wait().await;
+        }
+    }
+
+    // Applied exactly once: the replicas never restarted count each
+    // acknowledged purchase once, and resends through any replica are
+    // duplicates that change nothing.
+    for r in [0, 2] {
+        let metrics = &replicas[r].as_ref().unwrap().metrics;
+        assert_eq!(purchases_applied(metrics).await, N as f64, "replica {r}");
+    }
+    for (r, addr) in addrs.iter().enumerate() {
+        let events: Vec<pb::Event> = (r * 100..r * 100 + 100).map(purchase).collect();
+        let reply = events_client(addr)
+            .await
+            .ingest(pb::IngestRequest { events })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!((reply.accepted, reply.duplicates), (0, 100), "replica {r}");
+    }
+    for r in [0, 2] {
+        let metrics = &replicas[r].as_ref().unwrap().metrics;
+        assert_eq!(purchases_applied(metrics).await, N as f64, "replica {r}");
+    }
+    for r in replicas.into_iter().flatten() {
+        stop(r);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_restarted_from_its_snapshot_reads_the_stream_after_it() {
+    if !nats_is_up() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let config = fleet_config(work.path(), &fresh_stream(work.path(), "snapshot"), "");
+    let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let args = ["--config", config.as_str()];
+    let a = spawn(&args, a_dir.path());
+    let b = spawn(&args, b_dir.path());
+    let ingest = |addr: String, range: std::ops::Range<usize>| async move {
+        events_client(&addr)
+            .await
+            .ingest(pb::IngestRequest {
+                events: range.map(purchase).collect(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+    };
+    assert_eq!(ingest(a.addr.clone(), 0..50).await.accepted, 50);
+    // B stops cleanly: its snapshot holds the stream through 50.
+    let b_logs = stop(b);
+    let written = b_logs
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["fields"]["message"] == "flow snapshot written")
+        .expect("a snapshot at shutdown");
+    assert_eq!(written["fields"]["seq"], 50);
+    // While B is down the fleet goes on.
+    assert_eq!(ingest(a.addr.clone(), 50..80).await.accepted, 30);
+    let b = spawn(&args, b_dir.path());
+    // B applied only the 30 after its snapshot, and holds all 80.
+    assert_eq!(purchases_applied(&b.metrics).await, 30.0);
+    assert_eq!(held(&b.addr, "u9").await, held(&a.addr, "u9").await);
+    assert_eq!(ingest(b.addr.clone(), 0..80).await.duplicates, 80);
+    stop(a);
+    let logs = stop(b);
+    let opened = log_line(&logs, "event stream opened");
+    assert_eq!(opened["fields"]["snapshot_seq"], 50);
+}
+
+#[test]
+fn a_replica_refuses_to_start_when_nats_is_unreachable() {
+    let work = tempfile::tempdir().unwrap();
+    let path = work.path().join("replica.toml");
+    // Nothing listens on port 9 of loopback.
+    std::fs::write(&path, "[cluster]\nnats_urls = [\"nats://127.0.0.1:9\"]\n").unwrap();
+    let out = std::process::Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&path)
+        .arg("--events-dir")
+        .arg(work.path().join("events"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("cannot reach NATS at nats://127.0.0.1:9"),
+        "{stderr}"
+    );
+}
