@@ -6,6 +6,8 @@
 //!   same affinities everywhere, each acknowledged event applied exactly
 //!   once (resends through any replica are duplicates);
 //! - a replica restarted from its snapshot reads the stream after it;
+//! - a budget hit by concurrent traffic on every replica is spent exactly,
+//!   never more, and `GetFlowStats` says so for the fleet;
 //! - an ingest while NATS is unreachable is refused at start, naming it.
 //!
 //! Needs NATS with JetStream on 127.0.0.1:4222; skipped, saying so, when it
@@ -21,14 +23,24 @@ use std::path::Path;
 use std::time::Duration;
 
 const NATS: &str = "127.0.0.1:4222";
+const REDIS: &str = "127.0.0.1:6379";
 
-fn nats_is_up() -> bool {
-    let up = std::net::TcpStream::connect_timeout(&NATS.parse().unwrap(), Duration::from_secs(1))
-        .is_ok();
-    if !up {
-        eprintln!("skipped: no NATS on {NATS} (start it as docs/scale-out.md says)");
-    }
-    up
+/// Whether NATS and Redis are there; says so when not (the test is then
+/// skipped).
+fn services_are_up() -> bool {
+    [("NATS", NATS), ("Redis", REDIS)]
+        .into_iter()
+        .all(|(name, addr)| {
+            let up = std::net::TcpStream::connect_timeout(
+                &addr.parse().unwrap(),
+                Duration::from_secs(1),
+            )
+            .is_ok();
+            if !up {
+                eprintln!("skipped: no {name} on {addr} (start it as docs/scale-out.md says)");
+            }
+            up
+        })
 }
 
 /// A config for replicas of a fleet on a stream of its own.
@@ -36,7 +48,9 @@ fn fleet_config(dir: &Path, stream: &str, extra: &str) -> String {
     let path = dir.join("replica.toml");
     std::fs::write(
         &path,
-        format!("[cluster]\nnats_urls = [\"nats://{NATS}\"]\nstream = \"{stream}\"\n{extra}"),
+        format!(
+            "[cluster]\nnats_urls = [\"nats://{NATS}\"]\nstream = \"{stream}\"\nredis_urls = [\"redis://{REDIS}\"]\n{extra}"
+        ),
     )
     .unwrap();
     path.to_str().unwrap().to_string()
@@ -107,7 +121,7 @@ fn stop(mut p: Process) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_acknowledged_event_reaches_every_replica_once_through_a_sigkill() {
-    if !nats_is_up() {
+    if !services_are_up() {
         return;
     }
     let work = tempfile::tempdir().unwrap();
@@ -234,7 +248,7 @@ async fn every_acknowledged_event_reaches_every_replica_once_through_a_sigkill()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_restarted_from_its_snapshot_reads_the_stream_after_it() {
-    if !nats_is_up() {
+    if !services_are_up() {
         return;
     }
     let work = tempfile::tempdir().unwrap();
@@ -275,12 +289,147 @@ async fn a_replica_restarted_from_its_snapshot_reads_the_stream_after_it() {
     assert_eq!(opened["fields"]["snapshot_seq"], 50);
 }
 
+#[expect(
+    clippy::disallowed_methods,
+    reason = "the budget day follows the wall clock"
+)]
+fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_budget_hit_on_every_replica_is_spent_exactly() {
+    if !services_are_up() {
+        return;
+    }
+    const BUDGET: u64 = 50;
+    const HOUR: i64 = 3_600_000;
+    let now = wall_clock_ms();
+    // The whole day's budget in its first hour, and the day two hours old:
+    // all of it is allowed now.
+    let day_start = (now / HOUR + 22) % 24;
+    let mut weights = vec!["0.0"; 24];
+    weights[0] = "1.0";
+    let work = tempfile::tempdir().unwrap();
+    let config = fleet_config(
+        work.path(),
+        &fresh_stream(work.path(), "budget"),
+        &format!(
+            "lease_impressions = 4\n[quotas]\nscenes = []\n[chuanliu]\nenroll_all_brands = true\n[chuanliu.budget]\ndaily_impressions = {BUDGET}\nday_starts_at_utc_hour = {day_start}\nhourly_weights = [{}]\n",
+            weights.join(", ")
+        ),
+    );
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let args = ["--config", config.as_str()];
+    let replicas: Vec<Process> = dirs.iter().map(|d| spawn(&args, d.path())).collect();
+    // Thirty buyers of b0001 through an influencer, ingested on one replica.
+    let users: Vec<String> = (0..30).map(|u| format!("buyer{u}")).collect();
+    let events = users
+        .iter()
+        .enumerate()
+        .map(|(i, u)| pb::Event {
+            user_id: u.clone(),
+            time_ms: now - 60_000 + i as i64,
+            ..purchase(10_000 + i)
+        })
+        .collect();
+    let reply = events_client(&replicas[0].addr)
+        .await
+        .ingest(pb::IngestRequest { events })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(reply.accepted, 30);
+    for r in &replicas {
+        let patience = Patience::new(Duration::from_secs(20));
+        while held(&r.addr, "buyer29").await.is_empty() {
+            patience.wait().await;
+        }
+    }
+    // Every replica ranks for every buyer, concurrently, until the fleet has
+    // nothing left to lease.
+    let rank = |addr: String| async move {
+        let mut client = fairflow::proto::v1::rank_service_client::RankServiceClient::connect(
+            format!("http://{addr}"),
+        )
+        .await
+        .unwrap();
+        let mut flow = 0u64;
+        for round in 0..12 {
+            for u in 0..30 {
+                let response = client
+                    .rank(pb::RankRequest {
+                        request_id: format!("{addr}-{round}-{u}"),
+                        user_id: format!("buyer{u}"),
+                        scene: pb::Scene::Recommend as i32,
+                        slots: 5,
+                        candidates: vec![candidate("live-s00008", pb::ItemKind::LiveStream)],
+                        request_time_ms: Some(wall_clock_ms()),
+                    })
+                    .await
+                    .unwrap()
+                    .into_inner();
+                flow += response
+                    .slots
+                    .iter()
+                    .filter(|s| s.reasons.contains(&(pb::ReasonCode::Chuanliu as i32)))
+                    .count() as u64;
+            }
+            tokio::time::sleep(Duration::from_millis(60)).await;
+        }
+        flow
+    };
+    let running: Vec<_> = replicas
+        .iter()
+        .map(|r| tokio::spawn(rank(r.addr.clone())))
+        .collect();
+    let mut served = Vec::new();
+    for r in running {
+        served.push(r.await.unwrap());
+    }
+    assert_eq!(
+        served.iter().sum::<u64>(),
+        BUDGET,
+        "served per replica: {served:?}"
+    );
+    assert!(
+        served.iter().filter(|&&n| n > 0).count() >= 2,
+        "the budget was shared: {served:?}"
+    );
+    for (r, p) in replicas.iter().enumerate() {
+        let stats = AdminServiceClient::connect(format!("http://{}", p.addr))
+            .await
+            .unwrap()
+            .get_flow_stats(pb::GetFlowStatsRequest::default())
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(stats.fleet);
+        assert_eq!(
+            (stats.spent_today, stats.remaining_today),
+            (BUDGET, 0),
+            "replica {r}"
+        );
+        assert_eq!(stats.replica_spent_today, served[r], "replica {r}");
+    }
+    for p in replicas {
+        stop(p);
+    }
+}
+
 #[test]
 fn a_replica_refuses_to_start_when_nats_is_unreachable() {
     let work = tempfile::tempdir().unwrap();
     let path = work.path().join("replica.toml");
     // Nothing listens on port 9 of loopback.
-    std::fs::write(&path, "[cluster]\nnats_urls = [\"nats://127.0.0.1:9\"]\n").unwrap();
+    std::fs::write(
+        &path,
+        "[cluster]\nnats_urls = [\"nats://127.0.0.1:9\"]\nredis_urls = [\"redis://127.0.0.1:6379\"]\n",
+    )
+    .unwrap();
     let out = std::process::Command::new(BIN)
         .args(["serve", "--listen", "127.0.0.1:0", "--config"])
         .arg(&path)

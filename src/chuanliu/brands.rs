@@ -120,6 +120,8 @@ pub struct BrandSnapshot {
 #[derive(Default)]
 pub struct Brands {
     map: RwLock<foldhash::HashMap<u32, Arc<Brand>>>,
+    /// Brands' own budgets are leased from the fleet's counts.
+    shared: std::sync::atomic::AtomicBool,
 }
 
 impl Brands {
@@ -131,7 +133,29 @@ impl Brands {
         if let Some(b) = self.get(brand) {
             return b;
         }
-        self.map.write().entry(brand).or_default().clone()
+        let shared = self.shared.load(Relaxed);
+        self.map
+            .write()
+            .entry(brand)
+            .or_insert_with(|| {
+                Arc::new(Brand {
+                    pacer: if shared {
+                        Pacer::shared()
+                    } else {
+                        Pacer::default()
+                    },
+                    ..Brand::default()
+                })
+            })
+            .clone()
+    }
+
+    /// Every brand's budget, from now on, is leased from the fleet's count.
+    pub fn share_budgets(&self) {
+        self.shared.store(true, Relaxed);
+        for (_, b) in self.all() {
+            b.pacer.share();
+        }
     }
 
     pub fn all(&self) -> Vec<(u32, Arc<Brand>)> {

@@ -50,6 +50,12 @@ impl Pacing {
         })
     }
 
+    /// The budget day `now` falls in (days since the epoch, from the day
+    /// start).
+    pub fn day_of(&self, now: Millis) -> i64 {
+        position(now, self).0
+    }
+
     pub fn uniform(day_start_ms: i64, rollover: bool) -> Pacing {
         Pacing::new(&[1.0; 24], day_start_ms, rollover).expect("uniform weights are valid")
     }
@@ -72,9 +78,44 @@ pub struct PacerState {
     pub latest: Millis,
 }
 
+/// The spending of one daily budget: counted here alone (a single
+/// process), or from impressions leased out of a budget the fleet shares.
 #[derive(Debug, Default)]
 pub struct Pacer {
-    state: Mutex<PacerState>,
+    state: Mutex<Spending>,
+}
+
+#[derive(Debug, Default)]
+struct Spending {
+    /// What was spent here, and when.
+    paced: PacerState,
+    /// With a shared budget: the impressions leased and not yet spent.
+    lease: Option<Lease>,
+}
+
+/// Impressions this process holds of a shared budget: taken from the
+/// fleet's count before they are spent here, so the fleet never spends
+/// more than the budget. Held impressions of a day that ended are dropped
+/// (unspent, never spent twice).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Lease {
+    day: i64,
+    held: u64,
+    /// A spend found nothing held since the last request.
+    starved: bool,
+}
+
+/// What to ask the fleet's count for: up to `want` more impressions of the
+/// budget day `day`, as long as the fleet's spend stays within what the
+/// pacing allows now (`allowed_day` in the day; `allowed_hour` in `hour`,
+/// without rollover).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaseRequest {
+    pub day: i64,
+    pub hour: i64,
+    pub allowed_day: u64,
+    pub allowed_hour: Option<u64>,
+    pub want: u64,
 }
 
 /// Where `now` falls: the budget day, the hour in it, and the fraction of
@@ -113,37 +154,138 @@ impl PacerState {
 
     /// How many more impressions are allowed at this position.
     fn headroom(&self, budget: u64, pacing: &Pacing, hour: i64, fraction: f64) -> u64 {
-        let budget_f = budget as f64;
-        if pacing.rollover {
-            let h = hour as usize;
-            let cumulative =
-                pacing.cumulative[h] + (pacing.cumulative[h + 1] - pacing.cumulative[h]) * fraction;
-            // The epsilon keeps 2400 x 6/24 at 600, not 599.99... -> 599.
-            let allowed = ((budget_f * cumulative + 1e-6).floor() as u64).min(budget);
-            allowed.saturating_sub(self.spent)
-        } else {
-            let h = self.hour as usize;
-            let this_hour = (budget_f * (pacing.cumulative[h + 1] - pacing.cumulative[h]) + 1e-6)
-                .floor() as u64;
-            this_hour
+        match allowance(budget, pacing, hour, fraction) {
+            (day, None) => day.saturating_sub(self.spent),
+            (day, Some(this_hour)) => this_hour
                 .saturating_sub(self.spent_in_hour)
-                .min(budget.saturating_sub(self.spent))
+                .min(day.saturating_sub(self.spent)),
         }
     }
 }
 
+/// How much of `budget` the pacing allows by `now`: in the day, and in its
+/// hour when unspent allowance does not roll over.
+fn allowance(budget: u64, pacing: &Pacing, hour: i64, fraction: f64) -> (u64, Option<u64>) {
+    let budget_f = budget as f64;
+    let h = hour as usize;
+    if pacing.rollover {
+        let cumulative =
+            pacing.cumulative[h] + (pacing.cumulative[h + 1] - pacing.cumulative[h]) * fraction;
+        // The epsilon keeps 2400 x 6/24 at 600, not 599.99... -> 599.
+        (
+            ((budget_f * cumulative + 1e-6).floor() as u64).min(budget),
+            None,
+        )
+    } else {
+        let this_hour =
+            (budget_f * (pacing.cumulative[h + 1] - pacing.cumulative[h]) + 1e-6).floor() as u64;
+        (budget, Some(this_hour))
+    }
+}
+
 impl Pacer {
-    /// Spends one impression of a `budget`-a-day allowance at `now`, if the
-    /// pacing allows it.
-    pub fn try_spend(&self, budget: u64, pacing: &Pacing, now: Millis) -> bool {
+    /// A pacer that spends only impressions leased from a shared budget
+    /// ([`Pacer::lease_request`], [`Pacer::grant`]).
+    pub fn shared() -> Pacer {
+        let pacer = Pacer::default();
+        pacer.share();
+        pacer
+    }
+
+    /// From now on, spends only leased impressions.
+    pub fn share(&self) {
         let mut s = self.state.lock();
-        let (hour, fraction) = s.advance(now, pacing);
-        if s.headroom(budget, pacing, hour, fraction) == 0 {
-            return false;
+        if s.lease.is_none() {
+            s.lease = Some(Lease {
+                day: s.paced.day,
+                ..Lease::default()
+            });
         }
-        s.spent += 1;
-        s.spent_in_hour += 1;
+    }
+
+    /// Spends one impression of a `budget`-a-day allowance at `now`, if the
+    /// pacing allows it (with a shared budget: if one is held).
+    pub fn try_spend(&self, budget: u64, pacing: &Pacing, now: Millis) -> bool {
+        let mut guard = self.state.lock();
+        let s = &mut *guard;
+        let (hour, fraction) = s.paced.advance(now, pacing);
+        match &mut s.lease {
+            None => {
+                if s.paced.headroom(budget, pacing, hour, fraction) == 0 {
+                    return false;
+                }
+            }
+            Some(lease) => {
+                if lease.day != s.paced.day {
+                    *lease = Lease {
+                        day: s.paced.day,
+                        ..Lease::default()
+                    };
+                }
+                if lease.held == 0 {
+                    lease.starved = true;
+                    return false;
+                }
+                lease.held -= 1;
+            }
+        }
+        s.paced.spent += 1;
+        s.paced.spent_in_hour += 1;
         true
+    }
+
+    /// With a shared budget: what to lease now, when fewer than half of
+    /// `lease` impressions are held (or a spend found none), for a budget of
+    /// `budget` a day. `None` with a local budget or enough held.
+    pub fn lease_request(
+        &self,
+        budget: u64,
+        pacing: &Pacing,
+        now: Millis,
+        lease: u64,
+    ) -> Option<LeaseRequest> {
+        let mut guard = self.state.lock();
+        let s = &mut *guard;
+        let (hour, fraction) = s.paced.advance(now, pacing);
+        let held = s.lease.as_mut()?;
+        if held.day != s.paced.day {
+            *held = Lease {
+                day: s.paced.day,
+                ..Lease::default()
+            };
+        }
+        if held.held * 2 >= lease && !held.starved {
+            return None;
+        }
+        held.starved = false;
+        let (allowed_day, allowed_hour) = allowance(budget, pacing, hour, fraction);
+        Some(LeaseRequest {
+            day: s.paced.day,
+            hour,
+            allowed_day,
+            allowed_hour,
+            want: lease.saturating_sub(held.held).max(1),
+        })
+    }
+
+    /// Adds `n` impressions leased for budget day `day`; a grant for a day
+    /// that has ended is dropped.
+    pub fn grant(&self, day: i64, n: u64) {
+        let mut s = self.state.lock();
+        if let Some(lease) = &mut s.lease
+            && lease.day == day
+        {
+            lease.held += n;
+        }
+    }
+
+    /// Gives up every impression held: (their day, how many), to return to
+    /// the fleet's count (at shutdown).
+    pub fn release(&self) -> Option<(i64, u64)> {
+        let mut s = self.state.lock();
+        let lease = s.lease.as_mut()?;
+        let held = std::mem::take(&mut lease.held);
+        (held > 0).then_some((lease.day, held))
     }
 
     /// Gives back one impression spent at `spent_at` and not served. Only
@@ -151,29 +293,45 @@ impl Pacer {
     /// spend is history.
     pub fn refund(&self, pacing: &Pacing, spent_at: Millis) {
         let (day, hour, _) = position(spent_at, pacing);
-        let mut s = self.state.lock();
-        if day == s.day {
-            s.spent = s.spent.saturating_sub(1);
-            if hour == s.hour {
-                s.spent_in_hour = s.spent_in_hour.saturating_sub(1);
+        let mut guard = self.state.lock();
+        let s = &mut *guard;
+        if day == s.paced.day {
+            s.paced.spent = s.paced.spent.saturating_sub(1);
+            if hour == s.paced.hour {
+                s.paced.spent_in_hour = s.paced.spent_in_hour.saturating_sub(1);
+            }
+            // A leased impression not served is held again.
+            if let Some(lease) = &mut s.lease
+                && lease.day == day
+            {
+                lease.held += 1;
             }
         }
     }
 
     /// Spent today (as of `now`) and what is left of the day's budget.
     pub fn today(&self, budget: u64, pacing: &Pacing, now: Millis) -> (u64, u64) {
-        let (day, _, _) = position(now.max(self.state.lock().latest), pacing);
         let s = self.state.lock();
-        let spent = if day > s.day { 0 } else { s.spent };
+        let (day, _, _) = position(now.max(s.paced.latest), pacing);
+        let spent = if day > s.paced.day { 0 } else { s.paced.spent };
         (spent, budget.saturating_sub(spent))
     }
 
     pub fn state(&self) -> PacerState {
-        *self.state.lock()
+        self.state.lock().paced
     }
 
+    /// Restores what was spent; a shared budget stays shared, holding
+    /// nothing (what a process held before a restart is not spent again).
     pub fn restore(&self, state: PacerState) {
-        *self.state.lock() = state;
+        let mut s = self.state.lock();
+        s.paced = state;
+        if let Some(lease) = &mut s.lease {
+            *lease = Lease {
+                day: state.day,
+                ..Lease::default()
+            };
+        }
     }
 }
 
@@ -262,5 +420,114 @@ mod tests {
         assert_eq!(spend_all(&p, 1000, &pace, at(19.9)), 0);
         assert_eq!(spend_all(&p, 1000, &pace, at(20.5)), 375);
         assert_eq!(spend_all(&p, 1000, &pace, at(23.0)), 625);
+    }
+
+    /// A fleet's count, as the Lua script keeps it: a lease takes at most
+    /// what the pacing allows by now, less what was leased.
+    fn lease_from(fleet: &Mutex<u64>, r: LeaseRequest) -> u64 {
+        let mut leased = fleet.lock();
+        let grant = r.want.min(r.allowed_day.saturating_sub(*leased));
+        *leased += grant;
+        grant
+    }
+
+    /// Spends on `pacer` until the fleet's count has nothing more to lease;
+    /// returns how many it spent (every third one refunded, then spent
+    /// again, as unplaced reservations are).
+    fn spend_leased(p: &Pacer, fleet: &Mutex<u64>, budget: u64, pace: &Pacing, now: Millis) -> u64 {
+        let (mut spent, mut attempts) = (0, 0);
+        loop {
+            if p.try_spend(budget, pace, now) {
+                attempts += 1;
+                if attempts % 3 == 0 {
+                    p.refund(pace, now);
+                } else {
+                    spent += 1;
+                }
+                continue;
+            }
+            match p.lease_request(budget, pace, now, 7) {
+                Some(r) => {
+                    let granted = lease_from(fleet, r);
+                    p.grant(r.day, granted);
+                    if granted == 0 {
+                        return spent;
+                    }
+                }
+                None => return spent,
+            }
+        }
+    }
+
+    #[test]
+    fn replicas_leasing_from_one_count_spend_exactly_the_allowance() {
+        let pace = pacing(true);
+        let fleet = Mutex::new(0);
+        let replicas: Vec<Pacer> = (0..3).map(|_| Pacer::shared()).collect();
+        let spent: u64 = std::thread::scope(|s| {
+            let handles: Vec<_> = replicas
+                .iter()
+                .map(|p| s.spawn(|| spend_leased(p, &fleet, 2400, &pace, at(12.0))))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).sum()
+        });
+        assert_eq!(
+            spent, 1200,
+            "half the day's budget by noon, over all replicas"
+        );
+        assert_eq!(*fleet.lock(), 1200);
+        // Without a lease a shared pacer spends nothing, whatever the budget.
+        assert!(!Pacer::shared().try_spend(2400, &pace, at(12.0)));
+    }
+
+    #[test]
+    fn a_replica_lost_with_a_lease_leaves_it_unspent_and_a_day_change_drops_it() {
+        let pace = pacing(true);
+        let fleet = Mutex::new(0);
+        {
+            let lost = Pacer::shared();
+            let r = lost.lease_request(240, &pace, at(12.0), 50).unwrap();
+            lost.grant(r.day, lease_from(&fleet, r));
+            assert!(lost.try_spend(240, &pace, at(12.0)));
+        } // dies holding 49
+        let survivor = Pacer::shared();
+        let spent = spend_leased(&survivor, &fleet, 240, &pace, at(12.0));
+        assert_eq!(spent, 120 - 50, "never more than the allowance");
+        // What was held for yesterday is not spent today.
+        let p = Pacer::shared();
+        let r = p.lease_request(240, &pace, at(12.0), 10).unwrap();
+        p.grant(r.day, 10);
+        assert!(!p.try_spend(240, &pace, at(36.0)));
+        assert_eq!(p.release(), None, "nothing held for the new day");
+        // A grant that arrives after its day is dropped.
+        p.grant(r.day, 5);
+        assert!(!p.try_spend(240, &pace, at(36.0)));
+        // Unspent leases are released for return, once.
+        let q = Pacer::shared();
+        let r = q.lease_request(240, &pace, at(12.0), 10).unwrap();
+        q.grant(r.day, 10);
+        assert!(q.try_spend(240, &pace, at(12.0)));
+        assert_eq!(q.release(), Some((r.day, 9)));
+        assert_eq!(q.release(), None);
+    }
+
+    #[test]
+    fn a_lease_request_carries_the_pacing_allowance() {
+        let p = Pacer::shared();
+        let r = p.lease_request(2400, &pacing(false), at(5.5), 30).unwrap();
+        assert_eq!(
+            (r.hour, r.allowed_day, r.allowed_hour, r.want),
+            (5, 2400, Some(100), 30)
+        );
+        p.grant(r.day, 30);
+        assert_eq!(
+            p.lease_request(2400, &pacing(false), at(5.5), 30),
+            None,
+            "enough held"
+        );
+        assert_eq!(
+            Pacer::default().lease_request(2400, &pacing(true), at(5.5), 30),
+            None
+        );
     }
 }

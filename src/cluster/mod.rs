@@ -1,10 +1,13 @@
 //! Running as one of several replicas (docs/scale-out.md): the adapters to
 //! the distributed services the fleet shares. [`stream`] is the event
-//! store every replica reads (NATS JetStream). Everything here is I/O at
+//! store every replica reads (NATS JetStream); [`budget`] counts the flow's
+//! budgets for the whole fleet (Redis). Everything here is I/O at
 //! the edge; the flow and the engine do not know which store feeds them.
 
+pub mod budget;
 pub mod stream;
 
+pub use budget::{Budgets, BudgetsError};
 pub use stream::{Stream, StreamError};
 
 use crate::config::ClusterConfig;

@@ -15,6 +15,8 @@ pub struct RawCluster {
     pub partitions: u64,
     pub replica_id: String,
     pub ack_timeout_seconds: f64,
+    pub redis_urls: Vec<String>,
+    pub lease_impressions: u64,
 }
 
 impl Default for RawCluster {
@@ -26,6 +28,8 @@ impl Default for RawCluster {
             partitions: 16,
             replica_id: String::new(),
             ack_timeout_seconds: 5.0,
+            redis_urls: Vec::new(),
+            lease_impressions: 100,
         }
     }
 }
@@ -48,6 +52,11 @@ pub struct ClusterConfig {
     /// How long an ingest waits for JetStream's acknowledgement before it
     /// answers UNAVAILABLE (nothing acknowledged).
     pub ack_timeout: Duration,
+    /// Redis: one node, or the seed nodes of a Redis Cluster. The fleet's
+    /// budgets are counted there.
+    pub redis_urls: Vec<String>,
+    /// Impressions a replica leases from a shared budget at a time.
+    pub lease_impressions: u64,
 }
 
 pub(super) fn validate(raw: RawCluster) -> Result<Option<ClusterConfig>, Invalid> {
@@ -77,6 +86,22 @@ pub(super) fn validate(raw: RawCluster) -> Result<Option<ClusterConfig>, Invalid
             "must be 1-64 letters, digits, `_` or `-`",
         ));
     }
+    if raw.redis_urls.is_empty() {
+        return Err(invalid(
+            "cluster.redis_urls",
+            "a fleet counts its flow budgets in Redis: name at least one node (redis://host:port)",
+        ));
+    }
+    if let Some(url) = raw
+        .redis_urls
+        .iter()
+        .find(|u| !(u.starts_with("redis://") || u.starts_with("rediss://")))
+    {
+        return Err(invalid(
+            "cluster.redis_urls",
+            format!("`{url}` is not a Redis URL (redis://host:port)"),
+        ));
+    }
     Ok(Some(ClusterConfig {
         nats_urls: raw.nats_urls,
         stream: raw.stream,
@@ -89,5 +114,12 @@ pub(super) fn validate(raw: RawCluster) -> Result<Option<ClusterConfig>, Invalid
             0.1,
             60.0,
         )?),
+        redis_urls: raw.redis_urls,
+        lease_impressions: in_range(
+            "cluster.lease_impressions",
+            raw.lease_impressions,
+            1,
+            1_000_000,
+        )?,
     }))
 }

@@ -51,6 +51,8 @@ pub const RESTART_ONLY: &[(&str, &str)] = &[
     ("cluster.partitions", "the event stream"),
     ("cluster.replica_id", "the event stream"),
     ("cluster.ack_timeout_seconds", "the event stream"),
+    ("cluster.redis_urls", "the shared budgets"),
+    ("cluster.lease_impressions", "the shared budgets"),
     // Their checks apply at once; the size a Rank is refused at on its
     // length alone is set at start.
     ("limits.max_candidates", "the Rank message size limit"),

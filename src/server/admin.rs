@@ -111,11 +111,27 @@ impl pb::admin_service_server::AdminService for AdminApi {
         let (flow, now) = (&self.state.ranking.flow, super::wall_clock());
         let totals = flow.totals(now, params);
         let brands = flow.brand_stats(&request.into_inner().brand_ids, now, params);
+        let (spent_today, remaining_today) = match self.state.budgets.clone() {
+            None => (totals.spent_today, totals.remaining_today),
+            Some(mut budgets) => {
+                let day = params.pacing.day_of(now);
+                let leased = budgets
+                    .leased(&crate::chuanliu::BudgetKey::Flow, day)
+                    .await
+                    .map_err(|e| Unanswered::FleetUnreachable {
+                        what: "the fleet's budget count (Redis)",
+                        error: e.to_string(),
+                    })?;
+                (leased, totals.daily_impressions.saturating_sub(leased))
+            }
+        };
         Ok(Response::new(pb::FlowStats {
             enabled: params.enabled,
             daily_impressions: totals.daily_impressions,
-            spent_today: totals.spent_today,
-            remaining_today: totals.remaining_today,
+            spent_today,
+            remaining_today,
+            replica_spent_today: totals.spent_today,
+            fleet: self.state.budgets.is_some(),
             impressions: totals.counts.impressions,
             attributed_conversions: totals.counts.conversions,
             attributed_gmv: totals.counts.gmv(),

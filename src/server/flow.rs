@@ -5,7 +5,7 @@
 
 use super::{StartError, State, metrics, wall_clock};
 use crate::chuanliu::{Applied, BrandSetting, Flow, FlowParams};
-use crate::cluster::Stream;
+use crate::cluster::{Budgets, Stream};
 use crate::config::ClusterConfig;
 use crate::domain::Event;
 use crate::domain::Millis;
@@ -26,6 +26,8 @@ pub struct Recovered {
     /// The fleet's stream, when this server is a replica, and the sequence
     /// its reader must reach before the replica serves.
     pub stream: Option<(Arc<Stream>, u64)>,
+    /// The fleet's budget counts, when this server is a replica.
+    pub budgets: Option<Budgets>,
 }
 
 /// Rebuilds the flow from the newest snapshot in `dir`, then opens the
@@ -50,9 +52,15 @@ pub(super) fn recover(
     };
     if let Some(cluster) = cluster {
         let replica = crate::cluster::replica_id(cluster);
-        let (stream, last) = tokio::task::block_in_place(|| {
-            tokio::runtime::Handle::current().block_on(Stream::open(cluster, &replica, seq, ids))
+        let ((stream, last), budgets) = tokio::task::block_in_place(|| {
+            tokio::runtime::Handle::current().block_on(async {
+                let budgets = Budgets::connect(cluster).await?;
+                let stream = Stream::open(cluster, &replica, seq, ids).await?;
+                Ok::<_, StartError>((stream, budgets))
+            })
         })?;
+        // A replica spends only what it leases from the fleet's counts.
+        flow.share_budgets();
         tracing::info!(
             stream = %cluster.stream,
             replica = %replica,
@@ -66,6 +74,7 @@ pub(super) fn recover(
             dir: dir.to_path_buf(),
             flow,
             stream: Some((stream, last)),
+            budgets: Some(budgets),
         });
     }
     let options = crate::wal::WalOptions {
@@ -93,7 +102,60 @@ pub(super) fn recover(
         dir: dir.to_path_buf(),
         flow,
         stream: None,
+        budgets: None,
     })
+}
+
+/// Keeps this replica's shared budgets stocked: every 50 ms, leases more of
+/// each budget running low from the fleet's counts. While Redis is away the
+/// replica spends what it holds, then serves no flow impressions.
+pub(super) async fn leases(state: Arc<State>, mut budgets: Budgets) {
+    let mut tick = tokio::time::interval(Duration::from_millis(50));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failing = false;
+    loop {
+        tick.tick().await;
+        let live = state.live();
+        let params = &live.config.engine.chuanliu;
+        let requests =
+            state
+                .ranking
+                .flow
+                .lease_requests(wall_clock(), params, budgets.lease_size());
+        for (key, request) in requests {
+            match budgets.lease(&key, &request).await {
+                Ok(granted) => {
+                    state.ranking.flow.grant(&key, request.day, granted);
+                    metrics::record_lease(Some(granted));
+                    if std::mem::take(&mut failing) {
+                        tracing::info!("leasing flow budgets from Redis again");
+                    }
+                }
+                Err(e) => {
+                    metrics::record_lease(None);
+                    if !std::mem::replace(&mut failing, true) {
+                        tracing::warn!(error = %e, "cannot lease flow budget from Redis; no flow impressions beyond those held");
+                    }
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// At shutdown: gives the leased impressions not spent back to the fleet's
+/// counts (what cannot be given back stays counted: unspent, never spent
+/// twice).
+pub(super) async fn return_leases(state: &State) {
+    let Some(mut budgets) = state.budgets.clone() else {
+        return;
+    };
+    for (key, day, n) in state.ranking.flow.release_leases() {
+        match budgets.give_back(&key, day, n).await {
+            Ok(back) => tracing::info!(?key, day, back, "leased flow impressions returned"),
+            Err(e) => tracing::warn!(error = %e, ?key, n, "leased flow impressions not returned"),
+        }
+    }
 }
 
 fn apply(flow: &Flow, record: &LogRecord, params: &FlowParams) -> Applied {

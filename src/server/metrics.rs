@@ -89,6 +89,14 @@ fn describe() {
         "fairflow_exposure_served_total",
         "Position-weighted exposure served, by scene and tier"
     );
+    describe_counter!(
+        "fairflow_flow_leases_total",
+        "A replica: leases of flow budget asked of Redis, by result (failed: Redis did not answer)"
+    );
+    describe_counter!(
+        "fairflow_flow_leased_impressions_total",
+        "A replica: flow impressions leased from the fleet's budgets"
+    );
     describe_gauge!(
         "fairflow_stream_applied_seq",
         "A replica: the event stream's sequence its flow holds"
@@ -281,6 +289,18 @@ pub fn record_flow_totals(totals: &FlowTotals, event_ids: Option<usize>) {
     gauge!("fairflow_flow_rewarded_streamers").set(totals.rewarded_streamers as f64);
     if let Some(n) = event_ids {
         gauge!("fairflow_event_ids_remembered").set(n as f64);
+    }
+}
+
+/// One lease of flow budget from the fleet's counts: the impressions
+/// granted, or `None` when Redis did not answer.
+pub fn record_lease(granted: Option<u64>) {
+    match granted {
+        Some(n) => {
+            counter!("fairflow_flow_leases_total", "result" => "ok").increment(1);
+            counter!("fairflow_flow_leased_impressions_total").increment(n);
+        }
+        None => counter!("fairflow_flow_leases_total", "result" => "failed").increment(1),
     }
 }
 

@@ -23,7 +23,7 @@ pub mod status;
 pub use reload::{ReloadError, Reloaded};
 
 use crate::catalog::{Catalog, CatalogError};
-use crate::cluster::Stream;
+use crate::cluster::{Budgets, Stream};
 use crate::config::Config;
 use crate::domain::Millis;
 use crate::engine::{Engine, RankState};
@@ -89,6 +89,8 @@ pub struct State {
     /// The fleet's event stream, when this server is a replica (it is also
     /// `events`): its reader's position and lag.
     pub stream: Option<Arc<Stream>>,
+    /// The fleet's budget counts, when this server is a replica.
+    pub budgets: Option<Budgets>,
     /// Where the event log and the flow's snapshots are.
     events_dir: PathBuf,
     /// The traffic log's writer, when `traffic_log.dir` is set.
@@ -143,6 +145,8 @@ pub enum StartError {
     Snapshot(#[from] SnapshotError),
     #[error("{0}")]
     Stream(#[from] crate::cluster::StreamError),
+    #[error("{0}")]
+    Budgets(#[from] crate::cluster::BudgetsError),
     #[error(
         "event stream: applied only through sequence {applied} of {seq} in {CATCH_UP:?}; not serving with part of the fleet's events"
     )]
@@ -179,6 +183,7 @@ impl State {
             },
             events: recovered.events,
             stream: recovered.stream.map(|(s, _)| s),
+            budgets: recovered.budgets,
             events_dir: recovered.dir,
             traffic,
             config_path,
@@ -316,8 +321,12 @@ pub async fn run(
     background.spawn(reload::watch(state.clone(), server_config.watch_config));
     background.spawn(flow::sweeps(state.clone()));
     background.spawn(flow::snapshots(state.clone()));
+    if let Some(budgets) = state.budgets.clone() {
+        background.spawn(flow::leases(state.clone(), budgets));
+    }
     let served = serve_grpc(listeners.grpc, state.clone(), shutdown).await;
     background.abort_all();
+    flow::return_leases(&state).await;
     // What the flow learned goes to a snapshot, so the next start replays
     // nothing. Failing it loses nothing: the log still holds every event.
     let _ = tokio::task::spawn_blocking(move || state.snapshot()).await;

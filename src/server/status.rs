@@ -58,6 +58,9 @@ pub enum Unanswered {
         what: &'static str,
         error: EventLogError,
     },
+    /// A service the fleet shares did not answer.
+    #[error("{what} did not answer, retry: {error}")]
+    FleetUnreachable { what: &'static str, error: String },
     /// More `Rank` requests in flight than the limit.
     #[error("server at its limit of {limit} Rank requests in flight; retry with backoff")]
     Overloaded { limit: usize },
@@ -73,7 +76,7 @@ impl From<Unanswered> for Status {
     fn from(e: Unanswered) -> Status {
         let code = match &e {
             Unanswered::TaskFailed { .. } => Code::Internal,
-            Unanswered::NotStored { .. } => Code::Unavailable,
+            Unanswered::NotStored { .. } | Unanswered::FleetUnreachable { .. } => Code::Unavailable,
             Unanswered::Overloaded { .. } => Code::ResourceExhausted,
             Unanswered::Deadline { .. } => Code::DeadlineExceeded,
             Unanswered::Reload(_) => Code::FailedPrecondition,
