@@ -8,7 +8,11 @@
 //! - a replica restarted from its snapshot reads the stream after it;
 //! - a budget hit by concurrent traffic on every replica is spent exactly,
 //!   never more, and `GetFlowStats` says so for the fleet;
-//! - an ingest while NATS is unreachable is refused at start, naming it.
+//! - while NATS is away an ingest answers UNAVAILABLE and ranking goes on;
+//!   both recover by themselves;
+//! - while Redis is away no flow impression is served beyond those held,
+//!   ranking goes on, and the flow comes back with Redis;
+//! - a replica refuses to start when NATS is unreachable, naming it.
 //!
 //! Needs NATS with JetStream on 127.0.0.1:4222; skipped, saying so, when it
 //! is not there (`.ci/run` starts it).
@@ -69,6 +73,15 @@ fn fresh_stream(work: &Path, what: &str) -> String {
     format!("FFTEST_{what}_{}_{unique}", std::process::id())
 }
 
+/// Deletes a test's stream from the machine's NATS.
+async fn delete_stream(name: &str) {
+    let client = async_nats::connect(NATS).await.unwrap();
+    async_nats::jetstream::new(client)
+        .delete_stream(name)
+        .await
+        .unwrap();
+}
+
 fn purchase(i: usize) -> pb::Event {
     pb::Event {
         event_id: format!("fleet-{i:05}"),
@@ -125,7 +138,8 @@ async fn every_acknowledged_event_reaches_every_replica_once_through_a_sigkill()
         return;
     }
     let work = tempfile::tempdir().unwrap();
-    let config = fleet_config(work.path(), &fresh_stream(work.path(), "roundrobin"), "");
+    let stream = fresh_stream(work.path(), "roundrobin");
+    let config = fleet_config(work.path(), &stream, "");
     let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
     let args = ["--config", config.as_str()];
     let mut replicas: Vec<Option<Process>> =
@@ -244,6 +258,7 @@ async fn every_acknowledged_event_reaches_every_replica_once_through_a_sigkill()
     for r in replicas.into_iter().flatten() {
         stop(r);
     }
+    delete_stream(&stream).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -252,7 +267,8 @@ async fn a_replica_restarted_from_its_snapshot_reads_the_stream_after_it() {
         return;
     }
     let work = tempfile::tempdir().unwrap();
-    let config = fleet_config(work.path(), &fresh_stream(work.path(), "snapshot"), "");
+    let stream = fresh_stream(work.path(), "snapshot");
+    let config = fleet_config(work.path(), &stream, "");
     let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let args = ["--config", config.as_str()];
     let a = spawn(&args, a_dir.path());
@@ -287,6 +303,7 @@ async fn a_replica_restarted_from_its_snapshot_reads_the_stream_after_it() {
     let logs = stop(b);
     let opened = log_line(&logs, "event stream opened");
     assert_eq!(opened["fields"]["snapshot_seq"], 50);
+    delete_stream(&stream).await;
 }
 
 #[expect(
@@ -314,9 +331,10 @@ async fn a_budget_hit_on_every_replica_is_spent_exactly() {
     let mut weights = vec!["0.0"; 24];
     weights[0] = "1.0";
     let work = tempfile::tempdir().unwrap();
+    let stream = fresh_stream(work.path(), "budget");
     let config = fleet_config(
         work.path(),
-        &fresh_stream(work.path(), "budget"),
+        &stream,
         &format!(
             "lease_impressions = 4\n[quotas]\nscenes = []\n[chuanliu]\nenroll_all_brands = true\n[chuanliu.budget]\ndaily_impressions = {BUDGET}\nday_starts_at_utc_hour = {day_start}\nhourly_weights = [{}]\n",
             weights.join(", ")
@@ -418,6 +436,267 @@ async fn a_budget_hit_on_every_replica_is_spent_exactly() {
     for p in replicas {
         stop(p);
     }
+    delete_stream(&stream).await;
+}
+
+/// A port nothing listens on now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A NATS or Redis server of the test's own, to stop and start again.
+struct Private {
+    program: &'static str,
+    args: Vec<String>,
+    port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl Private {
+    fn nats(dir: &Path) -> Private {
+        let port = free_port();
+        let args = ["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"]
+            .iter()
+            .map(|s| s.to_string())
+            .chain([dir.display().to_string()])
+            .collect();
+        Private::start("nats-server", args, port)
+    }
+
+    fn redis() -> Private {
+        let port = free_port();
+        let args = [
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--save",
+            "",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        Private::start("redis-server", args, port)
+    }
+
+    fn start(program: &'static str, args: Vec<String>, port: u16) -> Private {
+        let mut p = Private {
+            program,
+            args,
+            port,
+            child: None,
+        };
+        p.up();
+        p
+    }
+
+    fn up(&mut self) {
+        let child = std::process::Command::new(self.program)
+            .args(&self.args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{}: {e}", self.program));
+        self.child = Some(child);
+        let addr = format!("127.0.0.1:{}", self.port).parse().unwrap();
+        for _ in 0..100 {
+            if std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("{} did not listen on {}", self.program, self.port);
+    }
+
+    fn down(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+}
+
+impl Drop for Private {
+    fn drop(&mut self) {
+        self.down();
+    }
+}
+
+fn buyer(user: &str, i: usize, now: i64) -> pb::Event {
+    pb::Event {
+        user_id: user.into(),
+        time_ms: now - 60_000 + i as i64 * 1000,
+        ..purchase(20_000 + i)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_nats_is_away_ingest_is_unavailable_and_ranking_goes_on() {
+    if !services_are_up() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let mut nats = Private::nats(&work.path().join("nats"));
+    let path = work.path().join("replica.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[cluster]\nnats_urls = [\"nats://127.0.0.1:{}\"]\nredis_urls = [\"redis://{REDIS}\"]\nstream = \"{}\"\nack_timeout_seconds = 1.0\n",
+            nats.port,
+            fresh_stream(work.path(), "natsaway")
+        ),
+    )
+    .unwrap();
+    let replica = spawn(
+        &["--config", path.to_str().unwrap()],
+        &work.path().join("events"),
+    );
+    let now = wall_clock_ms();
+    let mut events = events_client(&replica.addr).await;
+    let one = |i: usize| pb::IngestRequest {
+        events: vec![buyer("away", i, now)],
+    };
+    assert_eq!(
+        events.ingest(one(0)).await.unwrap().into_inner().accepted,
+        1
+    );
+
+    nats.down();
+    let refused = events.ingest(one(1)).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
+    let mut rank = fairflow::proto::v1::rank_service_client::RankServiceClient::connect(format!(
+        "http://{}",
+        replica.addr
+    ))
+    .await
+    .unwrap();
+    let page = rank
+        .rank(request(vec![candidate("g000001", pb::ItemKind::Goods)], 1))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(page.slots.len(), 1, "ranking goes on without NATS");
+
+    // NATS back (same storage): the retried event is taken, and applied
+    // once. UNAVAILABLE meant "not acknowledged", not "not stored": the
+    // client's buffered publish may have reached the stream on reconnect,
+    // and then the retry is its duplicate.
+    nats.up();
+    let patience = Patience::new(Duration::from_secs(30));
+    loop {
+        match events.ingest(one(1)).await {
+            Ok(reply) => {
+                let reply = reply.into_inner();
+                assert_eq!(reply.accepted + reply.duplicates, 1);
+                break;
+            }
+            Err(status) => assert_eq!(status.code(), tonic::Code::Unavailable),
+        }
+        patience.wait().await;
+    }
+    // Applied here once the reader is back (affinities keep whole seconds).
+    let second = (now - 60_000 + 1000) / 1000 * 1000;
+    while held(&replica.addr, "away").await[0].2 != second {
+        patience.wait().await;
+    }
+    stop(replica);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_redis_is_away_no_flow_impression_is_served_beyond_those_held() {
+    if !services_are_up() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let mut redis = Private::redis();
+    let stream = fresh_stream(work.path(), "redisaway");
+    let config = format!(
+        "[cluster]\nnats_urls = [\"nats://{NATS}\"]\nredis_urls = [\"redis://127.0.0.1:{}\"]\nstream = \"{}\"\nlease_impressions = 2\n[quotas]\nscenes = []\n[chuanliu]\nenroll_all_brands = true\nfrequency_cap = 1000\n",
+        redis.port,
+        fresh_stream(work.path(), "redisaway")
+    );
+    let path = work.path().join("replica.toml");
+    std::fs::write(&path, config).unwrap();
+    let replica = spawn(
+        &["--config", path.to_str().unwrap()],
+        &work.path().join("events"),
+    );
+    let now = wall_clock_ms();
+    let users: Vec<String> = (0..20).map(|u| format!("r{u}")).collect();
+    let reply = events_client(&replica.addr)
+        .await
+        .ingest(pb::IngestRequest {
+            events: users
+                .iter()
+                .enumerate()
+                .map(|(i, u)| buyer(u, i, now))
+                .collect(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(reply.accepted, 20);
+    let mut rank = fairflow::proto::v1::rank_service_client::RankServiceClient::connect(format!(
+        "http://{}",
+        replica.addr
+    ))
+    .await
+    .unwrap();
+    let mut round = |rank: &mut fairflow::proto::v1::rank_service_client::RankServiceClient<
+        tonic::transport::Channel,
+    >| {
+        let mut rank = rank.clone();
+        let users = users.clone();
+        async move {
+            let mut flow = 0;
+            for u in &users {
+                let page = rank
+                    .rank(pb::RankRequest {
+                        user_id: u.clone(),
+                        scene: pb::Scene::Recommend as i32,
+                        slots: 5,
+                        candidates: vec![candidate("live-s00008", pb::ItemKind::LiveStream)],
+                        request_time_ms: Some(wall_clock_ms()),
+                        ..Default::default()
+                    })
+                    .await
+                    .unwrap()
+                    .into_inner();
+                assert!(!page.slots.is_empty(), "ranking goes on");
+                flow += page
+                    .slots
+                    .iter()
+                    .filter(|s| s.reasons.contains(&(pb::ReasonCode::Chuanliu as i32)))
+                    .count();
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            flow
+        }
+    };
+    assert!(round(&mut rank).await > 0, "flow impressions with Redis");
+    redis.down();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let without: usize = {
+        let mut n = 0;
+        for _ in 0..3 {
+            n += round(&mut rank).await;
+        }
+        n
+    };
+    assert!(without <= 2, "at most the lease held: {without}");
+    redis.up();
+    let patience = Patience::new(Duration::from_secs(30));
+    while round(&mut rank).await == 0 {
+        patience.wait().await;
+    }
+    let text = scrape(&replica.metrics).await;
+    assert!(metric_sum(&text, "fairflow_flow_leases_total{result=\"failed\"}") >= 1.0);
+    stop(replica);
+    delete_stream(&stream).await;
 }
 
 #[test]
