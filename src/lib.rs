@@ -33,6 +33,8 @@
 //!   - [`snapshot`]: the flow's snapshots;
 //!   - [`traffic`]: the traffic-log format (JSONL and Parquet), its reader,
 //!     writer and the server's sink.
+//! - [`cluster`]: the fleet's adapters, NATS JetStream (the second event
+//!   store) and Redis (the flow's shared budgets).
 //! - Edges, where tokio, tonic, files, clocks and seeds live:
 //!   - [`server`]: the gRPC services, conversion, status mapping, codec,
 //!     health, reflection, metrics;

@@ -126,12 +126,6 @@ async fn purchases_applied(metrics: &str) -> f64 {
     metric_sum(&scrape(metrics).await, "fairflow_purchases_total")
 }
 
-fn stop(mut p: Process) -> Vec<String> {
-    signal(&p.child, "TERM");
-    let _ = p.child.wait();
-    p.logs.join().unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_acknowledged_event_reaches_every_replica_once_through_a_sigkill() {
     if !services_are_up() {
@@ -161,9 +155,7 @@ async fn every_acknowledged_event_reaches_every_replica_once_through_a_sigkill()
                 client.ingest(pb::IngestRequest { events: in_flight }).await
             });
             tokio::time::sleep(Duration::from_millis(2)).await;
-            let mut child = p.child;
-            child.kill().unwrap();
-            child.wait().unwrap();
+            p.kill();
             if let Ok(Ok(reply)) = sent.await {
                 assert_eq!(reply.get_ref().accepted as usize, BATCH);
                 acknowledged.extend(events.iter().map(|e| e.event_id.clone()));
@@ -256,7 +248,7 @@ async fn every_acknowledged_event_reaches_every_replica_once_through_a_sigkill()
         assert_eq!(purchases_applied(metrics).await, N as f64, "replica {r}");
     }
     for r in replicas.into_iter().flatten() {
-        stop(r);
+        r.stop();
     }
     delete_stream(&stream).await;
 }
@@ -285,7 +277,7 @@ async fn a_replica_restarted_from_its_snapshot_reads_the_stream_after_it() {
     };
     assert_eq!(ingest(a.addr.clone(), 0..50).await.accepted, 50);
     // B stops cleanly: its snapshot holds the stream through 50.
-    let b_logs = stop(b);
+    let b_logs = b.stop();
     let written = b_logs
         .iter()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
@@ -299,8 +291,8 @@ async fn a_replica_restarted_from_its_snapshot_reads_the_stream_after_it() {
     assert_eq!(purchases_applied(&b.metrics).await, 30.0);
     assert_eq!(held(&b.addr, "u9").await, held(&a.addr, "u9").await);
     assert_eq!(ingest(b.addr.clone(), 0..80).await.duplicates, 80);
-    stop(a);
-    let logs = stop(b);
+    a.stop();
+    let logs = b.stop();
     let opened = log_line(&logs, "event stream opened");
     assert_eq!(opened["fields"]["snapshot_seq"], 50);
     delete_stream(&stream).await;
@@ -434,7 +426,7 @@ async fn a_budget_hit_on_every_replica_is_spent_exactly() {
         assert_eq!(stats.replica_spent_today, served[r], "replica {r}");
     }
     for p in replicas {
-        stop(p);
+        p.stop();
     }
     delete_stream(&stream).await;
 }
@@ -603,7 +595,7 @@ async fn while_nats_is_away_ingest_is_unavailable_and_ranking_goes_on() {
     while held(&replica.addr, "away").await[0].2 != second {
         patience.wait().await;
     }
-    stop(replica);
+    replica.stop();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -695,7 +687,7 @@ async fn while_redis_is_away_no_flow_impression_is_served_beyond_those_held() {
     }
     let text = scrape(&replica.metrics).await;
     assert!(metric_sum(&text, "fairflow_flow_leases_total{result=\"failed\"}") >= 1.0);
-    stop(replica);
+    replica.stop();
     delete_stream(&stream).await;
 }
 

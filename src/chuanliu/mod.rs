@@ -523,6 +523,9 @@ impl Flow {
         lease: u64,
     ) -> Vec<(BudgetKey, LeaseRequest)> {
         let mut out = Vec::new();
+        if !params.enabled {
+            return out; // nothing to spend: hold nothing of the fleet's
+        }
         if let Some(r) =
             self.budget
                 .lease_request(params.daily_impressions, &params.pacing, now, lease)

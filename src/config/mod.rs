@@ -315,6 +315,8 @@ mod tests {
         assert_eq!(shipped.engine.quotas, empty.engine.quotas);
         assert_eq!(shipped.engine.chuanliu, empty.engine.chuanliu);
         assert_eq!(shipped.traffic_log, empty.traffic_log);
+        assert_eq!(shipped.cluster, None);
+        assert_eq!(empty.cluster, None);
         assert_eq!(shipped.snapshot_interval, empty.snapshot_interval);
         assert_eq!(shipped.dedupe_window_ms, empty.dedupe_window_ms);
         assert_eq!(shipped.server.listen, empty.server.listen);
@@ -407,6 +409,30 @@ mod tests {
             "gates.reason_threshold"
         );
         assert_eq!(key_of("[limits]\nmax_slot = 10"), "limits.max_slot");
+        assert_eq!(
+            key_of("[cluster]\nnats_urls = [\"nats://h:port\"]\nredis_urls = [\"redis://h:1\"]"),
+            "cluster.nats_urls"
+        );
+        assert_eq!(
+            key_of("[cluster]\nnats_urls = [\"nats://h:4222\"]"),
+            "cluster.redis_urls"
+        );
+        assert_eq!(
+            key_of("[cluster]\nnats_urls = [\"nats://h:4222\"]\nredis_urls = [\"h:6379\"]"),
+            "cluster.redis_urls"
+        );
+        assert_eq!(
+            key_of(
+                "[cluster]\nnats_urls = [\"h:4222\"]\nredis_urls = [\"redis://h\"]\nstream = \"a.b\""
+            ),
+            "cluster.stream"
+        );
+        assert_eq!(
+            key_of(
+                "[cluster]\nnats_urls = [\"h:4222\"]\nredis_urls = [\"redis://h\"]\nlease_impressions = 0"
+            ),
+            "cluster.lease_impressions"
+        );
         assert_eq!(key_of("[limits\n"), "(syntax)");
         assert_eq!(key_of("[quotas]\nscenes = [\"feed\"]"), "quotas.scenes");
         assert_eq!(

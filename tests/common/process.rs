@@ -7,7 +7,8 @@ use std::time::Duration;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_fairflow");
 
-/// A running `fairflow serve`.
+/// A running `fairflow serve`, killed when dropped (a failing test leaves
+/// no server behind).
 pub struct Process {
     pub child: Child,
     /// The gRPC address.
@@ -15,12 +16,47 @@ pub struct Process {
     /// The metrics endpoint's address.
     pub metrics: String,
     /// Every line it wrote to stderr, once it has exited.
-    pub logs: std::thread::JoinHandle<Vec<String>>,
+    logs: Option<std::thread::JoinHandle<Vec<String>>>,
+}
+
+impl Process {
+    /// Stops it with SIGTERM; returns every line it wrote to stderr.
+    pub fn stop(mut self) -> Vec<String> {
+        signal(&self.child, "TERM");
+        let _ = self.child.wait();
+        self.logs.take().unwrap().join().unwrap()
+    }
+
+    /// Kills it with SIGKILL: no shutdown, no snapshot.
+    pub fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// Starts `fairflow serve` on free ports with its event log in `events`;
 /// returns once it announces its addresses (read from its JSON log).
 pub fn spawn(extra: &[&str], events: &std::path::Path) -> Process {
+    let (child, addr, metrics, logs) = start(extra, events);
+    Process {
+        child,
+        addr,
+        metrics,
+        logs: Some(logs),
+    }
+}
+
+type Started = (Child, String, String, std::thread::JoinHandle<Vec<String>>);
+
+/// The child, its gRPC and metrics addresses, and its stderr's reader.
+fn start(extra: &[&str], events: &std::path::Path) -> Started {
     let mut child = Command::new(BIN)
         .args(["--log-format", "json", "serve", "--listen", "127.0.0.1:0"])
         .args(["--metrics-listen", "127.0.0.1:0"])
@@ -60,12 +96,7 @@ pub fn spawn(extra: &[&str], events: &std::path::Path) -> Process {
             }
         }
     }
-    Process {
-        child,
-        addr: addr.unwrap(),
-        metrics: metrics.unwrap(),
-        logs,
-    }
+    (child, addr.unwrap(), metrics.unwrap(), logs)
 }
 
 /// [`spawn`], as (child, gRPC address, stderr lines).
@@ -73,8 +104,8 @@ pub fn spawn_server_with_events(
     extra: &[&str],
     events: &std::path::Path,
 ) -> (Child, String, std::thread::JoinHandle<Vec<String>>) {
-    let p = spawn(extra, events);
-    (p.child, p.addr, p.logs)
+    let (child, addr, _, logs) = start(extra, events);
+    (child, addr, logs)
 }
 
 /// The sum of every sample of the metric `name` in a scrape.
