@@ -638,7 +638,7 @@ async fn while_redis_is_away_no_flow_impression_is_served_beyond_those_held() {
     ))
     .await
     .unwrap();
-    let mut round = |rank: &mut fairflow::proto::v1::rank_service_client::RankServiceClient<
+    let round = |rank: &mut fairflow::proto::v1::rank_service_client::RankServiceClient<
         tonic::transport::Channel,
     >| {
         let mut rank = rank.clone();
