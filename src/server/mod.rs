@@ -166,7 +166,7 @@ pub struct Listeners {
 
 impl State {
     /// `config_path` is the file the engine's config came from, for reloads;
-    /// `flow` the flow state recovered from `events` (in `events_dir`).
+    /// `recovered` the flow and the event store that feeds it.
     pub fn new(
         live: Live,
         catalog: Catalog,
