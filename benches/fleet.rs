@@ -1,8 +1,9 @@
 //! The fleet's shared services on this machine's NATS and Redis
 //! (docs/scale-out.md): durable ingest through JetStream (batches of 100
 //! purchases published, acknowledged by JetStream and applied by the
-//! replica's own reader before `ingest` returns), and one lease of flow
-//! budget from Redis (the Lua script's round trip).
+//! replica's own reader before `ingest` returns), one lease of flow
+//! budget from Redis (the Lua script's round trip), and one place held
+//! under a user's frequency cap and given back (two round trips).
 //! Run: `cargo bench --bench fleet` (needs NATS on 127.0.0.1:4222 and
 //! Redis on 127.0.0.1:6379; says so and measures nothing without them).
 
@@ -10,8 +11,8 @@ mod common;
 
 use common::{BATCH, batch};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use fairflow::chuanliu::{BrandSetting, BudgetKey, LeaseRequest};
-use fairflow::cluster::{Budgets, Stream};
+use fairflow::chuanliu::{BrandSetting, BudgetKey, LeaseRequest, Wanted};
+use fairflow::cluster::{Budgets, Caps, Connection, Stream};
 use fairflow::config::Config;
 use fairflow::domain::Event;
 use fairflow::events::{EventStore, Feed};
@@ -69,7 +70,8 @@ fn bench_fleet(c: &mut Criterion) {
             assert_eq!(out.accepted.len(), BATCH);
         })
     });
-    let mut budgets = runtime.block_on(Budgets::connect(&cluster)).unwrap();
+    let redis = runtime.block_on(Connection::open(&cluster)).unwrap();
+    let mut budgets = Budgets::new(redis.clone(), &cluster);
     let request = LeaseRequest {
         day: 20_000 + (run % 1000) as i64,
         hour: 3,
@@ -84,6 +86,27 @@ fn bench_fleet(c: &mut Criterion) {
                 .block_on(budgets.lease(&BudgetKey::Flow, &request))
                 .unwrap();
             assert_eq!(got, 100);
+        })
+    });
+    // A place under a user's cap for one brand, and giving it back: what a
+    // replica adds to a Rank that may show the user a flow stream it ends
+    // up not placing (one round trip when the page places it).
+    let mut caps = Caps::new(redis, &cluster);
+    let wanted = [Wanted {
+        brand: 0,
+        name: "brand-bench".into(),
+    }];
+    let user = format!("bench-user-{run}");
+    group.bench_function("cap_hold_and_release_redis", |b| {
+        b.iter(|| {
+            runtime.block_on(async {
+                let held = caps.hold(&user, &wanted, 1, 3, 600).await.unwrap();
+                assert_eq!(held.len(), 1);
+                let back = caps
+                    .release(&user, &[("brand-bench", &held[0].window)])
+                    .await;
+                assert_eq!(back.unwrap(), 1);
+            })
         })
     });
     group.finish();

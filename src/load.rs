@@ -26,6 +26,10 @@ pub struct LoadSpec {
     pub candidates: usize,
     pub slots: u32,
     pub seed: u64,
+    /// Requests come from this many users (`user-0` ...), 100,000 when
+    /// `None`. With [`buyer_purchases`] ingested first, every one of them
+    /// has an affinity the flow can act on.
+    pub users: Option<u64>,
 }
 
 /// What happened.
@@ -40,6 +44,8 @@ pub struct LoadReport {
     pub latency_us: [u64; 5],
     /// The same for answers that were errors: how fast refusals come back.
     pub error_latency_us: [u64; 5],
+    /// Slots the chuanliu flow filled (reason `CHUANLIU`) in the answers.
+    pub flow_slots: u64,
 }
 
 impl LoadReport {
@@ -53,12 +59,13 @@ impl std::fmt::Display for LoadReport {
         let [p50, p90, p99, p999, max] = self.latency_us;
         write!(
             f,
-            "{} ok, {} errors ({} shed) in {:.2}s: {:.0} req/s; latency us p50 {p50} p90 {p90} p99 {p99} p99.9 {p999} max {max}",
+            "{} ok, {} errors ({} shed) in {:.2}s: {:.0} req/s; latency us p50 {p50} p90 {p90} p99 {p99} p99.9 {p999} max {max}; {} flow slots",
             self.ok,
             self.errors,
             self.shed,
             self.elapsed.as_secs_f64(),
-            self.throughput()
+            self.throughput(),
+            self.flow_slots
         )?;
         if self.errors > 0 {
             let [p50, p90, p99, p999, max] = self.error_latency_us;
@@ -104,7 +111,10 @@ pub fn request_pool(catalog: &Catalog, spec: &LoadSpec, size: usize) -> Vec<pb::
             }
             pb::RankRequest {
                 request_id: format!("load-{i}"),
-                user_id: format!("user-{}", rng.random_range(0..100_000)),
+                user_id: format!(
+                    "user-{}",
+                    rng.random_range(0..spec.users.unwrap_or(100_000))
+                ),
                 scene: *scenes.choose(&mut rng).expect("non-empty") as i32,
                 slots: spec.slots,
                 candidates,
@@ -112,6 +122,81 @@ pub fn request_pool(catalog: &Catalog, spec: &LoadSpec, size: usize) -> Vec<pb::
             }
         })
         .collect()
+}
+
+/// For each of `users` users (`user-0` ...), one purchase through an
+/// influencer of a brand whose own live stream is on air, brands taken in
+/// turn: after these, the flow can act on every request of those users
+/// (and a fleet replica holds cap places for each) where the brands take
+/// part (enrolled, or `chuanliu.enroll_all_brands`). `now_ms` is the
+/// purchases' time.
+pub fn buyer_purchases(catalog: &Catalog, users: u64, now_ms: i64) -> Vec<pb::Event> {
+    let influencer = catalog
+        .streamers()
+        .filter(|s| s.kind == crate::domain::StreamerKind::Influencer)
+        .map(|s| s.id.as_str())
+        .min();
+    let mut brands: Vec<(&str, &str)> = catalog
+        .goods_iter()
+        .filter(|g| catalog.live_self_stream(&g.brand_id).is_some())
+        .map(|g| (g.brand_id.as_str(), g.id.as_str()))
+        .collect();
+    brands.sort_unstable();
+    brands.dedup_by_key(|(brand, _)| *brand);
+    let Some(influencer) = influencer.filter(|_| !brands.is_empty()) else {
+        return Vec::new();
+    };
+    (0..users)
+        .map(|u| {
+            let (brand, item) = brands[u as usize % brands.len()];
+            pb::Event {
+                event_id: format!("load-buyer-{u}-{now_ms}"),
+                time_ms: now_ms,
+                user_id: format!("user-{u}"),
+                kind: Some(pb::event::Kind::Purchase(pb::Purchase {
+                    item_id: item.into(),
+                    brand_id: brand.into(),
+                    seller_streamer_id: influencer.into(),
+                    channel: pb::SaleChannel::Distribution as i32,
+                    price: 10.0,
+                })),
+            }
+        })
+        .collect()
+}
+
+/// Sends the [`buyer_purchases`] of `users` users, made now, to the
+/// server's `EventService`, 500 at a time; how many it took (accepted, or
+/// had already).
+#[expect(
+    clippy::disallowed_methods,
+    reason = "the purchases are made now, for a server ranking now"
+)]
+pub async fn ingest_buyers(
+    addr: &str,
+    catalog: &Catalog,
+    users: u64,
+) -> Result<u64, tonic::Status> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as i64;
+    let events = buyer_purchases(catalog, users, now);
+    let mut client =
+        pb::event_service_client::EventServiceClient::connect(format!("http://{addr}"))
+            .await
+            .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+    let mut taken = 0;
+    for batch in events.chunks(500) {
+        let reply = client
+            .ingest(pb::IngestRequest {
+                events: batch.to_vec(),
+            })
+            .await?
+            .into_inner();
+        taken += u64::from(reply.accepted + reply.duplicates);
+    }
+    Ok(taken)
 }
 
 /// Hostile requests: `candidates` empty candidates each, the most a message
@@ -179,6 +264,7 @@ pub async fn run(
             let mut latencies = Vec::new();
             let mut error_latencies = Vec::new();
             let mut shed = 0u64;
+            let mut flow = 0u64;
             let mut i = w;
             while Instant::now() < deadline {
                 if max.is_some_and(|m| sent.fetch_add(1, Ordering::Relaxed) >= m) {
@@ -188,22 +274,32 @@ pub async fn run(
                 i += spec_stride(pool.len());
                 let t = Instant::now();
                 match client.rank(req).await {
-                    Ok(_) => latencies.push(t.elapsed().as_micros() as u64),
+                    Ok(page) => {
+                        latencies.push(t.elapsed().as_micros() as u64);
+                        let chuanliu = pb::ReasonCode::Chuanliu as i32;
+                        flow += page
+                            .get_ref()
+                            .slots
+                            .iter()
+                            .filter(|s| s.reasons.contains(&chuanliu))
+                            .count() as u64;
+                    }
                     Err(status) => {
                         error_latencies.push(t.elapsed().as_micros() as u64);
                         shed += u64::from(status.code() == tonic::Code::ResourceExhausted);
                     }
                 }
             }
-            (latencies, error_latencies, shed)
+            (latencies, error_latencies, shed, flow)
         }));
     }
-    let (mut all, mut failed, mut shed) = (Vec::new(), Vec::new(), 0);
+    let (mut all, mut failed, mut shed, mut flow_slots) = (Vec::new(), Vec::new(), 0, 0);
     for w in workers {
-        let (lat, err, s) = w.await.expect("load worker panicked");
+        let (lat, err, s, f) = w.await.expect("load worker panicked");
         all.extend(lat);
         failed.extend(err);
         shed += s;
+        flow_slots += f;
     }
     let elapsed = start.elapsed();
     Ok(LoadReport {
@@ -213,6 +309,7 @@ pub async fn run(
         elapsed,
         latency_us: percentiles(all),
         error_latency_us: percentiles(failed),
+        flow_slots,
     })
 }
 
@@ -245,6 +342,7 @@ mod tests {
             candidates: 200,
             slots: 20,
             seed: 3,
+            users: None,
         };
         let a = request_pool(&catalog, &spec, 4);
         assert_eq!(a, request_pool(&catalog, &spec, 4));
@@ -255,5 +353,46 @@ mod tests {
             ids.dedup();
             assert_eq!(ids.len(), 200, "candidate ids are unique");
         }
+    }
+
+    #[test]
+    fn buyers_are_the_users_requests_come_from_and_their_brands_are_on_air() {
+        let catalog = Catalog::embedded_demo(128).unwrap();
+        let events = buyer_purchases(&catalog, 50, 1_000);
+        assert_eq!(events.len(), 50);
+        let spec = LoadSpec {
+            addr: String::new(),
+            concurrency: 1,
+            duration: Duration::ZERO,
+            max_requests: None,
+            candidates: 10,
+            slots: 5,
+            seed: 3,
+            users: Some(50),
+        };
+        let buyers: std::collections::HashSet<&str> =
+            events.iter().map(|e| e.user_id.as_str()).collect();
+        for r in request_pool(&catalog, &spec, 100) {
+            assert!(buyers.contains(r.user_id.as_str()), "{}", r.user_id);
+        }
+        let mut brands = std::collections::HashSet::new();
+        for e in &events {
+            let Some(pb::event::Kind::Purchase(p)) = &e.kind else {
+                panic!("a purchase")
+            };
+            assert!(catalog.live_self_stream(&p.brand_id).is_some());
+            assert_eq!(
+                catalog
+                    .sale_channel(
+                        &p.brand_id,
+                        &p.seller_streamer_id,
+                        crate::domain::Channel::Influencer
+                    )
+                    .0,
+                crate::domain::Channel::Influencer
+            );
+            brands.insert(p.brand_id.clone());
+        }
+        assert!(brands.len() > 1, "brands in turn");
     }
 }

@@ -8,79 +8,28 @@
 //! - a replica restarted from its snapshot reads the stream after it;
 //! - a budget hit by concurrent traffic on every replica is spent exactly,
 //!   never more, and `GetFlowStats` says so for the fleet;
+//! - a user whose requests land on every replica at once is shown a brand
+//!   exactly the frequency cap's number of times, and the fleet's figures
+//!   count those impressions and the purchases that follow once each;
 //! - while NATS is away an ingest answers UNAVAILABLE and ranking goes on;
 //!   both recover by themselves;
 //! - while Redis is away no flow impression is served beyond those held,
 //!   ranking goes on, and the flow comes back with Redis;
 //! - a replica refuses to start when NATS is unreachable, naming it.
 //!
-//! Needs NATS with JetStream on 127.0.0.1:4222; skipped, saying so, when it
+//! Needs NATS with JetStream on 127.0.0.1:4222 and Redis on 127.0.0.1:6379;
+//! skipped, saying so, when it
 //! is not there (`.ci/run` starts it).
 
 mod common;
 
+use common::fleet::*;
 use common::*;
 use fairflow::proto::v1 as pb;
 use fairflow::proto::v1::admin_service_client::AdminServiceClient;
 use fairflow::proto::v1::event_service_client::EventServiceClient;
 use std::path::Path;
 use std::time::Duration;
-
-const NATS: &str = "127.0.0.1:4222";
-const REDIS: &str = "127.0.0.1:6379";
-
-/// Whether NATS and Redis are there; says so when not (the test is then
-/// skipped).
-fn services_are_up() -> bool {
-    [("NATS", NATS), ("Redis", REDIS)]
-        .into_iter()
-        .all(|(name, addr)| {
-            let up = std::net::TcpStream::connect_timeout(
-                &addr.parse().unwrap(),
-                Duration::from_secs(1),
-            )
-            .is_ok();
-            if !up {
-                eprintln!("skipped: no {name} on {addr} (start it as docs/scale-out.md says)");
-            }
-            up
-        })
-}
-
-/// A config for replicas of a fleet on a stream of its own.
-fn fleet_config(dir: &Path, stream: &str, extra: &str) -> String {
-    let path = dir.join("replica.toml");
-    std::fs::write(
-        &path,
-        format!(
-            "[cluster]\nnats_urls = [\"nats://{NATS}\"]\nstream = \"{stream}\"\nredis_urls = [\"redis://{REDIS}\"]\n{extra}"
-        ),
-    )
-    .unwrap();
-    path.to_str().unwrap().to_string()
-}
-
-/// A stream name no other run uses: from the test's own (random)
-/// temporary directory.
-fn fresh_stream(work: &Path, what: &str) -> String {
-    let unique: String = work
-        .file_name()
-        .unwrap()
-        .to_string_lossy()
-        .chars()
-        .filter(char::is_ascii_alphanumeric)
-        .collect();
-    format!("FFTEST_{what}_{}_{unique}", std::process::id())
-}
-
-/// Deletes a test's stream from the machine's NATS.
-async fn delete_stream(name: &str) {
-    let client = async_nats::connect(NATS).await.unwrap();
-    async_nats::jetstream::new(client)
-        .delete_stream(name)
-        .await
-        .unwrap();
-}
 
 fn purchase(i: usize) -> pb::Event {
     pb::Event {
@@ -119,6 +68,35 @@ async fn held(addr: &str, user: &str) -> Vec<(String, Vec<String>, i64, f64)> {
         .into_iter()
         .map(|a| (a.brand_id, a.source_streamer_ids, a.updated_ms, a.weight))
         .collect()
+}
+
+/// Ingests purchases through influencers on the first replica, all new,
+/// and waits until every replica holds the last one's affinity.
+async fn ingest_everywhere(replicas: &[Process], events: Vec<pb::Event>) {
+    let (n, last) = (events.len(), events.last().unwrap().user_id.clone());
+    let reply = events_client(&replicas[0].addr)
+        .await
+        .ingest(pb::IngestRequest { events })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(reply.accepted as usize, n);
+    for r in replicas {
+        let patience = Patience::new(Duration::from_secs(20));
+        while held(&r.addr, &last).await.is_empty() {
+            patience.wait().await;
+        }
+    }
+}
+
+async fn flow_stats(addr: &str) -> pb::FlowStats {
+    AdminServiceClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap()
+        .get_flow_stats(pb::GetFlowStatsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
 }
 
 /// Purchases applied by a replica since it started, from its metrics.
@@ -298,17 +276,6 @@ async fn a_replica_restarted_from_its_snapshot_reads_the_stream_after_it() {
     delete_stream(&stream).await;
 }
 
-#[expect(
-    clippy::disallowed_methods,
-    reason = "the budget day follows the wall clock"
-)]
-fn wall_clock_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_budget_hit_on_every_replica_is_spent_exactly() {
     if !services_are_up() {
@@ -332,9 +299,7 @@ async fn a_budget_hit_on_every_replica_is_spent_exactly() {
             weights.join(", ")
         ),
     );
-    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let args = ["--config", config.as_str()];
-    let replicas: Vec<Process> = dirs.iter().map(|d| spawn(&args, d.path())).collect();
+    let (_dirs, replicas) = replicas(&config, 3);
     // Thirty buyers of b0001 through an influencer, ingested on one replica.
     let users: Vec<String> = (0..30).map(|u| format!("buyer{u}")).collect();
     let events = users
@@ -346,47 +311,16 @@ async fn a_budget_hit_on_every_replica_is_spent_exactly() {
             ..purchase(10_000 + i)
         })
         .collect();
-    let reply = events_client(&replicas[0].addr)
-        .await
-        .ingest(pb::IngestRequest { events })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(reply.accepted, 30);
-    for r in &replicas {
-        let patience = Patience::new(Duration::from_secs(20));
-        while held(&r.addr, "buyer29").await.is_empty() {
-            patience.wait().await;
-        }
-    }
+    ingest_everywhere(&replicas, events).await;
     // Every replica ranks for every buyer, concurrently, until the fleet has
     // nothing left to lease.
     let rank = |addr: String| async move {
-        let mut client = fairflow::proto::v1::rank_service_client::RankServiceClient::connect(
-            format!("http://{addr}"),
-        )
-        .await
-        .unwrap();
+        let mut client = rank_client(&addr).await;
         let mut flow = 0u64;
         for round in 0..12 {
             for u in 0..30 {
-                let response = client
-                    .rank(pb::RankRequest {
-                        request_id: format!("{addr}-{round}-{u}"),
-                        user_id: format!("buyer{u}"),
-                        scene: pb::Scene::Recommend as i32,
-                        slots: 5,
-                        candidates: vec![candidate("live-s00008", pb::ItemKind::LiveStream)],
-                        request_time_ms: Some(wall_clock_ms()),
-                    })
-                    .await
-                    .unwrap()
-                    .into_inner();
-                flow += response
-                    .slots
-                    .iter()
-                    .filter(|s| s.reasons.contains(&(pb::ReasonCode::Chuanliu as i32)))
-                    .count() as u64;
+                let id = format!("{addr}-{round}-{u}");
+                flow += flow_slots(&mut client, &format!("buyer{u}"), id).await;
             }
             tokio::time::sleep(Duration::from_millis(60)).await;
         }
@@ -410,13 +344,7 @@ async fn a_budget_hit_on_every_replica_is_spent_exactly() {
         "the budget was shared: {served:?}"
     );
     for (r, p) in replicas.iter().enumerate() {
-        let stats = AdminServiceClient::connect(format!("http://{}", p.addr))
-            .await
-            .unwrap()
-            .get_flow_stats(pb::GetFlowStatsRequest::default())
-            .await
-            .unwrap()
-            .into_inner();
+        let stats = flow_stats(&p.addr).await;
         assert!(stats.fleet);
         assert_eq!(
             (stats.spent_today, stats.remaining_today),
@@ -424,6 +352,133 @@ async fn a_budget_hit_on_every_replica_is_spent_exactly() {
             "replica {r}"
         );
         assert_eq!(stats.replica_spent_today, served[r], "replica {r}");
+    }
+    for p in replicas {
+        p.stop();
+    }
+    delete_stream(&stream).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frequency_cap_holds_for_a_user_spread_over_replicas() {
+    if !services_are_up() {
+        return;
+    }
+    const CAP: u64 = 4;
+    let work = tempfile::tempdir().unwrap();
+    let stream = fresh_stream(work.path(), "cap");
+    let config = fleet_config(
+        work.path(),
+        &stream,
+        &format!(
+            "[quotas]\nscenes = []\n[chuanliu]\nenroll_all_brands = true\nfrequency_cap = {CAP}\n"
+        ),
+    );
+    let (_dirs, replicas) = replicas(&config, 3);
+    let now = wall_clock_ms();
+    let users: Vec<String> = (0..6).map(|u| format!("capped{u}")).collect();
+    let events = users
+        .iter()
+        .enumerate()
+        .map(|(i, u)| buyer(u, i, now))
+        .collect();
+    ingest_everywhere(&replicas, events).await;
+    // Every replica asks for every user's page at once, 8 times each: 24
+    // requests per user, each able to show the user b0001's stream.
+    let rank = |addr: String, users: Vec<String>| async move {
+        let mut client = rank_client(&addr).await;
+        let mut served = vec![0u64; users.len()];
+        for round in 0..8 {
+            for (u, user) in users.iter().enumerate() {
+                served[u] += flow_slots(&mut client, user, format!("{addr}-{round}-{u}")).await;
+            }
+        }
+        served
+    };
+    let running: Vec<_> = replicas
+        .iter()
+        .map(|r| tokio::spawn(rank(r.addr.clone(), users.clone())))
+        .collect();
+    let mut per_replica = Vec::new();
+    for r in running {
+        per_replica.push(r.await.unwrap());
+    }
+    for (u, user) in users.iter().enumerate() {
+        let shown: Vec<u64> = per_replica.iter().map(|s| s[u]).collect();
+        assert_eq!(
+            shown.iter().sum::<u64>(),
+            CAP,
+            "{user}, per replica: {shown:?}"
+        );
+    }
+    let spread = (0..users.len())
+        .filter(|&u| per_replica.iter().filter(|s| s[u] > 0).count() >= 2)
+        .count();
+    assert!(
+        spread > 0,
+        "some user was shown the brand by two replicas: {per_replica:?}"
+    );
+    let mut capped = 0.0;
+    for p in &replicas {
+        let text = scrape(&p.metrics).await;
+        capped += metric_sum(&text, "fairflow_flow_cap_holds_total{result=\"capped\"}");
+    }
+    assert!(
+        capped > 0.0,
+        "requests past the cap were refused by the fleet's count"
+    );
+
+    // Every user then buys in b0001's own stream: each replica that showed
+    // the user the brand attributes the purchase; the fleet counts it once.
+    let now = wall_clock_ms();
+    let events = users
+        .iter()
+        .enumerate()
+        .map(|(i, u)| pb::Event {
+            event_id: format!("cap-self-{i}"),
+            time_ms: now + i as i64,
+            user_id: u.clone(),
+            kind: Some(pb::event::Kind::Purchase(pb::Purchase {
+                item_id: "g000001".into(),
+                brand_id: "b0001".into(),
+                seller_streamer_id: "s00001".into(), // b0001's own account
+                channel: pb::SaleChannel::SelfBroadcast as i32,
+                price: 20.0,
+            })),
+        })
+        .collect();
+    let reply = events_client(&replicas[1].addr)
+        .await
+        .ingest(pb::IngestRequest { events })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((reply.accepted, reply.notes.len()), (6, 0), "{reply:?}");
+    let showed: u64 = (0..users.len())
+        .map(|u| per_replica.iter().filter(|s| s[u] > 0).count() as u64)
+        .sum();
+    let expected = pb::FleetFlowDay {
+        impressions: CAP * users.len() as u64,
+        attributed_conversions: users.len() as u64,
+        attributed_gmv: 20.0 * users.len() as f64,
+    };
+    let patience = Patience::new(Duration::from_secs(20));
+    loop {
+        let mut own = 0;
+        let mut fleet = Vec::new();
+        for p in &replicas {
+            let stats = flow_stats(&p.addr).await;
+            own += stats.attributed_conversions;
+            fleet.push(stats.fleet_today.unwrap());
+        }
+        if own == showed && fleet.iter().all(|f| *f == expected) {
+            break;
+        }
+        assert!(
+            !patience.exhausted(),
+            "replicas' own attributions {own} (showed {showed}); fleet's figures {fleet:?}"
+        );
+        patience.wait().await;
     }
     for p in replicas {
         p.stop();
@@ -533,20 +588,14 @@ async fn while_nats_is_away_ingest_is_unavailable_and_ranking_goes_on() {
     }
     let work = tempfile::tempdir().unwrap();
     let mut nats = Private::nats(&work.path().join("nats"));
-    let path = work.path().join("replica.toml");
-    std::fs::write(
-        &path,
-        format!(
-            "[cluster]\nnats_urls = [\"nats://127.0.0.1:{}\"]\nredis_urls = [\"redis://{REDIS}\"]\nstream = \"{}\"\nack_timeout_seconds = 1.0\n",
-            nats.port,
-            fresh_stream(work.path(), "natsaway")
-        ),
-    )
-    .unwrap();
-    let replica = spawn(
-        &["--config", path.to_str().unwrap()],
-        &work.path().join("events"),
+    let path = config_at(
+        work.path(),
+        &format!("127.0.0.1:{}", nats.port),
+        REDIS,
+        &fresh_stream(work.path(), "natsaway"),
+        "ack_timeout_seconds = 1.0\n",
     );
+    let replica = spawn(&["--config", path.as_str()], &work.path().join("events"));
     let now = wall_clock_ms();
     let mut events = events_client(&replica.addr).await;
     let one = |i: usize| pb::IngestRequest {
@@ -560,12 +609,7 @@ async fn while_nats_is_away_ingest_is_unavailable_and_ranking_goes_on() {
     nats.down();
     let refused = events.ingest(one(1)).await.unwrap_err();
     assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
-    let mut rank = fairflow::proto::v1::rank_service_client::RankServiceClient::connect(format!(
-        "http://{}",
-        replica.addr
-    ))
-    .await
-    .unwrap();
+    let mut rank = rank_client(&replica.addr).await;
     let page = rank
         .rank(request(vec![candidate("g000001", pb::ItemKind::Goods)], 1))
         .await
@@ -606,17 +650,14 @@ async fn while_redis_is_away_no_flow_impression_is_served_beyond_those_held() {
     let work = tempfile::tempdir().unwrap();
     let mut redis = Private::redis();
     let stream = fresh_stream(work.path(), "redisaway");
-    let config = format!(
-        "[cluster]\nnats_urls = [\"nats://{NATS}\"]\nredis_urls = [\"redis://127.0.0.1:{}\"]\nstream = \"{}\"\nlease_impressions = 2\n[quotas]\nscenes = []\n[chuanliu]\nenroll_all_brands = true\nfrequency_cap = 1000\n",
-        redis.port,
-        fresh_stream(work.path(), "redisaway")
+    let path = config_at(
+        work.path(),
+        NATS,
+        &format!("127.0.0.1:{}", redis.port),
+        &stream,
+        "lease_impressions = 2\n[quotas]\nscenes = []\n[chuanliu]\nenroll_all_brands = true\nfrequency_cap = 1000\n",
     );
-    let path = work.path().join("replica.toml");
-    std::fs::write(&path, config).unwrap();
-    let replica = spawn(
-        &["--config", path.to_str().unwrap()],
-        &work.path().join("events"),
-    );
+    let replica = spawn(&["--config", path.as_str()], &work.path().join("events"));
     let now = wall_clock_ms();
     let users: Vec<String> = (0..20).map(|u| format!("r{u}")).collect();
     let reply = events_client(&replica.addr)
@@ -632,38 +673,14 @@ async fn while_redis_is_away_no_flow_impression_is_served_beyond_those_held() {
         .unwrap()
         .into_inner();
     assert_eq!(reply.accepted, 20);
-    let mut rank = fairflow::proto::v1::rank_service_client::RankServiceClient::connect(format!(
-        "http://{}",
-        replica.addr
-    ))
-    .await
-    .unwrap();
-    let round = |rank: &mut fairflow::proto::v1::rank_service_client::RankServiceClient<
-        tonic::transport::Channel,
-    >| {
+    let mut rank = rank_client(&replica.addr).await;
+    let round = |rank: &mut RankClient| {
         let mut rank = rank.clone();
         let users = users.clone();
         async move {
             let mut flow = 0;
             for u in &users {
-                let page = rank
-                    .rank(pb::RankRequest {
-                        user_id: u.clone(),
-                        scene: pb::Scene::Recommend as i32,
-                        slots: 5,
-                        candidates: vec![candidate("live-s00008", pb::ItemKind::LiveStream)],
-                        request_time_ms: Some(wall_clock_ms()),
-                        ..Default::default()
-                    })
-                    .await
-                    .unwrap()
-                    .into_inner();
-                assert!(!page.slots.is_empty(), "ranking goes on");
-                flow += page
-                    .slots
-                    .iter()
-                    .filter(|s| s.reasons.contains(&(pb::ReasonCode::Chuanliu as i32)))
-                    .count();
+                flow += flow_slots(&mut rank, u, String::new()).await;
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
             flow
@@ -672,7 +689,7 @@ async fn while_redis_is_away_no_flow_impression_is_served_beyond_those_held() {
     assert!(round(&mut rank).await > 0, "flow impressions with Redis");
     redis.down();
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let without: usize = {
+    let without: u64 = {
         let mut n = 0;
         for _ in 0..3 {
             n += round(&mut rank).await;

@@ -248,6 +248,7 @@ async fn metrics_show_requests_latency_exposure_and_the_controller() {
         candidates: 100,
         slots: 10,
         seed: 3,
+        users: None,
     };
     let mut sent = 0;
     for mut r in request_pool(&catalog, &spec, 40) {
@@ -334,6 +335,7 @@ fn heavy(n: usize) -> Vec<pb::RankRequest> {
         candidates: 2000,
         slots: 50,
         seed: 5,
+        users: None,
     };
     request_pool(&catalog, &spec, n)
 }

@@ -14,12 +14,14 @@
 
 mod affinity;
 mod brands;
+mod caps;
 mod leases;
 mod pacer;
 mod rewards;
 
 pub use affinity::{Affinities, Affinity, AffinityParams, Swept, Trigger};
 pub use brands::{BrandSetting, BrandSnapshot, Enrollment, FlowCounts};
+pub use caps::{CapHold, CapHolds, CapScope, Wanted};
 pub use leases::BudgetKey;
 pub use pacer::{LeaseRequest, PacerState, Pacing};
 pub use rewards::{Reward, RewardParams};
@@ -76,10 +78,12 @@ pub struct FlowParams {
     /// Flow streams per page, at most.
     pub max_per_page: usize,
     pub affinity: AffinityParams,
-    /// Flow impressions per day for this process.
+    /// Flow impressions per day: the process's, or the fleet's when its
+    /// budgets are shared ([`Flow::share_budgets`]).
     pub daily_impressions: u64,
     pub pacing: Pacing,
-    /// Flow impressions of one brand to one user per window.
+    /// Flow impressions of one brand to one user per window: counted by
+    /// the process, or by the fleet under [`CapScope::Fleet`].
     pub frequency_cap: u16,
     pub frequency_window_s: u32,
     pub attribution_window_s: u32,
@@ -186,6 +190,14 @@ pub struct Flow {
     rewarded: std::sync::atomic::AtomicU64,
 }
 
+/// A brand the flow could show on this page, before cap and budgets.
+struct Candidate<'f> {
+    trigger: Trigger,
+    entry: Option<Arc<Brand>>,
+    stream: &'f str,
+    candidate: Option<usize>,
+}
+
 /// A flow impression held for one brand on one page: the cap place and the
 /// budget are taken; dropped without [`Reservation::commit`] (the item was
 /// not placed), everything is given back.
@@ -199,6 +211,7 @@ pub struct Reservation<'f> {
     now: Millis,
     taken: Taken,
     brand_budget: bool,
+    caps: CapScope<'f>,
     /// The brand's live self-broadcast stream, and its index among the
     /// query's candidates (`None`: not proposed, to inject).
     pub stream: &'f str,
@@ -210,6 +223,7 @@ impl Reservation<'_> {
     /// The impression was served: count it and credit the influencers.
     pub fn commit(mut self) {
         self.committed = true;
+        self.caps.mark_served(self.brand);
         self.flow.totals.impression();
         self.entry.counts.impression();
         let now = Secs::from(self.now);
@@ -308,60 +322,85 @@ impl Flow {
             (setting.enrollment, setting.daily_impressions);
     }
 
-    /// Picks and reserves the flow streams for one page: the user's
-    /// strongest affinities whose brand is in the flow, has a live
+    /// The user's affinities whose brand is in the flow and has a live
     /// self-broadcast stream the scene can show (`target` says which, and
-    /// where it is among the candidates), and is under the cap and the
-    /// budgets. At most `max_per_page`.
+    /// where it is among the candidates), under `cap` in this process's
+    /// count; strongest first. Budgets are not looked at.
+    fn candidates<'f>(
+        &'f self,
+        params: &'f FlowParams,
+        scene: Scene,
+        user: &'f str,
+        now: Millis,
+        cap: u16,
+        mut target: impl FnMut(&str) -> Option<(&'f str, Option<usize>)>,
+    ) -> impl Iterator<Item = Candidate<'f>> {
+        let mode = params.scene(scene).mode;
+        let triggers = if !params.enabled || mode == SceneMode::Off || params.max_per_page == 0 {
+            Vec::new()
+        } else {
+            let window = params.frequency_window_s;
+            self.affinities
+                .triggers(user, Secs::from(now), &params.affinity, cap, window)
+        };
+        triggers.into_iter().filter_map(move |trigger| {
+            let entry = self.registry.get(trigger.brand);
+            let enrollment = entry.as_ref().map_or(Enrollment::Unset, |b| b.enrollment());
+            if !enrollment.active(params.enroll_all_brands) {
+                return None;
+            }
+            let (stream, candidate) = target(&self.brands.name(trigger.brand))?;
+            if candidate.is_none() && mode != SceneMode::Inject {
+                return None;
+            }
+            Some(Candidate {
+                trigger,
+                entry,
+                stream,
+                candidate,
+            })
+        })
+    }
+
+    /// Picks and reserves the flow streams for one page: the
+    /// [`Flow::candidates`] under the cap (`caps` says whose counts) and
+    /// within the budgets, at most `max_per_page`.
     pub fn reserve<'f>(
         &'f self,
         params: &'f FlowParams,
         scene: Scene,
         user: &'f str,
         now: Millis,
-        mut target: impl FnMut(&str) -> Option<(&'f str, Option<usize>)>,
+        caps: CapScope<'f>,
+        target: impl FnMut(&str) -> Option<(&'f str, Option<usize>)>,
     ) -> Vec<Reservation<'f>> {
-        let mode = params.scene(scene).mode;
-        if !params.enabled || mode == SceneMode::Off || params.max_per_page == 0 {
-            return Vec::new();
-        }
         let secs = Secs::from(now);
-        let (cap, window) = (params.frequency_cap, params.frequency_window_s);
-        let triggers = self
-            .affinities
-            .triggers(user, secs, &params.affinity, cap, window);
+        let (cap, window) = (caps.process_cap(params), params.frequency_window_s);
         let mut out = Vec::new();
-        for t in triggers {
+        for c in self.candidates(params, scene, user, now, cap, target) {
             if out.len() == params.max_per_page {
                 break;
             }
-            let entry = self.registry.get(t.brand);
-            let enrollment = entry.as_ref().map_or(Enrollment::Unset, |b| b.enrollment());
-            if !enrollment.active(params.enroll_all_brands) {
+            let brand = c.trigger.brand;
+            if !caps.allows(brand) {
                 continue;
             }
-            let Some((stream, candidate)) = target(&self.brands.name(t.brand)) else {
-                continue;
-            };
-            if candidate.is_none() && mode != SceneMode::Inject {
-                continue;
-            }
-            let Some(taken) = self.affinities.take(user, t.brand, secs, cap, window) else {
+            let Some(taken) = self.affinities.take(user, brand, secs, cap, window) else {
                 continue;
             };
             if !self
                 .budget
                 .try_spend(params.daily_impressions, &params.pacing, now)
             {
-                self.affinities.give_back(user, t.brand, taken);
+                self.affinities.give_back(user, brand, taken);
                 break; // the day's allowance is used up for everyone
             }
-            let entry = entry.unwrap_or_else(|| self.registry.entry(t.brand));
+            let entry = c.entry.unwrap_or_else(|| self.registry.entry(brand));
             let brand_budget = entry.daily_impressions();
             if let Some(daily) = brand_budget
                 && !entry.pacer.try_spend(daily, &params.pacing, now)
             {
-                self.affinities.give_back(user, t.brand, taken);
+                self.affinities.give_back(user, brand, taken);
                 self.budget.refund(&params.pacing, now);
                 continue;
             }
@@ -369,14 +408,15 @@ impl Flow {
                 flow: self,
                 params,
                 user,
-                brand: t.brand,
+                brand,
                 entry,
-                sources: t.sources,
+                sources: c.trigger.sources,
                 now,
                 taken,
                 brand_budget: brand_budget.is_some(),
-                stream,
-                candidate,
+                caps,
+                stream: c.stream,
+                candidate: c.candidate,
                 committed: false,
             });
         }
@@ -406,6 +446,11 @@ impl Flow {
             .store(rewarded as u64, std::sync::atomic::Ordering::Relaxed);
         *self.swept.write() = swept;
         self.totals(now, params)
+    }
+
+    /// Flow impressions served and conversions attributed by this process.
+    pub fn counts(&self) -> FlowCounts {
+        self.totals.get()
     }
 
     pub fn totals(&self, now: Millis, params: &FlowParams) -> FlowTotals {

@@ -4,7 +4,9 @@
 //!   chuanliu reason; not for other users, paused or unenrolled brands;
 //! - the daily budget is never exceeded, even by concurrent ranks, and an
 //!   impression that was not placed gives its budget back;
-//! - the per-user, per-brand cap holds; affinities expire;
+//! - the per-user, per-brand cap holds; under a fleet scope only the
+//!   brands held fleet-wide are shown, and unused holds are left to give
+//!   back; affinities expire;
 //! - a purchase in the brand's own channel after a flow impression is
 //!   attributed, and the influencer's items then carry the reward reason;
 //! - fairness floors still hold on pages with a flow stream;
@@ -100,6 +102,24 @@ fn query(user: &str, candidates: &[&str], slots: u32, now: Millis) -> RankQuery 
             .collect(),
         now,
     }
+}
+
+/// The catalog, and a state where u1 bought b1's goods through the
+/// influencer at noon.
+fn u1_bought(e: &Engine) -> (Catalog, RankState) {
+    let state = RankState::new();
+    state.flow.apply(
+        &purchase("p1", "u1", Channel::Influencer, NOON),
+        &e.params().chuanliu,
+    );
+    (catalog(), state)
+}
+
+/// Makes the query's first candidate one no flow boost can beat.
+fn unbeatable(q: &mut RankQuery) {
+    q.candidates[0].pctr = Some(1.0);
+    q.candidates[0].pcvr = Some(1.0);
+    q.candidates[0].price = Some(1e6);
 }
 
 fn flow_items(r: &Ranking) -> Vec<&str> {
@@ -210,15 +230,8 @@ fn only_enrolled_brands_take_part_and_a_paused_one_stops() {
 
 #[test]
 fn the_frequency_cap_holds_per_user_and_brand() {
-    let (e, c, state) = (
-        engine(&format!("{ALL}\nfrequency_cap = 3"), ""),
-        catalog(),
-        RankState::new(),
-    );
-    let params = &e.params().chuanliu;
-    state
-        .flow
-        .apply(&purchase("p1", "u1", Channel::Influencer, NOON), params);
+    let e = engine(&format!("{ALL}\nfrequency_cap = 3"), "");
+    let (c, state) = u1_bought(&e);
     let shown = (0..10)
         .filter(|i| {
             let r = e
@@ -241,6 +254,75 @@ fn the_frequency_cap_holds_per_user_and_brand() {
         )
         .unwrap();
     assert_eq!(flow_items(&r), ["b1-live"]);
+}
+
+#[test]
+fn under_a_fleet_scope_only_held_brands_are_shown_and_the_held_place_is_the_cap() {
+    let e = engine(&format!("{ALL}\nfrequency_cap = 1"), "");
+    let (c, state) = u1_bought(&e);
+    let q = query("u1", &["inf-live"], 3, NOON);
+    let wanted = e.flow_wanted(&c, &state.flow, &q);
+    let b1 = state.flow.brands.get("b1").unwrap();
+    assert_eq!(
+        wanted,
+        [Wanted {
+            brand: b1,
+            name: "b1".into()
+        }]
+    );
+    // Nothing held (the fleet's count is full, or away): nothing shown.
+    let none = CapHolds::none();
+    let r = e
+        .rank_capped(&c, &state, &q, CapScope::Fleet(&none))
+        .unwrap();
+    assert!(flow_items(&r).is_empty());
+    // Held: shown, and the place is used. This process's own count is at
+    // the cap after it, yet a second held place is shown too: the fleet's
+    // count decides.
+    for _ in 0..2 {
+        let holds = CapHolds::new([(b1, "b1".into(), "w".into())]);
+        let r = e
+            .rank_capped(&c, &state, &q, CapScope::Fleet(&holds))
+            .unwrap();
+        assert_eq!(flow_items(&r), ["b1-live"]);
+        assert_eq!(holds.unused().count(), 0);
+    }
+    // The process's own count says capped: no more without a fleet scope.
+    assert!(flow_items(&e.rank(&c, &state, &q).unwrap()).is_empty());
+}
+
+#[test]
+fn a_held_place_the_page_does_not_use_is_left_unused_to_give_back() {
+    let e = engine(ALL, "");
+    let (c, state) = u1_bought(&e);
+    let mut q = query("u1", &["inf-live"], 1, NOON);
+    unbeatable(&mut q);
+    let b1 = state.flow.brands.get("b1").unwrap();
+    let holds = CapHolds::new([(b1, "b1".into(), "w".into())]);
+    let r = e
+        .rank_capped(&c, &state, &q, CapScope::Fleet(&holds))
+        .unwrap();
+    assert!(flow_items(&r).is_empty());
+    let unused: Vec<&str> = holds.unused().map(|h| h.name.as_str()).collect();
+    assert_eq!(unused, ["b1"]);
+}
+
+#[test]
+fn nothing_is_wanted_for_a_user_without_affinity_or_with_the_flow_off() {
+    let (e, c, state) = (engine(ALL, ""), catalog(), RankState::new());
+    let params = &e.params().chuanliu;
+    assert!(
+        e.flow_wanted(&c, &state.flow, &query("u1", &["inf-live"], 3, NOON))
+            .is_empty()
+    );
+    state
+        .flow
+        .apply(&purchase("p1", "u1", Channel::Influencer, NOON), params);
+    let off = engine(&format!("{ALL}\nenabled = false"), "");
+    assert!(
+        off.flow_wanted(&c, &state.flow, &query("u1", &["inf-live"], 3, NOON))
+            .is_empty()
+    );
 }
 
 #[test]
@@ -329,16 +411,11 @@ fn a_brands_own_budget_caps_it_below_the_global_one() {
 
 #[test]
 fn an_impression_that_is_not_placed_gives_its_budget_and_cap_place_back() {
-    let (e, c, state) = (engine(ALL, ""), catalog(), RankState::new());
+    let e = engine(ALL, "");
     let params = &e.params().chuanliu;
-    state
-        .flow
-        .apply(&purchase("p1", "u1", Channel::Influencer, NOON), params);
+    let (c, state) = u1_bought(&e);
     let mut q = query("u1", &["inf-live"], 1, NOON);
-    // A candidate no boost can beat takes the only slot.
-    q.candidates[0].pctr = Some(1.0);
-    q.candidates[0].pcvr = Some(1.0);
-    q.candidates[0].price = Some(1e6);
+    unbeatable(&mut q);
     let r = e.rank(&c, &state, &q).unwrap();
     assert_eq!(r.slots[0].item_id, "inf-live");
     assert!(flow_items(&r).is_empty());

@@ -12,10 +12,9 @@
 //! Keys are `fairflow:{<stream>:<budget>:<day>}:leased` (and `:h<hour>`),
 //! the braces a Redis Cluster hash tag so a script's keys share a slot.
 
+use super::store::Connection;
 use crate::chuanliu::{BudgetKey, LeaseRequest};
 use crate::config::ClusterConfig;
-use redis::aio::ConnectionLike;
-use std::time::Duration;
 
 /// Takes `want` impressions from the day's count (KEYS[1]) and, when
 /// ARGV[2] >= 0, the hour's (KEYS[2]), within the allowances ARGV[1] and
@@ -46,33 +45,35 @@ if back > 0 then redis.call('DECRBY', KEYS[1], back) end
 return back
 "#;
 
+/// Counts one attributed conversion (ARGV[2] its price) in the day's
+/// figures (KEYS[1]) unless its event (KEYS[2]) was counted already: two
+/// replicas that both showed the user the brand both attribute it.
+const ATTRIBUTE: &str = r#"
+if redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[1]) then
+  redis.call('HINCRBY', KEYS[1], 'conversions', 1)
+  redis.call('HINCRBYFLOAT', KEYS[1], 'gmv', ARGV[2])
+  redis.call('EXPIRE', KEYS[1], ARGV[1])
+  return 1
+end
+return 0
+"#;
+
+/// Adds ARGV[1] served impressions to the day's figures (KEYS[1]).
+const SERVED: &str = r#"
+redis.call('HINCRBY', KEYS[1], 'impressions', ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return 1
+"#;
+
 /// Counts outlive their day by this much, for the fleet's figures.
 const TTL_SECONDS: u64 = 3 * 86_400;
 
-/// A connection to one Redis node or to a Redis Cluster.
-#[derive(Clone)]
-enum Connection {
-    Node(redis::aio::ConnectionManager),
-    Cluster(redis::cluster_async::ClusterConnection),
-}
-
-impl Connection {
-    async fn invoke(&mut self, script: &redis::ScriptInvocation<'_>) -> redis::RedisResult<u64> {
-        match self {
-            Connection::Node(c) => script.invoke_async(c).await,
-            Connection::Cluster(c) => script.invoke_async(c).await,
-        }
-    }
-
-    async fn get(&mut self, key: &str) -> redis::RedisResult<Option<u64>> {
-        let mut cmd = redis::cmd("GET");
-        cmd.arg(key);
-        match self {
-            Connection::Node(c) => c.req_packed_command(&cmd).await,
-            Connection::Cluster(c) => c.req_packed_command(&cmd).await,
-        }
-        .and_then(|v| redis::from_redis_value(v).map_err(redis::RedisError::from))
-    }
+/// What the fleet's flow did in one budget day.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct FleetDay {
+    pub impressions: u64,
+    pub attributed_conversions: u64,
+    pub attributed_gmv: f64,
 }
 
 /// The fleet's budget counts (see the module docs).
@@ -83,49 +84,13 @@ pub struct Budgets {
     lease: u64,
 }
 
-/// Why the budgets' Redis could not be reached at start.
-#[derive(Debug, thiserror::Error)]
-#[error("cannot reach Redis at {urls}: {reason}")]
-pub struct BudgetsError {
-    urls: String,
-    reason: String,
-}
-
 impl Budgets {
-    /// Connects (one node, or a cluster when several are named) and checks
-    /// that Redis answers.
-    pub async fn connect(config: &ClusterConfig) -> Result<Budgets, BudgetsError> {
-        let failed = |e: redis::RedisError| BudgetsError {
-            urls: config.redis_urls.join(","),
-            reason: e.to_string(),
-        };
-        let timeout = Some(Duration::from_secs(2));
-        let mut connection = if let [url] = config.redis_urls.as_slice() {
-            let manager = redis::aio::ConnectionManagerConfig::new()
-                .set_connection_timeout(timeout)
-                .set_response_timeout(timeout)
-                .set_number_of_retries(1);
-            let client = redis::Client::open(url.as_str()).map_err(failed)?;
-            Connection::Node(
-                client
-                    .get_connection_manager_with_config(manager)
-                    .await
-                    .map_err(failed)?,
-            )
-        } else {
-            let client = redis::cluster::ClusterClient::builder(config.redis_urls.clone())
-                .connection_timeout(Duration::from_secs(2))
-                .response_timeout(Duration::from_secs(2))
-                .build()
-                .map_err(failed)?;
-            Connection::Cluster(client.get_async_connection().await.map_err(failed)?)
-        };
-        connection.get("fairflow:ping").await.map_err(failed)?;
-        Ok(Budgets {
+    pub fn new(connection: Connection, config: &ClusterConfig) -> Budgets {
+        Budgets {
             connection,
             stream: config.stream.clone(),
             lease: config.lease_impressions,
-        })
+        }
     }
 
     /// Impressions a replica leases at a time.
@@ -177,5 +142,53 @@ impl Budgets {
     pub async fn leased(&mut self, key: &BudgetKey, day: i64) -> redis::RedisResult<u64> {
         let key = self.day_key(key, day);
         Ok(self.connection.get(&key).await?.unwrap_or(0))
+    }
+
+    fn figures_key(&self, day: i64) -> String {
+        format!("fairflow:{{{}:flow:{day}}}:figures", self.stream)
+    }
+
+    /// Counts `n` flow impressions served by this replica on `day`.
+    pub async fn count_served(&mut self, day: i64, n: u64) -> redis::RedisResult<()> {
+        let script = redis::Script::new(SERVED);
+        let mut call = script.prepare_invoke();
+        call.key(self.figures_key(day)).arg(n).arg(TTL_SECONDS);
+        self.connection.invoke::<i64>(&call).await.map(drop)
+    }
+
+    /// Counts the conversion of `event_id` (a purchase on `day`) as
+    /// attributed to the flow, once for the whole fleet; true when this
+    /// call counted it.
+    pub async fn count_attributed(
+        &mut self,
+        day: i64,
+        event_id: &str,
+        price: f64,
+    ) -> redis::RedisResult<bool> {
+        let figures = self.figures_key(day);
+        let script = redis::Script::new(ATTRIBUTE);
+        let mut call = script.prepare_invoke();
+        call.key(&figures)
+            .key(format!("{figures}:event:{event_id}"))
+            .arg(TTL_SECONDS)
+            .arg(price);
+        Ok(self.connection.invoke::<i64>(&call).await? == 1)
+    }
+
+    /// The fleet's figures for `day`.
+    pub async fn day(&mut self, day: i64) -> redis::RedisResult<FleetDay> {
+        let fields: Vec<Option<String>> = self
+            .connection
+            .hmget(
+                &self.figures_key(day),
+                &["impressions", "conversions", "gmv"],
+            )
+            .await?;
+        let number = |i: usize| fields.get(i).cloned().flatten().unwrap_or_default();
+        Ok(FleetDay {
+            impressions: number(0).parse().unwrap_or(0),
+            attributed_conversions: number(1).parse().unwrap_or(0),
+            attributed_gmv: number(2).parse().unwrap_or(0.0),
+        })
     }
 }

@@ -1,13 +1,18 @@
 //! Running as one of several replicas (docs/scale-out.md): the adapters to
 //! the distributed services the fleet shares. [`stream`] is the event
 //! store every replica reads (NATS JetStream); [`budget`] counts the flow's
-//! budgets for the whole fleet (Redis). Everything here is I/O at
+//! budgets and [`caps`] its per-user frequency caps for the whole fleet
+//! (Redis, through [`store`]). Everything here is I/O at
 //! the edge; the flow and the engine do not know which store feeds them.
 
 pub mod budget;
+pub mod caps;
+pub mod store;
 pub mod stream;
 
-pub use budget::{Budgets, BudgetsError};
+pub use budget::Budgets;
+pub use caps::Caps;
+pub use store::{Connection, StoreError};
 pub use stream::{Stream, StreamError};
 
 use crate::config::ClusterConfig;

@@ -17,6 +17,7 @@ pub struct RawCluster {
     pub ack_timeout_seconds: f64,
     pub redis_urls: Vec<String>,
     pub lease_impressions: u64,
+    pub cap_hold_timeout_ms: u64,
 }
 
 impl Default for RawCluster {
@@ -30,6 +31,7 @@ impl Default for RawCluster {
             ack_timeout_seconds: 5.0,
             redis_urls: Vec::new(),
             lease_impressions: 100,
+            cap_hold_timeout_ms: 20,
         }
     }
 }
@@ -57,6 +59,9 @@ pub struct ClusterConfig {
     pub redis_urls: Vec<String>,
     /// Impressions a replica leases from a shared budget at a time.
     pub lease_impressions: u64,
+    /// How long a `Rank` waits for Redis to hold places under the flow's
+    /// frequency caps before it ranks without flow impressions.
+    pub cap_hold_timeout: Duration,
 }
 
 pub(super) fn validate(raw: RawCluster) -> Result<Option<ClusterConfig>, Invalid> {
@@ -121,5 +126,11 @@ pub(super) fn validate(raw: RawCluster) -> Result<Option<ClusterConfig>, Invalid
             1,
             1_000_000,
         )?,
+        cap_hold_timeout: Duration::from_millis(in_range(
+            "cluster.cap_hold_timeout_ms",
+            raw.cap_hold_timeout_ms,
+            1,
+            10_000,
+        )?),
     }))
 }

@@ -53,6 +53,7 @@ pub const RESTART_ONLY: &[(&str, &str)] = &[
     ("cluster.ack_timeout_seconds", "the event stream"),
     ("cluster.redis_urls", "the shared budgets"),
     ("cluster.lease_impressions", "the shared budgets"),
+    ("cluster.cap_hold_timeout_ms", "the shared caps"),
     // Their checks apply at once; the size a Rank is refused at on its
     // length alone is set at start.
     ("limits.max_candidates", "the Rank message size limit"),

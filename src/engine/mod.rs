@@ -24,7 +24,7 @@ pub use score::{Estimate, ScoreSource, ScoringParams, combine};
 
 use crate::allocate::{self, ExposureState, Placement};
 use crate::catalog::Catalog;
-use crate::chuanliu::{Flow, Reservation};
+use crate::chuanliu::{CapScope, Flow, Reservation, Wanted};
 use crate::domain::{FieldError, ItemKind, Reason, Reasons, Scene, Tier};
 use crate::model::{FeatureInput, Model};
 use gate::GateOutcome;
@@ -90,8 +90,37 @@ impl Engine {
         state: &RankState,
         query: &RankQuery,
     ) -> Result<Ranking, RankError> {
-        let evaluation = self.evaluate(catalog, query, Some(&state.flow))?;
+        self.rank_capped(catalog, state, query, CapScope::Process)
+    }
+
+    /// [`Engine::rank`] with the flow's frequency cap checked against
+    /// `caps`: a fleet replica passes the places it holds fleet-wide.
+    pub fn rank_capped(
+        &self,
+        catalog: &Catalog,
+        state: &RankState,
+        query: &RankQuery,
+        caps: CapScope,
+    ) -> Result<Ranking, RankError> {
+        let evaluation = self.evaluate_capped(catalog, query, Some(&state.flow), caps)?;
         Ok(self.allocate(evaluation, &state.exposure, query))
+    }
+
+    /// The brands the flow would show on this query's page, before the cap
+    /// (see [`Flow::wanted`]): what a fleet replica holds places for before
+    /// it ranks. Empty for a query the limits refuse.
+    pub fn flow_wanted(&self, catalog: &Catalog, flow: &Flow, query: &RankQuery) -> Vec<Wanted> {
+        if query.validate(&self.params.limits).is_err() {
+            return Vec::new();
+        }
+        let params = &self.params.chuanliu;
+        flow.wanted(
+            params,
+            query.scene,
+            &query.user_id,
+            query.now,
+            flow_target(catalog, query),
+        )
     }
 
     /// Fills the page from an [`Evaluation`] of `query` (then explains it):
@@ -150,17 +179,21 @@ impl Engine {
         query: &'a RankQuery,
         flow: Option<&'a Flow>,
     ) -> Result<Evaluation<'a>, RankError> {
+        self.evaluate_capped(catalog, query, flow, CapScope::Process)
+    }
+
+    fn evaluate_capped<'a>(
+        &'a self,
+        catalog: &'a Catalog,
+        query: &'a RankQuery,
+        flow: Option<&'a Flow>,
+        caps: CapScope<'a>,
+    ) -> Result<Evaluation<'a>, RankError> {
         query.validate(&self.params.limits)?;
         let params = &self.params.chuanliu;
         let mut reservations = flow.map_or_else(Vec::new, |flow| {
-            flow.reserve(params, query.scene, &query.user_id, query.now, |brand| {
-                let stream = catalog.live_self_stream(brand)?;
-                let at = query
-                    .candidates
-                    .iter()
-                    .position(|c| c.kind == ItemKind::LiveStream && c.item_id == stream);
-                Some((stream, at))
-            })
+            let target = flow_target(catalog, query);
+            flow.reserve(params, query.scene, &query.user_id, query.now, caps, target)
         });
         let mut items: Vec<Resolved> = query
             .candidates
@@ -302,6 +335,23 @@ pub struct Evaluation<'a> {
 
 /// Counts the flow impressions whose stream was placed; the others are
 /// dropped, which gives their budget and cap places back.
+/// Where a brand's flow stream is for this query: the brand's live
+/// self-broadcast stream, and its index among the candidates (`None`: not
+/// proposed).
+fn flow_target<'a>(
+    catalog: &'a Catalog,
+    query: &'a RankQuery,
+) -> impl FnMut(&str) -> Option<(&'a str, Option<usize>)> {
+    |brand| {
+        let stream = catalog.live_self_stream(brand)?;
+        let at = query
+            .candidates
+            .iter()
+            .position(|c| c.kind == ItemKind::LiveStream && c.item_id == stream);
+        Some((stream, at))
+    }
+}
+
 fn settle_flow(evaluation: &mut Evaluation, placed: &[Placement]) {
     for r in evaluation.flow.drain(..) {
         if placed.iter().any(|p| Some(p.index) == r.candidate) {

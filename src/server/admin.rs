@@ -111,19 +111,25 @@ impl pb::admin_service_server::AdminService for AdminApi {
         let (flow, now) = (&self.state.ranking.flow, super::wall_clock());
         let totals = flow.totals(now, params);
         let brands = flow.brand_stats(&request.into_inner().brand_ids, now, params);
-        let (spent_today, remaining_today) = match self.state.budgets.clone() {
-            None => (totals.spent_today, totals.remaining_today),
+        let fleet = match self.state.budgets.clone() {
+            None => None,
             Some(mut budgets) => {
                 let day = params.pacing.day_of(now);
+                let unreachable = |e: redis::RedisError| Unanswered::FleetUnreachable {
+                    what: "the fleet's flow counts (Redis)",
+                    error: e.to_string(),
+                };
                 let leased = budgets
                     .leased(&crate::chuanliu::BudgetKey::Flow, day)
                     .await
-                    .map_err(|e| Unanswered::FleetUnreachable {
-                        what: "the fleet's budget count (Redis)",
-                        error: e.to_string(),
-                    })?;
-                (leased, totals.daily_impressions.saturating_sub(leased))
+                    .map_err(unreachable)?;
+                let figures = budgets.day(day).await.map_err(unreachable)?;
+                Some((leased, figures))
             }
+        };
+        let (spent_today, remaining_today) = match &fleet {
+            None => (totals.spent_today, totals.remaining_today),
+            Some((leased, _)) => (*leased, totals.daily_impressions.saturating_sub(*leased)),
         };
         Ok(Response::new(pb::FlowStats {
             enabled: params.enabled,
@@ -140,6 +146,11 @@ impl pb::admin_service_server::AdminService for AdminApi {
             rewarded_streamers: totals.rewarded_streamers,
             brands: brands.into_iter().map(brand_stats_to_pb).collect(),
             config_version: live.config.version.clone(),
+            fleet_today: fleet.map(|(_, day)| pb::FleetFlowDay {
+                impressions: day.impressions,
+                attributed_conversions: day.attributed_conversions,
+                attributed_gmv: day.attributed_gmv,
+            }),
         }))
     }
 

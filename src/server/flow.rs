@@ -5,7 +5,7 @@
 
 use super::{StartError, State, metrics, wall_clock};
 use crate::chuanliu::{Applied, BrandSetting, Flow, FlowParams};
-use crate::cluster::{Budgets, Stream};
+use crate::cluster::{Budgets, Caps, Connection, Stream};
 use crate::config::ClusterConfig;
 use crate::domain::Event;
 use crate::domain::Millis;
@@ -26,8 +26,10 @@ pub struct Recovered {
     /// The fleet's stream, when this server is a replica, and the sequence
     /// its reader must reach before the replica serves.
     pub stream: Option<(Arc<Stream>, u64)>,
-    /// The fleet's budget counts, when this server is a replica.
+    /// The fleet's budget and frequency-cap counts, when this server is a
+    /// replica.
     pub budgets: Option<Budgets>,
+    pub caps: Option<Caps>,
 }
 
 /// Rebuilds the flow from the newest snapshot in `dir`, then opens the
@@ -52,11 +54,11 @@ pub(super) fn recover(
     };
     if let Some(cluster) = cluster {
         let replica = crate::cluster::replica_id(cluster);
-        let ((stream, last), budgets) = tokio::task::block_in_place(|| {
+        let ((stream, last), redis) = tokio::task::block_in_place(|| {
             tokio::runtime::Handle::current().block_on(async {
-                let budgets = Budgets::connect(cluster).await?;
+                let redis = Connection::open(cluster).await?;
                 let stream = Stream::open(cluster, &replica, seq, ids).await?;
-                Ok::<_, StartError>((stream, budgets))
+                Ok::<_, StartError>((stream, redis))
             })
         })?;
         // A replica spends only what it leases from the fleet's counts.
@@ -74,7 +76,8 @@ pub(super) fn recover(
             dir: dir.to_path_buf(),
             flow,
             stream: Some((stream, last)),
-            budgets: Some(budgets),
+            budgets: Some(Budgets::new(redis.clone(), cluster)),
+            caps: Some(Caps::new(redis, cluster)),
         });
     }
     let options = crate::wal::WalOptions {
@@ -103,6 +106,7 @@ pub(super) fn recover(
         flow,
         stream: None,
         budgets: None,
+        caps: None,
     })
 }
 
@@ -139,6 +143,54 @@ pub(super) async fn leases(state: Arc<State>, mut budgets: Budgets) {
                     break;
                 }
             }
+        }
+    }
+}
+
+/// A conversion a replica attributed to the flow, for the fleet's figures.
+pub(super) struct Attributed {
+    day: i64,
+    event_id: String,
+    price: f64,
+}
+
+/// Most attributed conversions a replica keeps while Redis is away; later
+/// ones are left out of the fleet's figures (the replica's own still count
+/// them).
+const ATTRIBUTED_WAITING: usize = 100_000;
+
+/// Adds this replica's part to the fleet's daily figures in Redis, every
+/// second: the flow impressions it served since the last time, and the
+/// conversions it attributed (each counted once however many replicas
+/// attributed it). While Redis is away they wait, and go in when it is
+/// back.
+pub(super) async fn fleet_figures(state: Arc<State>, mut budgets: Budgets) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut counted = state.ranking.flow.counts().impressions;
+    loop {
+        tick.tick().await;
+        let now = wall_clock();
+        let day = state.live().config.engine.chuanliu.pacing.day_of(now);
+        let served = state.ranking.flow.counts().impressions;
+        if served > counted && budgets.count_served(day, served - counted).await.is_ok() {
+            counted = served;
+        }
+        let waiting = std::mem::take(&mut *state.attributed.lock());
+        let mut unsent = Vec::new();
+        for a in waiting {
+            if !unsent.is_empty() {
+                unsent.push(a);
+            } else if let Err(e) = budgets.count_attributed(a.day, &a.event_id, a.price).await {
+                tracing::debug!(error = %e, "attributed conversions wait for Redis");
+                unsent.push(a);
+            }
+        }
+        if !unsent.is_empty() {
+            // Before the ones attributed meanwhile: the figures keep order.
+            let mut queue = state.attributed.lock();
+            unsent.append(&mut queue);
+            *queue = unsent;
         }
     }
 }
@@ -181,8 +233,19 @@ pub struct SnapshotTaken {
 impl Feed for State {
     fn event(&self, event: &Event) {
         let live = self.live();
-        let applied = self.ranking.flow.apply(event, &live.config.engine.chuanliu);
+        let params = &live.config.engine.chuanliu;
+        let applied = self.ranking.flow.apply(event, params);
         metrics::record_flow_event(&applied);
+        if let (Some(price), Some(_)) = (applied.attributed, &self.budgets) {
+            let mut waiting = self.attributed.lock();
+            if waiting.len() < ATTRIBUTED_WAITING {
+                waiting.push(Attributed {
+                    day: params.pacing.day_of(event.time),
+                    event_id: event.event_id.clone(),
+                    price,
+                });
+            }
+        }
         if let crate::domain::EventKind::Purchase { channel, .. } = &event.kind {
             metrics::record_purchase(*channel);
         }

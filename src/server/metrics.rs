@@ -97,6 +97,14 @@ fn describe() {
         "fairflow_flow_leased_impressions_total",
         "A replica: flow impressions leased from the fleet's budgets"
     );
+    describe_counter!(
+        "fairflow_flow_cap_holds_total",
+        "A replica: requests that asked Redis for places under the flow's frequency caps, by result (held, capped: none free, failed: Redis did not answer in time)"
+    );
+    describe_counter!(
+        "fairflow_flow_cap_places_total",
+        "A replica: places under the flow's frequency caps, by what became of them (held, returned: not used by the page)"
+    );
     describe_gauge!(
         "fairflow_stream_applied_seq",
         "A replica: the event stream's sequence its flow holds"
@@ -302,6 +310,25 @@ pub fn record_lease(granted: Option<u64>) {
         }
         None => counter!("fairflow_flow_leases_total", "result" => "failed").increment(1),
     }
+}
+
+/// One request's hold of places under the fleet's frequency caps: how
+/// many it got, or `None` when Redis did not answer in time.
+pub fn record_cap_hold(held: Option<usize>) {
+    let result = match held {
+        None => "failed",
+        Some(0) => "capped",
+        Some(_) => "held",
+    };
+    counter!("fairflow_flow_cap_holds_total", "result" => result).increment(1);
+    if let Some(n) = held {
+        counter!("fairflow_flow_cap_places_total", "fate" => "held").increment(n as u64);
+    }
+}
+
+/// Places held under the fleet's caps that a page did not use, given back.
+pub fn record_cap_returned(n: u64) {
+    counter!("fairflow_flow_cap_places_total", "fate" => "returned").increment(n);
 }
 
 /// A replica's reader of the event stream.

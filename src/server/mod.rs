@@ -8,6 +8,7 @@
 //! on port 0 and stop it at will.
 
 mod admin;
+mod caps;
 mod catalog;
 pub mod codec;
 pub mod convert;
@@ -23,7 +24,7 @@ pub mod status;
 pub use reload::{ReloadError, Reloaded};
 
 use crate::catalog::{Catalog, CatalogError};
-use crate::cluster::{Budgets, Stream};
+use crate::cluster::{Budgets, Caps, Stream};
 use crate::config::Config;
 use crate::domain::Millis;
 use crate::engine::{Engine, RankState};
@@ -89,8 +90,13 @@ pub struct State {
     /// The fleet's event stream, when this server is a replica (it is also
     /// `events`): its reader's position and lag.
     pub stream: Option<Arc<Stream>>,
-    /// The fleet's budget counts, when this server is a replica.
+    /// The fleet's budget and frequency-cap counts, when this server is a
+    /// replica.
     pub budgets: Option<Budgets>,
+    pub caps: Option<Caps>,
+    /// On a replica: conversions this replica attributed, waiting to be
+    /// counted in the fleet's figures (`flow::fleet_figures`).
+    attributed: parking_lot::Mutex<Vec<flow::Attributed>>,
     /// Where the event log and the flow's snapshots are.
     events_dir: PathBuf,
     /// The traffic log's writer, when `traffic_log.dir` is set.
@@ -146,7 +152,7 @@ pub enum StartError {
     #[error("{0}")]
     Stream(#[from] crate::cluster::StreamError),
     #[error("{0}")]
-    Budgets(#[from] crate::cluster::BudgetsError),
+    Store(#[from] crate::cluster::StoreError),
     #[error(
         "event stream: applied only through sequence {applied} of {seq} in {CATCH_UP:?}; not serving with part of the fleet's events"
     )]
@@ -184,11 +190,13 @@ impl State {
             events: recovered.events,
             stream: recovered.stream.map(|(s, _)| s),
             budgets: recovered.budgets,
+            caps: recovered.caps,
             events_dir: recovered.dir,
             traffic,
             config_path,
             reload_lock: parking_lot::Mutex::new(()),
             in_flight: AtomicUsize::new(0),
+            attributed: parking_lot::Mutex::new(Vec::new()),
         })
     }
 
@@ -322,7 +330,8 @@ pub async fn run(
     background.spawn(flow::sweeps(state.clone()));
     background.spawn(flow::snapshots(state.clone()));
     if let Some(budgets) = state.budgets.clone() {
-        background.spawn(flow::leases(state.clone(), budgets));
+        background.spawn(flow::leases(state.clone(), budgets.clone()));
+        background.spawn(flow::fleet_figures(state.clone(), budgets));
     }
     let served = serve_grpc(listeners.grpc, state.clone(), shutdown).await;
     background.abort_all();

@@ -2,7 +2,8 @@
 //! workers, convert back.
 
 use super::status::Unanswered;
-use super::{State, convert, metrics};
+use super::{State, caps, convert, metrics};
+use crate::chuanliu::CapScope;
 use crate::proto::v1 as pb;
 use crate::traffic::{RankRecord, Record};
 use std::sync::Arc;
@@ -72,6 +73,7 @@ impl RankApi {
             .map_err(|e| super::status::invalid_argument(&e))?;
         let candidates = query.candidates.len();
         let scene = query.scene;
+        let holds = caps::hold(&self.state, &live, &query).await;
         // Ranking is CPU work: it runs on the blocking pool so the async
         // workers keep accepting (and refusing) requests under load. The
         // admission permit moves along, so a request that outlives its
@@ -81,8 +83,13 @@ impl RankApi {
             let _admitted = admitted;
             let ranking = {
                 let catalog = state.catalog.read();
-                live.engine.rank(&catalog, &state.ranking, &query)
+                let scope = holds.as_ref().map_or(CapScope::Process, CapScope::Fleet);
+                live.engine
+                    .rank_capped(&catalog, &state.ranking, &query, scope)
             };
+            if let Some(holds) = &holds {
+                caps::release(&state, query.user_id.clone(), holds);
+            }
             // Logged from here, right after ranking, so the log's order is
             // the order pages updated the state in.
             match &ranking {

@@ -2,6 +2,7 @@
 //! stopped when the handle drops.
 #![allow(dead_code)]
 
+pub mod fleet;
 pub mod process;
 
 #[allow(unused_imports)]

@@ -133,6 +133,13 @@ enum Command {
         /// (2 bytes each on the wire), to see what refusing them costs.
         #[arg(long)]
         flood: Option<usize>,
+        /// Requests from this many users only, each first sent one purchase
+        /// through an influencer (EventService.Ingest), so the flow can act
+        /// on every request where the brands take part (enrolled, or
+        /// `chuanliu.enroll_all_brands`): measures the flow's path (and a
+        /// fleet replica's Redis cap holds). The report counts flow slots.
+        #[arg(long)]
+        buyers: Option<u64>,
     },
     /// Print the tier floor table (minimum slots per tier in every prefix) a
     /// config gives for a page length.
@@ -246,6 +253,7 @@ fn run(command: Command) -> anyhow::Result<std::process::ExitCode> {
             slots,
             seed,
             flood,
+            buyers,
         } => {
             let spec = load::LoadSpec {
                 addr,
@@ -255,6 +263,7 @@ fn run(command: Command) -> anyhow::Result<std::process::ExitCode> {
                 candidates,
                 slots,
                 seed,
+                users: buyers,
             };
             let catalog = fairflow::catalog::Catalog::embedded_demo(128)?;
             let pool = match flood {
@@ -264,6 +273,10 @@ fn run(command: Command) -> anyhow::Result<std::process::ExitCode> {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
+            if let Some(users) = buyers {
+                let taken = runtime.block_on(load::ingest_buyers(&spec.addr, &catalog, users))?;
+                println!("{taken} buyers' purchases ingested");
+            }
             let report = runtime.block_on(load::run(spec.clone(), pool))?;
             println!(
                 "load {} x{} ({} candidates, {} slots): {report}",
