@@ -118,7 +118,8 @@ fn the_log_reads_back_in_time_order_and_matches_the_summary() {
     assert!(clicks > 0 && purchases > 0, "{summary:?}");
 }
 
-/// Responses of one user to the same page, many times over.
+/// Responses of one user to the same page, many times over (each time a
+/// page of its own, so with draws of its own).
 fn respond_many(
     world: &World,
     page: &[(&str, ItemKind)],
@@ -128,11 +129,11 @@ fn respond_many(
     let mut clicks_at = vec![0u64; page.len()];
     let mut purchases = 0;
     let now = Millis(world.start.0 + 20 * 3_600_000);
-    for i in 0..n {
-        let mut state = UserState::new(99, i as u32);
-        if let Some(brand) = remember {
-            state.remember(brand, now);
-        }
+    let mut state = UserState::new(99, 0);
+    if let Some(brand) = remember {
+        state.remember(brand, now);
+    }
+    for _ in 0..n {
         let mut out = Vec::new();
         // A heavy user (scrolls deep) with index 0.
         world.respond(0, &mut state, "r", now, page, &mut out);
@@ -173,6 +174,72 @@ fn users_respond_to_any_ranking_with_position_bias() {
         top as f64 > 1.5 * bottom as f64,
         "top {top} vs bottom {bottom}"
     );
+}
+
+/// Every record the response to `page` makes about `item`, without ids
+/// (they count all of the user's records).
+fn answers_about(
+    world: &World,
+    state: &mut UserState,
+    page: &[(&str, ItemKind)],
+    item: &str,
+) -> Vec<String> {
+    let now = Millis(world.start.0 + 20 * 3_600_000);
+    let mut out = Vec::new();
+    world.respond(0, state, "r", now, page, &mut out);
+    out.into_iter()
+        .filter_map(|r| {
+            let (kind, time, about) = match &r {
+                Record::Impression(i) => ("impression", i.time, i.item_id.clone()),
+                Record::Click(c) => ("click", c.time, c.item_id.clone()),
+                Record::Purchase(p) => ("purchase", p.time, p.slot_item_id.clone()?),
+                _ => return None,
+            };
+            (about == item).then(|| format!("{kind} {}", time.0))
+        })
+        .collect()
+}
+
+#[test]
+fn an_item_gets_the_same_answer_whatever_else_the_page_and_history_hold() {
+    let spec = small_spec();
+    let catalog = sim::generate(&spec).unwrap();
+    let mut params = SimParams::new(5, 1);
+    for s in &mut params.segments {
+        s.scroll_depth = 1000.0;
+    }
+    let world = World::build(&catalog, params, spec.as_of);
+    // Goods of brands other than brand 0, which the second state remembers
+    // (its history differs); a goods page creates no memory (shelf goods
+    // are sold by their brand), so only draws could move x's answers.
+    let goods: Vec<&str> = world
+        .goods
+        .iter()
+        .filter(|g| g.brand != 0)
+        .take(12)
+        .map(|g| g.id.as_str())
+        .collect();
+    let (x, others) = (goods[0], &goods[1..]);
+    let mut one = UserState::new(1, 0);
+    let mut two = UserState::new(2, 0);
+    two.remember(0, Millis(world.start.0));
+    let (mut same, mut clicked) = (0, 0);
+    for page in 0..3_000 {
+        // x first on both pages; what follows differs.
+        let a: Vec<(&str, ItemKind)> = std::iter::once(x)
+            .chain(others.iter().copied().cycle().skip(page % 11).take(4))
+            .map(|g| (g, ItemKind::Goods))
+            .collect();
+        let b: Vec<(&str, ItemKind)> = std::iter::once(x)
+            .chain(others.iter().copied().cycle().skip(page % 11 + 5).take(6))
+            .map(|g| (g, ItemKind::Goods))
+            .collect();
+        let answer = answers_about(&world, &mut one, &a, x);
+        clicked += answer.iter().any(|r| r.starts_with("click")) as u32;
+        same += (answer == answers_about(&world, &mut two, &b, x)) as u32;
+    }
+    assert_eq!(same, 3_000, "common random numbers for the same item");
+    assert!(clicked > 5, "x is clicked now and then: {clicked}");
 }
 
 #[test]

@@ -5,7 +5,16 @@
 //! Per page: the user scrolls a random depth (by segment); each seen slot is
 //! an impression, examined with probability (1 + position)^-decay; an
 //! examined slot is clicked with probability sigmoid(click logit); a click
-//! converts with probability sigmoid(buy logit). A purchase through an
+//! converts with probability sigmoid(buy logit).
+//!
+//! The draws behind a response are common random numbers: the depth is
+//! drawn from a stream of its own per (user, page number), and everything
+//! about one item (examined, clicked, which cart goods, bought, when) from
+//! a stream per (user, page number, item). Two policies shown to the same
+//! user therefore differ only where their pages differ: an item both put
+//! on a page at the same position gets the same answer, whatever came
+//! before it. (One stream per user would make every draw after the first
+//! differing page differ, and comparisons of policies mostly noise.) A purchase through an
 //! influencer leaves a brand memory that lifts later clicks and purchases in
 //! that brand's own stream or shop (the effect the chuanliu flow exploits).
 
@@ -20,14 +29,18 @@ use serde::{Deserialize, Serialize};
 /// (the oldest is forgotten first).
 const FLOW_MEMORY: usize = 16;
 
-/// One user's mutable state: randomness and purchase memory. Users are
-/// independent, so states of different users can be advanced in parallel.
+/// One user's mutable state: retrieval's randomness, purchase memory and
+/// the page count that keys response draws. Users are independent, so
+/// states of different users can be advanced in parallel.
 #[derive(Debug, Clone)]
 pub struct UserState {
+    /// Retrieval's and the logging policy's; never a response's.
     rng: ChaCha8Rng,
     /// (brand, last purchase through an influencer).
     flow_brands: Vec<(u32, Millis)>,
     seq: u64,
+    /// Pages responded to so far.
+    pages: u64,
 }
 
 impl UserState {
@@ -36,6 +49,7 @@ impl UserState {
             rng: ChaCha8Rng::seed_from_u64(mix(seed, 1 << 40 | user as u64, 0)),
             flow_brands: Vec::new(),
             seq: 0,
+            pages: 0,
         }
     }
 
@@ -110,7 +124,25 @@ struct Shown {
     own_brand: Option<u32>,
 }
 
+/// Tags the response streams apart from the world's other seeded streams.
+const RESPONSE_STREAM: u64 = 5 << 40;
+
 impl World {
+    /// The draws of one response: `item` is `None` for the page's own (the
+    /// scroll depth), else the item's key.
+    fn response_draws(&self, user: u32, page: u64, item: Option<u64>) -> ChaCha8Rng {
+        let page_key = mix(self.params.seed, RESPONSE_STREAM | user as u64, page);
+        ChaCha8Rng::seed_from_u64(mix(page_key, item.map_or(0, |k| k + 1), 0))
+    }
+
+    /// A stable key of an item the world knows.
+    fn item_key(&self, item: &str, kind: ItemKind) -> Option<u64> {
+        Some(match kind {
+            ItemKind::LiveStream => *self.stream_index.get(item)? as u64,
+            ItemKind::Goods => 1 << 32 | *self.goods_index.get(item)? as u64,
+        })
+    }
+
     fn shown(&self, user: &User, item: &str, kind: ItemKind) -> Option<Shown> {
         let own = |streamer: u32| {
             let s = &self.streamers[streamer as usize];
@@ -168,11 +200,14 @@ impl World {
         let seg = self.params.segment(user.segment);
         let memory_ms = (p.flow_memory_days * Millis::MS_PER_DAY as f64) as i64;
         let mut outcome = PageOutcome::default();
+        let page_no = state.pages;
+        state.pages += 1;
 
         // Scroll depth: at least one slot, geometric with the segment's mean.
         let keep_going = 1.0 - 1.0 / seg.scroll_depth.max(1.0);
+        let mut scroll = self.response_draws(user_idx, page_no, None);
         let mut depth = 1;
-        while depth < page.len() && state.rng.random_bool(keep_going) {
+        while depth < page.len() && scroll.random_bool(keep_going) {
             depth += 1;
         }
 
@@ -193,6 +228,7 @@ impl World {
                     .map(|s| self.streamers[s.streamer as usize].id.clone()),
             }));
             let Some(shown) = shown else { continue };
+            let mut draws = self.response_draws(user_idx, page_no, self.item_key(item, kind));
             let streamer = &self.streamers[shown.streamer as usize];
             let follows = user.follows(shown.streamer);
             let remembered = shown
@@ -211,13 +247,10 @@ impl World {
                 } else {
                     0.0
                 };
-            if !state
-                .rng
-                .random_bool((examine * sigmoid(click_logit)).clamp(0.0, 1.0))
-            {
+            if !draws.random_bool((examine * sigmoid(click_logit)).clamp(0.0, 1.0)) {
                 continue;
             }
-            t += state.rng.random_range(2_000..30_000);
+            t += draws.random_range(2_000..30_000);
             outcome.clicks += 1;
             out.push(Record::Click(Click {
                 time: Millis(t),
@@ -237,7 +270,7 @@ impl World {
                     if cart.is_empty() {
                         continue;
                     }
-                    cart[state.rng.random_range(0..cart.len())]
+                    cart[draws.random_range(0..cart.len())]
                 }
             };
             let goods = &self.goods[goods_idx as usize];
@@ -249,10 +282,10 @@ impl World {
                 + if follows { p.buy_follows } else { 0.0 }
                 + p.buy_quality * goods.quality
                 + if remembered { p.flow_lift.ln() } else { 0.0 };
-            if !state.rng.random_bool(sigmoid(buy_logit)) {
+            if !draws.random_bool(sigmoid(buy_logit)) {
                 continue;
             }
-            t += state.rng.random_range(20_000..600_000);
+            t += draws.random_range(20_000..600_000);
             let channel = match streamer.kind {
                 StreamerKind::BrandSelf => Channel::BrandSelf,
                 StreamerKind::Influencer => Channel::Influencer,
