@@ -706,7 +706,10 @@ async fn while_redis_is_away_no_flow_impression_is_served_and_ranking_goes_on() 
     }
     let text = scrape(&replica.metrics).await;
     let failed = metric_sum(&text, "fairflow_flow_cap_holds_total{result=\"failed\"}");
-    assert!(failed >= 60.0, "every request of the three rounds counted: {failed}");
+    assert!(
+        failed >= 60.0,
+        "every request of the three rounds counted: {failed}"
+    );
     replica.stop();
     delete_stream(&stream).await;
 }

@@ -308,7 +308,7 @@ fn a_held_place_the_page_does_not_use_is_left_unused_to_give_back() {
 }
 
 #[test]
-fn nothing_is_wanted_for_a_user_without_affinity_or_with_the_flow_off() {
+fn nothing_is_wanted_for_a_user_without_affinity_a_refused_query_or_the_flow_off() {
     let (e, c, state) = (engine(ALL, ""), catalog(), RankState::new());
     let params = &e.params().chuanliu;
     assert!(
@@ -318,6 +318,16 @@ fn nothing_is_wanted_for_a_user_without_affinity_or_with_the_flow_off() {
     state
         .flow
         .apply(&purchase("p1", "u1", Channel::Influencer, NOON), params);
+    let mut refused = query("u1", &["inf-live"], 3, NOON);
+    refused.slots = 0;
+    assert!(
+        e.flow_wanted(&c, &state.flow, &refused).is_empty(),
+        "the limits refuse it"
+    );
+    assert!(
+        !e.flow_wanted(&c, &state.flow, &query("u1", &["inf-live"], 3, NOON))
+            .is_empty()
+    );
     let off = engine(&format!("{ALL}\nenabled = false"), "");
     assert!(
         off.flow_wanted(&c, &state.flow, &query("u1", &["inf-live"], 3, NOON))

@@ -108,19 +108,16 @@ impl Engine {
 
     /// The brands the flow would show on this query's page, before the cap
     /// (see [`Flow::wanted`]): what a fleet replica holds places for before
-    /// it ranks. Empty for a query the limits refuse.
+    /// it ranks. Empty for a query the limits refuse (checked only when
+    /// something is wanted: most users have no affinity to act on).
     pub fn flow_wanted(&self, catalog: &Catalog, flow: &Flow, query: &RankQuery) -> Vec<Wanted> {
-        if query.validate(&self.params.limits).is_err() {
+        let params = &self.params.chuanliu;
+        let target = flow_target(catalog, query);
+        let wanted = flow.wanted(params, query.scene, &query.user_id, query.now, target);
+        if wanted.is_empty() || query.validate(&self.params.limits).is_err() {
             return Vec::new();
         }
-        let params = &self.params.chuanliu;
-        flow.wanted(
-            params,
-            query.scene,
-            &query.user_id,
-            query.now,
-            flow_target(catalog, query),
-        )
+        wanted
     }
 
     /// Fills the page from an [`Evaluation`] of `query` (then explains it):

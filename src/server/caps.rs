@@ -10,8 +10,9 @@ use std::sync::Arc;
 /// The places `query`'s page may fill with flow streams, held in the
 /// fleet's counts; `None` in one process (its own counts are the cap).
 /// Asks Redis only for users the flow would show a brand to; when Redis
-/// does not answer within `cap_hold_timeout`, nothing is held and the page
-/// has no flow stream (ranking goes on).
+/// does not answer within `cap_hold_timeout`, the page has no flow stream
+/// (ranking goes on), and whatever the late answer took stays counted
+/// until its window ends: less shown, never more.
 pub(super) async fn hold(state: &State, live: &Live, query: &RankQuery) -> Option<CapHolds> {
     let caps = state.caps.as_ref()?;
     let wanted = {
@@ -53,16 +54,16 @@ pub(super) async fn hold(state: &State, live: &Live, query: &RankQuery) -> Optio
 /// did not use. One that cannot be given back stays counted until its
 /// window ends: the user is shown less, never more.
 pub(super) fn release(state: &Arc<State>, user: String, holds: &CapHolds) {
-    let (Some(caps), unused) = (state.caps.clone(), holds.unused()) else {
+    let Some(mut caps) = state.caps.clone() else {
         return;
     };
-    let places: Vec<(String, String)> = unused
+    let places: Vec<(String, String)> = holds
+        .unused()
         .map(|h| (h.name.to_string(), h.window.clone()))
         .collect();
     if places.is_empty() {
         return;
     }
-    let mut caps = caps;
     tokio::spawn(async move {
         let places: Vec<(&str, &str)> = places
             .iter()
