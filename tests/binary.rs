@@ -299,6 +299,20 @@ async fn acknowledged_events_survive_sigkill_and_a_snapshot_replaces_the_log() {
 }
 
 #[tokio::test]
+async fn a_sigterm_as_soon_as_the_server_listens_is_a_clean_stop() {
+    // The handlers are in place before the server announces its address,
+    // so the default action (kill) never runs, and the stop snapshots.
+    for _ in 0..5 {
+        let (mut child, _addr, reader, _events) = spawn_server(&[]);
+        signal(&child, "TERM");
+        let status = wait_exit(&mut child, Duration::from_secs(10)).await;
+        assert!(status.success(), "{status:?}");
+        let logs = reader.join().unwrap();
+        log_line(&logs, "stopped");
+    }
+}
+
+#[tokio::test]
 async fn a_client_that_never_hangs_up_does_not_block_shutdown() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("grace.toml");

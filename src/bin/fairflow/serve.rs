@@ -6,20 +6,28 @@ use fairflow::server::{self, State};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-/// Resolves on SIGINT or SIGTERM.
-pub(crate) async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("installing a SIGTERM handler");
+/// A future that resolves on SIGINT or SIGTERM. The handlers are in place
+/// once this returns, not when the future is first polled: a signal sent as
+/// soon as the server says it is listening is a clean stop, not the default
+/// action's kill.
+#[cfg(unix)]
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
         tokio::select! {
-            _ = ctrl_c => {}
             _ = term.recv() => {}
+            _ = int.recv() => {}
         }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+    })
+}
+
+#[cfg(not(unix))]
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }
 
 pub(crate) async fn serve(
@@ -28,13 +36,15 @@ pub(crate) async fn serve(
     metrics_listen: Option<SocketAddr>,
     events_dir: Option<PathBuf>,
 ) -> anyhow::Result<()> {
-    // SIGHUP's default action ends the process: take it over before
-    // anything is announced, so one sent as soon as the server says it is
-    // listening cannot kill it (the reload watcher reads its own stream).
+    // SIGHUP's, SIGINT's and SIGTERM's default actions end the process:
+    // take them over before anything is announced, so one sent as soon as
+    // the server says it is listening cannot kill it (the reload watcher
+    // reads its own SIGHUP stream).
     #[cfg(unix)]
     drop(tokio::signal::unix::signal(
         tokio::signal::unix::SignalKind::hangup(),
     )?);
+    let shutdown = shutdown_signal()?;
     let config = Config::load(config_path.as_deref())?;
     let addr = listen.unwrap_or(config.server.listen);
     let metrics_addr = metrics_listen.or(config.server.metrics_listen);
@@ -71,7 +81,7 @@ pub(crate) async fn serve(
         grpc: listener,
         metrics,
     };
-    server::run(listeners, state, shutdown_signal()).await?;
+    server::run(listeners, state, shutdown).await?;
     tracing::info!("stopped");
     Ok(())
 }
