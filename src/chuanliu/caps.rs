@@ -135,7 +135,7 @@ impl Flow {
         self.candidates(params, scene, user, now, u16::MAX, target)
             .map(|c| Wanted {
                 brand: c.trigger.brand,
-                name: self.brands.name(c.trigger.brand),
+                name: c.name,
             })
             .collect()
     }

@@ -193,6 +193,8 @@ pub struct Flow {
 /// A brand the flow could show on this page, before cap and budgets.
 struct Candidate<'f> {
     trigger: Trigger,
+    /// The brand's name (what `target` was asked with).
+    name: CompactString,
     entry: Option<Arc<Brand>>,
     stream: &'f str,
     candidate: Option<usize>,
@@ -349,12 +351,14 @@ impl Flow {
             if !enrollment.active(params.enroll_all_brands) {
                 return None;
             }
-            let (stream, candidate) = target(&self.brands.name(trigger.brand))?;
+            let name = self.brands.name(trigger.brand);
+            let (stream, candidate) = target(&name)?;
             if candidate.is_none() && mode != SceneMode::Inject {
                 return None;
             }
             Some(Candidate {
                 trigger,
+                name,
                 entry,
                 stream,
                 candidate,

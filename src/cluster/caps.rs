@@ -74,6 +74,7 @@ pub struct Held {
 pub struct Caps {
     connection: Connection,
     stream: String,
+    timeout: std::time::Duration,
 }
 
 impl Caps {
@@ -81,7 +82,13 @@ impl Caps {
         Caps {
             connection,
             stream: config.stream.clone(),
+            timeout: config.cap_hold_timeout,
         }
+    }
+
+    /// How long a `Rank` waits for a hold (`cluster.cap_hold_timeout_ms`).
+    pub fn timeout(&self) -> std::time::Duration {
+        self.timeout
     }
 
     fn key(&self, user: &str, brand: &str) -> String {

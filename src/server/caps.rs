@@ -24,8 +24,8 @@ pub(super) async fn hold(state: &State, live: &Live, query: &RankQuery) -> Optio
         return Some(CapHolds::none());
     }
     let params = &live.config.engine.chuanliu;
-    let timeout = live.config.cluster.as_ref()?.cap_hold_timeout;
     let mut caps = caps.clone();
+    let timeout = caps.timeout();
     let asked = caps.hold(
         &query.user_id,
         &wanted,
