@@ -314,19 +314,12 @@ fn evaluation_is_deterministic_and_targets_steer_the_shares() {
     let run = |toml: &str| {
         let config = Config::from_toml(toml, "t", None).unwrap();
         let engine = Engine::new(config.engine, Arc::new(Model::embedded().unwrap()));
-        let mut catalog = start.clone();
         let options = EvalOptions {
             measured: vec![Scene::Recommend, Scene::Mall, Scene::Search],
             record_pages: true,
+            oracle: None,
         };
-        let eval = sim::evaluate(
-            &world,
-            &engine,
-            &mut catalog,
-            &fairflow::engine::RankState::new(),
-            1,
-            &options,
-        );
+        let (eval, _) = sim::evaluate(&world, &engine, start.clone(), 1, &options);
         (eval, engine)
     };
     let (off, _) = run("[quotas]\nscenes = []\n");
@@ -387,14 +380,13 @@ fn the_flow_serves_attributes_and_rewards_in_the_simulated_world_and_off_means_o
     let run = |toml: &str| {
         let config = Config::from_toml(toml, "t", None).unwrap();
         let engine = Engine::new(config.engine, Arc::new(Model::embedded().unwrap()));
-        let mut catalog = start.clone();
         let options = EvalOptions {
             measured: vec![Scene::Recommend],
             record_pages: false,
+            oracle: None,
         };
-        let state = fairflow::engine::RankState::new();
-        let eval = sim::evaluate(&world, &engine, &mut catalog, &state, 2, &options);
-        (eval, state, engine)
+        let (eval, served) = sim::evaluate(&world, &engine, start.clone(), 2, &options);
+        (eval, served.state, engine)
     };
     let (off, off_state, _) = run("[chuanliu]\nenabled = false\n");
     assert_eq!(off.flow.impressions, 0);
@@ -419,4 +411,130 @@ fn the_flow_serves_attributes_and_rewards_in_the_simulated_world_and_off_means_o
     // Affinities were recorded with the flow off too, ready to be used.
     let params = &engine.params().chuanliu;
     assert!(off_state.flow.sweep(now, params).active_affinities > 0);
+}
+
+#[test]
+fn expected_gmv_is_what_responses_average_to() {
+    let spec = small_spec();
+    let catalog = sim::generate(&spec).unwrap();
+    let world = World::build(&catalog, SimParams::new(5, 1), spec.as_of);
+    // A brand's own stream, at slot 2 behind two items the world does not
+    // know (seen, never clicked), to a user who remembers the brand: the
+    // scroll depth, examination and the memory's lift all count.
+    let (brand, stream) = (0..world.brand_ids.len())
+        .find_map(|b| Some((b as u32, world.brand_stream[b]?)))
+        .unwrap();
+    let id = world.streams[stream as usize].id.as_str();
+    let page = [
+        ("nowhere-1", ItemKind::Goods),
+        ("nowhere-2", ItemKind::Goods),
+        (id, ItemKind::LiveStream),
+    ];
+    let now = world.start;
+    let mut state = UserState::new(1, 0);
+    state.remember(brand, now);
+    let expected = world.expected_gmv(0, &state, id, ItemKind::LiveStream, 2, now);
+    let forgotten = world.expected_gmv(0, &UserState::new(1, 0), id, ItemKind::LiveStream, 2, now);
+    assert!(expected > forgotten * 2.0, "{expected} vs {forgotten}");
+    let n = 100_000;
+    let mut out = Vec::new();
+    let (mut sum, mut sum_sq) = (0.0, 0.0);
+    for _ in 0..n {
+        out.clear();
+        let gmv = world.respond(0, &mut state, "r", now, &page, &mut out).gmv;
+        sum += gmv;
+        sum_sq += gmv * gmv;
+    }
+    let mean = sum / n as f64;
+    let se = ((sum_sq / n as f64 - mean * mean) / n as f64).sqrt();
+    assert!(sum > 0.0, "some purchases");
+    assert!(
+        (mean - expected).abs() < 4.0 * se,
+        "realized {mean:.4} (se {se:.4}), expected {expected:.4}"
+    );
+}
+
+fn flow_engine(toml: &str) -> Engine {
+    let config = Config::from_toml(toml, "t", None).unwrap();
+    Engine::new(config.engine, Arc::new(Model::embedded().unwrap()))
+}
+
+const FLOW_ON: &str = "[chuanliu]\nfrequency_cap = 2\n[chuanliu.budget]\ndaily_impressions = 300\n";
+
+#[test]
+fn a_branch_of_a_served_world_serves_as_the_world_itself_would() {
+    let spec = small_spec();
+    let start = sim::generate(&spec).unwrap();
+    let world = World::build(&start, SimParams::new(9, 300), spec.as_of);
+    let engine = flow_engine(FLOW_ON);
+    let options = EvalOptions {
+        measured: vec![Scene::Recommend],
+        ..EvalOptions::default()
+    };
+    let mut served = sim::Served::new(&world, start, 0.5);
+    served.serve(&world, &engine, 1, &options);
+    let mut branch = served.branch();
+    let (a, b) = (
+        served.serve(&world, &engine, 1, &options),
+        branch.serve(&world, &engine, 1, &options),
+    );
+    assert_eq!(a, b, "the branch carries everything that evolves");
+    assert!(a.flow.impressions > 0, "{:?}", a.flow);
+    assert_eq!(a.flow.other_impressions, 0, "paused brands are never shown");
+}
+
+#[test]
+fn the_oracle_lifts_participants_own_live_gmv_within_the_flows_budget() {
+    let spec = small_spec();
+    let start = sim::generate(&spec).unwrap();
+    let world = World::build(&start, SimParams::new(9, 1000), spec.as_of);
+    let engines = vec![
+        (
+            "off".to_string(),
+            flow_engine("[chuanliu]\nenabled = false\n"),
+        ),
+        ("on".to_string(), flow_engine(FLOW_ON)),
+    ];
+    let design = sim::report::Design {
+        warmup_days: 2,
+        enrolled_share: 0.5,
+        oracle: true,
+    };
+    let days = 1;
+    let c = sim::report::compare(
+        &world,
+        &start,
+        &engines,
+        days,
+        &[Scene::Recommend],
+        design,
+        sim::report::Extras::default(),
+    );
+    let [off, on, oracle] = &c.rows[..] else {
+        panic!("a row per config and the oracle's: {:?}", c.rows.len());
+    };
+    assert_eq!(oracle.name, "oracle");
+    assert_eq!(off.flow.impressions, 0);
+    assert!(on.flow.impressions > 0);
+    for row in [on, oracle] {
+        assert!(
+            row.flow.impressions <= 300 * u64::from(days),
+            "{:?}",
+            row.flow
+        );
+        assert_eq!(row.flow.other_impressions, 0, "{:?}", row.flow);
+    }
+    // Slot 0 for the best remembered live brand: more own-live GMV for the
+    // participants than without the flow, and the flow's lift is a share
+    // of that.
+    let lift = oracle.live_lift(off).unwrap();
+    assert!(lift.change > 2.0 * lift.standard_error, "{lift:?}");
+    assert_eq!(oracle.efficiency, Some(1.0));
+    assert_eq!(off.efficiency, None);
+    let efficiency = on.efficiency.unwrap();
+    let expected = (on.flow.participant_live_gmv - off.flow.participant_live_gmv)
+        / (oracle.flow.participant_live_gmv - off.flow.participant_live_gmv);
+    assert!((efficiency - expected).abs() < 1e-12);
+    let text = c.to_string();
+    assert!(text.contains("eff%") && text.contains("oracle"), "{text}");
 }

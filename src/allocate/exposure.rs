@@ -60,7 +60,7 @@ pub struct ControllerView {
     pub gini: f64,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Inner {
     lambda: [f64; 3],
     exposure: [f64; 3],
@@ -87,6 +87,16 @@ fn decay(value: f64, from: Millis, to: Millis, half_life_ms: f64) -> f64 {
     }
     let dt = to.since(from) as f64;
     value * (-dt / half_life_ms * std::f64::consts::LN_2).exp()
+}
+
+/// A copy of the state as it is now: a simulation branches a warm world
+/// into paired runs with it.
+impl Clone for ExposureState {
+    fn clone(&self) -> ExposureState {
+        ExposureState {
+            inner: Mutex::new(self.inner.lock().clone()),
+        }
+    }
 }
 
 impl ExposureState {

@@ -15,6 +15,7 @@
 mod affinity;
 mod brands;
 mod caps;
+mod interner;
 mod leases;
 mod pacer;
 mod rewards;
@@ -31,7 +32,7 @@ use crate::domain::{Event, EventKind};
 use affinity::Taken;
 use brands::{Brand, Brands, Counters};
 use compact_str::CompactString;
-use foldhash::HashMap;
+use interner::Interner;
 use pacer::Pacer;
 use parking_lot::RwLock;
 use rewards::Rewards;
@@ -96,47 +97,6 @@ pub struct FlowParams {
 impl FlowParams {
     pub fn scene(&self, scene: Scene) -> SceneFlow {
         self.scenes[scene.index()]
-    }
-}
-
-/// Dense ids for strings that recur in millions of entries.
-#[derive(Default)]
-struct Interner {
-    names: RwLock<(HashMap<CompactString, u32>, Vec<CompactString>)>,
-}
-
-impl Interner {
-    fn id(&self, name: &str) -> u32 {
-        if let Some(&id) = self.names.read().0.get(name) {
-            return id;
-        }
-        let mut names = self.names.write();
-        let (ids, list) = &mut *names;
-        *ids.entry(CompactString::from(name)).or_insert_with(|| {
-            list.push(CompactString::from(name));
-            (list.len() - 1) as u32
-        })
-    }
-
-    fn get(&self, name: &str) -> Option<u32> {
-        self.names.read().0.get(name).copied()
-    }
-
-    fn name(&self, id: u32) -> CompactString {
-        self.names.read().1[id as usize].clone()
-    }
-
-    fn export(&self) -> Vec<CompactString> {
-        self.names.read().1.clone()
-    }
-
-    fn import(&self, list: Vec<CompactString>) {
-        let ids = list
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (n.clone(), i as u32))
-            .collect();
-        *self.names.write() = (ids, list);
     }
 }
 

@@ -7,6 +7,7 @@
 
 pub mod catalog;
 pub mod evaluate;
+pub mod frontier;
 pub mod hindsight;
 pub mod params;
 pub mod pool;
@@ -16,7 +17,7 @@ pub mod run;
 pub mod world;
 
 pub use catalog::{CatalogSpec, generate};
-pub use evaluate::{EvalOptions, Evaluation, evaluate, gini, top_share};
+pub use evaluate::{EvalOptions, Evaluation, Oracle, Served, evaluate, gini, top_share};
 pub use params::{Segment, SimParams};
 pub use pool::ItemPool;
 pub use response::{PageOutcome, UserState};

@@ -1,6 +1,7 @@
 //! The simulator's knobs, with the values the shipped logs and models were
 //! made with. docs/simulator.md explains each and what it is calibrated to.
 
+use crate::domain::Millis;
 use serde::{Deserialize, Serialize};
 
 /// Buyer segments, served differently (domain brief: heavy, medium, passer-by).
@@ -63,6 +64,13 @@ pub struct ResponseParams {
     /// Odds multiplier on clicking such an item (the user knows the brand).
     pub flow_click_lift: f64,
     pub flow_memory_days: f64,
+}
+
+impl ResponseParams {
+    /// How long a brand memory lasts, in milliseconds.
+    pub fn memory_ms(&self) -> i64 {
+        (self.flow_memory_days * Millis::MS_PER_DAY as f64) as i64
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

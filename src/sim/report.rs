@@ -2,13 +2,17 @@
 //! concentration, value), how close each comes to the hindsight optimum, and
 //! the hindsight fairness/value frontier.
 
-use super::evaluate::{EvalOptions, Evaluation, FlowOutcome, evaluate, gini, shares, top_share};
-use super::hindsight::{self, Constraints, Page};
+use super::evaluate::{
+    EvalOptions, Evaluation, FlowOutcome, Oracle, Served, gini, shares, top_share,
+};
+use super::frontier::{FrontierPoint, FrontierTable, frontier, frontier_at};
+use super::hindsight::{self, Constraints};
 use super::world::World;
 use crate::allocate::QuotaParams;
 use crate::catalog::Catalog;
+use crate::chuanliu::SceneMode;
 use crate::domain::Scene;
-use crate::engine::{Engine, RankState};
+use crate::engine::Engine;
 use serde::Serialize;
 use std::fmt;
 
@@ -35,10 +39,50 @@ pub struct Row {
     /// Online objective per request over the frontier's at the same Gini.
     pub vs_frontier: Option<f64>,
     pub flow: FlowOutcome,
+    /// The flow's lift in participating brands' own-live GMV over the
+    /// oracle's, both against the first config (with an oracle row).
+    pub efficiency: Option<f64>,
     #[serde(skip)]
-    brand_self_gmv: Vec<f64>,
+    user_gmv: Vec<f64>,
     #[serde(skip)]
-    brand_flow_impressions: Vec<u64>,
+    user_participant_live_gmv: Vec<f64>,
+}
+
+/// A relative change against a baseline, with its standard error from the
+/// per-user paired differences (users' draws are common to both runs).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Lift {
+    pub change: f64,
+    pub standard_error: f64,
+}
+
+impl Lift {
+    /// `now` against `then`, user by user; `None` when the baseline is 0.
+    pub fn paired(now: &[f64], then: &[f64]) -> Option<Lift> {
+        let base: f64 = then.iter().sum();
+        if base <= 0.0 || now.len() != then.len() || now.is_empty() {
+            return None;
+        }
+        let n = now.len() as f64;
+        let diffs = now.iter().zip(then).map(|(a, b)| a - b);
+        let mean = diffs.clone().sum::<f64>() / n;
+        let var = diffs.map(|d| (d - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
+        Some(Lift {
+            change: mean * n / base,
+            standard_error: (var * n).sqrt() / base,
+        })
+    }
+}
+
+impl fmt::Display for Lift {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:+.1}±{:.1}",
+            self.change * 100.0,
+            self.standard_error * 100.0
+        )
+    }
 }
 
 /// The hindsight optimum on the same pages, at the config's targets (or,
@@ -70,24 +114,23 @@ impl Row {
             hindsight: None,
             vs_frontier: None,
             flow: eval.flow,
-            brand_self_gmv: eval.brand_self_gmv.clone(),
-            brand_flow_impressions: eval.brand_flow_impressions.clone(),
+            efficiency: None,
+            user_gmv: eval.user_gmv.clone(),
+            user_participant_live_gmv: eval.user_participant_live_gmv.clone(),
         }
     }
 
-    /// Own-channel GMV of the brands the flow showed under this row, here
-    /// and under `base` (the same brands), and how many brands that is.
-    pub fn participating(&self, base: &Row) -> (usize, f64, f64) {
-        let brands: Vec<usize> = (0..self.brand_flow_impressions.len())
-            .filter(|&b| self.brand_flow_impressions[b] > 0)
-            .collect();
-        let sum = |r: &Row| {
-            brands
-                .iter()
-                .map(|&b| r.brand_self_gmv.get(b).copied().unwrap_or(0.0))
-                .sum()
-        };
-        (brands.len(), sum(self), sum(base))
+    /// Participating brands' own-live GMV against `base`'s.
+    pub fn live_lift(&self, base: &Row) -> Option<Lift> {
+        Lift::paired(
+            &self.user_participant_live_gmv,
+            &base.user_participant_live_gmv,
+        )
+    }
+
+    /// Simulated GMV against `base`'s.
+    pub fn gmv_lift(&self, base: &Row) -> Option<Lift> {
+        Lift::paired(&self.user_gmv, &base.user_gmv)
     }
 
     /// Solves the hindsight problem on the evaluation's recorded pages.
@@ -111,21 +154,6 @@ impl Row {
     }
 }
 
-/// One point of the hindsight frontier: the best static allocation at a
-/// given weight of the concentration penalty.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct FrontierPoint {
-    pub concentration: f64,
-    pub shares: [f64; 3],
-    pub gini: f64,
-    pub top1: f64,
-    pub objective_per_request: f64,
-    pub expected_gmv_per_request: f64,
-    /// Objective relative to the unconstrained allocation of the same pages.
-    pub of_unconstrained: f64,
-    pub share_gap_pp: f64,
-}
-
 /// What to add to the rows of a comparison.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Extras {
@@ -135,6 +163,45 @@ pub struct Extras {
     pub frontier: bool,
     /// Each config's exposure shares per local hour.
     pub hourly: bool,
+}
+
+/// How the runs of a comparison are set up.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Design {
+    /// Days served before measuring (by the first config), from which every
+    /// config's run branches.
+    pub warmup_days: u32,
+    /// Share of brands taking part in the flow, chosen before any traffic.
+    pub enrolled_share: f64,
+    /// Add a row for the [`Oracle`] router, with the budget, cap and scenes
+    /// of the first config that has the flow on, ranking with the first
+    /// config otherwise.
+    pub oracle: bool,
+}
+
+impl Default for Design {
+    fn default() -> Design {
+        Design {
+            warmup_days: 0,
+            enrolled_share: 1.0,
+            oracle: false,
+        }
+    }
+}
+
+/// The oracle router at `engine`'s flow budget, cap and scenes (`None`
+/// with the flow off).
+pub fn oracle_for(engine: &Engine) -> Option<Oracle> {
+    let flow = &engine.params().chuanliu;
+    flow.enabled.then(|| Oracle {
+        daily_impressions: flow.daily_impressions,
+        frequency_cap: flow.frequency_cap,
+        frequency_window_ms: i64::from(flow.frequency_window_s) * 1000,
+        scenes: Scene::ALL
+            .into_iter()
+            .filter(|&s| flow.scene(s).mode != SceneMode::Off)
+            .collect(),
+    })
 }
 
 /// Named configs served the same simulated traffic, side by side: what
@@ -147,14 +214,16 @@ pub struct Comparison {
     pub hourly: Vec<Vec<[f64; 3]>>,
 }
 
-/// Serves `world` for `days` from the catalog `start` under each engine,
-/// measuring the pages of `measured` scenes.
+/// Serves `world` for `days` from the catalog `start` under each engine
+/// (after a common warm-up, per `design`), measuring the pages of
+/// `measured` scenes.
 pub fn compare(
     world: &World,
     start: &Catalog,
     engines: &[(String, Engine)],
     days: u32,
     measured: &[Scene],
+    design: Design,
     extras: Extras,
 ) -> Comparison {
     let mut out = Comparison {
@@ -162,29 +231,39 @@ pub fn compare(
         frontier: None,
         hourly: Vec::new(),
     };
-    for (i, (name, engine)) in engines.iter().enumerate() {
+    let mut warm = Served::new(world, start.clone(), design.enrolled_share);
+    if let Some((_, first)) = engines.first() {
+        warm.serve(world, first, design.warmup_days, &EvalOptions::default());
+    }
+    let oracle = design
+        .oracle
+        .then(|| engines.iter().find_map(|(_, e)| oracle_for(e)))
+        .flatten();
+    let has_oracle = oracle.is_some();
+    let runs = engines
+        .iter()
+        .map(|(name, engine)| (name.clone(), engine, None))
+        .chain(oracle.map(|o| {
+            let (_, first) = &engines[0];
+            ("oracle".to_string(), first, Some(o))
+        }));
+    for (i, (name, engine, oracle)) in runs.enumerate() {
         let quotas = &engine.params().quotas;
         let trace = extras.frontier && i == 0;
+        let is_oracle = oracle.is_some();
         let options = EvalOptions {
             measured: measured.to_vec(),
-            record_pages: extras.hindsight || trace,
+            record_pages: (extras.hindsight && !is_oracle) || trace,
+            oracle,
         };
-        let mut catalog = start.clone();
-        let eval = evaluate(
-            world,
-            engine,
-            &mut catalog,
-            &RankState::new(),
-            days,
-            &options,
-        );
+        let eval = warm.branch().serve(world, engine, days, &options);
         // A config whose quotas leave the measured scenes alone has no
         // targets there, and nothing to compare: its pages are already the
         // unconstrained optimum.
         let applies = measured.iter().all(|&s| quotas.applies_to(s));
         let targets = quotas.exposure.targets.filter(|_| applies);
-        let mut row = Row::new(name.clone(), &eval, targets);
-        if extras.hindsight && applies {
+        let mut row = Row::new(name, &eval, targets);
+        if extras.hindsight && applies && !is_oracle {
             row = row.with_hindsight(&eval, quotas);
         }
         if trace {
@@ -208,7 +287,28 @@ pub fn compare(
     if let Some(points) = &out.frontier {
         compare_to_frontier(&mut out.rows, points);
     }
+    add_efficiency(&mut out.rows, has_oracle);
     out
+}
+
+/// Each flow row's lift in participating brands' own-live GMV as a share
+/// of the oracle's (the last row, when there is one), both against the
+/// first row.
+fn add_efficiency(rows: &mut [Row], has_oracle: bool) {
+    let (Some(base), Some(oracle)) = (rows.first(), rows.last().filter(|_| has_oracle)) else {
+        return;
+    };
+    let gain = |r: &Row| r.flow.participant_live_gmv - base.flow.participant_live_gmv;
+    let best = gain(oracle);
+    if best <= 0.0 {
+        return;
+    }
+    let gains: Vec<f64> = rows.iter().map(gain).collect();
+    for (row, g) in rows.iter_mut().zip(gains).skip(1) {
+        if row.flow.impressions > 0 {
+            row.efficiency = Some(g / best);
+        }
+    }
 }
 
 impl fmt::Display for Comparison {
@@ -231,68 +331,12 @@ impl fmt::Display for Comparison {
         if self.rows.iter().any(|r| r.flow.impressions > 0) {
             writeln!(
                 f,
-                "chuanliu flow (own = brands' self-broadcast; brands/part = those the flow showed, their own GMV; d% against the first config):"
+                "chuanliu flow (own = brands' own channels, shelf goods too; live = participating brands' own live streams; d% against the first config, ± one paired standard error; eff = live lift over the oracle's):"
             )?;
             write!(f, "{}", FlowTable(&self.rows))?;
         }
         Ok(())
     }
-}
-
-/// Penalty weights traced by [`frontier`].
-pub const FRONTIER_PENALTIES: [f64; 7] = [0.0, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6];
-
-/// The hindsight frontier on `pages`: tier shares held at `targets` (when
-/// given), the concentration penalty raised step by step.
-pub fn frontier(
-    pages: &[Page],
-    streamers: usize,
-    quotas: &QuotaParams,
-    targets: Option<[f64; 3]>,
-) -> Vec<FrontierPoint> {
-    let free = hindsight::solve(pages, streamers, quotas, &Constraints::default());
-    let n = pages.len().max(1) as f64;
-    FRONTIER_PENALTIES
-        .iter()
-        .map(|&concentration| {
-            let s = hindsight::solve(
-                pages,
-                streamers,
-                quotas,
-                &Constraints {
-                    targets,
-                    concentration,
-                },
-            );
-            FrontierPoint {
-                concentration,
-                shares: shares(s.outcome.tier_exposure),
-                gini: gini(&s.outcome.streamer_exposure),
-                top1: top_share(&s.outcome.streamer_exposure, 0.01),
-                objective_per_request: s.outcome.objective / n,
-                expected_gmv_per_request: s.outcome.expected_gmv / n,
-                of_unconstrained: s.outcome.objective / free.outcome.objective,
-                share_gap_pp: s.share_gap_pp,
-            }
-        })
-        .collect()
-}
-
-/// The frontier's objective per request at `gini`, interpolated linearly
-/// between its points (`None` outside the range it covers).
-pub fn frontier_at(points: &[FrontierPoint], gini: f64) -> Option<f64> {
-    points.windows(2).find_map(|w| {
-        let (a, b) = (&w[0], &w[1]);
-        let (lo, hi) = (a.gini.min(b.gini), a.gini.max(b.gini));
-        if !(lo..=hi).contains(&gini) {
-            return None;
-        }
-        if hi - lo < 1e-12 {
-            return Some(a.objective_per_request.max(b.objective_per_request));
-        }
-        let x = (gini - a.gini) / (b.gini - a.gini);
-        Some(a.objective_per_request + x * (b.objective_per_request - a.objective_per_request))
-    })
 }
 
 /// Fills in each row's distance to the frontier.
@@ -362,82 +406,39 @@ impl fmt::Display for FlowTable<'_> {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         writeln!(
             f,
-            "{:<26} {:>9} {:>8} {:>10} {:>8} {:>10} {:>7} {:>7} {:>8} {:>10} {:>7} {:>8}",
+            "{:<26} {:>9} {:>8} {:>10} {:>10} {:>10} {:>11} {:>10} {:>10} {:>10} {:>6} {:>8}",
             "config",
             "flow.imp",
             "attr.ord",
             "attr.GMV",
-            "own.ord",
             "own.GMV",
-            "own.d%",
-            "brands",
-            "part.d%",
+            "live.GMV",
+            "live.d%",
+            "other.live",
             "sim.GMV",
             "GMV.d%",
+            "eff%",
             "rew.exp"
         )?;
         let base = self.0.first();
-        let change = |now: f64, then: Option<f64>| match then {
-            Some(then) if then > 0.0 => format!("{:+.1}", (now / then - 1.0) * 100.0),
-            _ => "-".into(),
-        };
+        let lift = |l: Option<Lift>| l.map_or("-".to_string(), |l| l.to_string());
         for r in self.0 {
             let fl = &r.flow;
-            let (brands, part_now, part_then) = base.map_or((0, 0.0, 0.0), |b| r.participating(b));
             writeln!(
                 f,
-                "{:<26} {:>9} {:>8} {:>10.0} {:>8} {:>10.0} {:>7} {:>7} {:>8} {:>10.0} {:>7} {:>8.1}",
+                "{:<26} {:>9} {:>8} {:>10.0} {:>10.0} {:>10.0} {:>11} {:>10.0} {:>10.0} {:>10} {:>6} {:>8.1}",
                 r.name,
                 fl.impressions,
                 fl.attributed_purchases,
                 fl.attributed_gmv,
-                fl.brand_self_purchases,
                 fl.brand_self_gmv,
-                change(fl.brand_self_gmv, base.map(|b| b.flow.brand_self_gmv)),
-                brands,
-                change(part_now, Some(part_then)),
+                fl.participant_live_gmv,
+                lift(base.and_then(|b| r.live_lift(b))),
+                fl.other_live_gmv,
                 r.simulated_gmv,
-                change(r.simulated_gmv, base.map(|b| b.simulated_gmv)),
+                lift(base.and_then(|b| r.gmv_lift(b))),
+                opt(r.efficiency.map(|e| e * 100.0), 0),
                 fl.reward_exposure,
-            )?;
-        }
-        Ok(())
-    }
-}
-
-/// The frontier table.
-pub struct FrontierTable<'a>(pub &'a [FrontierPoint]);
-
-impl fmt::Display for FrontierTable<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        writeln!(
-            f,
-            "{:>8} {:>6} {:>6} {:>6} {:>6} {:>6} {:>9} {:>9} {:>8} {:>7}",
-            "penalty",
-            "top",
-            "mid",
-            "small",
-            "gini",
-            "top1%",
-            "obj/req",
-            "gmv/req",
-            "of free",
-            "gap(pp)",
-        )?;
-        for p in self.0 {
-            writeln!(
-                f,
-                "{:>8.2} {:>6.3} {:>6.3} {:>6.3} {:>6.3} {:>6.3} {:>9.3} {:>9.3} {:>7.1}% {:>7.2}",
-                p.concentration,
-                p.shares[0],
-                p.shares[1],
-                p.shares[2],
-                p.gini,
-                p.top1,
-                p.objective_per_request,
-                p.expected_gmv_per_request,
-                p.of_unconstrained * 100.0,
-                p.share_gap_pp,
             )?;
         }
         Ok(())
@@ -476,7 +477,15 @@ mod tests {
             ..Extras::default()
         };
         let measured = [Scene::Recommend];
-        let c = compare(&world, &start, &engines, 1, &measured, extras);
+        let c = compare(
+            &world,
+            &start,
+            &engines,
+            1,
+            &measured,
+            Design::default(),
+            extras,
+        );
         assert_eq!(c.rows.len(), 2);
         assert_eq!(c.hourly.len(), 2);
         assert!(c.frontier.is_none());
@@ -489,26 +498,15 @@ mod tests {
         assert!(text.contains("no-quotas"), "{text}");
     }
 
-    fn point(gini: f64, objective: f64) -> FrontierPoint {
-        FrontierPoint {
-            concentration: 0.0,
-            shares: [0.0; 3],
-            gini,
-            top1: 0.0,
-            objective_per_request: objective,
-            expected_gmv_per_request: 0.0,
-            of_unconstrained: 1.0,
-            share_gap_pp: 0.0,
-        }
-    }
-
     #[test]
-    fn frontier_is_interpolated_by_gini() {
-        let points = [point(0.9, 10.0), point(0.8, 8.0), point(0.7, 5.0)];
-        assert_eq!(frontier_at(&points, 0.9), Some(10.0));
-        assert!((frontier_at(&points, 0.85).unwrap() - 9.0).abs() < 1e-9);
-        assert!((frontier_at(&points, 0.75).unwrap() - 6.5).abs() < 1e-9);
-        assert_eq!(frontier_at(&points, 0.95), None);
-        assert_eq!(frontier_at(&points, 0.6), None);
+    fn a_paired_lift_is_the_relative_change_with_the_standard_error_of_the_differences() {
+        let same = Lift::paired(&[2.0, 2.0, 2.0, 2.0], &[1.0; 4]).unwrap();
+        assert_eq!((same.change, same.standard_error), (1.0, 0.0));
+        // Differences 2 and 0: mean 1, variance 2, so the total's standard
+        // error is sqrt(2 * 2) over the baseline's 2.
+        let spread = Lift::paired(&[3.0, 1.0], &[1.0, 1.0]).unwrap();
+        assert_eq!((spread.change, spread.standard_error), (1.0, 1.0));
+        assert_eq!(spread.to_string(), "+100.0±100.0");
+        assert_eq!(Lift::paired(&[1.0], &[0.0]), None);
     }
 }

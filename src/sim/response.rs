@@ -18,7 +18,7 @@
 //! influencer leaves a brand memory that lifts later clicks and purchases in
 //! that brand's own stream or shop (the effect the chuanliu flow exploits).
 
-use super::world::{User, World, mix};
+use super::world::{GoodsFacts, User, World, mix};
 use crate::domain::{ItemKind, Millis, StreamerKind};
 use crate::traffic::{Channel, Click, Impression, Purchase, Record};
 use rand::{Rng, SeedableRng};
@@ -74,6 +74,15 @@ impl UserState {
         self.flow_brands
             .iter()
             .any(|&(b, t)| b == brand && now.since(t) <= memory_ms)
+    }
+
+    /// The brands the user remembers at `now` (bought through an influencer
+    /// within `memory_ms`): what an oracle router knows.
+    pub fn remembered(&self, now: Millis, memory_ms: i64) -> impl Iterator<Item = u32> + '_ {
+        self.flow_brands
+            .iter()
+            .filter(move |&&(_, t)| now.since(t) <= memory_ms)
+            .map(|&(b, _)| b)
     }
 
     /// Records a purchase of `brand` through an influencer at `now`.
@@ -183,6 +192,92 @@ impl World {
         }
     }
 
+    /// Log-odds that `user` clicks `shown` once examined.
+    fn click_logit(&self, user: &User, shown: &Shown, remembered: bool) -> f64 {
+        let p = &self.params.response;
+        let streamer = &self.streamers[shown.streamer as usize];
+        p.click_base
+            + p.click_affinity * (shown.affinity + 0.05).ln()
+            + p.click_followers * (1.0 + streamer.followers as f64).log10() / 7.0
+            + if user.follows(shown.streamer) {
+                p.click_follows
+            } else {
+                0.0
+            }
+            + p.click_quality * shown.quality
+            + if shown.is_live { p.click_live } else { 0.0 }
+            + if remembered {
+                p.flow_click_lift.ln()
+            } else {
+                0.0
+            }
+    }
+
+    /// Log-odds that `user`, having clicked `shown`, buys `goods` there.
+    fn buy_logit(&self, user: &User, shown: &Shown, goods: &GoodsFacts, remembered: bool) -> f64 {
+        let p = &self.params.response;
+        let streamer = &self.streamers[shown.streamer as usize];
+        p.buy_base
+            + self.params.segment(user.segment).buy_shift
+            + p.buy_price * (goods.price.max(1.0) / user.budget).ln()
+            + p.buy_trust * streamer.trust
+            + p.buy_affinity * (shown.affinity + 0.05).ln()
+            + if user.follows(shown.streamer) {
+                p.buy_follows
+            } else {
+                0.0
+            }
+            + p.buy_quality * goods.quality
+            + if remembered { p.flow_lift.ln() } else { 0.0 }
+    }
+
+    /// The ground truth's expected GMV of showing `item` to the user at
+    /// `position` (0-based) of a page at least that long, at `now`: the
+    /// chance the user scrolls that far, examines it and clicks, times the
+    /// expected price paid (over the cart, for a stream). What [`respond`]
+    /// draws from, in expectation; the oracle router and net-effect figures
+    /// read it.
+    ///
+    /// [`respond`]: World::respond
+    pub fn expected_gmv(
+        &self,
+        user_idx: u32,
+        state: &UserState,
+        item: &str,
+        kind: ItemKind,
+        position: usize,
+        now: Millis,
+    ) -> f64 {
+        let p = &self.params.response;
+        let user = &self.users[user_idx as usize];
+        let Some(shown) = self.shown(user, item, kind) else {
+            return 0.0;
+        };
+        let memory_ms = p.memory_ms();
+        let remembered = shown
+            .own_brand
+            .is_some_and(|b| state.remembers(b, now, memory_ms));
+        let keep_going = 1.0 - 1.0 / self.params.segment(user.segment).scroll_depth.max(1.0);
+        let seen = keep_going.powi(position as i32);
+        let examine = (1.0 + position as f64).powf(-p.position_decay);
+        let click = (examine * sigmoid(self.click_logit(user, &shown, remembered))).clamp(0.0, 1.0);
+        let paid = |g: u32| {
+            let goods = &self.goods[g as usize];
+            sigmoid(self.buy_logit(user, &shown, goods, remembered)) * goods.price
+        };
+        let basket = match kind {
+            ItemKind::Goods => paid(self.goods_index[item]),
+            ItemKind::LiveStream => {
+                let cart = &self.streams[self.stream_index[item] as usize].cart;
+                if cart.is_empty() {
+                    return 0.0;
+                }
+                cart.iter().map(|&g| paid(g)).sum::<f64>() / cart.len() as f64
+            }
+        };
+        seen * click * basket
+    }
+
     /// The user's response to `page` (items in slot order), appended to `out`
     /// as impression, click and purchase records. Items the world does not
     /// know are shown but never clicked.
@@ -198,7 +293,7 @@ impl World {
         let p = &self.params.response;
         let user = &self.users[user_idx as usize];
         let seg = self.params.segment(user.segment);
-        let memory_ms = (p.flow_memory_days * Millis::MS_PER_DAY as f64) as i64;
+        let memory_ms = p.memory_ms();
         let mut outcome = PageOutcome::default();
         let page_no = state.pages;
         state.pages += 1;
@@ -230,23 +325,12 @@ impl World {
             let Some(shown) = shown else { continue };
             let mut draws = self.response_draws(user_idx, page_no, self.item_key(item, kind));
             let streamer = &self.streamers[shown.streamer as usize];
-            let follows = user.follows(shown.streamer);
             let remembered = shown
                 .own_brand
                 .is_some_and(|b| state.remembers(b, now, memory_ms));
 
             let examine = (1.0 + position as f64).powf(-p.position_decay);
-            let click_logit = p.click_base
-                + p.click_affinity * (shown.affinity + 0.05).ln()
-                + p.click_followers * (1.0 + streamer.followers as f64).log10() / 7.0
-                + if follows { p.click_follows } else { 0.0 }
-                + p.click_quality * shown.quality
-                + if shown.is_live { p.click_live } else { 0.0 }
-                + if remembered {
-                    p.flow_click_lift.ln()
-                } else {
-                    0.0
-                };
+            let click_logit = self.click_logit(user, &shown, remembered);
             if !draws.random_bool((examine * sigmoid(click_logit)).clamp(0.0, 1.0)) {
                 continue;
             }
@@ -274,14 +358,7 @@ impl World {
                 }
             };
             let goods = &self.goods[goods_idx as usize];
-            let buy_logit = p.buy_base
-                + seg.buy_shift
-                + p.buy_price * (goods.price.max(1.0) / user.budget).ln()
-                + p.buy_trust * streamer.trust
-                + p.buy_affinity * (shown.affinity + 0.05).ln()
-                + if follows { p.buy_follows } else { 0.0 }
-                + p.buy_quality * goods.quality
-                + if remembered { p.flow_lift.ln() } else { 0.0 };
+            let buy_logit = self.buy_logit(user, &shown, goods, remembered);
             if !draws.random_bool(sigmoid(buy_logit)) {
                 continue;
             }

@@ -339,6 +339,17 @@ impl World {
         times
     }
 
+    /// Which brands take part in the flow: each with probability `share`,
+    /// by a hash of the seed and the brand, so participants can be compared
+    /// with brands that are not (and the choice precedes any traffic).
+    pub fn participants(&self, share: f64) -> Vec<bool> {
+        (0..self.brand_ids.len() as u64)
+            .map(|b| {
+                ((mix(self.params.seed, 7 << 40 | b, 0) >> 11) as f64 / (1u64 << 53) as f64) < share
+            })
+            .collect()
+    }
+
     /// How much the user likes an item, relative to an indifferent user (1.0).
     pub fn affinity_goods(&self, user: &User, goods: u32) -> f64 {
         f64::from(user.prefs[self.goods[goods as usize].category]) * CATEGORIES as f64

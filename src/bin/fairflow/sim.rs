@@ -18,8 +18,23 @@ pub(crate) struct EvaluateArgs {
     seed: u64,
     #[arg(long, default_value_t = 20_000)]
     users: usize,
+    /// Days measured (after the warm-up).
     #[arg(long, default_value_t = 1)]
     days: u32,
+    /// Days served by the first config before measuring; every config then
+    /// starts from that same warm world (affinities, memories, controller).
+    #[arg(long, default_value_t = 0)]
+    warmup_days: u32,
+    /// Share of brands taking part in the flow (enrolled; the others are
+    /// paused), chosen by hash before any traffic, so participants can be
+    /// compared with brands that are not.
+    #[arg(long, default_value_t = 1.0)]
+    enrolled_share: f64,
+    /// Add a row for the oracle router (knows who remembers which brand,
+    /// shows the best live one at slot 0, same budget and cap as the first
+    /// config with the flow on) and each flow config's efficiency against it.
+    #[arg(long)]
+    oracle: bool,
     /// Config files to compare (default: the embedded one).
     #[arg(long = "config")]
     configs: Vec<PathBuf>,
@@ -208,15 +223,22 @@ pub(crate) fn evaluate(args: EvaluateArgs) -> anyhow::Result<()> {
         seed,
         users,
         days,
+        warmup_days,
+        enrolled_share,
+        oracle,
         configs,
         hourly,
         hindsight,
         frontier,
         scenes,
     } = args;
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&enrolled_share),
+        "--enrolled-share must be between 0 and 1, got {enrolled_share}"
+    );
     let spec = CatalogSpec {
         seed,
-        arrival_days: f64::from(days),
+        arrival_days: f64::from(warmup_days + days),
         ..CatalogSpec::default()
     };
     let start = sim::generate(&spec)?;
@@ -253,6 +275,11 @@ pub(crate) fn evaluate(args: EvaluateArgs) -> anyhow::Result<()> {
         frontier,
         hourly,
     };
-    let comparison = report::compare(&world, &start, &engines, days, &measured, extras);
+    let design = report::Design {
+        warmup_days,
+        enrolled_share,
+        oracle,
+    };
+    let comparison = report::compare(&world, &start, &engines, days, &measured, design, extras);
     print_out(&comparison.to_string())
 }
