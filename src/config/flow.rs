@@ -38,8 +38,8 @@ impl Default for RawChuanliu {
             budget: RawBudget::default(),
             reward: RawReward::default(),
             scenes: BTreeMap::from([
-                ("recommend".into(), scene(RawMode::Inject, 2.0)),
-                ("mall".into(), scene(RawMode::Inject, 2.0)),
+                ("recommend".into(), scene(RawMode::Inject, 5.0)),
+                ("mall".into(), scene(RawMode::Inject, 5.0)),
                 ("search".into(), scene(RawMode::Boost, 1.5)),
             ]),
         }

@@ -22,8 +22,7 @@
 //! gives the opportunity the flow's lift is a share of.
 
 use super::hindsight::{Page, PageItem};
-use super::response::PageOutcome;
-use super::response::UserState;
+use super::response::{PageOutcome, UserState};
 use super::run::{LiveSet, advance_streams, next_query};
 use super::world::{CHUNK_MS, LOCAL_OFFSET_MS, World};
 pub use crate::allocate::concentration::{gini, max_gap_pp, shares, top_share};
@@ -71,6 +70,8 @@ pub struct Evaluation {
     pub requests: u64,
     /// Requests in the measured scenes.
     pub measured_requests: u64,
+    /// Slots served, every scene (seen or not).
+    pub served_slots: u64,
     /// Position-weighted exposure per tier (top, mid, small), per local hour.
     pub hourly_tier_exposure: Vec<[f64; 3]>,
     /// Position-weighted exposure per streamer (index into the world's).
@@ -369,6 +370,7 @@ impl Served {
             served.truncate(len);
             eval.flow.impressions += 1;
         }
+        eval.served_slots += served.len() as u64;
         records.clear();
         let outcome = world.respond(user, user_state, &query.request_id, now, &served, records);
         eval.user_gmv[user as usize] += outcome.gmv;

@@ -35,6 +35,8 @@ pub struct Row {
     pub objective: f64,
     pub simulated_gmv: f64,
     pub orders: u64,
+    /// Slots served, every scene.
+    pub served_slots: u64,
     pub hindsight: Option<HindsightRow>,
     /// Online objective per request over the frontier's at the same Gini.
     pub vs_frontier: Option<f64>,
@@ -111,6 +113,7 @@ impl Row {
             objective: eval.objective,
             simulated_gmv: eval.outcome.gmv,
             orders: eval.outcome.purchases,
+            served_slots: eval.served_slots,
             hindsight: None,
             vs_frontier: None,
             flow: eval.flow,
@@ -331,7 +334,7 @@ impl fmt::Display for Comparison {
         if self.rows.iter().any(|r| r.flow.impressions > 0) {
             writeln!(
                 f,
-                "chuanliu flow (own = brands' own channels, shelf goods too; live = participating brands' own live streams; d% against the first config, ± one paired standard error; eff = live lift over the oracle's):"
+                "chuanliu flow (own = brands' own channels, shelf goods too; live = participating brands' own live streams; imp% = flow slots per 100 served; d% against the first config, ± one paired standard error; eff = live lift over the oracle's):"
             )?;
             write!(f, "{}", FlowTable(&self.rows))?;
         }
@@ -406,9 +409,10 @@ impl fmt::Display for FlowTable<'_> {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         writeln!(
             f,
-            "{:<26} {:>9} {:>8} {:>10} {:>10} {:>10} {:>11} {:>10} {:>10} {:>10} {:>6} {:>8}",
+            "{:<26} {:>9} {:>6} {:>8} {:>10} {:>10} {:>10} {:>11} {:>10} {:>10} {:>10} {:>6} {:>8}",
             "config",
             "flow.imp",
+            "imp%",
             "attr.ord",
             "attr.GMV",
             "own.GMV",
@@ -426,9 +430,10 @@ impl fmt::Display for FlowTable<'_> {
             let fl = &r.flow;
             writeln!(
                 f,
-                "{:<26} {:>9} {:>8} {:>10.0} {:>10.0} {:>10.0} {:>11} {:>10.0} {:>10.0} {:>10} {:>6} {:>8.1}",
+                "{:<26} {:>9} {:>6.2} {:>8} {:>10.0} {:>10.0} {:>10.0} {:>11} {:>10.0} {:>10.0} {:>10} {:>6} {:>8.1}",
                 r.name,
                 fl.impressions,
+                fl.impressions as f64 * 100.0 / r.served_slots.max(1) as f64,
                 fl.attributed_purchases,
                 fl.attributed_gmv,
                 fl.brand_self_gmv,
