@@ -535,6 +535,12 @@ fn the_oracle_lifts_participants_own_live_gmv_within_the_flows_budget() {
     let expected = (on.flow.participant_live_gmv - off.flow.participant_live_gmv)
         / (oracle.flow.participant_live_gmv - off.flow.participant_live_gmv);
     assert!((efficiency - expected).abs() < 1e-12);
+    // The ground truth's expected net effect of the pages the flow and the
+    // oracle acted on: positive on participants' own live streams, nothing
+    // where nothing acted.
+    assert_eq!(off.flow.expected_net_gmv, 0.0);
+    assert!(on.flow.expected_net_live_gmv > 0.0, "{:?}", on.flow);
+    assert!(oracle.flow.expected_net_live_gmv > 0.0, "{:?}", oracle.flow);
     let text = c.to_string();
     assert!(text.contains("eff%") && text.contains("oracle"), "{text}");
 }

@@ -363,6 +363,12 @@ impl<'a> Evaluation<'a> {
         &self.scores
     }
 
+    /// Whether the chuanliu flow changed anything on this page: a stream
+    /// reserved, or a score raised by an influencer's reward.
+    pub fn flow_acted(&self) -> bool {
+        !self.flow.is_empty() || self.marks.iter().any(|m| !m.is_empty())
+    }
+
     /// Whether each candidate may be placed at all.
     pub fn eligible(&self) -> &[bool] {
         &self.eligible

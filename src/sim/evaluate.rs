@@ -30,7 +30,7 @@ use crate::catalog::Catalog;
 use crate::chuanliu::{BrandSetting, Enrollment, Flow};
 use crate::domain::Event;
 use crate::domain::{Channel, Reason};
-use crate::domain::{ItemKind, Millis, Scene};
+use crate::domain::{ItemKind, Millis, Scene, StreamerKind};
 use crate::engine::{Engine, RankState};
 use crate::traffic::Record;
 use foldhash::HashMap;
@@ -139,6 +139,13 @@ pub struct FlowOutcome {
     /// Own-live GMV of participating brands, and of the others.
     pub participant_live_gmv: f64,
     pub other_live_gmv: f64,
+    /// The ground truth's expected GMV of the pages the flow acted on,
+    /// minus that of the page the same engine would have served there
+    /// without the flow (same request, same controller state), in all and
+    /// in participants' own live streams. Myopic: what each page does, not
+    /// what it changes later (memories, the controller, the budget).
+    pub expected_net_gmv: f64,
+    pub expected_net_live_gmv: f64,
     /// Position-weighted exposure of slots carrying the flow-reward reason.
     pub reward_exposure: f64,
     /// Purchases through influencers (which create affinities).
@@ -310,6 +317,12 @@ impl Served {
                     .collect(),
             });
         }
+        // The page the same engine would serve this request without the
+        // flow, from the same controller state, where the flow acted.
+        let without_flow = (flow.is_some() && evaluation.flow_acted())
+            .then(|| engine.evaluate(catalog, &query, None).ok())
+            .flatten()
+            .map(|e| engine.allocate(e, &state.exposure.clone(), &query));
         let ranking = engine.allocate(evaluation, &state.exposure, &query);
         if let Some(base_scores) = &base_scores {
             eval.measured_requests += 1;
@@ -371,6 +384,52 @@ impl Served {
             eval.flow.impressions += 1;
         }
         eval.served_slots += served.len() as u64;
+        // The ground truth's expected effect of this page's flow: what was
+        // served against the page without it (the oracle's: the engine's
+        // page before the oracle placed its stream).
+        let baseline: Option<Vec<(&str, ItemKind)>> = match &without_flow {
+            Some(r) => Some(
+                r.slots
+                    .iter()
+                    .map(|s| (s.item_id.as_str(), s.kind))
+                    .collect(),
+            ),
+            None if options.oracle.is_some() => Some(
+                ranking
+                    .slots
+                    .iter()
+                    .map(|s| (s.item_id.as_str(), s.kind))
+                    .collect(),
+            ),
+            None => None,
+        };
+        if let Some(baseline) = baseline {
+            let value = |page: &[(&str, ItemKind)]| {
+                let mut total = 0.0;
+                let mut live = 0.0;
+                for (position, &(item, kind)) in page.iter().enumerate() {
+                    let v = world.expected_gmv(user, user_state, item, kind, position, now);
+                    total += v;
+                    let participant_stream = kind == ItemKind::LiveStream
+                        && world.stream_index.get(item).is_some_and(|&s| {
+                            let streamer =
+                                &world.streamers[world.streams[s as usize].streamer as usize];
+                            streamer.kind == StreamerKind::BrandSelf
+                                && streamer
+                                    .brand
+                                    .is_some_and(|b| self.participants[b as usize])
+                        });
+                    if participant_stream {
+                        live += v;
+                    }
+                }
+                (total, live)
+            };
+            let (now_total, now_live) = value(&served);
+            let (then_total, then_live) = value(&baseline);
+            eval.flow.expected_net_gmv += now_total - then_total;
+            eval.flow.expected_net_live_gmv += now_live - then_live;
+        }
         records.clear();
         let outcome = world.respond(user, user_state, &query.request_id, now, &served, records);
         eval.user_gmv[user as usize] += outcome.gmv;

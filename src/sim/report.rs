@@ -334,7 +334,7 @@ impl fmt::Display for Comparison {
         if self.rows.iter().any(|r| r.flow.impressions > 0) {
             writeln!(
                 f,
-                "chuanliu flow (own = brands' own channels, shelf goods too; live = participating brands' own live streams; imp% = flow slots per 100 served; d% against the first config, ± one paired standard error; eff = live lift over the oracle's):"
+                "chuanliu flow (own = brands' own channels, shelf goods too; live = participating brands' own live streams; imp% = flow slots per 100 served; d% against the first config, ± one paired standard error; exp.live / exp.net = the ground truth's expected GMV of the pages the flow acted on minus the same engine's pages without it, participants' own-live / all; eff = live lift over the oracle's):"
             )?;
             write!(f, "{}", FlowTable(&self.rows))?;
         }
@@ -409,7 +409,7 @@ impl fmt::Display for FlowTable<'_> {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         writeln!(
             f,
-            "{:<26} {:>9} {:>6} {:>8} {:>10} {:>10} {:>10} {:>11} {:>10} {:>10} {:>10} {:>6} {:>8}",
+            "{:<26} {:>9} {:>6} {:>8} {:>10} {:>10} {:>10} {:>11} {:>9} {:>10} {:>10} {:>10} {:>9} {:>6} {:>8}",
             "config",
             "flow.imp",
             "imp%",
@@ -418,9 +418,11 @@ impl fmt::Display for FlowTable<'_> {
             "own.GMV",
             "live.GMV",
             "live.d%",
+            "exp.live",
             "other.live",
             "sim.GMV",
             "GMV.d%",
+            "exp.net",
             "eff%",
             "rew.exp"
         )?;
@@ -430,7 +432,7 @@ impl fmt::Display for FlowTable<'_> {
             let fl = &r.flow;
             writeln!(
                 f,
-                "{:<26} {:>9} {:>6.2} {:>8} {:>10.0} {:>10.0} {:>10.0} {:>11} {:>10.0} {:>10.0} {:>10} {:>6} {:>8.1}",
+                "{:<26} {:>9} {:>6.2} {:>8} {:>10.0} {:>10.0} {:>10.0} {:>11} {:>+9.0} {:>10.0} {:>10.0} {:>10} {:>+9.0} {:>6} {:>8.1}",
                 r.name,
                 fl.impressions,
                 fl.impressions as f64 * 100.0 / r.served_slots.max(1) as f64,
@@ -439,9 +441,11 @@ impl fmt::Display for FlowTable<'_> {
                 fl.brand_self_gmv,
                 fl.participant_live_gmv,
                 lift(base.and_then(|b| r.live_lift(b))),
+                fl.expected_net_live_gmv,
                 fl.other_live_gmv,
                 r.simulated_gmv,
                 lift(base.and_then(|b| r.gmv_lift(b))),
+                fl.expected_net_gmv,
                 opt(r.efficiency.map(|e| e * 100.0), 0),
                 fl.reward_exposure,
             )?;
