@@ -30,8 +30,8 @@ use crate::catalog::Catalog;
 use crate::chuanliu::{BrandSetting, Enrollment, Flow};
 use crate::domain::Event;
 use crate::domain::{Channel, Reason};
-use crate::domain::{ItemKind, Millis, Scene, StreamerKind};
-use crate::engine::{Engine, RankState};
+use crate::domain::{ItemKind, Millis, Scene};
+use crate::engine::{Engine, RankState, Ranking};
 use crate::traffic::Record;
 use foldhash::HashMap;
 use serde::Serialize;
@@ -341,19 +341,12 @@ impl Served {
                 }
             }
         }
-        let mut served: Vec<(&str, ItemKind)> = ranking
-            .slots
-            .iter()
-            .map(|s| (s.item_id.as_str(), s.kind))
-            .collect();
-        let brand_of = |streamer: &str| {
-            let s = *world.streamer_index.get(streamer)?;
-            world.streamers[s as usize].brand
-        };
+        let mut served = page_of(&ranking);
+        let own_brand = |streamer: &str| world.own_brand(*world.streamer_index.get(streamer)?);
         for slot in &ranking.slots {
             if slot.reasons.contains(Reason::Chuanliu) {
                 eval.flow.impressions += 1;
-                let brand = slot.streamer_id.as_deref().and_then(brand_of);
+                let brand = slot.streamer_id.as_deref().and_then(own_brand);
                 if brand.is_none_or(|b| !self.participants[b as usize]) {
                     eval.flow.other_impressions += 1;
                 }
@@ -387,21 +380,9 @@ impl Served {
         // The ground truth's expected effect of this page's flow: what was
         // served against the page without it (the oracle's: the engine's
         // page before the oracle placed its stream).
-        let baseline: Option<Vec<(&str, ItemKind)>> = match &without_flow {
-            Some(r) => Some(
-                r.slots
-                    .iter()
-                    .map(|s| (s.item_id.as_str(), s.kind))
-                    .collect(),
-            ),
-            None if options.oracle.is_some() => Some(
-                ranking
-                    .slots
-                    .iter()
-                    .map(|s| (s.item_id.as_str(), s.kind))
-                    .collect(),
-            ),
-            None => None,
+        let baseline = match &without_flow {
+            Some(r) => Some(page_of(r)),
+            None => options.oracle.is_some().then(|| page_of(&ranking)),
         };
         if let Some(baseline) = baseline {
             let value = |page: &[(&str, ItemKind)]| {
@@ -410,16 +391,11 @@ impl Served {
                 for (position, &(item, kind)) in page.iter().enumerate() {
                     let v = world.expected_gmv(user, user_state, item, kind, position, now);
                     total += v;
-                    let participant_stream = kind == ItemKind::LiveStream
-                        && world.stream_index.get(item).is_some_and(|&s| {
-                            let streamer =
-                                &world.streamers[world.streams[s as usize].streamer as usize];
-                            streamer.kind == StreamerKind::BrandSelf
-                                && streamer
-                                    .brand
-                                    .is_some_and(|b| self.participants[b as usize])
-                        });
-                    if participant_stream {
+                    let own_stream_of = (kind == ItemKind::LiveStream)
+                        .then(|| world.stream_index.get(item))
+                        .flatten()
+                        .and_then(|&s| world.own_brand(world.streams[s as usize].streamer));
+                    if own_stream_of.is_some_and(|b| self.participants[b as usize]) {
                         live += v;
                     }
                 }
@@ -447,7 +423,7 @@ impl Served {
                         .slot_item_id
                         .as_deref()
                         .is_some_and(|i| world.stream_index.contains_key(i));
-                    if in_stream && let Some(b) = brand_of(&p.seller_id) {
+                    if in_stream && let Some(b) = own_brand(&p.seller_id) {
                         eval.flow.own_live_purchases += 1;
                         eval.flow.own_live_gmv += p.price;
                         if self.participants[b as usize] {
@@ -518,6 +494,15 @@ impl OracleSpend {
         entry.0 += 1;
         Some(stream)
     }
+}
+
+/// A ranking's page as the simulated users see it: items in slot order.
+fn page_of(ranking: &Ranking) -> Vec<(&str, ItemKind)> {
+    ranking
+        .slots
+        .iter()
+        .map(|s| (s.item_id.as_str(), s.kind))
+        .collect()
 }
 
 /// Serves `days` of simulated traffic with `engine` from the world's start,

@@ -153,10 +153,6 @@ impl World {
     }
 
     fn shown(&self, user: &User, item: &str, kind: ItemKind) -> Option<Shown> {
-        let own = |streamer: u32| {
-            let s = &self.streamers[streamer as usize];
-            s.brand.filter(|_| s.kind == StreamerKind::BrandSelf)
-        };
         match kind {
             ItemKind::LiveStream => {
                 let i = *self.stream_index.get(item)?;
@@ -175,7 +171,7 @@ impl World {
                     affinity: self.affinity_stream(user, i),
                     quality,
                     is_live: true,
-                    own_brand: own(s.streamer),
+                    own_brand: self.own_brand(s.streamer),
                 })
             }
             ItemKind::Goods => {
@@ -186,10 +182,31 @@ impl World {
                     affinity: self.affinity_goods(user, i),
                     quality: g.quality,
                     is_live: false,
-                    own_brand: own(g.seller),
+                    own_brand: self.own_brand(g.seller),
                 })
             }
         }
+    }
+
+    /// The chance that a user who reached a slot scrolls past it: the
+    /// scroll depth is geometric with the segment's mean (at least one slot).
+    fn keep_going(&self, user: &User) -> f64 {
+        1.0 - 1.0 / self.params.segment(user.segment).scroll_depth.max(1.0)
+    }
+
+    /// Whether the user remembers the brand whose own channel `shown` is.
+    fn remembers_own(&self, state: &UserState, shown: &Shown, now: Millis) -> bool {
+        let memory_ms = self.params.response.memory_ms();
+        shown
+            .own_brand
+            .is_some_and(|b| state.remembers(b, now, memory_ms))
+    }
+
+    /// The chance that a slot the user reached at `position` is examined
+    /// and clicked.
+    fn click_chance(&self, user: &User, shown: &Shown, remembered: bool, position: usize) -> f64 {
+        let examine = (1.0 + position as f64).powf(-self.params.response.position_decay);
+        (examine * sigmoid(self.click_logit(user, shown, remembered))).clamp(0.0, 1.0)
     }
 
     /// Log-odds that `user` clicks `shown` once examined.
@@ -248,19 +265,13 @@ impl World {
         position: usize,
         now: Millis,
     ) -> f64 {
-        let p = &self.params.response;
         let user = &self.users[user_idx as usize];
         let Some(shown) = self.shown(user, item, kind) else {
             return 0.0;
         };
-        let memory_ms = p.memory_ms();
-        let remembered = shown
-            .own_brand
-            .is_some_and(|b| state.remembers(b, now, memory_ms));
-        let keep_going = 1.0 - 1.0 / self.params.segment(user.segment).scroll_depth.max(1.0);
-        let seen = keep_going.powi(position as i32);
-        let examine = (1.0 + position as f64).powf(-p.position_decay);
-        let click = (examine * sigmoid(self.click_logit(user, &shown, remembered))).clamp(0.0, 1.0);
+        let remembered = self.remembers_own(state, &shown, now);
+        let seen = self.keep_going(user).powi(position as i32);
+        let click = self.click_chance(user, &shown, remembered, position);
         let paid = |g: u32| {
             let goods = &self.goods[g as usize];
             sigmoid(self.buy_logit(user, &shown, goods, remembered)) * goods.price
@@ -290,16 +301,12 @@ impl World {
         page: &[(&str, ItemKind)],
         out: &mut Vec<Record>,
     ) -> PageOutcome {
-        let p = &self.params.response;
         let user = &self.users[user_idx as usize];
-        let seg = self.params.segment(user.segment);
-        let memory_ms = p.memory_ms();
         let mut outcome = PageOutcome::default();
         let page_no = state.pages;
         state.pages += 1;
 
-        // Scroll depth: at least one slot, geometric with the segment's mean.
-        let keep_going = 1.0 - 1.0 / seg.scroll_depth.max(1.0);
+        let keep_going = self.keep_going(user);
         let mut scroll = self.response_draws(user_idx, page_no, None);
         let mut depth = 1;
         while depth < page.len() && scroll.random_bool(keep_going) {
@@ -325,13 +332,8 @@ impl World {
             let Some(shown) = shown else { continue };
             let mut draws = self.response_draws(user_idx, page_no, self.item_key(item, kind));
             let streamer = &self.streamers[shown.streamer as usize];
-            let remembered = shown
-                .own_brand
-                .is_some_and(|b| state.remembers(b, now, memory_ms));
-
-            let examine = (1.0 + position as f64).powf(-p.position_decay);
-            let click_logit = self.click_logit(user, &shown, remembered);
-            if !draws.random_bool((examine * sigmoid(click_logit)).clamp(0.0, 1.0)) {
+            let remembered = self.remembers_own(state, &shown, now);
+            if !draws.random_bool(self.click_chance(user, &shown, remembered, position)) {
                 continue;
             }
             t += draws.random_range(2_000..30_000);

@@ -339,6 +339,12 @@ impl World {
         times
     }
 
+    /// The brand whose own account `streamer` is, if it is one.
+    pub fn own_brand(&self, streamer: u32) -> Option<u32> {
+        let s = &self.streamers[streamer as usize];
+        s.brand.filter(|_| s.kind == StreamerKind::BrandSelf)
+    }
+
     /// Which brands take part in the flow: each with probability `share`,
     /// by a hash of the seed and the brand, so participants can be compared
     /// with brands that are not (and the choice precedes any traffic).
