@@ -2,21 +2,72 @@
 //! the log after it, and the log can be truncated.
 //!
 //! A snapshot is `snapshot-<seq, 20 digits>.bin` in the event log's
-//! directory: the 8-byte magic `FFSNAP01`, the payload's length (u64 LE) and
+//! directory: the 8-byte magic `FFSNAP02`, the payload's length (u64 LE) and
 //! CRC-32 (u32 LE), then the payload in postcard (a documented, compact serde
 //! format). `seq` is the last log record it includes. It is written to a
 //! temporary file, synced, renamed into place and the directory synced, so a
 //! crash leaves either the old snapshot or the new one, never half of one;
-//! older snapshots are deleted after.
+//! older snapshots are deleted after. `FFSNAP01` snapshots, from before the
+//! flow's holdout, are still read (see [`v1`]).
 
-use crate::chuanliu::{FlowSnapshot, Secs};
+use crate::chuanliu::{FlowSnapshot, Layout, Secs};
 use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
-const MAGIC: &[u8; 8] = b"FFSNAP01";
+const MAGIC: &[u8; 8] = b"FFSNAP02";
+const MAGIC_V1: &[u8; 8] = b"FFSNAP01";
+
+/// The payload of an `FFSNAP01` snapshot: the flow without its holdout,
+/// affinities in [`Layout::V1`]. Read into today's [`Snapshot`] with every
+/// affinity treated and the holdout empty, so an upgrade starts from it
+/// instead of refusing a log whose start is gone.
+mod v1 {
+    use crate::chuanliu::{BrandSnapshot, FlowCounts, PacerState, Reward, Secs};
+    use compact_str::CompactString;
+    use serde::Deserialize;
+
+    #[derive(Deserialize)]
+    pub struct Snapshot {
+        pub seq: u64,
+        pub flow: Flow,
+        pub event_ids: Vec<(CompactString, Secs)>,
+    }
+
+    #[derive(Deserialize)]
+    pub struct Flow {
+        pub brands: Vec<CompactString>,
+        pub streamers: Vec<CompactString>,
+        pub users: Vec<serde_bytes::ByteBuf>,
+        pub registry: Vec<BrandSnapshot>,
+        pub budget: PacerState,
+        pub rewards: Vec<(CompactString, Reward)>,
+        pub totals: FlowCounts,
+    }
+}
+
+impl From<v1::Snapshot> for Snapshot {
+    fn from(old: v1::Snapshot) -> Snapshot {
+        let f = old.flow;
+        Snapshot {
+            seq: old.seq,
+            flow: FlowSnapshot {
+                brands: f.brands,
+                streamers: f.streamers,
+                users: f.users,
+                registry: f.registry,
+                budget: f.budget,
+                rewards: f.rewards,
+                totals: f.totals,
+                holdout: Vec::new(),
+                layout: Layout::V1,
+            },
+            event_ids: old.event_ids,
+        }
+    }
+}
 
 /// What a snapshot holds.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -87,7 +138,7 @@ pub fn read(path: &Path) -> Result<Snapshot, SnapshotError> {
     File::open(path)
         .and_then(|mut f| f.read_to_end(&mut bytes))
         .map_err(io_err(path))?;
-    if bytes.len() < 20 || &bytes[..8] != MAGIC {
+    if bytes.len() < 20 || (&bytes[..8] != MAGIC && &bytes[..8] != MAGIC_V1) {
         return Err(damaged("no snapshot header".into()));
     }
     let len = u64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes")) as usize;
@@ -102,7 +153,12 @@ pub fn read(path: &Path) -> Result<Snapshot, SnapshotError> {
     if crc32fast::hash(payload) != crc {
         return Err(damaged("checksum mismatch".into()));
     }
-    postcard::from_bytes(payload).map_err(|e| damaged(format!("cannot decode: {e}")))
+    let decoded = if &bytes[..8] == MAGIC_V1 {
+        postcard::from_bytes::<v1::Snapshot>(payload).map(Snapshot::from)
+    } else {
+        postcard::from_bytes(payload)
+    };
+    decoded.map_err(|e| damaged(format!("cannot decode: {e}")))
 }
 
 /// The newest snapshot in `dir`, if any. A damaged newest snapshot is an
@@ -136,6 +192,75 @@ mod tests {
         write(dir.path(), &sample(9)).unwrap();
         assert_eq!(latest(dir.path()).unwrap(), Some(sample(9)));
         assert_eq!(snapshots(dir.path()).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_snapshot_from_before_the_holdout_is_read_with_every_affinity_treated() {
+        use crate::chuanliu::{Flow, FlowCounts, PacerState};
+        // The v1 payload's shape, as that build wrote it.
+        #[derive(Serialize)]
+        struct OldFlow {
+            brands: Vec<CompactString>,
+            streamers: Vec<CompactString>,
+            users: Vec<serde_bytes::ByteBuf>,
+            registry: Vec<crate::chuanliu::BrandSnapshot>,
+            budget: PacerState,
+            rewards: Vec<(CompactString, crate::chuanliu::Reward)>,
+            totals: FlowCounts,
+        }
+        // User "u", one 30-byte entry: brand 0, source 0, weight 1, bought at 100 s.
+        let mut blob = vec![1, 0, b'u', 1, 0];
+        for word in [0u32, 0, u32::MAX, 1f32.to_bits(), 100, 0, 0] {
+            blob.extend_from_slice(&word.to_le_bytes());
+        }
+        blob.extend_from_slice(&0u16.to_le_bytes());
+        let totals = FlowCounts {
+            impressions: 5,
+            conversions: 1,
+            gmv_fen: 990,
+        };
+        let old = (
+            12u64,
+            OldFlow {
+                brands: vec!["b".into()],
+                streamers: vec!["s".into()],
+                users: vec![serde_bytes::ByteBuf::from(blob)],
+                registry: Vec::new(),
+                budget: PacerState::default(),
+                rewards: Vec::new(),
+                totals,
+            },
+            vec![(CompactString::from("e1"), Secs(5))],
+        );
+        let payload = postcard::to_stdvec(&old).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(format!("snapshot-{:020}.bin", 12));
+        let mut bytes = MAGIC_V1.to_vec();
+        bytes.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+        bytes.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+        bytes.extend_from_slice(&payload);
+        std::fs::write(&path, bytes).unwrap();
+
+        let read = latest(dir.path()).unwrap().unwrap();
+        assert_eq!((read.seq, read.flow.layout), (12, Layout::V1));
+        let flow = Flow::restore(read.flow).unwrap();
+        assert_eq!(flow.counts(), totals);
+        let affinities = flow.affinities_of("u");
+        assert_eq!(affinities.len(), 1);
+        let (brand, a, sources) = &affinities[0];
+        assert_eq!(
+            (brand.as_str(), sources.clone()),
+            ("b", vec!["s".to_string()])
+        );
+        assert!(!a.holdout && a.updated == Secs(100));
+        // Written again, it is a v2 snapshot that reads back the same.
+        let again = Snapshot {
+            seq: 13,
+            flow: flow.snapshot(),
+            event_ids: read.event_ids,
+        };
+        write(dir.path(), &again).unwrap();
+        assert_eq!(latest(dir.path()).unwrap(), Some(again));
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The affinity store: user -> brands the user bought through influencers.
 //!
-//! An entry is 32 bytes (brand, two source influencers, weight, three
-//! second-resolution times, a counter): ids are interned to `u32` and times
+//! An entry is 40 bytes (brand, two source influencers, weight, three
+//! second-resolution times, a counter, the holdout arm and two outcomes for
+//! it, see `holdout`): ids are interned to `u32` and times
 //! kept in seconds so that tens of millions of entries fit in a few GB
 //! (docs/chuanliu.md has the measured bytes per entry at 10M). Users are
 //! spread over shards, each behind its own mutex: a `Rank` touches one user,
@@ -48,6 +49,24 @@ pub struct Affinity {
     /// Start of the frequency-cap window and the flow impressions in it.
     pub window_start: Secs,
     pub window_count: u16,
+    /// In the flow's holdout (decided when it was made): served ghosts only.
+    pub holdout: bool,
+    /// The unit's outcomes since it was made, yuan: the user's GMV in the
+    /// brand's own channel, and in every channel split among the user's
+    /// live affinities.
+    pub own_gmv: f32,
+    pub all_gmv: f32,
+}
+
+/// One affinity's outcome that a purchase moved, for the holdout's sums.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Moved {
+    pub brand: u32,
+    pub holdout: bool,
+    /// The brand's own channel: (before, after).
+    pub own: (f64, f64),
+    /// Every channel, this affinity's share: (before, after).
+    pub all: (f64, f64),
 }
 
 impl Affinity {
@@ -89,6 +108,8 @@ pub struct Trigger {
     pub brand: u32,
     pub weight: f64,
     pub sources: [u32; 2],
+    /// The affinity is in the holdout: a ghost, not an impression.
+    pub holdout: bool,
 }
 
 /// What a take changed, to undo it.
@@ -137,7 +158,17 @@ impl Affinities {
     /// A purchase of `brand` through influencer `source` at `now`: creates
     /// or strengthens the affinity. With the user at `max_brands_per_user`,
     /// the weakest affinity goes, unless the new one would be the weakest.
-    pub fn record(&self, user: &str, brand: u32, source: u32, now: Secs, params: &AffinityParams) {
+    /// A new affinity goes to the holdout when `holdout`; returns its arm
+    /// when one was made.
+    pub fn record(
+        &self,
+        user: &str,
+        brand: u32,
+        source: u32,
+        now: Secs,
+        params: &AffinityParams,
+        holdout: bool,
+    ) -> Option<bool> {
         let mut shard = self.shard(user).lock();
         let slot = shard.entry(CompactString::from(user)).or_default();
         if let Some(a) = slot
@@ -149,7 +180,7 @@ impl Affinities {
             if a.sources[0] != source {
                 a.sources = [source, a.sources[0]];
             }
-            return;
+            return None;
         }
         let mut entries = std::mem::take(slot).into_vec();
         entries.retain(|a| !a.expired(now, params));
@@ -161,7 +192,11 @@ impl Affinities {
             shown: Secs(0),
             window_start: Secs(0),
             window_count: 0,
+            holdout,
+            own_gmv: 0.0,
+            all_gmv: 0.0,
         };
+        let mut made = Some(holdout);
         if entries.len() < params.max_brands_per_user {
             entries.push(fresh);
         } else {
@@ -173,9 +208,53 @@ impl Affinities {
                 .expect("at the bound, so not empty");
             if w < 1.0 {
                 entries[weakest] = fresh;
+            } else {
+                made = None;
             }
         }
         *slot = entries.into_boxed_slice();
+        made
+    }
+
+    /// A purchase by `user` of `price` yuan at `now`, in `own`'s own channel
+    /// when given: adds it to the outcomes of the user's live affinities
+    /// and says what moved.
+    pub fn credit(
+        &self,
+        user: &str,
+        own: Option<u32>,
+        price: f64,
+        now: Secs,
+        params: &AffinityParams,
+    ) -> Vec<Moved> {
+        let mut shard = self.shard(user).lock();
+        let Some(entries) = shard.get_mut(user) else {
+            return Vec::new();
+        };
+        let live = entries.iter().filter(|a| !a.expired(now, params)).count();
+        let share = price / live.max(1) as f64;
+        let add = |y: &mut f32, by: f64| {
+            let before = *y as f64;
+            *y = (before + by) as f32;
+            (before, *y as f64)
+        };
+        entries
+            .iter_mut()
+            .filter(|a| !a.expired(now, params))
+            .map(|a| {
+                let own = if own == Some(a.brand) {
+                    add(&mut a.own_gmv, price)
+                } else {
+                    (a.own_gmv as f64, a.own_gmv as f64)
+                };
+                Moved {
+                    brand: a.brand,
+                    holdout: a.holdout,
+                    own,
+                    all: add(&mut a.all_gmv, share),
+                }
+            })
+            .collect()
     }
 
     /// The brands `user` may be shown now: weight at least `min_weight`,
@@ -199,6 +278,7 @@ impl Affinities {
                 brand: a.brand,
                 weight: a.weight_at(now, params),
                 sources: a.sources,
+                holdout: a.holdout,
             })
             .collect();
         out.sort_by(|a, b| b.weight.total_cmp(&a.weight).then(a.brand.cmp(&b.brand)));
@@ -301,11 +381,12 @@ impl Affinities {
             .collect()
     }
 
-    /// Loads blobs made by [`Affinities::export`]. Each user goes to the
-    /// shard this build assigns it, whatever the exporting one did.
-    pub fn import(&self, blobs: &[Vec<u8>]) -> Result<(), String> {
+    /// Loads blobs made by [`Affinities::export`] (or, in `Layout::V1`, by
+    /// a build before the holdout). Each user goes to the shard this build
+    /// assigns it, whatever the exporting one did.
+    pub fn import(&self, blobs: &[Vec<u8>], layout: Layout) -> Result<(), String> {
         for blob in blobs {
-            decode_shard(blob, |user, entries| {
+            decode_shard(blob, layout, |user, entries| {
                 self.shard(user).lock().insert(user.into(), entries);
             })?;
         }
@@ -322,17 +403,34 @@ impl Affinities {
     }
 }
 
-/// Bytes of one entry in a snapshot blob.
-const ENTRY_BYTES: usize = 30;
+/// How entries are laid out in a snapshot blob.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Layout {
+    /// Before the holdout: 30 bytes, no arm or outcomes (read as treated,
+    /// outcomes 0).
+    V1,
+    /// 39 bytes: V1's, then the arm (u8) and the two outcomes (f32 bits).
+    #[default]
+    V2,
+}
+
+impl Layout {
+    fn entry_bytes(self) -> usize {
+        match self {
+            Layout::V1 => 30,
+            Layout::V2 => 39,
+        }
+    }
+}
 
 /// A shard as bytes: per user, the id's length (u16) and bytes, the entry
 /// count (u16), then each entry's fields in declaration order, little-endian
 /// (brand, sources, weight bits, updated, shown, window start: u32; window
-/// count: u16). A fixed layout encodes 10M entries in well under a second,
-/// where a generic serializer took seconds, and the snapshot holds ingestion
-/// while it runs.
+/// count: u16; holdout: u8; own and all GMV: f32 bits), [`Layout::V2`]. A
+/// fixed layout encodes 10M entries in well under a second, where a generic
+/// serializer took seconds, and the snapshot holds ingestion while it runs.
 fn encode_shard(shard: &Shard) -> Vec<u8> {
-    let mut out = Vec::with_capacity(shard.len() * (24 + 2 * ENTRY_BYTES));
+    let mut out = Vec::with_capacity(shard.len() * (24 + 2 * Layout::V2.entry_bytes()));
     for (user, entries) in shard {
         // Ids are at most `limits.max_id_bytes` (<= 4096, checked by the
         // config); entries at most `max_brands_per_user` (<= 256).
@@ -352,13 +450,21 @@ fn encode_shard(shard: &Shard) -> Vec<u8> {
                 out.extend_from_slice(&word.to_le_bytes());
             }
             out.extend_from_slice(&a.window_count.to_le_bytes());
+            out.push(a.holdout as u8);
+            out.extend_from_slice(&a.own_gmv.to_bits().to_le_bytes());
+            out.extend_from_slice(&a.all_gmv.to_bits().to_le_bytes());
         }
     }
     out
 }
 
-/// Reads a blob made by [`encode_shard`], handing each user to `put`.
-fn decode_shard(mut b: &[u8], mut put: impl FnMut(&str, Box<[Affinity]>)) -> Result<(), String> {
+/// Reads a blob made by [`encode_shard`] (or in `layout`), handing each
+/// user to `put`.
+fn decode_shard(
+    mut b: &[u8],
+    layout: Layout,
+    mut put: impl FnMut(&str, Box<[Affinity]>),
+) -> Result<(), String> {
     fn take<'b>(b: &mut &'b [u8], n: usize) -> Result<&'b [u8], String> {
         if b.len() < n {
             return Err(format!("cut short: {n} bytes wanted, {} left", b.len()));
@@ -374,17 +480,30 @@ fn decode_shard(mut b: &[u8], mut put: impl FnMut(&str, Box<[Affinity]>)) -> Res
         let count = u16_at(take(&mut b, 2)?);
         let mut entries = Vec::with_capacity(count);
         for _ in 0..count {
-            let e = take(&mut b, ENTRY_BYTES)?;
-            let word =
-                |i: usize| u32::from_le_bytes(e[i * 4..i * 4 + 4].try_into().expect("4 bytes"));
+            let e = take(&mut b, layout.entry_bytes())?;
+            let word = |at: usize| u32::from_le_bytes(e[at..at + 4].try_into().expect("4 bytes"));
+            let (holdout, own_gmv, all_gmv) = match layout {
+                Layout::V1 => (false, 0.0, 0.0),
+                Layout::V2 => match e[30] {
+                    0 | 1 => (
+                        e[30] == 1,
+                        f32::from_bits(word(31)),
+                        f32::from_bits(word(35)),
+                    ),
+                    other => return Err(format!("holdout flag {other}, not 0 or 1")),
+                },
+            };
             entries.push(Affinity {
                 brand: word(0),
-                sources: [word(1), word(2)],
-                weight: f32::from_bits(word(3)),
-                updated: Secs(word(4)),
-                shown: Secs(word(5)),
-                window_start: Secs(word(6)),
+                sources: [word(4), word(8)],
+                weight: f32::from_bits(word(12)),
+                updated: Secs(word(16)),
+                shown: Secs(word(20)),
+                window_start: Secs(word(24)),
                 window_count: u16::from_le_bytes([e[28], e[29]]),
+                holdout,
+                own_gmv,
+                all_gmv,
             });
         }
         put(user, entries.into_boxed_slice());
@@ -393,150 +512,4 @@ fn decode_shard(mut b: &[u8], mut put: impl FnMut(&str, Box<[Affinity]>)) -> Res
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn params() -> AffinityParams {
-        AffinityParams {
-            half_life_s: 3600.0,
-            ttl_s: 10.0 * 3600.0,
-            max_brands_per_user: 2,
-            min_weight: 0.3,
-        }
-    }
-
-    #[test]
-    fn weight_decays_by_half_life_and_purchases_add_up() {
-        let store = Affinities::default();
-        let p = params();
-        store.record("u", 1, 7, Secs(1000), &p);
-        let t = store.triggers("u", Secs(1000 + 3600), &p, 9, 100);
-        assert!((t[0].weight - 0.5).abs() < 1e-6, "{t:?}");
-        store.record("u", 1, 8, Secs(1000 + 3600), &p);
-        let a = store.of("u")[0];
-        assert!((a.weight - 1.5).abs() < 1e-6);
-        assert_eq!(a.sources().collect::<Vec<_>>(), vec![8, 7]);
-        // Below min_weight: no longer a trigger, still stored.
-        assert!(
-            store
-                .triggers("u", Secs(1000 + 3600 * 4), &p, 9, 100)
-                .is_empty()
-        );
-        assert_eq!(store.of("u").len(), 1);
-    }
-
-    #[test]
-    fn entries_expire_after_ttl() {
-        let store = Affinities::default();
-        let p = AffinityParams {
-            min_weight: 0.0,
-            ..params()
-        };
-        store.record("u", 1, 7, Secs(1000), &p);
-        store.record("v", 1, 7, Secs(1000 + 9 * 3600), &p);
-        let later = Secs(1000 + 10 * 3600 + 1);
-        assert!(store.triggers("u", later, &p, 9, 100).is_empty());
-        assert_eq!(store.triggers("v", later, &p, 9, 100).len(), 1);
-        let swept = store.sweep(later, &p);
-        assert_eq!((swept.users, swept.entries, swept.expired), (1, 1, 1));
-        assert!(store.of("u").is_empty());
-    }
-
-    #[test]
-    fn bounded_brands_per_user_keep_the_strongest() {
-        let store = Affinities::default();
-        let p = params();
-        store.record("u", 1, 7, Secs(0), &p);
-        store.record("u", 1, 7, Secs(0), &p); // weight 2
-        store.record("u", 2, 7, Secs(0), &p); // weight 1
-        store.record("u", 3, 7, Secs(3600), &p); // brand 2 has decayed to 0.5: replaced
-        let mut brands: Vec<u32> = store.of("u").iter().map(|a| a.brand).collect();
-        brands.sort();
-        assert_eq!(brands, vec![1, 3]);
-        // Both stronger than a new purchase: the new one is the weakest, dropped.
-        store.record("u", 3, 7, Secs(3600), &p);
-        store.record("u", 4, 7, Secs(3600), &p);
-        let mut brands: Vec<u32> = store.of("u").iter().map(|a| a.brand).collect();
-        brands.sort();
-        assert_eq!(brands, vec![1, 3]);
-    }
-
-    #[test]
-    fn the_cap_counts_within_its_window_and_give_back_undoes_a_take() {
-        let store = Affinities::default();
-        let p = params();
-        store.record("u", 1, 7, Secs(0), &p);
-        store.take("u", 1, Secs(10), 2, 100).unwrap();
-        let b = store.take("u", 1, Secs(20), 2, 100).unwrap();
-        assert!(
-            store.take("u", 1, Secs(30), 2, 100).is_none(),
-            "cap of 2 reached"
-        );
-        assert!(store.triggers("u", Secs(30), &p, 2, 100).is_empty());
-        store.give_back("u", 1, b);
-        assert_eq!(store.of("u")[0].shown, Secs(10));
-        assert_eq!(store.of("u")[0].window_count, 1);
-        assert!(
-            store.take("u", 1, Secs(30), 2, 100).is_some(),
-            "place given back"
-        );
-        // A new window starts 100 s after the window's first impression.
-        assert!(store.take("u", 1, Secs(109), 2, 100).is_none());
-        assert!(store.take("u", 1, Secs(110), 2, 100).is_some());
-        assert!(
-            store.take("u", 2, Secs(0), 2, 100).is_none(),
-            "no affinity, no take"
-        );
-    }
-
-    #[test]
-    fn attribution_needs_a_flow_impression_within_the_window() {
-        let store = Affinities::default();
-        let p = params();
-        store.record("u", 1, 7, Secs(0), &p);
-        assert!(
-            store.attribute("u", 1, Secs(5), 60).is_none(),
-            "never shown"
-        );
-        store.take("u", 1, Secs(10), 9, 100).unwrap();
-        assert!(store.attribute("u", 1, Secs(70), 60).is_some());
-        assert!(
-            store.attribute("u", 1, Secs(71), 60).is_none(),
-            "window passed"
-        );
-        assert!(
-            store.attribute("u", 1, Secs(9), 60).is_none(),
-            "before the impression"
-        );
-        assert!(
-            store.attribute("u", 2, Secs(20), 60).is_none(),
-            "other brand"
-        );
-    }
-
-    #[test]
-    fn shards_round_trip_through_their_bytes_and_damage_is_an_error() {
-        let store = Affinities::default();
-        let p = params();
-        for u in 0..50 {
-            store.record(&format!("user-{u}"), u % 3, 7, Secs(1000 + u), &p);
-            store.record(&format!("user-{u}"), 9, 8, Secs(2000), &p);
-        }
-        store.take("user-7", 9, Secs(2100), 5, 100).unwrap();
-        let blobs = store.export();
-        let copy = Affinities::default();
-        copy.import(&blobs).unwrap();
-        for u in 0..50 {
-            let user = format!("user-{u}");
-            assert_eq!(copy.of(&user), store.of(&user));
-        }
-        let longest = blobs.iter().max_by_key(|b| b.len()).unwrap();
-        let cut = &longest[..longest.len() - 1];
-        assert!(Affinities::default().import(&[cut.to_vec()]).is_err());
-    }
-
-    #[test]
-    fn an_entry_is_32_bytes() {
-        assert_eq!(std::mem::size_of::<Affinity>(), 32);
-    }
-}
+mod tests;

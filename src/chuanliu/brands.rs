@@ -1,6 +1,7 @@
 //! Brands in the flow: whether each is enrolled or paused, its own daily
 //! budget if it has one, and what the flow did for it.
 
+use super::holdout::HoldoutState;
 use super::pacer::{Pacer, PacerState};
 use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
@@ -55,6 +56,11 @@ impl FlowCounts {
     }
 }
 
+/// Yuan to whole fen.
+pub fn fen(price: f64) -> u64 {
+    (price * 100.0).round().max(0.0) as u64
+}
+
 #[derive(Default)]
 pub struct Counters {
     impressions: AtomicU64,
@@ -69,8 +75,7 @@ impl Counters {
 
     pub fn conversion(&self, price: f64) {
         self.conversions.fetch_add(1, Relaxed);
-        self.gmv_fen
-            .fetch_add((price * 100.0).round().max(0.0) as u64, Relaxed);
+        self.gmv_fen.fetch_add(fen(price), Relaxed);
     }
 
     pub fn get(&self) -> FlowCounts {
@@ -93,6 +98,7 @@ pub struct Brand {
     pub setting: Mutex<(Enrollment, Option<u64>)>,
     pub pacer: Pacer,
     pub counts: Counters,
+    pub holdout: Mutex<HoldoutState>,
 }
 
 impl Brand {
@@ -155,6 +161,20 @@ impl Brands {
         self.shared.store(true, Relaxed);
         for (_, b) in self.all() {
             b.pacer.share();
+        }
+    }
+
+    /// The holdout's state of every brand, for a snapshot.
+    pub fn export_holdout(&self) -> Vec<(u32, HoldoutState)> {
+        self.all()
+            .into_iter()
+            .map(|(brand, b)| (brand, *b.holdout.lock()))
+            .collect()
+    }
+
+    pub fn import_holdout(&self, states: Vec<(u32, HoldoutState)>) {
+        for (brand, state) in states {
+            *self.entry(brand).holdout.lock() = state;
         }
     }
 

@@ -6,6 +6,8 @@
 //! per-user, per-brand frequency cap. A purchase in B's own channel soon
 //! after such an impression is attributed to the flow, and the influencers
 //! whose sales made the affinity earn a decaying, capped traffic reward.
+//! A share of users is held out and served ghosts instead (see
+//! [`holdout`]), so that what the flow adds is measured, not attributed.
 //!
 //! [`Flow`] is the state: plain memory, no I/O and no clock; events and
 //! times come in as arguments. The engine reads and reserves from it on
@@ -15,21 +17,24 @@
 mod affinity;
 mod brands;
 mod caps;
+pub mod holdout;
 mod interner;
 mod leases;
 mod pacer;
+mod reservation;
 mod rewards;
 
-pub use affinity::{Affinities, Affinity, AffinityParams, Swept, Trigger};
+pub use affinity::{Affinities, Affinity, AffinityParams, Layout, Swept, Trigger};
 pub use brands::{BrandSetting, BrandSnapshot, Enrollment, FlowCounts};
 pub use caps::{CapHold, CapHolds, CapScope, Wanted};
+pub use holdout::{Ghosts, HoldoutState, HoldoutStats, Increment};
 pub use leases::BudgetKey;
 pub use pacer::{LeaseRequest, PacerState, Pacing};
+pub use reservation::Reservation;
 pub use rewards::{Reward, RewardParams};
 
 use crate::domain::{Channel, Millis, Scene};
 use crate::domain::{Event, EventKind};
-use affinity::Taken;
 use brands::{Brand, Brands, Counters};
 use compact_str::CompactString;
 use interner::Interner;
@@ -88,6 +93,8 @@ pub struct FlowParams {
     pub frequency_cap: u16,
     pub frequency_window_s: u32,
     pub attribution_window_s: u32,
+    /// Share of users whose new affinities go to the holdout.
+    pub holdout_share: f64,
     pub reward: RewardParams,
     /// How often the server sweeps expired affinities and faded rewards (a
     /// pass over every entry).
@@ -107,6 +114,8 @@ pub struct Applied {
     pub affinity: bool,
     /// A purchase in a brand's own channel was attributed to the flow; its price.
     pub attributed: Option<f64>,
+    /// ... or to a ghost impression, in the holdout.
+    pub ghost: Option<f64>,
 }
 
 /// One brand's flow figures, for the admin API.
@@ -120,6 +129,7 @@ pub struct BrandStats {
     pub counts: FlowCounts,
     /// Live affinities to the brand, as of the last sweep.
     pub affinities: u64,
+    pub holdout: HoldoutStats,
 }
 
 /// The flow's whole-process figures.
@@ -133,6 +143,8 @@ pub struct FlowTotals {
     pub active_affinities: u64,
     pub users: u64,
     pub rewarded_streamers: u64,
+    /// Over every brand.
+    pub holdout: HoldoutStats,
 }
 
 /// The flow's state: affinities, brands, the budget and rewards.
@@ -160,62 +172,6 @@ struct Candidate<'f> {
     candidate: Option<usize>,
 }
 
-/// A flow impression held for one brand on one page: the cap place and the
-/// budget are taken; dropped without [`Reservation::commit`] (the item was
-/// not placed), everything is given back.
-pub struct Reservation<'f> {
-    flow: &'f Flow,
-    params: &'f FlowParams,
-    user: &'f str,
-    brand: u32,
-    entry: Arc<Brand>,
-    sources: [u32; 2],
-    now: Millis,
-    taken: Taken,
-    brand_budget: bool,
-    caps: CapScope<'f>,
-    /// The brand's live self-broadcast stream, and its index among the
-    /// query's candidates (`None`: not proposed, to inject).
-    pub stream: &'f str,
-    pub candidate: Option<usize>,
-    committed: bool,
-}
-
-impl Reservation<'_> {
-    /// The impression was served: count it and credit the influencers.
-    pub fn commit(mut self) {
-        self.committed = true;
-        self.caps.mark_served(self.brand);
-        self.flow.totals.impression();
-        self.entry.counts.impression();
-        let now = Secs::from(self.now);
-        for s in self.sources.iter().filter(|&&s| s != u32::MAX) {
-            self.flow.rewards.credit(
-                &self.flow.streamers.name(*s),
-                self.params.reward.per_impression,
-                now,
-                &self.params.reward,
-            );
-        }
-    }
-}
-
-impl Drop for Reservation<'_> {
-    fn drop(&mut self) {
-        if self.committed {
-            return;
-        }
-        let pacing = &self.params.pacing;
-        self.flow
-            .affinities
-            .give_back(self.user, self.brand, self.taken);
-        self.flow.budget.refund(pacing, self.now);
-        if self.brand_budget {
-            self.entry.pacer.refund(pacing, self.now);
-        }
-    }
-}
-
 impl Flow {
     pub fn new() -> Flow {
         Flow::default()
@@ -235,32 +191,49 @@ impl Flow {
             return Applied::default();
         };
         let now = Secs::from(event.time);
+        let user = event.user_id.as_str();
         match channel {
-            Channel::Unverified => Applied::default(),
+            Channel::Unverified => {
+                self.credit(user, None, *price, now, params);
+                Applied::default()
+            }
             Channel::Influencer => {
+                self.credit(user, None, *price, now, params);
                 let brand = self.brands.id(brand_id);
                 let source = self.streamers.id(seller_streamer_id);
-                self.affinities
-                    .record(&event.user_id, brand, source, now, &params.affinity);
+                let holdout = holdout::in_holdout(user, params.holdout_share);
+                let made =
+                    self.affinities
+                        .record(user, brand, source, now, &params.affinity, holdout);
+                if let Some(arm) = made {
+                    self.registry.entry(brand).holdout.lock().arm_mut(arm).units += 1;
+                }
                 Applied {
                     affinity: true,
-                    attributed: None,
+                    ..Applied::default()
                 }
             }
             Channel::BrandSelf => {
-                let Some(brand) = self.brands.get(brand_id) else {
+                let brand = self.brands.get(brand_id);
+                self.credit(user, brand, *price, now, params);
+                let Some(affinity) = brand.and_then(|brand| {
+                    self.affinities
+                        .attribute(user, brand, now, params.attribution_window_s)
+                }) else {
                     return Applied::default();
                 };
-                let Some(affinity) = self.affinities.attribute(
-                    &event.user_id,
-                    brand,
-                    now,
-                    params.attribution_window_s,
-                ) else {
-                    return Applied::default();
-                };
+                let entry = self.registry.entry(affinity.brand);
+                if affinity.holdout {
+                    let mut state = entry.holdout.lock();
+                    state.ghost.conversions += 1;
+                    state.ghost.gmv_fen += brands::fen(*price);
+                    return Applied {
+                        ghost: Some(*price),
+                        ..Applied::default()
+                    };
+                }
                 self.totals.conversion(*price);
-                self.registry.entry(brand).counts.conversion(*price);
+                entry.counts.conversion(*price);
                 for s in affinity.sources() {
                     self.rewards.credit(
                         &self.streamers.name(s),
@@ -270,10 +243,24 @@ impl Flow {
                     );
                 }
                 Applied {
-                    affinity: false,
                     attributed: Some(*price),
+                    ..Applied::default()
                 }
             }
+        }
+    }
+
+    /// Adds a purchase to the holdout's outcomes of the user's affinities.
+    fn credit(&self, user: &str, own: Option<u32>, price: f64, now: Secs, params: &FlowParams) {
+        for m in self
+            .affinities
+            .credit(user, own, price, now, &params.affinity)
+        {
+            let entry = self.registry.entry(m.brand);
+            let mut state = entry.holdout.lock();
+            let arm = state.arm_mut(m.holdout);
+            arm.own.moved(m.own.0, m.own.1);
+            arm.all.moved(m.all.0, m.all.1);
         }
     }
 
@@ -381,6 +368,7 @@ impl Flow {
                 caps,
                 stream: c.stream,
                 candidate: c.candidate,
+                ghost: c.trigger.holdout,
                 committed: false,
             });
         }
@@ -422,6 +410,10 @@ impl Flow {
             self.budget
                 .today(params.daily_impressions, &params.pacing, now);
         let swept = self.swept.read();
+        let mut holdout = HoldoutState::default();
+        for (_, b) in self.registry.all() {
+            holdout.add(&b.holdout.lock());
+        }
         FlowTotals {
             counts: self.totals.get(),
             daily_impressions: params.daily_impressions,
@@ -430,6 +422,7 @@ impl Flow {
             active_affinities: swept.entries as u64,
             users: swept.users as u64,
             rewarded_streamers: self.rewarded.load(std::sync::atomic::Ordering::Relaxed),
+            holdout: holdout.stats(),
         }
     }
 
@@ -475,6 +468,9 @@ impl Flow {
                     affinities: id
                         .and_then(|id| swept.per_brand.get(&id).copied())
                         .unwrap_or(0),
+                    holdout: entry
+                        .as_ref()
+                        .map_or_else(HoldoutStats::default, |b| b.holdout.lock().stats()),
                 }
             })
             .collect()
@@ -524,6 +520,8 @@ impl Flow {
             budget: self.budget.state(),
             rewards: self.rewards.export(),
             totals: self.totals.get(),
+            holdout: self.registry.export_holdout(),
+            layout: Layout::V2,
         }
     }
 
@@ -534,11 +532,12 @@ impl Flow {
         flow.brands.import(snapshot.brands);
         flow.streamers.import(snapshot.streamers);
         let blobs: Vec<Vec<u8>> = snapshot.users.into_iter().map(|b| b.into_vec()).collect();
-        flow.affinities.import(&blobs)?;
+        flow.affinities.import(&blobs, snapshot.layout)?;
         flow.registry.import(snapshot.registry);
         flow.budget.restore(snapshot.budget);
         flow.rewards.import(snapshot.rewards);
         flow.totals.set(snapshot.totals);
+        flow.registry.import_holdout(snapshot.holdout);
         Ok(flow)
     }
 }
@@ -555,6 +554,12 @@ pub struct FlowSnapshot {
     pub budget: PacerState,
     pub rewards: Vec<(CompactString, Reward)>,
     pub totals: FlowCounts,
+    /// Per interned brand.
+    pub holdout: Vec<(u32, HoldoutState)>,
+    /// How `users` lays entries out: not written, known from the snapshot
+    /// file's version (`snapshot::read`).
+    #[serde(skip)]
+    pub layout: Layout,
 }
 
 #[cfg(test)]

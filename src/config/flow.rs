@@ -16,6 +16,7 @@ pub struct RawChuanliu {
     pub frequency_cap: u64,
     pub frequency_window_hours: f64,
     pub attribution_window_hours: f64,
+    pub holdout_share: f64,
     pub sweep_interval_seconds: f64,
     pub affinity: RawAffinity,
     pub budget: RawBudget,
@@ -33,6 +34,7 @@ impl Default for RawChuanliu {
             frequency_cap: 3,
             frequency_window_hours: 24.0,
             attribution_window_hours: 24.0,
+            holdout_share: 0.0,
             sweep_interval_seconds: 60.0,
             affinity: RawAffinity::default(),
             budget: RawBudget::default(),
@@ -234,6 +236,7 @@ pub fn validate(raw: RawChuanliu) -> Result<FlowParams, Invalid> {
             "chuanliu.attribution_window_hours",
             raw.attribution_window_hours,
         )?,
+        holdout_share: in_range("chuanliu.holdout_share", raw.holdout_share, 0.0, 0.5)?,
         reward,
         sweep_interval: std::time::Duration::from_secs_f64(in_range(
             "chuanliu.sweep_interval_seconds",

@@ -134,26 +134,46 @@ impl Engine {
         let slots = query.slots as usize;
         let quotas = &self.params.quotas;
         if !quotas.applies_to(query.scene) {
-            let placed: Vec<Placement> =
-                allocate::top_k(&evaluation.scores, &evaluation.eligible, slots)
+            let top = |scores: &[f64], eligible: &[bool]| -> Vec<Placement> {
+                allocate::top_k(scores, eligible, slots)
                     .into_iter()
                     .map(|index| Placement {
                         index,
                         by_floor: false,
                     })
-                    .collect();
-            settle_flow(&mut evaluation, &placed);
+                    .collect()
+            };
+            let placed = top(&evaluation.scores, &evaluation.eligible);
+            let ghost_page = evaluation.ghost_page(|items| {
+                let scores: Vec<f64> = items.iter().map(|i| i.score).collect();
+                let eligible: Vec<bool> = items.iter().map(|i| i.eligible).collect();
+                top(&scores, &eligible)
+            });
+            settle_flow(&mut evaluation, &placed, &ghost_page);
             return self.explain(query, &evaluation, &placed);
         }
         let mut items = evaluation.allocation_items();
+        // A ghost's injected stream goes through exposure control as the
+        // flow would have had it (a streamer at its share cap is refused
+        // for the ghost too), and stays off the served page.
+        for g in evaluation.ghosts.iter().filter(|g| g.injected) {
+            items[g.index].eligible = g.eligible;
+        }
         evaluation.boost = exposure.adjust(&quotas.exposure, query.now, &mut items);
+        for g in evaluation.ghosts.iter_mut().filter(|g| g.injected) {
+            g.eligible = items[g.index].eligible;
+            items[g.index].eligible = false;
+        }
         for (i, item) in items.iter().enumerate() {
             evaluation.scores[i] = item.score;
             evaluation.eligible[i] = item.eligible;
         }
         let table = quotas.floors.table(slots);
-        let placed = allocate::allocate(&items, slots, &table, quotas.max_items_per_streamer);
-        settle_flow(&mut evaluation, &placed);
+        let max_per_streamer = quotas.max_items_per_streamer;
+        let placed = allocate::allocate(&items, slots, &table, max_per_streamer);
+        let ghost_page = evaluation
+            .ghost_page(|items| allocate::allocate(items, slots, &table, max_per_streamer));
+        settle_flow(&mut evaluation, &placed, &ghost_page);
         let ranking = self.explain(query, &evaluation, &placed);
         let page: Vec<(Tier, Option<&str>, f64)> = placed
             .iter()
@@ -219,11 +239,27 @@ impl Engine {
             .zip(&gates)
             .map(|(e, g)| e.expected_value * g.multiplier)
             .collect();
-        let eligible = items.iter().map(|r| r.eligible).collect();
+        let mut eligible: Vec<bool> = items.iter().map(|r| r.eligible).collect();
         let mut marks = vec![Reasons::default(); items.len()];
         let boost = params.scene(query.scene).boost;
+        let mut ghosts = Vec::new();
         for r in &reservations {
             let i = r.candidate.expect("set above");
+            if r.ghost {
+                // Served as if the flow were not there (a stream injected
+                // for the ghost alone is not placeable); allocation places
+                // it on a copy of the page as the flow would have.
+                let injected = i >= query.candidates.len();
+                ghosts.push(Ghost {
+                    index: i,
+                    eligible: eligible[i],
+                    injected,
+                });
+                if injected {
+                    eligible[i] = false;
+                }
+                continue;
+            }
             scores[i] *= boost;
             marks[i].insert(Reason::Chuanliu);
         }
@@ -249,6 +285,8 @@ impl Engine {
             eligible,
             marks,
             flow: reservations,
+            ghosts,
+            ghost_boost: boost,
         })
     }
 
@@ -308,7 +346,9 @@ impl Engine {
             config_version: self.params.version.clone(),
             model_version: self.model.version().to_string(),
             unresolved: items.iter().filter(|r| !r.resolved).count() as u32,
-            ineligible: eligible.iter().filter(|&&e| !e).count() as u32,
+            ineligible: (eligible.iter().filter(|&&e| !e).count()
+                - evaluation.ghosts.iter().filter(|g| g.injected).count())
+                as u32,
         }
     }
 }
@@ -328,10 +368,23 @@ pub struct Evaluation<'a> {
     marks: Vec<Reasons>,
     /// Flow impressions held for this page, settled by allocation.
     flow: Vec<Reservation<'a>>,
+    /// The candidates of ghost reservations, and the flow's boost they
+    /// would have had.
+    ghosts: Vec<Ghost>,
+    ghost_boost: f64,
 }
 
-/// Counts the flow impressions whose stream was placed; the others are
-/// dropped, which gives their budget and cap places back.
+/// A ghost reservation's candidate.
+#[derive(Debug, Clone, Copy)]
+struct Ghost {
+    index: usize,
+    /// For an injected stream (placeable only on the ghost's page): whether
+    /// it may be placed there.
+    eligible: bool,
+    /// Added to the candidates for the ghost alone.
+    injected: bool,
+}
+
 /// Where a brand's flow stream is for this query: the brand's live
 /// self-broadcast stream, and its index among the candidates (`None`: not
 /// proposed).
@@ -349,9 +402,13 @@ fn flow_target<'a>(
     }
 }
 
-fn settle_flow(evaluation: &mut Evaluation, placed: &[Placement]) {
+/// Counts the flow impressions whose stream was placed (a ghost's: on the
+/// page as the flow would have made it); the others are dropped, which
+/// gives their budget and cap places back.
+fn settle_flow(evaluation: &mut Evaluation, placed: &[Placement], ghost_page: &[Placement]) {
     for r in evaluation.flow.drain(..) {
-        if placed.iter().any(|p| Some(p.index) == r.candidate) {
+        let page = if r.ghost { ghost_page } else { placed };
+        if page.iter().any(|p| Some(p.index) == r.candidate) {
             r.commit();
         }
     }
@@ -364,9 +421,29 @@ impl<'a> Evaluation<'a> {
     }
 
     /// Whether the chuanliu flow changed anything on this page: a stream
-    /// reserved, or a score raised by an influencer's reward.
+    /// reserved (not a ghost), or a score raised by an influencer's reward.
     pub fn flow_acted(&self) -> bool {
-        !self.flow.is_empty() || self.marks.iter().any(|m| !m.is_empty())
+        self.flow.iter().any(|r| !r.ghost) || self.marks.iter().any(|m| !m.is_empty())
+    }
+
+    /// The page as the flow would have made it for the holdout's ghosts:
+    /// `place` on the allocation items with the ghosts' streams boosted and
+    /// placeable; empty without ghosts (the common case costs nothing).
+    fn ghost_page(
+        &self,
+        place: impl FnOnce(&[allocate::Item<'a>]) -> Vec<Placement>,
+    ) -> Vec<Placement> {
+        if self.ghosts.is_empty() {
+            return Vec::new();
+        }
+        let mut items = self.allocation_items();
+        for g in &self.ghosts {
+            items[g.index].score *= self.ghost_boost;
+            if g.injected {
+                items[g.index].eligible = g.eligible;
+            }
+        }
+        place(&items)
     }
 
     /// Whether each candidate may be placed at all.

@@ -3,7 +3,7 @@
 use super::State;
 use super::status::{self, Unanswered};
 use crate::allocate::ControllerView;
-use crate::chuanliu::{BrandSetting, BrandStats, Enrollment};
+use crate::chuanliu::{BrandSetting, BrandStats, Enrollment, HoldoutStats, Increment};
 use crate::domain::check_id;
 use crate::domain::{FieldError, Tier};
 use crate::proto::v1 as pb;
@@ -151,6 +151,7 @@ impl pb::admin_service_server::AdminService for AdminApi {
                 attributed_conversions: day.attributed_conversions,
                 attributed_gmv: day.attributed_gmv,
             }),
+            holdout: Some(holdout_to_pb(&totals.holdout)),
         }))
     }
 
@@ -206,7 +207,27 @@ fn brand_stats_to_pb(b: BrandStats) -> pb::BrandFlowStats {
         attributed_conversions: b.counts.conversions,
         attributed_gmv: b.counts.gmv(),
         affinities: b.affinities,
+        holdout: Some(holdout_to_pb(&b.holdout)),
         brand_id: b.brand_id,
+    }
+}
+
+fn holdout_to_pb(h: &HoldoutStats) -> pb::FlowHoldout {
+    let increment = |i: &Increment| pb::GmvIncrement {
+        per_unit: i.per_unit,
+        per_unit_se: i.per_unit_se,
+        total: i.total,
+        low: i.low,
+        high: i.high,
+    };
+    pb::FlowHoldout {
+        treated_units: h.treated_units,
+        holdout_units: h.holdout_units,
+        ghost_impressions: h.ghost.impressions,
+        ghost_conversions: h.ghost.conversions,
+        ghost_gmv: h.ghost.gmv(),
+        own_channel_gmv: h.own_channel_gmv.as_ref().map(increment),
+        total_gmv: h.total_gmv.as_ref().map(increment),
     }
 }
 

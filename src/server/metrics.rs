@@ -183,6 +183,22 @@ fn describe() {
         "fairflow_flow_attributed_gmv_fen_total",
         "GMV of those purchases, in fen (0.01 yuan)"
     );
+    describe_counter!(
+        "fairflow_flow_ghost_conversions_total",
+        "Purchases in brands' own channels that followed a ghost impression (the holdout's would-be attribution)"
+    );
+    describe_gauge!(
+        "fairflow_flow_holdout_units",
+        "User-brand affinities in each arm of the flow's holdout, by arm (treated, holdout)"
+    );
+    describe_gauge!(
+        "fairflow_flow_ghost_impressions",
+        "Ghost impressions this process counted for the holdout (cap and budget spent, nothing shown)"
+    );
+    describe_gauge!(
+        "fairflow_flow_gmv_increment_yuan",
+        "What the flow added over the holdout, yuan over the treated units, by outcome (own_channel, total) and bound (estimate, low, high: the 95% interval); absent until each arm has two units"
+    );
     describe_gauge!(
         "fairflow_flow_budget_daily",
         "The flow's daily impression budget for this process"
@@ -285,6 +301,9 @@ pub fn record_flow_event(applied: &Applied) {
         counter!("fairflow_flow_attributed_gmv_fen_total")
             .increment((price * 100.0).round().max(0.0) as u64);
     }
+    if applied.ghost.is_some() {
+        counter!("fairflow_flow_ghost_conversions_total").increment(1);
+    }
 }
 
 /// The flow's state after a sweep.
@@ -295,6 +314,17 @@ pub fn record_flow_totals(totals: &FlowTotals, event_ids: Option<usize>) {
     gauge!("fairflow_flow_active_affinities").set(totals.active_affinities as f64);
     gauge!("fairflow_flow_users").set(totals.users as f64);
     gauge!("fairflow_flow_rewarded_streamers").set(totals.rewarded_streamers as f64);
+    let h = &totals.holdout;
+    gauge!("fairflow_flow_holdout_units", "arm" => "treated").set(h.treated_units as f64);
+    gauge!("fairflow_flow_holdout_units", "arm" => "holdout").set(h.holdout_units as f64);
+    gauge!("fairflow_flow_ghost_impressions").set(h.ghost.impressions as f64);
+    for (outcome, increment) in [("own_channel", h.own_channel_gmv), ("total", h.total_gmv)] {
+        let Some(i) = increment else { continue };
+        for (bound, v) in [("estimate", i.total), ("low", i.low), ("high", i.high)] {
+            gauge!("fairflow_flow_gmv_increment_yuan", "outcome" => outcome, "bound" => bound)
+                .set(v);
+        }
+    }
     if let Some(n) = event_ids {
         gauge!("fairflow_event_ids_remembered").set(n as f64);
     }

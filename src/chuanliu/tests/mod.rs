@@ -10,7 +10,8 @@
 //! - a purchase in the brand's own channel after a flow impression is
 //!   attributed, and the influencer's items then carry the reward reason;
 //! - fairness floors still hold on pages with a flow stream;
-//! - a snapshot restores the same state.
+//! - a snapshot restores the same state;
+//! - holdout users get ghosts, not impressions (`holdout`).
 
 use super::*;
 use crate::catalog::Catalog;
@@ -19,6 +20,8 @@ use crate::config::Config;
 use crate::domain::{ItemKind, Reason, StreamerKind};
 use crate::engine::{Candidate, Engine, RankQuery, RankState, Ranking};
 use crate::model::Model;
+
+mod holdout;
 
 const HOUR: i64 = 3_600_000;
 /// Noon UTC: with the budget day starting at 00:00 UTC, half the day's

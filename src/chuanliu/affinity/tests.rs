@@ -1,0 +1,209 @@
+use super::*;
+
+fn params() -> AffinityParams {
+    AffinityParams {
+        half_life_s: 3600.0,
+        ttl_s: 10.0 * 3600.0,
+        max_brands_per_user: 2,
+        min_weight: 0.3,
+    }
+}
+
+#[test]
+fn weight_decays_by_half_life_and_purchases_add_up() {
+    let store = Affinities::default();
+    let p = params();
+    store.record("u", 1, 7, Secs(1000), &p, false);
+    let t = store.triggers("u", Secs(1000 + 3600), &p, 9, 100);
+    assert!((t[0].weight - 0.5).abs() < 1e-6, "{t:?}");
+    store.record("u", 1, 8, Secs(1000 + 3600), &p, false);
+    let a = store.of("u")[0];
+    assert!((a.weight - 1.5).abs() < 1e-6);
+    assert_eq!(a.sources().collect::<Vec<_>>(), vec![8, 7]);
+    // Below min_weight: no longer a trigger, still stored.
+    assert!(
+        store
+            .triggers("u", Secs(1000 + 3600 * 4), &p, 9, 100)
+            .is_empty()
+    );
+    assert_eq!(store.of("u").len(), 1);
+}
+
+#[test]
+fn entries_expire_after_ttl() {
+    let store = Affinities::default();
+    let p = AffinityParams {
+        min_weight: 0.0,
+        ..params()
+    };
+    store.record("u", 1, 7, Secs(1000), &p, false);
+    store.record("v", 1, 7, Secs(1000 + 9 * 3600), &p, false);
+    let later = Secs(1000 + 10 * 3600 + 1);
+    assert!(store.triggers("u", later, &p, 9, 100).is_empty());
+    assert_eq!(store.triggers("v", later, &p, 9, 100).len(), 1);
+    let swept = store.sweep(later, &p);
+    assert_eq!((swept.users, swept.entries, swept.expired), (1, 1, 1));
+    assert!(store.of("u").is_empty());
+}
+
+#[test]
+fn bounded_brands_per_user_keep_the_strongest() {
+    let store = Affinities::default();
+    let p = params();
+    store.record("u", 1, 7, Secs(0), &p, false);
+    store.record("u", 1, 7, Secs(0), &p, false); // weight 2
+    store.record("u", 2, 7, Secs(0), &p, false); // weight 1
+    store.record("u", 3, 7, Secs(3600), &p, false); // brand 2 has decayed to 0.5: replaced
+    let mut brands: Vec<u32> = store.of("u").iter().map(|a| a.brand).collect();
+    brands.sort();
+    assert_eq!(brands, vec![1, 3]);
+    // Both stronger than a new purchase: the new one is the weakest, dropped.
+    store.record("u", 3, 7, Secs(3600), &p, false);
+    store.record("u", 4, 7, Secs(3600), &p, false);
+    let mut brands: Vec<u32> = store.of("u").iter().map(|a| a.brand).collect();
+    brands.sort();
+    assert_eq!(brands, vec![1, 3]);
+}
+
+#[test]
+fn the_cap_counts_within_its_window_and_give_back_undoes_a_take() {
+    let store = Affinities::default();
+    let p = params();
+    store.record("u", 1, 7, Secs(0), &p, false);
+    store.take("u", 1, Secs(10), 2, 100).unwrap();
+    let b = store.take("u", 1, Secs(20), 2, 100).unwrap();
+    assert!(
+        store.take("u", 1, Secs(30), 2, 100).is_none(),
+        "cap of 2 reached"
+    );
+    assert!(store.triggers("u", Secs(30), &p, 2, 100).is_empty());
+    store.give_back("u", 1, b);
+    assert_eq!(store.of("u")[0].shown, Secs(10));
+    assert_eq!(store.of("u")[0].window_count, 1);
+    assert!(
+        store.take("u", 1, Secs(30), 2, 100).is_some(),
+        "place given back"
+    );
+    // A new window starts 100 s after the window's first impression.
+    assert!(store.take("u", 1, Secs(109), 2, 100).is_none());
+    assert!(store.take("u", 1, Secs(110), 2, 100).is_some());
+    assert!(
+        store.take("u", 2, Secs(0), 2, 100).is_none(),
+        "no affinity, no take"
+    );
+}
+
+#[test]
+fn attribution_needs_a_flow_impression_within_the_window() {
+    let store = Affinities::default();
+    let p = params();
+    store.record("u", 1, 7, Secs(0), &p, false);
+    assert!(
+        store.attribute("u", 1, Secs(5), 60).is_none(),
+        "never shown"
+    );
+    store.take("u", 1, Secs(10), 9, 100).unwrap();
+    assert!(store.attribute("u", 1, Secs(70), 60).is_some());
+    assert!(
+        store.attribute("u", 1, Secs(71), 60).is_none(),
+        "window passed"
+    );
+    assert!(
+        store.attribute("u", 1, Secs(9), 60).is_none(),
+        "before the impression"
+    );
+    assert!(
+        store.attribute("u", 2, Secs(20), 60).is_none(),
+        "other brand"
+    );
+}
+
+#[test]
+fn shards_round_trip_through_their_bytes_and_damage_is_an_error() {
+    let store = Affinities::default();
+    let p = params();
+    for u in 0..50 {
+        store.record(&format!("user-{u}"), u % 3, 7, Secs(1000 + u), &p, false);
+        store.record(&format!("user-{u}"), 9, 8, Secs(2000), &p, false);
+    }
+    store.take("user-7", 9, Secs(2100), 5, 100).unwrap();
+    store.record("held", 4, 8, Secs(2000), &p, true);
+    store.credit("held", Some(4), 12.5, Secs(2001), &p);
+    let blobs = store.export();
+    let copy = Affinities::default();
+    copy.import(&blobs, Layout::V2).unwrap();
+    for u in 0..50 {
+        let user = format!("user-{u}");
+        assert_eq!(copy.of(&user), store.of(&user));
+    }
+    assert_eq!(copy.of("held"), store.of("held"));
+    assert!(copy.of("held")[0].holdout && copy.of("held")[0].own_gmv == 12.5);
+    let longest = blobs.iter().max_by_key(|b| b.len()).unwrap();
+    let cut = &longest[..longest.len() - 1];
+    assert!(
+        Affinities::default()
+            .import(&[cut.to_vec()], Layout::V2)
+            .is_err()
+    );
+}
+
+#[test]
+fn a_purchase_moves_the_outcomes_of_the_users_live_affinities() {
+    let store = Affinities::default();
+    let p = params();
+    assert_eq!(store.record("u", 1, 7, Secs(0), &p, true), Some(true));
+    assert_eq!(
+        store.record("u", 1, 7, Secs(5), &p, false),
+        None,
+        "strengthened"
+    );
+    assert_eq!(store.record("u", 2, 7, Secs(10), &p, false), Some(false));
+    let mut moved = store.credit("u", Some(2), 10.0, Secs(20), &p);
+    moved.sort_by_key(|m| m.brand);
+    assert_eq!(
+        moved,
+        vec![
+            Moved {
+                brand: 1,
+                holdout: true,
+                own: (0.0, 0.0),
+                all: (0.0, 5.0)
+            },
+            Moved {
+                brand: 2,
+                holdout: false,
+                own: (0.0, 10.0),
+                all: (0.0, 5.0)
+            },
+        ]
+    );
+    // Brand 1's affinity expires: the whole price goes to brand 2's.
+    let late = Secs(10 + 10 * 3600);
+    let moved = store.credit("u", None, 4.0, late, &p);
+    assert_eq!(moved.len(), 1);
+    assert_eq!((moved[0].brand, moved[0].all), (2, (5.0, 9.0)));
+    assert!(store.credit("nobody", None, 4.0, late, &p).is_empty());
+}
+
+#[test]
+fn blobs_from_before_the_holdout_are_read_as_treated() {
+    // One user "u", one entry in the 30-byte layout.
+    let mut blob = vec![1, 0, b'u', 1, 0];
+    for word in [3u32, 7, u32::MAX, 1f32.to_bits(), 100, 0, 0] {
+        blob.extend_from_slice(&word.to_le_bytes());
+    }
+    blob.extend_from_slice(&0u16.to_le_bytes());
+    let store = Affinities::default();
+    store.import(&[blob.clone()], Layout::V1).unwrap();
+    let a = store.of("u")[0];
+    assert_eq!(
+        (a.brand, a.updated, a.holdout, a.own_gmv),
+        (3, Secs(100), false, 0.0)
+    );
+    assert!(Affinities::default().import(&[blob], Layout::V2).is_err());
+}
+
+#[test]
+fn an_entry_is_40_bytes() {
+    assert_eq!(std::mem::size_of::<Affinity>(), 40);
+}
