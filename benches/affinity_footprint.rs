@@ -80,6 +80,7 @@ fn main() {
             seller_streamer_id: String::new(),
             channel: Channel::Influencer,
             price: 50.0,
+            venue: None,
         },
     };
     // Each user gets two distinct brands: entry i is user i/2's brand i%2.

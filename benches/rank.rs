@@ -170,6 +170,7 @@ fn flow_fixture(engine: &Engine, catalog: &Catalog, query: &RankQuery) -> (Engin
             seller_streamer_id: seller.into(),
             channel,
             price: 50.0,
+            venue: None,
         },
     };
     for (i, brand) in brands.iter().enumerate() {

@@ -227,6 +227,16 @@ pub enum Channel {
     Unverified,
 }
 
+/// Where a purchase was made: in a live stream (its cart), or from the
+/// goods' own card (a shop shelf, a goods slot). A brand's self-broadcast
+/// sales are its own account's live-stream sales; its shelf sales are not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Venue {
+    LiveStream,
+    Shelf,
+}
+
 /// What a user event is. Validated at the boundary (`server::convert`)
 /// before it exists; the flow and the event log take this one shape. The
 /// traffic log writes a purchase as its own flat row (`traffic::Purchase`,
@@ -241,12 +251,21 @@ pub enum EventKind {
         seller_streamer_id: String,
         channel: Channel,
         price: f64,
+        /// Not said by the caller: taken as a live-stream sale (the seller
+        /// is the streamer whose stream it was sold in).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        venue: Option<Venue>,
     },
     Impression {
         item_id: String,
         streamer_id: Option<String>,
         request_id: Option<String>,
         position: u32,
+        /// The brand whose own live stream the item is, resolved against
+        /// the catalog when the event was taken, so that applying the log
+        /// again never depends on a later catalog.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        own_stream_of: Option<String>,
     },
     Click {
         item_id: String,

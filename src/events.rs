@@ -404,6 +404,7 @@ mod tests {
                 seller_streamer_id: "s00042".into(),
                 channel: Channel::Influencer,
                 price: 99.0,
+                venue: None,
             },
         }
     }

@@ -159,6 +159,7 @@ pub fn buyer_purchases(catalog: &Catalog, users: u64, now_ms: i64) -> Vec<pb::Ev
                     seller_streamer_id: influencer.into(),
                     channel: pb::SaleChannel::Distribution as i32,
                     price: 10.0,
+                    venue: pb::SaleVenue::LiveStream as i32,
                 })),
             }
         })

@@ -2,13 +2,14 @@
 //! the log after it, and the log can be truncated.
 //!
 //! A snapshot is `snapshot-<seq, 20 digits>.bin` in the event log's
-//! directory: the 8-byte magic `FFSNAP02`, the payload's length (u64 LE) and
+//! directory: the 8-byte magic `FFSNAP03`, the payload's length (u64 LE) and
 //! CRC-32 (u32 LE), then the payload in postcard (a documented, compact serde
 //! format). `seq` is the last log record it includes. It is written to a
 //! temporary file, synced, renamed into place and the directory synced, so a
 //! crash leaves either the old snapshot or the new one, never half of one;
-//! older snapshots are deleted after. `FFSNAP01` snapshots, from before the
-//! flow's holdout, are still read (see [`v1`]).
+//! older snapshots are deleted after. Older versions are still read:
+//! `FFSNAP02` (affinities without the seen time, [`Layout::V2`]) and
+//! `FFSNAP01`, from before the flow's holdout (see [`v1`]).
 
 use crate::chuanliu::{FlowSnapshot, Layout, Secs};
 use compact_str::CompactString;
@@ -17,7 +18,8 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
-const MAGIC: &[u8; 8] = b"FFSNAP02";
+const MAGIC: &[u8; 8] = b"FFSNAP03";
+const MAGIC_V2: &[u8; 8] = b"FFSNAP02";
 const MAGIC_V1: &[u8; 8] = b"FFSNAP01";
 
 /// The payload of an `FFSNAP01` snapshot: the flow without its holdout,
@@ -138,7 +140,8 @@ pub fn read(path: &Path) -> Result<Snapshot, SnapshotError> {
     File::open(path)
         .and_then(|mut f| f.read_to_end(&mut bytes))
         .map_err(io_err(path))?;
-    if bytes.len() < 20 || (&bytes[..8] != MAGIC && &bytes[..8] != MAGIC_V1) {
+    let magic = bytes.get(..8).unwrap_or_default();
+    if bytes.len() < 20 || ![MAGIC, MAGIC_V2, MAGIC_V1].iter().any(|m| &m[..] == magic) {
         return Err(damaged("no snapshot header".into()));
     }
     let len = u64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes")) as usize;
@@ -153,10 +156,19 @@ pub fn read(path: &Path) -> Result<Snapshot, SnapshotError> {
     if crc32fast::hash(payload) != crc {
         return Err(damaged("checksum mismatch".into()));
     }
-    let decoded = if &bytes[..8] == MAGIC_V1 {
+    let decoded = if magic == MAGIC_V1 {
         postcard::from_bytes::<v1::Snapshot>(payload).map(Snapshot::from)
     } else {
-        postcard::from_bytes(payload)
+        postcard::from_bytes(payload).map(|mut s: Snapshot| {
+            // The payload's shape is the same; only the entries' layout
+            // inside the affinity blobs differs.
+            s.flow.layout = if magic == MAGIC_V2 {
+                Layout::V2
+            } else {
+                Layout::V3
+            };
+            s
+        })
     };
     decoded.map_err(|e| damaged(format!("cannot decode: {e}")))
 }
@@ -192,6 +204,35 @@ mod tests {
         write(dir.path(), &sample(9)).unwrap();
         assert_eq!(latest(dir.path()).unwrap(), Some(sample(9)));
         assert_eq!(snapshots(dir.path()).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_snapshot_from_before_seen_impressions_reads_its_affinities_in_their_layout() {
+        // One user "u", one held-out entry in the 39-byte layout.
+        let mut blob = vec![1, 0, b'u', 1, 0];
+        for word in [0u32, 0, u32::MAX, 1f32.to_bits(), 100, 150, 150] {
+            blob.extend_from_slice(&word.to_le_bytes());
+        }
+        blob.extend_from_slice(&1u16.to_le_bytes());
+        blob.push(1);
+        blob.extend_from_slice(&[0; 8]);
+        let mut old = sample(4);
+        old.flow.brands = vec!["b".into()];
+        old.flow.streamers = vec!["s".into()];
+        old.flow.users = vec![serde_bytes::ByteBuf::from(blob)];
+        let payload = postcard::to_stdvec(&old).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut bytes = MAGIC_V2.to_vec();
+        bytes.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+        bytes.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+        bytes.extend_from_slice(&payload);
+        std::fs::write(dir.path().join(format!("snapshot-{:020}.bin", 4)), bytes).unwrap();
+
+        let read = latest(dir.path()).unwrap().unwrap();
+        assert_eq!(read.flow.layout, Layout::V2);
+        let flow = crate::chuanliu::Flow::restore(read.flow).unwrap();
+        let a = flow.affinities_of("u")[0].1;
+        assert_eq!((a.shown, a.seen, a.holdout), (Secs(150), Secs(0), true));
     }
 
     #[test]

@@ -225,6 +225,7 @@ async fn acknowledged_events_survive_sigkill_and_a_snapshot_replaces_the_log() {
                     seller_streamer_id: "s00300".into(),
                     channel: pb::SaleChannel::Distribution as i32,
                     price: 10.0 + i as f64,
+                    venue: pb::SaleVenue::LiveStream.into(),
                 })),
             })
             .collect(),

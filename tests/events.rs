@@ -18,6 +18,7 @@ pub fn purchase(id: &str, price: f64) -> pb::Event {
             seller_streamer_id: "s00300".into(),
             channel: pb::SaleChannel::Distribution as i32,
             price,
+            venue: pb::SaleVenue::LiveStream.into(),
         })),
     }
 }
@@ -44,6 +45,10 @@ async fn invalid_events_are_rejected_one_by_one_and_the_rest_accepted_once() {
     no_kind.kind = None;
     let mut no_user = impression("e6");
     no_user.user_id.clear();
+    let mut bad_venue = purchase("e8", 10.0);
+    if let Some(pb::event::Kind::Purchase(p)) = &mut bad_venue.kind {
+        p.venue = 9;
+    }
     let events = vec![
         purchase("e1", 99.0),
         purchase("e2", -1.0),
@@ -58,6 +63,7 @@ async fn invalid_events_are_rejected_one_by_one_and_the_rest_accepted_once() {
             })),
             ..impression("e7")
         },
+        bad_venue,
     ];
     let reply = client
         .ingest(pb::IngestRequest { events })
@@ -76,7 +82,8 @@ async fn invalid_events_are_rejected_one_by_one_and_the_rest_accepted_once() {
         [
             (1, "e2", "purchase.price"),
             (4, "e5", "kind"),
-            (5, "e6", "user_id")
+            (5, "e6", "user_id"),
+            (7, "e8", "purchase.venue")
         ]
     );
     assert!(reply.rejected[0].reason.contains("-1"), "{reply:?}");
@@ -127,6 +134,7 @@ fn sale(id: &str, user: &str, brand: &str, seller: &str, channel: pb::SaleChanne
             seller_streamer_id: seller.into(),
             channel: channel as i32,
             price: 50.0,
+            venue: pb::SaleVenue::LiveStream.into(),
         })),
     }
 }

@@ -42,6 +42,7 @@ fn purchase(i: usize) -> pb::Event {
             seller_streamer_id: "s00300".into(),
             channel: pb::SaleChannel::Distribution as i32,
             price: 10.0 + i as f64,
+            venue: pb::SaleVenue::LiveStream.into(),
         })),
     }
 }
@@ -428,13 +429,23 @@ async fn a_frequency_cap_holds_for_a_user_spread_over_replicas() {
         "requests past the cap were refused by the fleet's count"
     );
 
-    // Every user then buys in b0001's own stream: each replica that showed
-    // the user the brand attributes the purchase; the fleet counts it once.
+    // Every user then scrolls to b0001's own stream and buys in it: each
+    // replica that showed the user the brand attributes the purchase; the
+    // fleet counts it once.
     let now = wall_clock_ms();
-    let events = users
-        .iter()
-        .enumerate()
-        .map(|(i, u)| pb::Event {
+    let seen = users.iter().enumerate().map(|(i, u)| pb::Event {
+        event_id: format!("cap-seen-{i}"),
+        time_ms: now,
+        user_id: u.clone(),
+        kind: Some(pb::event::Kind::Impression(pb::Impression {
+            item_id: "live-s00001".into(), // b0001's own stream
+            streamer_id: "s00001".into(),
+            request_id: String::new(),
+            position: 0,
+        })),
+    });
+    let events = seen
+        .chain(users.iter().enumerate().map(|(i, u)| pb::Event {
             event_id: format!("cap-self-{i}"),
             time_ms: now + i as i64,
             user_id: u.clone(),
@@ -444,8 +455,9 @@ async fn a_frequency_cap_holds_for_a_user_spread_over_replicas() {
                 seller_streamer_id: "s00001".into(), // b0001's own account
                 channel: pb::SaleChannel::SelfBroadcast as i32,
                 price: 20.0,
+                venue: pb::SaleVenue::LiveStream.into(),
             })),
-        })
+        }))
         .collect();
     let reply = events_client(&replicas[1].addr)
         .await
@@ -453,7 +465,7 @@ async fn a_frequency_cap_holds_for_a_user_spread_over_replicas() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!((reply.accepted, reply.notes.len()), (6, 0), "{reply:?}");
+    assert_eq!((reply.accepted, reply.notes.len()), (12, 0), "{reply:?}");
     let showed: u64 = (0..users.len())
         .map(|u| per_replica.iter().filter(|s| s[u] > 0).count() as u64)
         .sum();

@@ -87,6 +87,7 @@ fn purchase(id: &str, user: &str, channel: pb::SaleChannel, time_ms: i64) -> pb:
             seller_streamer_id: seller.into(),
             channel: channel as i32,
             price: 59.0,
+            venue: pb::SaleVenue::LiveStream.into(),
         })),
     }
 }
@@ -167,12 +168,24 @@ async fn a_buyer_through_an_influencer_is_sent_to_the_brands_own_stream() {
         .into_inner();
     assert!(other.slots.iter().all(|s| s.item_id != "it-own-live"));
 
-    // The fan buys in the brand's own stream: attributed to the flow, and
+    // The fan scrolls to the brand's stream (the intake resolves the
+    // impression to the brand) and buys in it: attributed to the flow, and
     // the influencer earns a reward its items then carry.
+    let seen = pb::Event {
+        event_id: "f-seen".into(),
+        time_ms: T0 + HOUR + 5_000,
+        user_id: "fan".into(),
+        kind: Some(pb::event::Kind::Impression(pb::Impression {
+            item_id: "it-own-live".into(),
+            streamer_id: "it-own".into(),
+            request_id: "flow-fan".into(),
+            position: 0,
+        })),
+    };
     let own_purchase = purchase("f2", "fan", pb::SaleChannel::SelfBroadcast, T0 + 2 * HOUR);
     events
         .ingest(pb::IngestRequest {
-            events: vec![own_purchase],
+            events: vec![seen, own_purchase],
         })
         .await
         .unwrap();

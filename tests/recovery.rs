@@ -28,6 +28,7 @@ fn acknowledged(dir: &Path, n: usize) {
                 seller_streamer_id: "s00300".into(),
                 channel: Channel::Influencer,
                 price: 20.0,
+                venue: None,
             },
         })
         .collect();

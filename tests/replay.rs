@@ -77,6 +77,7 @@ async fn a_replay_of_a_servers_own_log_reproduces_every_page_it_served() {
                     seller_streamer_id: "s00300".into(),
                     channel: pb::SaleChannel::Distribution as i32,
                     price: 30.0,
+                    venue: pb::SaleVenue::LiveStream.into(),
                 })),
             };
             let reply = events

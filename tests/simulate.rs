@@ -4,6 +4,7 @@
 //! ranking with position bias and the documented brand-memory (flow) lift; a
 //! model trained on a simulated log beats the popularity baseline.
 
+use fairflow::catalog::Catalog;
 use fairflow::config::Config;
 use fairflow::domain::{ItemKind, Millis, Scene, StreamerKind};
 use fairflow::engine::Engine;
@@ -459,6 +460,21 @@ fn flow_engine(toml: &str) -> Engine {
     Engine::new(config.engine, Arc::new(Model::embedded().unwrap()))
 }
 
+/// The small catalog's world with 1,000 users, at its start.
+fn thousand_users() -> (Catalog, World) {
+    let spec = small_spec();
+    let start = sim::generate(&spec).unwrap();
+    let world = World::build(&start, SimParams::new(9, 1000), spec.as_of);
+    (start, world)
+}
+
+fn flow_off() -> (String, Engine) {
+    (
+        "off".to_string(),
+        flow_engine("[chuanliu]\nenabled = false\n"),
+    )
+}
+
 const FLOW_ON: &str = "[chuanliu]\nfrequency_cap = 2\n[chuanliu.budget]\ndaily_impressions = 300\n";
 
 #[test]
@@ -485,16 +501,8 @@ fn a_branch_of_a_served_world_serves_as_the_world_itself_would() {
 
 #[test]
 fn the_oracle_lifts_participants_own_live_gmv_within_the_flows_budget() {
-    let spec = small_spec();
-    let start = sim::generate(&spec).unwrap();
-    let world = World::build(&start, SimParams::new(9, 1000), spec.as_of);
-    let engines = vec![
-        (
-            "off".to_string(),
-            flow_engine("[chuanliu]\nenabled = false\n"),
-        ),
-        ("on".to_string(), flow_engine(FLOW_ON)),
-    ];
+    let (start, world) = thousand_users();
+    let engines = vec![flow_off(), ("on".to_string(), flow_engine(FLOW_ON))];
     let design = sim::report::Design {
         warmup_days: 2,
         enrolled_share: 0.5,
@@ -543,4 +551,61 @@ fn the_oracle_lifts_participants_own_live_gmv_within_the_flows_budget() {
     assert!(oracle.flow.expected_net_live_gmv > 0.0, "{:?}", oracle.flow);
     let text = c.to_string();
     assert!(text.contains("eff%") && text.contains("oracle"), "{text}");
+}
+
+#[test]
+fn the_holdout_estimates_what_the_flow_adds_in_the_simulated_world() {
+    let (start, world) = thousand_users();
+    let engines = vec![
+        flow_off(),
+        (
+            "held".to_string(),
+            flow_engine(
+                &format!("{FLOW_ON}[chuanliu.scenes.recommend]\nmode = \"inject\"\nboost = 5.0\n")
+                    .replace(
+                        "[chuanliu]\n",
+                        "[chuanliu]\nholdout_share = 0.3\nenroll_all_brands = true\n",
+                    ),
+            ),
+        ),
+    ];
+    let c = sim::report::compare(
+        &world,
+        &start,
+        &engines,
+        2,
+        &[Scene::Recommend],
+        sim::report::Design::default(),
+        sim::report::Extras::default(),
+    );
+    let [off, held] = &c.rows[..] else {
+        panic!("a row per config: {:?}", c.rows.len());
+    };
+    let (flow, h) = (&held.flow, &held.flow.holdout);
+    assert_eq!(
+        off.flow.holdout.holdout_units, 0,
+        "no share, nobody held out"
+    );
+    assert!(
+        h.treated_units > 2 * h.holdout_units / 3 && h.holdout_units > 0,
+        "{h:?}"
+    );
+    assert!(h.ghost.impressions > 0, "held-out users get ghosts: {h:?}");
+    // Attribution counts only flow impressions the users scrolled to, and
+    // only sales in the brand's own live stream.
+    assert!(0 < flow.seen_impressions && flow.seen_impressions <= flow.impressions);
+    assert!(
+        flow.attributed_purchases <= flow.own_live_purchases,
+        "{flow:?}"
+    );
+    // The service's estimate covers what the flow did to the brands' own
+    // live streams here (every brand takes part).
+    let truth = flow.participant_live_gmv - off.flow.participant_live_gmv;
+    let own = h.own_live_gmv.expect("both arms have units");
+    assert!(
+        own.low <= truth && truth <= own.high,
+        "{truth} outside {own:?}"
+    );
+    assert!(truth > 0.0, "the flow adds own-live GMV: {truth}");
+    assert!(c.to_string().contains("holdout.live"));
 }

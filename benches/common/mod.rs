@@ -21,6 +21,7 @@ pub fn batch(next: &AtomicU64, prefix: &str) -> Vec<Event> {
                     seller_streamer_id: format!("s{:05}", i % 3_000),
                     channel: Channel::Influencer,
                     price: 10.0 + (i % 500) as f64,
+                    venue: None,
                 },
             }
         })

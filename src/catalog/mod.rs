@@ -157,7 +157,7 @@ impl Catalog {
     }
 
     /// The brand whose own account broadcasts `stream`, if it is one.
-    fn self_brand_of(&self, stream: &Stream) -> Option<&str> {
+    pub(super) fn self_brand_of(&self, stream: &Stream) -> Option<&str> {
         self.streamers
             .get(stream.streamer_id.as_str())
             .filter(|s| s.kind == StreamerKind::BrandSelf)

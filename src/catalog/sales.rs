@@ -43,21 +43,38 @@ impl Catalog {
         }
     }
 
-    /// Sets a purchase's channel to the one [`Catalog::sale_channel`]
-    /// counts it in; returns why, when that is not the channel claimed.
-    /// Other events are left as they are.
-    pub fn count_sale(&self, event: &mut Event) -> Option<&'static str> {
-        let EventKind::Purchase {
-            brand_id,
-            seller_streamer_id,
-            channel,
-            ..
-        } = &mut event.kind
-        else {
-            return None;
-        };
-        let (counted, note) = self.sale_channel(brand_id, seller_streamer_id, *channel);
-        *channel = counted;
-        note
+    /// Resolves what the flow needs of an event against the catalog, once,
+    /// before it is logged: a purchase's channel becomes the one
+    /// [`Catalog::sale_channel`] counts it in (returning why, when that is
+    /// not the channel claimed); an impression of a brand's own stream
+    /// names the brand. Clicks are left as they are.
+    pub fn resolve_for_flow(&self, event: &mut Event) -> Option<&'static str> {
+        match &mut event.kind {
+            EventKind::Purchase {
+                brand_id,
+                seller_streamer_id,
+                channel,
+                ..
+            } => {
+                let (counted, note) = self.sale_channel(brand_id, seller_streamer_id, *channel);
+                *channel = counted;
+                note
+            }
+            EventKind::Impression {
+                item_id,
+                own_stream_of,
+                ..
+            } => {
+                *own_stream_of = self.own_stream_of(item_id).map(String::from);
+                None
+            }
+            EventKind::Click { .. } => None,
+        }
+    }
+
+    /// The brand whose own account broadcasts the stream `item`, if it is
+    /// one (goods and unknown items are none).
+    pub fn own_stream_of(&self, item: &str) -> Option<&str> {
+        self.self_brand_of(&self.streams.get(item)?.stream)
     }
 }

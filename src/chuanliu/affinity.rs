@@ -1,6 +1,6 @@
 //! The affinity store: user -> brands the user bought through influencers.
 //!
-//! An entry is 40 bytes (brand, two source influencers, weight, three
+//! An entry is 44 bytes (brand, two source influencers, weight, four
 //! second-resolution times, a counter, the holdout arm and two outcomes for
 //! it, see `holdout`): ids are interned to `u32` and times
 //! kept in seconds so that tens of millions of entries fit in a few GB
@@ -28,6 +28,11 @@ pub struct AffinityParams {
     pub min_weight: f64,
 }
 
+/// An impression of the brand's own stream counts as the user seeing the
+/// flow's impression when it comes within this long after the flow served
+/// it (clients report impressions seconds after the page).
+pub const SEEN_WITHIN_S: u32 = 3_600;
+
 /// No source influencer in this place.
 const NONE: u32 = u32::MAX;
 const SHARDS: usize = 64;
@@ -46,13 +51,17 @@ pub struct Affinity {
     pub updated: Secs,
     /// Last flow impression of the brand to this user (0: never).
     pub shown: Secs,
+    /// Last time the user saw the brand's stream after a flow impression
+    /// (an `Impression` event within [`SEEN_WITHIN_S`] of `shown`; 0:
+    /// never): attribution counts from here, not from `shown`.
+    pub seen: Secs,
     /// Start of the frequency-cap window and the flow impressions in it.
     pub window_start: Secs,
     pub window_count: u16,
     /// In the flow's holdout (decided when it was made): served ghosts only.
     pub holdout: bool,
     /// The unit's outcomes since it was made, yuan: the user's GMV in the
-    /// brand's own channel, and in every channel split among the user's
+    /// brand's own live stream, and in every channel split among the user's
     /// live affinities.
     pub own_gmv: f32,
     pub all_gmv: f32,
@@ -63,7 +72,7 @@ pub struct Affinity {
 pub struct Moved {
     pub brand: u32,
     pub holdout: bool,
-    /// The brand's own channel: (before, after).
+    /// The brand's own live stream: (before, after).
     pub own: (f64, f64),
     /// Every channel, this affinity's share: (before, after).
     pub all: (f64, f64),
@@ -190,6 +199,7 @@ impl Affinities {
             weight: 1.0,
             updated: now,
             shown: Secs(0),
+            seen: Secs(0),
             window_start: Secs(0),
             window_count: 0,
             holdout,
@@ -216,7 +226,7 @@ impl Affinities {
         made
     }
 
-    /// A purchase by `user` of `price` yuan at `now`, in `own`'s own channel
+    /// A purchase by `user` of `price` yuan at `now`, in `own`'s own live stream
     /// when given: adds it to the outcomes of the user's live affinities
     /// and says what moved.
     pub fn credit(
@@ -333,16 +343,42 @@ impl Affinities {
         }
     }
 
-    /// For a purchase in `brand`'s own channel at `now`: the influencers to
-    /// credit if the user was shown the brand through the flow within
-    /// `window_s` before it.
+    /// An impression of `brand`'s own stream to `user` at `now`: marks the
+    /// flow's impression seen if it was served within [`SEEN_WITHIN_S`]
+    /// before (a held-out affinity's ghosts are never seen). Whether it did.
+    pub fn saw(&self, user: &str, brand: u32, now: Secs) -> bool {
+        let mut shard = self.shard(user).lock();
+        let Some(a) = shard
+            .get_mut(user)
+            .and_then(|e| e.iter_mut().find(|a| a.brand == brand))
+        else {
+            return false;
+        };
+        // A client's clock may run a little behind the server's.
+        let after = now.0.saturating_add(60) >= a.shown.0;
+        let fresh = now.0.saturating_sub(a.shown.0) <= SEEN_WITHIN_S;
+        if a.holdout || a.shown.0 == 0 || !after || !fresh {
+            return false;
+        }
+        a.seen = Secs(a.seen.0.max(now.0));
+        true
+    }
+
+    /// For a purchase in `brand`'s own live stream at `now`: the affinity,
+    /// whose influencers to credit, if the user saw the brand's stream
+    /// after a flow impression within `window_s` before it. A held-out
+    /// affinity's ghosts count from when they were served: nothing was
+    /// there to be seen.
     pub fn attribute(&self, user: &str, brand: u32, now: Secs, window_s: u32) -> Option<Affinity> {
         let shard = self.shard(user).lock();
         shard
             .get(user)?
             .iter()
             .find(|a| a.brand == brand)
-            .filter(|a| a.shown.0 != 0 && a.shown <= now && now.0 - a.shown.0 <= window_s)
+            .filter(|a| {
+                let from = if a.holdout { a.shown } else { a.seen };
+                from.0 != 0 && from <= now && now.0 - from.0 <= window_s
+            })
             .copied()
     }
 
@@ -410,8 +446,12 @@ pub enum Layout {
     /// outcomes 0).
     V1,
     /// 39 bytes: V1's, then the arm (u8) and the two outcomes (f32 bits).
-    #[default]
+    /// Read with nothing seen: attribution restarts from the next seen
+    /// impression.
     V2,
+    /// 43 bytes: V2's, then the seen time (u32).
+    #[default]
+    V3,
 }
 
 impl Layout {
@@ -419,6 +459,7 @@ impl Layout {
         match self {
             Layout::V1 => 30,
             Layout::V2 => 39,
+            Layout::V3 => 43,
         }
     }
 }
@@ -426,11 +467,12 @@ impl Layout {
 /// A shard as bytes: per user, the id's length (u16) and bytes, the entry
 /// count (u16), then each entry's fields in declaration order, little-endian
 /// (brand, sources, weight bits, updated, shown, window start: u32; window
-/// count: u16; holdout: u8; own and all GMV: f32 bits), [`Layout::V2`]. A
+/// count: u16; holdout: u8; own and all GMV: f32 bits; seen: u32),
+/// [`Layout::V3`]. A
 /// fixed layout encodes 10M entries in well under a second, where a generic
 /// serializer took seconds, and the snapshot holds ingestion while it runs.
 fn encode_shard(shard: &Shard) -> Vec<u8> {
-    let mut out = Vec::with_capacity(shard.len() * (24 + 2 * Layout::V2.entry_bytes()));
+    let mut out = Vec::with_capacity(shard.len() * (24 + 2 * Layout::V3.entry_bytes()));
     for (user, entries) in shard {
         // Ids are at most `limits.max_id_bytes` (<= 4096, checked by the
         // config); entries at most `max_brands_per_user` (<= 256).
@@ -453,6 +495,7 @@ fn encode_shard(shard: &Shard) -> Vec<u8> {
             out.push(a.holdout as u8);
             out.extend_from_slice(&a.own_gmv.to_bits().to_le_bytes());
             out.extend_from_slice(&a.all_gmv.to_bits().to_le_bytes());
+            out.extend_from_slice(&a.seen.0.to_le_bytes());
         }
     }
     out
@@ -484,7 +527,7 @@ fn decode_shard(
             let word = |at: usize| u32::from_le_bytes(e[at..at + 4].try_into().expect("4 bytes"));
             let (holdout, own_gmv, all_gmv) = match layout {
                 Layout::V1 => (false, 0.0, 0.0),
-                Layout::V2 => match e[30] {
+                Layout::V2 | Layout::V3 => match e[30] {
                     0 | 1 => (
                         e[30] == 1,
                         f32::from_bits(word(31)),
@@ -499,6 +542,7 @@ fn decode_shard(
                 weight: f32::from_bits(word(12)),
                 updated: Secs(word(16)),
                 shown: Secs(word(20)),
+                seen: Secs(if layout == Layout::V3 { word(39) } else { 0 }),
                 window_start: Secs(word(24)),
                 window_count: u16::from_le_bytes([e[28], e[29]]),
                 holdout,

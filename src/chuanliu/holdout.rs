@@ -8,7 +8,7 @@
 //! that copy shows it, the impression is counted as a *ghost* (cap and
 //! budget spent, nothing shown, no reward). Every affinity is a unit of the
 //! experiment from the moment it is made; its outcomes are the user's GMV in
-//! the brand's own channel since then, and the user's GMV in every channel
+//! the brand's own live stream since then, and the user's GMV in every channel
 //! since then, split equally among the user's live affinities (so that a
 //! user's GMV is counted once over all brands). The intent-to-treat
 //! increment per unit is the difference of the two arms' mean outcomes; the
@@ -39,7 +39,7 @@ pub fn in_holdout(user: &str, share: f64) -> bool {
     (x as f64 / 2f64.powi(64)) < share
 }
 
-/// Ghost impressions, and own-channel purchases attributed to them.
+/// Ghost impressions, and own-live purchases attributed to them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Ghosts {
     pub impressions: u64,
@@ -78,7 +78,7 @@ impl Moments {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Arm {
     pub units: u64,
-    /// GMV in the brand's own channel.
+    /// GMV in the brand's own live stream.
     pub own: Moments,
     /// The user's GMV in every channel, split among its live affinities.
     pub all: Moments,
@@ -97,7 +97,7 @@ impl Arm {
 pub struct HoldoutState {
     pub treated: Arm,
     pub holdout: Arm,
-    /// Ghost impressions, and purchases in the brand's own channel
+    /// Ghost impressions, and purchases in the brand's own live stream
     /// attributed to them.
     pub ghost: Ghosts,
 }
@@ -124,7 +124,7 @@ impl HoldoutState {
             treated_units: self.treated.units,
             holdout_units: self.holdout.units,
             ghost: self.ghost,
-            own_channel_gmv: increment(
+            own_live_gmv: increment(
                 (self.treated.units, &self.treated.own),
                 (self.holdout.units, &self.holdout.own),
             ),
@@ -137,7 +137,7 @@ impl HoldoutState {
 }
 
 /// What the flow added to one outcome, estimated from the holdout.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Increment {
     /// Yuan per unit: treated mean minus holdout mean.
     pub per_unit: f64,
@@ -150,13 +150,13 @@ pub struct Increment {
 }
 
 /// The holdout's figures for one brand or overall.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
 pub struct HoldoutStats {
     pub treated_units: u64,
     pub holdout_units: u64,
     pub ghost: Ghosts,
     /// `None` until each arm has two units.
-    pub own_channel_gmv: Option<Increment>,
+    pub own_live_gmv: Option<Increment>,
     pub total_gmv: Option<Increment>,
 }
 
@@ -224,7 +224,7 @@ mod tests {
                 a.own.moved(y / 2.0, y);
             }
         }
-        let inc = state.stats().own_channel_gmv.unwrap();
+        let inc = state.stats().own_live_gmv.unwrap();
         let var = |ys: &[f64]| {
             let m = ys.iter().sum::<f64>() / ys.len() as f64;
             ys.iter().map(|y| (y - m).powi(2)).sum::<f64>() / (ys.len() - 1) as f64
@@ -239,6 +239,6 @@ mod tests {
         sum.add(&state);
         sum.add(&state);
         assert_eq!(sum.treated.units, 10);
-        assert!(HoldoutState::default().stats().own_channel_gmv.is_none());
+        assert!(HoldoutState::default().stats().own_live_gmv.is_none());
     }
 }

@@ -3,9 +3,10 @@
 //! A user who bought brand B's goods from an influencer's stream is shown
 //! B's own live stream: boosted when retrieval proposed it, injected as a
 //! candidate when it did not (per scene), within a paced daily budget and a
-//! per-user, per-brand frequency cap. A purchase in B's own channel soon
-//! after such an impression is attributed to the flow, and the influencers
-//! whose sales made the affinity earn a decaying, capped traffic reward.
+//! per-user, per-brand frequency cap. A purchase in B's own live stream
+//! soon after the user saw such an impression is attributed to the flow,
+//! and the influencers whose sales made the affinity earn a decaying,
+//! capped traffic reward.
 //! A share of users is held out and served ghosts instead (see
 //! [`holdout`]), so that what the flow adds is measured, not attributed.
 //!
@@ -34,7 +35,7 @@ pub use reservation::Reservation;
 pub use rewards::{Reward, RewardParams};
 
 use crate::domain::{Channel, Millis, Scene};
-use crate::domain::{Event, EventKind};
+use crate::domain::{Event, EventKind, Venue};
 use brands::{Brand, Brands, Counters};
 use compact_str::CompactString;
 use interner::Interner;
@@ -112,7 +113,10 @@ impl FlowParams {
 pub struct Applied {
     /// A purchase through an influencer made or strengthened an affinity.
     pub affinity: bool,
-    /// A purchase in a brand's own channel was attributed to the flow; its price.
+    /// An impression showed a brand's stream a flow impression had just
+    /// put on the user's page: attribution starts from it.
+    pub seen: bool,
+    /// A purchase in a brand's own live stream was attributed to the flow; its price.
     pub attributed: Option<f64>,
     /// ... or to a ghost impression, in the holdout.
     pub ghost: Option<f64>,
@@ -180,18 +184,32 @@ impl Flow {
     /// Applies one durable event, in log order. Affinities are recorded
     /// whether or not the flow is enabled, so enabling it finds them.
     pub fn apply(&self, event: &Event, params: &FlowParams) -> Applied {
-        let EventKind::Purchase {
-            brand_id,
-            seller_streamer_id,
-            channel,
-            price,
-            ..
-        } = &event.kind
-        else {
-            return Applied::default();
-        };
         let now = Secs::from(event.time);
         let user = event.user_id.as_str();
+        let (brand_id, seller_streamer_id, channel, price, venue) = match &event.kind {
+            EventKind::Purchase {
+                brand_id,
+                seller_streamer_id,
+                channel,
+                price,
+                venue,
+                ..
+            } => (brand_id, seller_streamer_id, channel, price, venue),
+            EventKind::Impression {
+                own_stream_of: Some(brand),
+                ..
+            } => {
+                let seen = self
+                    .brands
+                    .get(brand)
+                    .is_some_and(|b| self.affinities.saw(user, b, now));
+                return Applied {
+                    seen,
+                    ..Applied::default()
+                };
+            }
+            EventKind::Impression { .. } | EventKind::Click { .. } => return Applied::default(),
+        };
         match channel {
             Channel::Unverified => {
                 self.credit(user, None, *price, now, params);
@@ -212,6 +230,12 @@ impl Flow {
                     affinity: true,
                     ..Applied::default()
                 }
+            }
+            // Only its live stream's sales are self-broadcast sales: the
+            // shelf's count toward the holdout's total GMV, nothing else.
+            Channel::BrandSelf if *venue == Some(Venue::Shelf) => {
+                self.credit(user, None, *price, now, params);
+                Applied::default()
             }
             Channel::BrandSelf => {
                 let brand = self.brands.get(brand_id);
@@ -521,7 +545,7 @@ impl Flow {
             rewards: self.rewards.export(),
             totals: self.totals.get(),
             holdout: self.registry.export_holdout(),
-            layout: Layout::V2,
+            layout: Layout::V3,
         }
     }
 

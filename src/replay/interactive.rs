@@ -124,12 +124,15 @@ impl<'a> ShardUsers<'a> {
     }
 
     /// The user's answer to `page` (slot order); `None` for a user the
-    /// world does not know. Purchases on replayed pages are kept until due.
+    /// world does not know. Purchases on replayed pages, and impressions
+    /// of brands' own streams there (resolved against `catalog`, as the
+    /// intake would), are kept until due.
     pub(super) fn respond(
         &mut self,
         arm: Arm,
         query: &RankQuery,
         page: &[(&str, ItemKind)],
+        catalog: &Catalog,
     ) -> Option<PageOutcome> {
         let user = *self.responder.users.get(&query.user_id)?;
         let world = &self.responder.world;
@@ -151,10 +154,15 @@ impl<'a> ShardUsers<'a> {
         );
         if arm == Arm::Replayed {
             for record in &self.scratch {
-                if let Record::Purchase(p) = record {
-                    self.pending.insert((p.time, self.arrivals), Event::from(p));
-                    self.arrivals += 1;
-                }
+                let event = match record {
+                    Record::Purchase(p) => Event::from(p),
+                    Record::Impression(i) if catalog.own_stream_of(&i.item_id).is_some() => {
+                        Event::from_impression(i, catalog)
+                    }
+                    _ => continue,
+                };
+                self.pending.insert((event.time, self.arrivals), event);
+                self.arrivals += 1;
             }
         }
         Some(outcome)
@@ -239,8 +247,13 @@ mod tests {
         };
         let goods = responder.world.goods[0].id.clone();
         let page = [(goods.as_str(), ItemKind::Goods)];
-        let answered = users.respond(Arm::Replayed, &query(&user), &page).unwrap();
+        let answered = users
+            .respond(Arm::Replayed, &query(&user), &page, &Catalog::new())
+            .unwrap();
         assert_eq!(answered.impressions, 1);
-        assert_eq!(users.respond(Arm::Logged, &query("stranger"), &page), None);
+        assert_eq!(
+            users.respond(Arm::Logged, &query("stranger"), &page, &Catalog::new()),
+            None
+        );
     }
 }

@@ -36,7 +36,7 @@ pub use start::StartState;
 
 use crate::catalog::Catalog;
 use crate::domain::{ItemKind, Millis, Reason};
-use crate::engine::{Engine, RankState, Ranking};
+use crate::engine::{Engine, RankQuery, RankState, Ranking, Slot};
 use interactive::Arm;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -299,7 +299,7 @@ fn replay_shard(
                             .iter()
                             .map(|s| (s.item_id.as_str(), s.kind))
                             .collect();
-                        if let Some(o) = users.respond(Arm::Logged, query, &served) {
+                        if let Some(o) = users.respond(Arm::Logged, query, &served, &catalog) {
                             out.logged.add_outcome(o);
                         }
                     }
@@ -317,13 +317,24 @@ fn replay_shard(
                     })
                     .collect();
                 out.replayed.add_page(query, &page, index);
+                if users.is_none() {
+                    // Nobody saw a replayed page: its flow impressions are
+                    // taken as seen, so attribution on it is an upper bound.
+                    for s in ranking
+                        .slots
+                        .iter()
+                        .filter(|s| s.reasons.contains(Reason::Chuanliu))
+                    {
+                        apply(&seen_as_served(query, s, &catalog), &mut out);
+                    }
+                }
                 if let Some(users) = &mut users {
                     let shown: Vec<(&str, ItemKind)> = ranking
                         .slots
                         .iter()
                         .map(|s| (s.item_id.as_str(), s.kind))
                         .collect();
-                    match users.respond(Arm::Replayed, query, &shown) {
+                    match users.respond(Arm::Replayed, query, &shown, &catalog) {
                         Some(o) => out.replayed.add_outcome(o),
                         None => out.unanswered += 1,
                     }
@@ -357,4 +368,21 @@ fn replay_shard(
         }
     }
     out
+}
+
+/// The impression event of a replayed page's flow slot, as if the user had
+/// seen it when it was served.
+fn seen_as_served(query: &RankQuery, slot: &Slot, catalog: &Catalog) -> crate::domain::Event {
+    crate::domain::Event {
+        event_id: format!("{}#{}", query.request_id, slot.item_id),
+        time: query.now,
+        user_id: query.user_id.clone(),
+        kind: crate::domain::EventKind::Impression {
+            item_id: slot.item_id.clone(),
+            streamer_id: slot.streamer_id.clone(),
+            request_id: Some(query.request_id.clone()),
+            position: slot.position,
+            own_stream_of: catalog.own_stream_of(&slot.item_id).map(String::from),
+        },
+    }
 }

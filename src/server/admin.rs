@@ -226,7 +226,7 @@ fn holdout_to_pb(h: &HoldoutStats) -> pb::FlowHoldout {
         ghost_impressions: h.ghost.impressions,
         ghost_conversions: h.ghost.conversions,
         ghost_gmv: h.ghost.gmv(),
-        own_channel_gmv: h.own_channel_gmv.as_ref().map(increment),
+        own_live_gmv: h.own_live_gmv.as_ref().map(increment),
         total_gmv: h.total_gmv.as_ref().map(increment),
     }
 }

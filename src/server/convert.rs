@@ -7,7 +7,7 @@ use crate::catalog::{CatalogStats, Goods, QualityScores, Stream, Streamer};
 use crate::domain::{
     Channel, FieldError, ItemKind, Millis, Reason, Scene, StreamerKind, Tier, check_time,
 };
-use crate::domain::{Event, EventKind};
+use crate::domain::{Event, EventKind, Venue};
 use crate::domain::{TierThresholds, check_id, price_problem};
 use crate::engine::{Candidate, RankQuery, Ranking, Slot};
 use crate::proto::v1 as pb;
@@ -372,7 +372,19 @@ pub fn event(e: pb::Event, max_id: usize) -> Result<Event, FieldError> {
                 seller_streamer_id,
                 channel,
                 price,
+                venue,
             } = p;
+            let venue = match pb::SaleVenue::try_from(venue) {
+                Ok(pb::SaleVenue::Unspecified) => None,
+                Ok(pb::SaleVenue::LiveStream) => Some(Venue::LiveStream),
+                Ok(pb::SaleVenue::Shelf) => Some(Venue::Shelf),
+                Err(_) => {
+                    return Err(FieldError::new(
+                        "purchase.venue",
+                        format!("{venue} is not a sale venue"),
+                    ));
+                }
+            };
             let channel = match pb::SaleChannel::try_from(channel) {
                 Ok(pb::SaleChannel::Distribution) => Channel::Influencer,
                 Ok(pb::SaleChannel::SelfBroadcast) => Channel::BrandSelf,
@@ -405,6 +417,7 @@ pub fn event(e: pb::Event, max_id: usize) -> Result<Event, FieldError> {
                 )?,
                 channel,
                 price,
+                venue,
             }
         }
         Some(pb::event::Kind::Impression(i)) => {
@@ -419,6 +432,8 @@ pub fn event(e: pb::Event, max_id: usize) -> Result<Event, FieldError> {
                 streamer_id: optional_id("impression.streamer_id", streamer_id, max_id)?,
                 request_id: optional_id("impression.request_id", request_id, max_id)?,
                 position,
+                // Resolved against the catalog at intake.
+                own_stream_of: None,
             }
         }
         Some(pb::event::Kind::Click(c)) => {

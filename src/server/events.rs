@@ -57,7 +57,7 @@ impl EventApi {
                 });
                 match converted {
                     Ok(mut event) => {
-                        if let Some(note) = catalog.count_sale(&mut event) {
+                        if let Some(note) = catalog.resolve_for_flow(&mut event) {
                             reply.notes.push(pb::EventNote {
                                 index: (first_index + i) as u32,
                                 event_id: event.event_id.clone(),

@@ -176,8 +176,12 @@ fn describe() {
         "Purchases through influencers that made or strengthened a user-brand affinity"
     );
     describe_counter!(
+        "fairflow_flow_seen_impressions_total",
+        "Impression events showing a brand's own stream within an hour after the flow served it to the user: flow impressions seen, from which attribution counts"
+    );
+    describe_counter!(
         "fairflow_flow_attributed_conversions_total",
-        "Purchases in brands' own channels attributed to the flow"
+        "Purchases in brands' own live streams attributed to the flow (after a seen flow impression)"
     );
     describe_counter!(
         "fairflow_flow_attributed_gmv_fen_total",
@@ -185,7 +189,7 @@ fn describe() {
     );
     describe_counter!(
         "fairflow_flow_ghost_conversions_total",
-        "Purchases in brands' own channels that followed a ghost impression (the holdout's would-be attribution)"
+        "Purchases in brands' own live streams that followed a ghost impression (the holdout's would-be attribution)"
     );
     describe_gauge!(
         "fairflow_flow_holdout_units",
@@ -197,7 +201,7 @@ fn describe() {
     );
     describe_gauge!(
         "fairflow_flow_gmv_increment_yuan",
-        "What the flow added over the holdout, yuan over the treated units, by outcome (own_channel, total) and bound (estimate, low, high: the 95% interval); absent until each arm has two units"
+        "What the flow added over the holdout, yuan over the treated units, by outcome (own_live, total) and bound (estimate, low, high: the 95% interval); absent until each arm has two units"
     );
     describe_gauge!(
         "fairflow_flow_budget_daily",
@@ -296,6 +300,9 @@ pub fn record_flow_event(applied: &Applied) {
     if applied.affinity {
         counter!("fairflow_flow_affinity_purchases_total").increment(1);
     }
+    if applied.seen {
+        counter!("fairflow_flow_seen_impressions_total").increment(1);
+    }
     if let Some(price) = applied.attributed {
         counter!("fairflow_flow_attributed_conversions_total").increment(1);
         counter!("fairflow_flow_attributed_gmv_fen_total")
@@ -318,7 +325,7 @@ pub fn record_flow_totals(totals: &FlowTotals, event_ids: Option<usize>) {
     gauge!("fairflow_flow_holdout_units", "arm" => "treated").set(h.treated_units as f64);
     gauge!("fairflow_flow_holdout_units", "arm" => "holdout").set(h.holdout_units as f64);
     gauge!("fairflow_flow_ghost_impressions").set(h.ghost.impressions as f64);
-    for (outcome, increment) in [("own_channel", h.own_channel_gmv), ("total", h.total_gmv)] {
+    for (outcome, increment) in [("own_live", h.own_live_gmv), ("total", h.total_gmv)] {
         let Some(i) = increment else { continue };
         for (bound, v) in [("estimate", i.total), ("low", i.low), ("high", i.high)] {
             gauge!("fairflow_flow_gmv_increment_yuan", "outcome" => outcome, "bound" => bound)

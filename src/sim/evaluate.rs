@@ -27,9 +27,9 @@ use super::run::{LiveSet, advance_streams, next_query};
 use super::world::{CHUNK_MS, LOCAL_OFFSET_MS, World};
 pub use crate::allocate::concentration::{gini, max_gap_pp, shares, top_share};
 use crate::catalog::Catalog;
-use crate::chuanliu::{BrandSetting, Enrollment, Flow};
+use crate::chuanliu::{BrandSetting, Enrollment, Flow, HoldoutStats};
 use crate::domain::Event;
-use crate::domain::{Channel, Reason};
+use crate::domain::{Channel, Reason, Venue};
 use crate::domain::{ItemKind, Millis, Scene};
 use crate::engine::{Engine, RankState, Ranking};
 use crate::traffic::Record;
@@ -124,6 +124,8 @@ impl Evaluation {
 pub struct FlowOutcome {
     /// Slots served with the chuanliu reason (or placed by the oracle).
     pub impressions: u64,
+    /// Flow impressions the user scrolled to (what attribution counts from).
+    pub seen_impressions: u64,
     /// Of those, streams of brands not taking part (0 unless a pause fails).
     pub other_impressions: u64,
     /// Purchases the flow attributed to itself, and their GMV.
@@ -150,6 +152,9 @@ pub struct FlowOutcome {
     pub reward_exposure: f64,
     /// Purchases through influencers (which create affinities).
     pub influencer_purchases: u64,
+    /// The flow's holdout at the end of the run (with a holdout share):
+    /// its estimate of what the flow added, to set beside the paired truth.
+    pub holdout: HoldoutStats,
 }
 
 /// The oracle's spending: today's impressions, and per (user, brand) the
@@ -269,6 +274,12 @@ impl Served {
             }
         }
         self.day += days;
+        let end = Millis(world.day_start(self.day).0);
+        eval.flow.holdout = self
+            .state
+            .flow
+            .totals(end, &engine.params().chuanliu)
+            .holdout;
         eval
     }
 
@@ -411,19 +422,27 @@ impl Served {
         eval.user_gmv[user as usize] += outcome.gmv;
         eval.outcome += outcome;
         for record in records.iter() {
-            let Record::Purchase(p) = record else {
-                continue;
+            let p = match record {
+                // What the event intake would take of a seen slot: only a
+                // brand's own stream matters to the flow.
+                Record::Impression(i) if catalog.own_stream_of(&i.item_id).is_some() => {
+                    let event = Event::from_impression(i, catalog);
+                    if state.flow.apply(&event, &engine.params().chuanliu).seen {
+                        eval.flow.seen_impressions += 1;
+                    }
+                    continue;
+                }
+                Record::Purchase(p) => p,
+                _ => continue,
             };
             let applied = state.flow.apply(&Event::from(p), &engine.params().chuanliu);
             match p.channel {
                 Channel::BrandSelf => {
                     eval.flow.brand_self_purchases += 1;
                     eval.flow.brand_self_gmv += p.price;
-                    let in_stream = p
-                        .slot_item_id
-                        .as_deref()
-                        .is_some_and(|i| world.stream_index.contains_key(i));
-                    if in_stream && let Some(b) = own_brand(&p.seller_id) {
+                    if p.venue == Some(Venue::LiveStream)
+                        && let Some(b) = own_brand(&p.seller_id)
+                    {
                         eval.flow.own_live_purchases += 1;
                         eval.flow.own_live_gmv += p.price;
                         if self.participants[b as usize] {

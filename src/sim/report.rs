@@ -58,20 +58,27 @@ pub struct Lift {
     pub standard_error: f64,
 }
 
+/// `now`'s total minus `then`'s, user by user, with the standard error of
+/// that total from the per-user differences; `None` for no users.
+pub fn paired_difference(now: &[f64], then: &[f64]) -> Option<(f64, f64)> {
+    if now.len() != then.len() || now.is_empty() {
+        return None;
+    }
+    let n = now.len() as f64;
+    let diffs = now.iter().zip(then).map(|(a, b)| a - b);
+    let mean = diffs.clone().sum::<f64>() / n;
+    let var = diffs.map(|d| (d - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
+    Some((mean * n, (var * n).sqrt()))
+}
+
 impl Lift {
     /// `now` against `then`, user by user; `None` when the baseline is 0.
     pub fn paired(now: &[f64], then: &[f64]) -> Option<Lift> {
         let base: f64 = then.iter().sum();
-        if base <= 0.0 || now.len() != then.len() || now.is_empty() {
-            return None;
-        }
-        let n = now.len() as f64;
-        let diffs = now.iter().zip(then).map(|(a, b)| a - b);
-        let mean = diffs.clone().sum::<f64>() / n;
-        let var = diffs.map(|d| (d - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
+        let (total, se) = paired_difference(now, then).filter(|_| base > 0.0)?;
         Some(Lift {
-            change: mean * n / base,
-            standard_error: (var * n).sqrt() / base,
+            change: total / base,
+            standard_error: se / base,
         })
     }
 }
@@ -338,6 +345,13 @@ impl fmt::Display for Comparison {
             )?;
             write!(f, "{}", FlowTable(&self.rows))?;
         }
+        if self.rows.iter().any(|r| r.flow.holdout.holdout_units > 0) {
+            writeln!(
+                f,
+                "holdout (what the service estimates, yuan over the treated units, [95% interval]) beside the paired truth against the first config (yuan, ± one standard error): live = participants' own live streams, all = every channel; exp = the ground truth's expected net effect on the pages the flow acted on:"
+            )?;
+            write!(f, "{}", HoldoutTable(&self.rows))?;
+        }
         Ok(())
     }
 }
@@ -448,6 +462,64 @@ impl fmt::Display for FlowTable<'_> {
                 fl.expected_net_gmv,
                 opt(r.efficiency.map(|e| e * 100.0), 0),
                 fl.reward_exposure,
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// The flow's holdout estimate under each config that has one, beside the
+/// paired difference from the first config it estimates.
+pub struct HoldoutTable<'a>(pub &'a [Row]);
+
+impl fmt::Display for HoldoutTable<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        writeln!(
+            f,
+            "{:<26} {:>8} {:>8} {:>26} {:>16} {:>9} {:>26} {:>16} {:>9} {:>9} {:>9}",
+            "config",
+            "treated",
+            "held",
+            "holdout.live",
+            "paired.live",
+            "exp.live",
+            "holdout.all",
+            "paired.all",
+            "exp.net",
+            "attr.GMV",
+            "ghost.GMV",
+        )?;
+        let Some(base) = self.0.first() else {
+            return Ok(());
+        };
+        let estimate = |i: Option<crate::chuanliu::Increment>| {
+            i.map_or("-".to_string(), |i| {
+                format!("{:+.0} [{:+.0}, {:+.0}]", i.total, i.low, i.high)
+            })
+        };
+        let paired = |now: &[f64], then: &[f64]| {
+            paired_difference(now, then)
+                .map_or("-".to_string(), |(d, se)| format!("{d:+.0}±{se:.0}"))
+        };
+        for r in self.0.iter().filter(|r| r.flow.holdout.holdout_units > 0) {
+            let h = &r.flow.holdout;
+            writeln!(
+                f,
+                "{:<26} {:>8} {:>8} {:>26} {:>16} {:>+9.0} {:>26} {:>16} {:>+9.0} {:>9.0} {:>9.0}",
+                r.name,
+                h.treated_units,
+                h.holdout_units,
+                estimate(h.own_live_gmv),
+                paired(
+                    &r.user_participant_live_gmv,
+                    &base.user_participant_live_gmv
+                ),
+                r.flow.expected_net_live_gmv,
+                estimate(h.total_gmv),
+                paired(&r.user_gmv, &base.user_gmv),
+                r.flow.expected_net_gmv,
+                r.flow.attributed_gmv,
+                h.ghost.gmv(),
             )?;
         }
         Ok(())

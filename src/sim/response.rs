@@ -19,7 +19,7 @@
 //! that brand's own stream or shop (the effect the chuanliu flow exploits).
 
 use super::world::{GoodsFacts, User, World, mix};
-use crate::domain::{ItemKind, Millis, StreamerKind};
+use crate::domain::{ItemKind, Millis, StreamerKind, Venue};
 use crate::traffic::{Channel, Click, Impression, Purchase, Record};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -387,6 +387,10 @@ impl World {
                 seller_id: streamer.id.clone(),
                 channel,
                 price: goods.price,
+                venue: Some(match kind {
+                    ItemKind::LiveStream => Venue::LiveStream,
+                    ItemKind::Goods => Venue::Shelf,
+                }),
                 request_id: Some(request_id.to_string()),
                 slot_item_id: Some(item.to_string()),
             }));

@@ -18,7 +18,7 @@ pub use sink::{SinkCounts, SinkEvent, SinkOptions, TrafficSink, files_in};
 pub use source::{Source, SourceError, read_source, sources};
 
 pub use crate::domain::Channel;
-use crate::domain::{ItemKind, Millis, Scene};
+use crate::domain::{ItemKind, Millis, Scene, Venue};
 use crate::engine::Candidate;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
@@ -164,6 +164,27 @@ impl From<&Purchase> for crate::domain::Event {
                 seller_streamer_id: p.seller_id.clone(),
                 channel: p.channel,
                 price: p.price,
+                venue: p.venue,
+            },
+        }
+    }
+}
+
+impl crate::domain::Event {
+    /// An impression from a traffic log, as the event intake would have
+    /// taken it: resolved against `catalog` (the brand whose own stream it
+    /// is).
+    pub fn from_impression(i: &Impression, catalog: &crate::catalog::Catalog) -> Self {
+        crate::domain::Event {
+            event_id: i.event_id.clone(),
+            time: i.time,
+            user_id: i.user_id.clone(),
+            kind: crate::domain::EventKind::Impression {
+                item_id: i.item_id.clone(),
+                streamer_id: i.streamer_id.clone(),
+                request_id: Some(i.request_id.clone()),
+                position: i.position,
+                own_stream_of: catalog.own_stream_of(&i.item_id).map(String::from),
             },
         }
     }
@@ -178,6 +199,7 @@ impl Purchase {
             seller_streamer_id,
             channel,
             price,
+            venue,
         } = &e.kind
         else {
             return None;
@@ -191,6 +213,7 @@ impl Purchase {
             seller_id: seller_streamer_id.clone(),
             channel: *channel,
             price: *price,
+            venue: *venue,
             request_id: None,
             slot_item_id: None,
         })
@@ -247,6 +270,9 @@ pub struct Purchase {
     pub channel: Channel,
     /// Yuan.
     pub price: f64,
+    /// Where it was bought (unset: in the seller's live stream).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub venue: Option<Venue>,
     /// The request whose slot led to the order, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,

@@ -64,6 +64,7 @@ fn sample() -> Vec<Record> {
             seller_id: "s1".into(),
             channel: Channel::Influencer,
             price: 9.9,
+            venue: Some(crate::domain::Venue::LiveStream),
             request_id: Some("r1".into()),
             slot_item_id: Some("g1".into()),
         }),

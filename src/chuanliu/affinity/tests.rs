@@ -94,28 +94,52 @@ fn the_cap_counts_within_its_window_and_give_back_undoes_a_take() {
 }
 
 #[test]
-fn attribution_needs_a_flow_impression_within_the_window() {
+fn attribution_needs_a_seen_flow_impression_within_the_window() {
     let store = Affinities::default();
     let p = params();
     store.record("u", 1, 7, Secs(0), &p, false);
+    assert!(
+        !store.saw("u", 1, Secs(5)),
+        "never shown: an impression of the stream is not the flow's"
+    );
     assert!(
         store.attribute("u", 1, Secs(5), 60).is_none(),
         "never shown"
     );
     store.take("u", 1, Secs(10), 9, 100).unwrap();
-    assert!(store.attribute("u", 1, Secs(70), 60).is_some());
     assert!(
-        store.attribute("u", 1, Secs(71), 60).is_none(),
+        store.attribute("u", 1, Secs(20), 60).is_none(),
+        "served but not seen"
+    );
+    assert!(store.saw("u", 1, Secs(12)));
+    assert!(store.attribute("u", 1, Secs(72), 60).is_some());
+    assert!(
+        store.attribute("u", 1, Secs(73), 60).is_none(),
         "window passed"
     );
     assert!(
-        store.attribute("u", 1, Secs(9), 60).is_none(),
-        "before the impression"
+        store.attribute("u", 1, Secs(11), 60).is_none(),
+        "before it was seen"
     );
     assert!(
         store.attribute("u", 2, Secs(20), 60).is_none(),
         "other brand"
     );
+    assert!(
+        !store.saw("u", 1, Secs(10 + SEEN_WITHIN_S + 1)),
+        "too long after the flow served it"
+    );
+    assert!(!store.saw("u", 2, Secs(12)), "other brand");
+}
+
+#[test]
+fn a_ghost_is_never_seen_and_attributes_from_when_it_was_served() {
+    let store = Affinities::default();
+    let p = params();
+    store.record("u", 1, 7, Secs(0), &p, true);
+    store.take("u", 1, Secs(10), 9, 100).unwrap();
+    assert!(!store.saw("u", 1, Secs(12)));
+    assert!(store.attribute("u", 1, Secs(70), 60).is_some());
 }
 
 #[test]
@@ -127,22 +151,29 @@ fn shards_round_trip_through_their_bytes_and_damage_is_an_error() {
         store.record(&format!("user-{u}"), 9, 8, Secs(2000), &p, false);
     }
     store.take("user-7", 9, Secs(2100), 5, 100).unwrap();
+    assert!(store.saw("user-7", 9, Secs(2101)));
     store.record("held", 4, 8, Secs(2000), &p, true);
     store.credit("held", Some(4), 12.5, Secs(2001), &p);
     let blobs = store.export();
     let copy = Affinities::default();
-    copy.import(&blobs, Layout::V2).unwrap();
+    copy.import(&blobs, Layout::V3).unwrap();
     for u in 0..50 {
         let user = format!("user-{u}");
         assert_eq!(copy.of(&user), store.of(&user));
     }
     assert_eq!(copy.of("held"), store.of("held"));
     assert!(copy.of("held")[0].holdout && copy.of("held")[0].own_gmv == 12.5);
+    let seen = copy
+        .of("user-7")
+        .into_iter()
+        .find(|a| a.brand == 9)
+        .unwrap();
+    assert_eq!(seen.seen, Secs(2101));
     let longest = blobs.iter().max_by_key(|b| b.len()).unwrap();
     let cut = &longest[..longest.len() - 1];
     assert!(
         Affinities::default()
-            .import(&[cut.to_vec()], Layout::V2)
+            .import(&[cut.to_vec()], Layout::V3)
             .is_err()
     );
 }
@@ -204,6 +235,27 @@ fn blobs_from_before_the_holdout_are_read_as_treated() {
 }
 
 #[test]
-fn an_entry_is_40_bytes() {
-    assert_eq!(std::mem::size_of::<Affinity>(), 40);
+fn an_entry_is_44_bytes() {
+    assert_eq!(std::mem::size_of::<Affinity>(), 44);
+}
+
+#[test]
+fn blobs_from_before_seen_impressions_are_read_with_nothing_seen() {
+    // One user "u", one entry in the 39-byte layout, shown at 150.
+    let mut blob = vec![1, 0, b'u', 1, 0];
+    for word in [3u32, 7, u32::MAX, 1f32.to_bits(), 100, 150, 150] {
+        blob.extend_from_slice(&word.to_le_bytes());
+    }
+    blob.extend_from_slice(&1u16.to_le_bytes());
+    blob.push(1);
+    blob.extend_from_slice(&2.5f32.to_bits().to_le_bytes());
+    blob.extend_from_slice(&4.0f32.to_bits().to_le_bytes());
+    let store = Affinities::default();
+    store.import(&[blob.clone()], Layout::V2).unwrap();
+    let a = store.of("u")[0];
+    assert_eq!(
+        (a.shown, a.seen, a.holdout, a.own_gmv, a.all_gmv),
+        (Secs(150), Secs(0), true, 2.5, 4.0)
+    );
+    assert!(Affinities::default().import(&[blob], Layout::V3).is_err());
 }

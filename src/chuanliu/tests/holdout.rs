@@ -4,6 +4,7 @@
 //! purchases after a ghost are ghost conversions, not attributions; the
 //! increment is the difference of the arms' means, and survives a snapshot.
 
+use super::attribution::saw_b1;
 use super::*;
 
 /// `n` users in the holdout at `share`, and `n` not.
@@ -102,6 +103,7 @@ fn purchases_after_a_ghost_are_ghost_conversions_and_the_increment_is_the_differ
         state.flow.apply(&p, params);
         let q = query(u, &["inf-live", "other-live"], 3, later);
         e.rank(&c, &state, &q).unwrap();
+        state.flow.apply(&saw_b1(u, later), params);
     }
     // Own-channel purchases (88 each): two treated users and one held out.
     let buy = |u: &str, n: usize| {
@@ -123,7 +125,7 @@ fn purchases_after_a_ghost_are_ghost_conversions_and_the_increment_is_the_differ
         totals.counts.conversions, 3,
         "attribution counts the treated only"
     );
-    let own = h.own_channel_gmv.unwrap();
+    let own = h.own_live_gmv.unwrap();
     // Treated outcomes 88, 176, 0; held out 88, 0, 0.
     assert!(
         (own.per_unit - (264.0 / 3.0 - 88.0 / 3.0)).abs() < 1e-6,
