@@ -24,8 +24,8 @@ const MAGIC_V1: &[u8; 8] = b"FFSNAP01";
 
 /// The payload of an `FFSNAP01` snapshot: the flow without its holdout,
 /// affinities in [`Layout::V1`]. Read into today's [`Snapshot`] with every
-/// affinity treated and the holdout empty, so an upgrade starts from it
-/// instead of refusing a log whose start is gone.
+/// affinity treated (outside the holdout's arms) and the holdout empty, so
+/// an upgrade starts from it instead of refusing a log whose start is gone.
 mod v1 {
     use crate::chuanliu::{BrandSnapshot, FlowCounts, PacerState, Reward, Secs};
     use compact_str::CompactString;

@@ -379,3 +379,55 @@ fn a_replay_can_start_from_a_servers_snapshot() {
         "{err}"
     );
 }
+
+#[test]
+fn a_replay_under_a_holdout_reports_what_the_flow_added_summed_over_shards() {
+    let dir = tempfile::tempdir().unwrap();
+    let (catalog, path) = simulated_log(dir.path());
+    let log = replay::read(&[path], fairflow::traffic::OnError::Fail).unwrap();
+    let text = "[chuanliu]\nenroll_all_brands = true\nholdout_share = 0.5\n";
+    let engine = Engine::new(
+        Config::from_toml(text, "held.toml", None).unwrap().engine,
+        Arc::new(Model::embedded().unwrap()),
+    );
+    let run = |shards| {
+        let options = replay::Options {
+            shards,
+            ..replay::Options::default()
+        };
+        replay::run(&engine, &catalog, &log, &options, &AtomicU64::new(0))
+    };
+    let (one, four) = (run(1), run(4));
+    let h = one
+        .replayed
+        .summary(None)
+        .holdout
+        .expect("both arms have units");
+    assert!(h.treated_units > 0 && h.holdout_units > 0, "{h:?}");
+    assert!(h.own_live_gmv.is_some() && h.total_gmv.is_some(), "{h:?}");
+    // Shards hold disjoint users: their sums add up to one flow's.
+    let sharded = four.replayed.summary(None).holdout.unwrap();
+    assert_eq!(
+        (sharded.treated_units, sharded.holdout_units),
+        (h.treated_units, h.holdout_units)
+    );
+    let (a, b) = (sharded.own_live_gmv.unwrap(), h.own_live_gmv.unwrap());
+    assert!(
+        (a.total - b.total).abs() <= 1e-6 * b.total.abs().max(1.0),
+        "{a:?} vs {b:?}"
+    );
+    assert!(
+        (a.high - b.high).abs() <= 1e-6 * b.high.abs().max(1.0),
+        "{a:?} vs {b:?}"
+    );
+    // Without a share, nothing is held out and nothing is reported.
+    let plain = Engine::new(
+        Config::from_toml("[chuanliu]\nenroll_all_brands = true\n", "on.toml", None)
+            .unwrap()
+            .engine,
+        Arc::new(Model::embedded().unwrap()),
+    );
+    let options = replay::Options::default();
+    let off = replay::run(&plain, &catalog, &log, &options, &AtomicU64::new(0));
+    assert_eq!(off.replayed.summary(None).holdout, None);
+}

@@ -582,9 +582,11 @@ fn the_holdout_estimates_what_the_flow_adds_in_the_simulated_world() {
         panic!("a row per config: {:?}", c.rows.len());
     };
     let (flow, h) = (&held.flow, &held.flow.holdout);
+    let outside = off.flow.holdout;
     assert_eq!(
-        off.flow.holdout.holdout_units, 0,
-        "no share, nobody held out"
+        (outside.treated_units, outside.holdout_units),
+        (0, 0),
+        "with no share, no affinity is a unit"
     );
     assert!(
         h.treated_units > 2 * h.holdout_units / 3 && h.holdout_units > 0,

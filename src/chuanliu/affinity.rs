@@ -60,6 +60,11 @@ pub struct Affinity {
     pub window_count: u16,
     /// In the flow's holdout (decided when it was made): served ghosts only.
     pub holdout: bool,
+    /// A unit of the holdout's experiment: made while the holdout was on.
+    /// One made with it off (or before it existed) is treated but counted
+    /// in neither arm, so switching the holdout on never compares older
+    /// treated units with younger held-out ones.
+    pub unit: bool,
     /// The unit's outcomes since it was made, yuan: the user's GMV in the
     /// brand's own live stream, and in every channel split among the user's
     /// live affinities.
@@ -72,6 +77,8 @@ pub struct Affinity {
 pub struct Moved {
     pub brand: u32,
     pub holdout: bool,
+    /// The affinity is a unit of the experiment (see [`Affinity::unit`]).
+    pub unit: bool,
     /// The brand's own live stream: (before, after).
     pub own: (f64, f64),
     /// Every channel, this affinity's share: (before, after).
@@ -167,8 +174,9 @@ impl Affinities {
     /// A purchase of `brand` through influencer `source` at `now`: creates
     /// or strengthens the affinity. With the user at `max_brands_per_user`,
     /// the weakest affinity goes, unless the new one would be the weakest.
-    /// A new affinity goes to the holdout when `holdout`; returns its arm
-    /// when one was made.
+    /// A new affinity is a unit of the holdout's experiment in `arm`
+    /// (`Some(true)`: held out), or outside it with `None`; returns the
+    /// arm when a unit was made.
     pub fn record(
         &self,
         user: &str,
@@ -176,7 +184,7 @@ impl Affinities {
         source: u32,
         now: Secs,
         params: &AffinityParams,
-        holdout: bool,
+        arm: Option<bool>,
     ) -> Option<bool> {
         let mut shard = self.shard(user).lock();
         let slot = shard.entry(CompactString::from(user)).or_default();
@@ -202,11 +210,12 @@ impl Affinities {
             seen: Secs(0),
             window_start: Secs(0),
             window_count: 0,
-            holdout,
+            holdout: arm == Some(true),
+            unit: arm.is_some(),
             own_gmv: 0.0,
             all_gmv: 0.0,
         };
-        let mut made = Some(holdout);
+        let mut made = arm;
         if entries.len() < params.max_brands_per_user {
             entries.push(fresh);
         } else {
@@ -260,6 +269,7 @@ impl Affinities {
                 Moved {
                     brand: a.brand,
                     holdout: a.holdout,
+                    unit: a.unit,
                     own,
                     all: add(&mut a.all_gmv, share),
                 }
@@ -492,7 +502,12 @@ fn encode_shard(shard: &Shard) -> Vec<u8> {
                 out.extend_from_slice(&word.to_le_bytes());
             }
             out.extend_from_slice(&a.window_count.to_le_bytes());
-            out.push(a.holdout as u8);
+            out.push(match (a.unit, a.holdout) {
+                (true, false) => 0,
+                (true, true) => 1,
+                // Outside the experiment is always treated.
+                (false, _) => 2,
+            });
             out.extend_from_slice(&a.own_gmv.to_bits().to_le_bytes());
             out.extend_from_slice(&a.all_gmv.to_bits().to_le_bytes());
             out.extend_from_slice(&a.seen.0.to_le_bytes());
@@ -525,16 +540,17 @@ fn decode_shard(
         for _ in 0..count {
             let e = take(&mut b, layout.entry_bytes())?;
             let word = |at: usize| u32::from_le_bytes(e[at..at + 4].try_into().expect("4 bytes"));
-            let (holdout, own_gmv, all_gmv) = match layout {
-                Layout::V1 => (false, 0.0, 0.0),
-                Layout::V2 | Layout::V3 => match e[30] {
-                    0 | 1 => (
-                        e[30] == 1,
-                        f32::from_bits(word(31)),
-                        f32::from_bits(word(35)),
-                    ),
-                    other => return Err(format!("holdout flag {other}, not 0 or 1")),
-                },
+            // Before the holdout, no entry was a unit (its outcomes would
+            // start mid-way); V2 counted every entry as one.
+            let (unit, holdout, own_gmv, all_gmv) = match (layout, e.get(30)) {
+                (Layout::V1, _) => (false, false, 0.0, 0.0),
+                (_, Some(&flag @ (0 | 1))) | (Layout::V3, Some(&flag @ 2)) => (
+                    flag != 2,
+                    flag == 1,
+                    f32::from_bits(word(31)),
+                    f32::from_bits(word(35)),
+                ),
+                (_, flag) => return Err(format!("holdout flag {flag:?} is not an arm")),
             };
             entries.push(Affinity {
                 brand: word(0),
@@ -546,6 +562,7 @@ fn decode_shard(
                 window_start: Secs(word(24)),
                 window_count: u16::from_le_bytes([e[28], e[29]]),
                 holdout,
+                unit,
                 own_gmv,
                 all_gmv,
             });

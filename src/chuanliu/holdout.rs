@@ -6,8 +6,9 @@
 //! the flow goes through the same triggers, cap and budget, and allocation
 //! places the brand's stream on a copy of the page as it would have; when
 //! that copy shows it, the impression is counted as a *ghost* (cap and
-//! budget spent, nothing shown, no reward). Every affinity is a unit of the
-//! experiment from the moment it is made; its outcomes are the user's GMV in
+//! budget spent, nothing shown, no reward). Every affinity made while the
+//! share is above 0 is a unit of the experiment from the moment it is made
+//! (one made with the holdout off is treated, in neither arm); its outcomes are the user's GMV in
 //! the brand's own live stream since then, and the user's GMV in every channel
 //! since then, split equally among the user's live affinities (so that a
 //! user's GMV is counted once over all brands). The intent-to-treat

@@ -24,6 +24,7 @@ mod leases;
 mod pacer;
 mod reservation;
 mod rewards;
+mod snapshot;
 
 pub use affinity::{Affinities, Affinity, AffinityParams, Layout, Swept, Trigger};
 pub use brands::{BrandSetting, BrandSnapshot, Enrollment, FlowCounts};
@@ -33,6 +34,7 @@ pub use leases::BudgetKey;
 pub use pacer::{LeaseRequest, PacerState, Pacing};
 pub use reservation::Reservation;
 pub use rewards::{Reward, RewardParams};
+pub use snapshot::FlowSnapshot;
 
 use crate::domain::{Channel, Millis, Scene};
 use crate::domain::{Event, EventKind, Venue};
@@ -219,10 +221,11 @@ impl Flow {
                 self.credit(user, None, *price, now, params);
                 let brand = self.brands.id(brand_id);
                 let source = self.streamers.id(seller_streamer_id);
-                let holdout = holdout::in_holdout(user, params.holdout_share);
-                let made =
-                    self.affinities
-                        .record(user, brand, source, now, &params.affinity, holdout);
+                let arm = (params.holdout_share > 0.0)
+                    .then(|| holdout::in_holdout(user, params.holdout_share));
+                let made = self
+                    .affinities
+                    .record(user, brand, source, now, &params.affinity, arm);
                 if let Some(arm) = made {
                     self.registry.entry(brand).holdout.lock().arm_mut(arm).units += 1;
                 }
@@ -280,6 +283,9 @@ impl Flow {
             .affinities
             .credit(user, own, price, now, &params.affinity)
         {
+            if !m.unit {
+                continue;
+            }
             let entry = self.registry.entry(m.brand);
             let mut state = entry.holdout.lock();
             let arm = state.arm_mut(m.holdout);
@@ -429,15 +435,23 @@ impl Flow {
         self.totals.get()
     }
 
+    /// The holdout's sums over every brand: what [`FlowTotals::holdout`] is
+    /// computed from, and what flows of disjoint users (replay's shards)
+    /// add up.
+    pub fn holdout_state(&self) -> HoldoutState {
+        let mut holdout = HoldoutState::default();
+        for (_, b) in self.registry.all() {
+            holdout.add(&b.holdout.lock());
+        }
+        holdout
+    }
+
     pub fn totals(&self, now: Millis, params: &FlowParams) -> FlowTotals {
         let (spent_today, remaining_today) =
             self.budget
                 .today(params.daily_impressions, &params.pacing, now);
         let swept = self.swept.read();
-        let mut holdout = HoldoutState::default();
-        for (_, b) in self.registry.all() {
-            holdout.add(&b.holdout.lock());
-        }
+        let holdout = self.holdout_state();
         FlowTotals {
             counts: self.totals.get(),
             daily_impressions: params.daily_impressions,
@@ -564,26 +578,6 @@ impl Flow {
         flow.registry.import_holdout(snapshot.holdout);
         Ok(flow)
     }
-}
-
-/// Everything in a [`Flow`], as written to a snapshot.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-pub struct FlowSnapshot {
-    pub brands: Vec<CompactString>,
-    pub streamers: Vec<CompactString>,
-    /// The affinity store's shards, each encoded on its own (as bytes:
-    /// serde's default would write them one element at a time).
-    pub users: Vec<serde_bytes::ByteBuf>,
-    pub registry: Vec<BrandSnapshot>,
-    pub budget: PacerState,
-    pub rewards: Vec<(CompactString, Reward)>,
-    pub totals: FlowCounts,
-    /// Per interned brand.
-    pub holdout: Vec<(u32, HoldoutState)>,
-    /// How `users` lays entries out: not written, known from the snapshot
-    /// file's version (`snapshot::read`).
-    #[serde(skip)]
-    pub layout: Layout,
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 
 use crate::allocate::concentration::{gini, max_gap_pp, shares, top_share};
 use crate::catalog::Catalog;
+use crate::chuanliu::{HoldoutState, HoldoutStats};
 use crate::domain::{Millis, Tier};
 use crate::engine::RankQuery;
 use crate::sim::PageOutcome;
@@ -75,6 +76,10 @@ pub struct Figures {
     pub attributed_gmv: f64,
     /// The flow's daily budget summed over shards (replicas).
     pub flow_budget: u64,
+    /// The flow's holdout at the end, summed over shards (their users are
+    /// disjoint, so their units are too).
+    #[serde(skip)]
+    pub holdout: HoldoutState,
     /// What simulated users did with the pages (interactive replay).
     pub realized: Option<PageOutcome>,
 }
@@ -131,6 +136,7 @@ impl Figures {
         self.attributed_conversions += other.attributed_conversions;
         self.attributed_gmv += other.attributed_gmv;
         self.flow_budget += other.flow_budget;
+        self.holdout.add(&other.holdout);
         if let Some(o) = other.realized {
             *self.realized.get_or_insert_with(PageOutcome::default) += o;
         }
@@ -191,6 +197,7 @@ impl Figures {
             flow_budget: self.flow_budget,
             attributed_conversions: self.attributed_conversions,
             attributed_gmv: self.attributed_gmv,
+            holdout: (self.holdout.holdout.units > 0).then(|| self.holdout.stats()),
             realized: self.realized,
             hourly: self
                 .hourly
@@ -219,6 +226,9 @@ pub struct Summary {
     pub flow_budget: u64,
     pub attributed_conversions: u64,
     pub attributed_gmv: f64,
+    /// What the flow's holdout estimates it added (with a holdout share).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub holdout: Option<HoldoutStats>,
     /// Impressions, clicks, purchases and GMV of simulated users answering
     /// the pages (interactive replay only).
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -367,6 +367,7 @@ fn replay_shard(
             apply(&e, &mut out);
         }
     }
+    out.replayed.holdout = state.flow.holdout_state();
     out
 }
 

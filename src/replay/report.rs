@@ -3,6 +3,7 @@
 
 use super::ope::{self, Estimate, OffPolicy};
 use super::{Log, RankingRow, Replayed, Summary, charts};
+use crate::chuanliu::{HoldoutStats, Increment};
 use crate::domain::Scene;
 use crate::engine::Engine;
 use crate::sim::PageOutcome;
@@ -277,6 +278,25 @@ fn row(f: &mut fmt::Formatter, label: &str, s: &Summary) -> fmt::Result {
     )
 }
 
+/// The flow's holdout estimate under one policy (docs/chuanliu.md).
+fn holdout_line(f: &mut fmt::Formatter, name: &str, h: &HoldoutStats) -> fmt::Result {
+    let increment = |i: Option<Increment>| {
+        i.map_or("- (fewer than two units in an arm)".to_string(), |i| {
+            format!("{:+.0} [{:+.0}, {:+.0}]", i.total, i.low, i.high)
+        })
+    };
+    writeln!(
+        f,
+        "flow holdout, {name}: {} treated / {} held-out units; what the flow added, yuan over the treated units [95% interval]: own live {}, all GMV {}; ghost conversions {} ({:.0} yuan)",
+        h.treated_units,
+        h.holdout_units,
+        increment(h.own_live_gmv),
+        increment(h.total_gmv),
+        h.ghost.conversions,
+        h.ghost.gmv(),
+    )
+}
+
 fn realized_row(f: &mut fmt::Formatter, label: &str, o: &PageOutcome) -> fmt::Result {
     writeln!(
         f,
@@ -386,6 +406,11 @@ impl fmt::Display for Report {
             )?;
         }
         self.realized_table(f)?;
+        for p in std::iter::once(&self.a).chain(&self.b) {
+            if let Some(h) = &p.replayed.holdout {
+                holdout_line(f, &p.name, h)?;
+            }
+        }
         for p in std::iter::once(&self.a).chain(&self.b) {
             let Some(o) = &p.off_policy else { continue };
             writeln!(

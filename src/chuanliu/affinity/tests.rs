@@ -13,10 +13,10 @@ fn params() -> AffinityParams {
 fn weight_decays_by_half_life_and_purchases_add_up() {
     let store = Affinities::default();
     let p = params();
-    store.record("u", 1, 7, Secs(1000), &p, false);
+    store.record("u", 1, 7, Secs(1000), &p, Some(false));
     let t = store.triggers("u", Secs(1000 + 3600), &p, 9, 100);
     assert!((t[0].weight - 0.5).abs() < 1e-6, "{t:?}");
-    store.record("u", 1, 8, Secs(1000 + 3600), &p, false);
+    store.record("u", 1, 8, Secs(1000 + 3600), &p, Some(false));
     let a = store.of("u")[0];
     assert!((a.weight - 1.5).abs() < 1e-6);
     assert_eq!(a.sources().collect::<Vec<_>>(), vec![8, 7]);
@@ -36,8 +36,8 @@ fn entries_expire_after_ttl() {
         min_weight: 0.0,
         ..params()
     };
-    store.record("u", 1, 7, Secs(1000), &p, false);
-    store.record("v", 1, 7, Secs(1000 + 9 * 3600), &p, false);
+    store.record("u", 1, 7, Secs(1000), &p, Some(false));
+    store.record("v", 1, 7, Secs(1000 + 9 * 3600), &p, Some(false));
     let later = Secs(1000 + 10 * 3600 + 1);
     assert!(store.triggers("u", later, &p, 9, 100).is_empty());
     assert_eq!(store.triggers("v", later, &p, 9, 100).len(), 1);
@@ -50,16 +50,16 @@ fn entries_expire_after_ttl() {
 fn bounded_brands_per_user_keep_the_strongest() {
     let store = Affinities::default();
     let p = params();
-    store.record("u", 1, 7, Secs(0), &p, false);
-    store.record("u", 1, 7, Secs(0), &p, false); // weight 2
-    store.record("u", 2, 7, Secs(0), &p, false); // weight 1
-    store.record("u", 3, 7, Secs(3600), &p, false); // brand 2 has decayed to 0.5: replaced
+    store.record("u", 1, 7, Secs(0), &p, Some(false));
+    store.record("u", 1, 7, Secs(0), &p, Some(false)); // weight 2
+    store.record("u", 2, 7, Secs(0), &p, Some(false)); // weight 1
+    store.record("u", 3, 7, Secs(3600), &p, Some(false)); // brand 2 has decayed to 0.5: replaced
     let mut brands: Vec<u32> = store.of("u").iter().map(|a| a.brand).collect();
     brands.sort();
     assert_eq!(brands, vec![1, 3]);
     // Both stronger than a new purchase: the new one is the weakest, dropped.
-    store.record("u", 3, 7, Secs(3600), &p, false);
-    store.record("u", 4, 7, Secs(3600), &p, false);
+    store.record("u", 3, 7, Secs(3600), &p, Some(false));
+    store.record("u", 4, 7, Secs(3600), &p, Some(false));
     let mut brands: Vec<u32> = store.of("u").iter().map(|a| a.brand).collect();
     brands.sort();
     assert_eq!(brands, vec![1, 3]);
@@ -69,7 +69,7 @@ fn bounded_brands_per_user_keep_the_strongest() {
 fn the_cap_counts_within_its_window_and_give_back_undoes_a_take() {
     let store = Affinities::default();
     let p = params();
-    store.record("u", 1, 7, Secs(0), &p, false);
+    store.record("u", 1, 7, Secs(0), &p, Some(false));
     store.take("u", 1, Secs(10), 2, 100).unwrap();
     let b = store.take("u", 1, Secs(20), 2, 100).unwrap();
     assert!(
@@ -97,7 +97,7 @@ fn the_cap_counts_within_its_window_and_give_back_undoes_a_take() {
 fn attribution_needs_a_seen_flow_impression_within_the_window() {
     let store = Affinities::default();
     let p = params();
-    store.record("u", 1, 7, Secs(0), &p, false);
+    store.record("u", 1, 7, Secs(0), &p, Some(false));
     assert!(
         !store.saw("u", 1, Secs(5)),
         "never shown: an impression of the stream is not the flow's"
@@ -136,7 +136,7 @@ fn attribution_needs_a_seen_flow_impression_within_the_window() {
 fn a_ghost_is_never_seen_and_attributes_from_when_it_was_served() {
     let store = Affinities::default();
     let p = params();
-    store.record("u", 1, 7, Secs(0), &p, true);
+    store.record("u", 1, 7, Secs(0), &p, Some(true));
     store.take("u", 1, Secs(10), 9, 100).unwrap();
     assert!(!store.saw("u", 1, Secs(12)));
     assert!(store.attribute("u", 1, Secs(70), 60).is_some());
@@ -147,12 +147,20 @@ fn shards_round_trip_through_their_bytes_and_damage_is_an_error() {
     let store = Affinities::default();
     let p = params();
     for u in 0..50 {
-        store.record(&format!("user-{u}"), u % 3, 7, Secs(1000 + u), &p, false);
-        store.record(&format!("user-{u}"), 9, 8, Secs(2000), &p, false);
+        store.record(
+            &format!("user-{u}"),
+            u % 3,
+            7,
+            Secs(1000 + u),
+            &p,
+            Some(false),
+        );
+        store.record(&format!("user-{u}"), 9, 8, Secs(2000), &p, Some(false));
     }
     store.take("user-7", 9, Secs(2100), 5, 100).unwrap();
     assert!(store.saw("user-7", 9, Secs(2101)));
-    store.record("held", 4, 8, Secs(2000), &p, true);
+    store.record("held", 4, 8, Secs(2000), &p, Some(true));
+    store.record("held", 5, 8, Secs(2000), &p, None);
     store.credit("held", Some(4), 12.5, Secs(2001), &p);
     let blobs = store.export();
     let copy = Affinities::default();
@@ -162,7 +170,9 @@ fn shards_round_trip_through_their_bytes_and_damage_is_an_error() {
         assert_eq!(copy.of(&user), store.of(&user));
     }
     assert_eq!(copy.of("held"), store.of("held"));
-    assert!(copy.of("held")[0].holdout && copy.of("held")[0].own_gmv == 12.5);
+    let held = copy.of("held");
+    assert!(held[0].holdout && held[0].unit && held[0].own_gmv == 12.5);
+    assert!(!held[1].holdout && !held[1].unit, "outside the experiment");
     let seen = copy
         .of("user-7")
         .into_iter()
@@ -182,13 +192,16 @@ fn shards_round_trip_through_their_bytes_and_damage_is_an_error() {
 fn a_purchase_moves_the_outcomes_of_the_users_live_affinities() {
     let store = Affinities::default();
     let p = params();
-    assert_eq!(store.record("u", 1, 7, Secs(0), &p, true), Some(true));
+    assert_eq!(store.record("u", 1, 7, Secs(0), &p, Some(true)), Some(true));
     assert_eq!(
-        store.record("u", 1, 7, Secs(5), &p, false),
+        store.record("u", 1, 7, Secs(5), &p, Some(false)),
         None,
         "strengthened"
     );
-    assert_eq!(store.record("u", 2, 7, Secs(10), &p, false), Some(false));
+    assert_eq!(
+        store.record("u", 2, 7, Secs(10), &p, Some(false)),
+        Some(false)
+    );
     let mut moved = store.credit("u", Some(2), 10.0, Secs(20), &p);
     moved.sort_by_key(|m| m.brand);
     assert_eq!(
@@ -197,12 +210,14 @@ fn a_purchase_moves_the_outcomes_of_the_users_live_affinities() {
             Moved {
                 brand: 1,
                 holdout: true,
+                unit: true,
                 own: (0.0, 0.0),
                 all: (0.0, 5.0)
             },
             Moved {
                 brand: 2,
                 holdout: false,
+                unit: true,
                 own: (0.0, 10.0),
                 all: (0.0, 5.0)
             },
@@ -213,11 +228,15 @@ fn a_purchase_moves_the_outcomes_of_the_users_live_affinities() {
     let moved = store.credit("u", None, 4.0, late, &p);
     assert_eq!(moved.len(), 1);
     assert_eq!((moved[0].brand, moved[0].all), (2, (5.0, 9.0)));
+    // Made with the holdout off: treated, outside both arms.
+    assert_eq!(store.record("v", 3, 7, late, &p, None), None);
+    let outside = store.credit("v", Some(3), 4.0, late, &p);
+    assert!(!outside[0].unit && !outside[0].holdout, "{outside:?}");
     assert!(store.credit("nobody", None, 4.0, late, &p).is_empty());
 }
 
 #[test]
-fn blobs_from_before_the_holdout_are_read_as_treated() {
+fn blobs_from_before_the_holdout_are_read_as_treated_outside_the_experiment() {
     // One user "u", one entry in the 30-byte layout.
     let mut blob = vec![1, 0, b'u', 1, 0];
     for word in [3u32, 7, u32::MAX, 1f32.to_bits(), 100, 0, 0] {
@@ -228,8 +247,8 @@ fn blobs_from_before_the_holdout_are_read_as_treated() {
     store.import(&[blob.clone()], Layout::V1).unwrap();
     let a = store.of("u")[0];
     assert_eq!(
-        (a.brand, a.updated, a.holdout, a.own_gmv),
-        (3, Secs(100), false, 0.0)
+        (a.brand, a.updated, a.holdout, a.unit, a.own_gmv),
+        (3, Secs(100), false, false, 0.0)
     );
     assert!(Affinities::default().import(&[blob], Layout::V2).is_err());
 }
@@ -254,8 +273,8 @@ fn blobs_from_before_seen_impressions_are_read_with_nothing_seen() {
     store.import(&[blob.clone()], Layout::V2).unwrap();
     let a = store.of("u")[0];
     assert_eq!(
-        (a.shown, a.seen, a.holdout, a.own_gmv, a.all_gmv),
-        (Secs(150), Secs(0), true, 2.5, 4.0)
+        (a.shown, a.seen, a.holdout, a.unit, a.own_gmv, a.all_gmv),
+        (Secs(150), Secs(0), true, true, 2.5, 4.0)
     );
     assert!(Affinities::default().import(&[blob], Layout::V3).is_err());
 }

@@ -142,3 +142,43 @@ fn purchases_after_a_ghost_are_ghost_conversions_and_the_increment_is_the_differ
     assert_eq!(restored.totals(later, params).holdout, h);
     assert!(restored.affinities_of(&held[0])[0].1.holdout);
 }
+
+#[test]
+fn affinities_made_with_the_holdout_off_are_treated_in_neither_arm() {
+    let (off, on, state) = (engine(ALL, ""), held_engine(), RankState::new());
+    let (held, treated) = arms(0.5, 4);
+    let buy = |u: &str, id: &str, channel, e: &Engine| {
+        let p = purchase(&format!("{id}-{u}"), u, channel, NOON);
+        state.flow.apply(&p, &e.params().chuanliu)
+    };
+    // Before the holdout is switched on: affinities, no units.
+    for u in held[..2].iter().chain(&treated[..2]) {
+        buy(u, "before", Channel::Influencer, &off);
+    }
+    let units = |s: &RankState| {
+        let h = s.flow.totals(NOON, &on.params().chuanliu).holdout;
+        (h.treated_units, h.holdout_units)
+    };
+    assert_eq!(units(&state), (0, 0));
+    assert!(
+        !state.flow.affinities_of(&held[0])[0].1.holdout,
+        "made with the holdout off: treated, whatever the hash says"
+    );
+    // Switched on: new affinities are units; the older ones' purchases
+    // move neither arm.
+    for u in held[2..].iter().chain(&treated[2..]) {
+        buy(u, "after", Channel::Influencer, &on);
+    }
+    assert_eq!(units(&state), (2, 2));
+    buy(&treated[0], "own", Channel::BrandSelf, &on);
+    let own = state
+        .flow
+        .totals(NOON, &on.params().chuanliu)
+        .holdout
+        .own_live_gmv
+        .unwrap();
+    assert_eq!((own.per_unit, own.total), (0.0, 0.0), "{own:?}");
+    buy(&treated[2], "own", Channel::BrandSelf, &on);
+    let own = state.flow.totals(NOON, &on.params().chuanliu).holdout;
+    assert!((own.own_live_gmv.unwrap().per_unit - 44.0).abs() < 1e-9);
+}
