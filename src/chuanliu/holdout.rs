@@ -150,6 +150,17 @@ pub struct Increment {
     pub high: f64,
 }
 
+impl std::fmt::Display for Increment {
+    /// The total and its interval, in whole yuan: `+120 [+80, +160]`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:+.0} [{:+.0}, {:+.0}]",
+            self.total, self.low, self.high
+        )
+    }
+}
+
 /// The holdout's figures for one brand or overall.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
 pub struct HoldoutStats {

@@ -156,9 +156,10 @@ impl<'a> ShardUsers<'a> {
             for record in &self.scratch {
                 let event = match record {
                     Record::Purchase(p) => Event::from(p),
-                    Record::Impression(i) if catalog.own_stream_of(&i.item_id).is_some() => {
-                        Event::from_impression(i, catalog)
-                    }
+                    Record::Impression(i) => match Event::flow_impression(i, catalog) {
+                        Some(e) => e,
+                        None => continue,
+                    },
                     _ => continue,
                 };
                 self.pending.insert((event.time, self.arrivals), event);

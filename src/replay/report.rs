@@ -282,7 +282,7 @@ fn row(f: &mut fmt::Formatter, label: &str, s: &Summary) -> fmt::Result {
 fn holdout_line(f: &mut fmt::Formatter, name: &str, h: &HoldoutStats) -> fmt::Result {
     let increment = |i: Option<Increment>| {
         i.map_or("- (fewer than two units in an arm)".to_string(), |i| {
-            format!("{:+.0} [{:+.0}, {:+.0}]", i.total, i.low, i.high)
+            i.to_string()
         })
     };
     writeln!(

@@ -274,12 +274,7 @@ impl Served {
             }
         }
         self.day += days;
-        let end = Millis(world.day_start(self.day).0);
-        eval.flow.holdout = self
-            .state
-            .flow
-            .totals(end, &engine.params().chuanliu)
-            .holdout;
+        eval.flow.holdout = self.state.flow.holdout_state().stats();
         eval
     }
 
@@ -423,11 +418,10 @@ impl Served {
         eval.outcome += outcome;
         for record in records.iter() {
             let p = match record {
-                // What the event intake would take of a seen slot: only a
-                // brand's own stream matters to the flow.
-                Record::Impression(i) if catalog.own_stream_of(&i.item_id).is_some() => {
-                    let event = Event::from_impression(i, catalog);
-                    if state.flow.apply(&event, &engine.params().chuanliu).seen {
+                Record::Impression(i) => {
+                    if let Some(event) = Event::flow_impression(i, catalog)
+                        && state.flow.apply(&event, &engine.params().chuanliu).seen
+                    {
                         eval.flow.seen_impressions += 1;
                     }
                     continue;

@@ -492,11 +492,8 @@ impl fmt::Display for HoldoutTable<'_> {
         let Some(base) = self.0.first() else {
             return Ok(());
         };
-        let estimate = |i: Option<crate::chuanliu::Increment>| {
-            i.map_or("-".to_string(), |i| {
-                format!("{:+.0} [{:+.0}, {:+.0}]", i.total, i.low, i.high)
-            })
-        };
+        let estimate =
+            |i: Option<crate::chuanliu::Increment>| i.map_or("-".to_string(), |i| i.to_string());
         let paired = |now: &[f64], then: &[f64]| {
             paired_difference(now, then)
                 .map_or("-".to_string(), |(d, se)| format!("{d:+.0}±{se:.0}"))

@@ -171,11 +171,12 @@ impl From<&Purchase> for crate::domain::Event {
 }
 
 impl crate::domain::Event {
-    /// An impression from a traffic log, as the event intake would have
-    /// taken it: resolved against `catalog` (the brand whose own stream it
-    /// is).
-    pub fn from_impression(i: &Impression, catalog: &crate::catalog::Catalog) -> Self {
-        crate::domain::Event {
+    /// An impression from a traffic log as the event intake would have
+    /// taken it for the flow, resolved against `catalog`: `None` unless it
+    /// shows a brand's own stream (nothing else matters to the flow).
+    pub fn flow_impression(i: &Impression, catalog: &crate::catalog::Catalog) -> Option<Self> {
+        let brand = catalog.own_stream_of(&i.item_id)?;
+        Some(crate::domain::Event {
             event_id: i.event_id.clone(),
             time: i.time,
             user_id: i.user_id.clone(),
@@ -184,9 +185,9 @@ impl crate::domain::Event {
                 streamer_id: i.streamer_id.clone(),
                 request_id: Some(i.request_id.clone()),
                 position: i.position,
-                own_stream_of: catalog.own_stream_of(&i.item_id).map(String::from),
+                own_stream_of: Some(brand.into()),
             },
-        }
+        })
     }
 }
 
