@@ -14,6 +14,7 @@ use std::fmt;
 pub struct Millis(pub i64);
 
 impl Millis {
+    pub const MS_PER_HOUR: i64 = 3_600_000;
     pub const MS_PER_DAY: i64 = 86_400_000;
 
     /// Milliseconds elapsed since `earlier`, zero if `earlier` is in the future

@@ -683,3 +683,64 @@ async fn a_sighup_as_soon_as_it_listens_does_not_kill_the_server() {
         );
     }
 }
+
+#[test]
+fn simulate_takes_the_response_knobs_and_refuses_bad_ones_by_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |name: &str, knobs: &[&str]| {
+        let out = dir.path().join(name);
+        let result = Command::new(BIN)
+            .args([
+                "simulate",
+                "--seed",
+                "4",
+                "--users",
+                "40",
+                "--streamers",
+                "120",
+            ])
+            .args(["--goods-per-brand", "10", "--days", "1", "--quiet"])
+            .args(knobs)
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap();
+        (result, out.join("traffic.jsonl"))
+    };
+    for (knobs, reason) in [
+        (
+            &["--fatigue=-1"][..],
+            "--fatigue must be at least 0, got -1",
+        ),
+        (
+            &["--memory-half-life-days", "0"][..],
+            "--memory-half-life-days must be positive",
+        ),
+        (
+            &["--fatigue-half-life-hours", "NaN"][..],
+            "--fatigue-half-life-hours must be positive",
+        ),
+    ] {
+        let (out, _) = run("bad", knobs);
+        assert!(!out.status.success(), "{knobs:?} accepted");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(reason), "{knobs:?}: {stderr}");
+    }
+    let (plain, plain_log) = run("plain", &[]);
+    let (tired, tired_log) = run("tired", &["--fatigue", "3"]);
+    assert!(plain.status.success() && tired.status.success());
+    let clicks = |log: &std::path::Path| {
+        std::fs::read_to_string(log)
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains("\"type\":\"click\""))
+            .count()
+    };
+    // Same requests; a heavy fatigue leaves fewer clicks.
+    assert!(
+        clicks(&tired_log) < clicks(&plain_log),
+        "{} vs {}",
+        clicks(&tired_log),
+        clicks(&plain_log)
+    );
+}

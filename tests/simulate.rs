@@ -24,6 +24,22 @@ fn small_spec() -> CatalogSpec {
     }
 }
 
+/// A world of the small catalog with `params`.
+fn small_world(params: SimParams) -> World {
+    let spec = small_spec();
+    let catalog = sim::generate(&spec).unwrap();
+    World::build(&catalog, params, spec.as_of)
+}
+
+/// Params for tests that show one page thousands of times at one instant:
+/// fatigue would soon make every click on it unlikely and drown what they
+/// measure. `fatigue_is_what_responses_average_to` covers fatigue.
+fn without_fatigue(seed: u64, users: usize) -> SimParams {
+    let mut params = SimParams::new(seed, users);
+    params.response.fatigue = 0.0;
+    params
+}
+
 fn engine() -> Engine {
     Engine::new(
         Config::embedded_default().unwrap().engine,
@@ -153,7 +169,7 @@ fn respond_many(
 fn users_respond_to_any_ranking_with_position_bias() {
     let spec = small_spec();
     let catalog = sim::generate(&spec).unwrap();
-    let mut params = SimParams::new(5, 1);
+    let mut params = without_fatigue(5, 1);
     params.segments = [
         params.segments[0].clone(),
         params.segments[0].clone(),
@@ -205,7 +221,7 @@ fn answers_about(
 fn an_item_gets_the_same_answer_whatever_else_the_page_and_history_hold() {
     let spec = small_spec();
     let catalog = sim::generate(&spec).unwrap();
-    let mut params = SimParams::new(5, 1);
+    let mut params = without_fatigue(5, 1);
     for s in &mut params.segments {
         s.scroll_depth = 1000.0;
     }
@@ -245,9 +261,7 @@ fn an_item_gets_the_same_answer_whatever_else_the_page_and_history_hold() {
 
 #[test]
 fn brand_memory_lifts_purchases_in_the_brands_own_channel() {
-    let spec = small_spec();
-    let catalog = sim::generate(&spec).unwrap();
-    let world = World::build(&catalog, SimParams::new(5, 1), spec.as_of);
+    let world = small_world(without_fatigue(5, 1));
     // Goods sold by a brand's own account.
     let (brand, own_goods) = world
         .goods_by_brand
@@ -416,9 +430,7 @@ fn the_flow_serves_attributes_and_rewards_in_the_simulated_world_and_off_means_o
 
 #[test]
 fn expected_gmv_is_what_responses_average_to() {
-    let spec = small_spec();
-    let catalog = sim::generate(&spec).unwrap();
-    let world = World::build(&catalog, SimParams::new(5, 1), spec.as_of);
+    let world = small_world(without_fatigue(5, 1));
     // A brand's own stream, at slot 2 behind two items the world does not
     // know (seen, never clicked), to a user who remembers the brand: the
     // scroll depth, examination and the memory's lift all count.
@@ -453,6 +465,113 @@ fn expected_gmv_is_what_responses_average_to() {
         (mean - expected).abs() < 4.0 * se,
         "realized {mean:.4} (se {se:.4}), expected {expected:.4}"
     );
+}
+
+#[test]
+fn fatigue_is_what_responses_average_to() {
+    // Stronger than the default, so that one impression's effect on clicks
+    // stands well clear of the sampling error.
+    let mut params = SimParams::new(5, 1);
+    params.response.fatigue = 0.5;
+    let world = small_world(params);
+    let p = &world.params.response;
+    let id = world.streams[0].id.as_str();
+    let page = [(id, ItemKind::LiveStream)];
+    let fresh = world.expected_gmv(
+        0,
+        &UserState::new(1, 0),
+        id,
+        ItemKind::LiveStream,
+        0,
+        world.start,
+    );
+
+    // One earlier impression (slot 0 is always reached) lowers the click
+    // odds by exp(-fatigue); it fades with its half-life and is gone after
+    // a few of them.
+    let mut state = UserState::new(1, 0);
+    world.respond(0, &mut state, "r", world.start, &page, &mut Vec::new());
+    let at = |hours: f64| {
+        let now = Millis(world.start.0 + (hours * 3_600_000.0) as i64);
+        world.expected_gmv(0, &state, id, ItemKind::LiveStream, 0, now)
+    };
+    let (tired, later, rested) = (
+        at(0.0),
+        at(p.fatigue_half_life_hours),
+        at(p.fatigue_half_life_hours * 20.0),
+    );
+    let odds = (-p.fatigue).exp();
+    // Clicks are rare, so the chance falls nearly as the odds do.
+    assert!(
+        tired > fresh * odds && tired < fresh * odds * 1.05,
+        "{tired} vs {fresh}"
+    );
+    assert!(
+        tired < later && later < fresh,
+        "{tired} < {later} < {fresh}"
+    );
+    assert!((rested - fresh).abs() < fresh * 1e-4, "{rested} vs {fresh}");
+
+    // Realized: a page after one priming impression of the same stream at
+    // the same instant, against a page without; pages are 20 half-lives
+    // apart. Fatigue changes clicks only, so their ratio is the expected
+    // GMVs' ratio.
+    let mut state = UserState::new(1, 0);
+    let gap = (p.fatigue_half_life_hours * 20.0 * 3_600_000.0) as i64;
+    let n = 400_000;
+    let (mut primed, mut unprimed) = (0u64, 0u64);
+    for i in 0..2 * n {
+        let now = Millis(world.start.0 + i * gap);
+        if i % 2 == 0 {
+            world.respond(0, &mut state, "prime", now, &page, &mut Vec::new());
+        }
+        let clicks = world
+            .respond(0, &mut state, "r", now, &page, &mut Vec::new())
+            .clicks;
+        *if i % 2 == 0 {
+            &mut primed
+        } else {
+            &mut unprimed
+        } += clicks;
+    }
+    let ratio = primed as f64 / unprimed as f64;
+    let se = ratio * (1.0 / primed as f64 + 1.0 / unprimed as f64).sqrt();
+    assert!(
+        (ratio - tired / fresh).abs() < 4.0 * se && 1.0 - ratio > 4.0 * se,
+        "realized click ratio {ratio:.3} (se {se:.3}), expected {:.3}",
+        tired / fresh
+    );
+}
+
+#[test]
+fn a_brand_memory_fades_with_its_half_life_and_is_then_forgotten() {
+    let world = small_world(SimParams::new(5, 1));
+    let p = &world.params.response;
+    let (brand, stream) = (0..world.brand_ids.len())
+        .find_map(|b| Some((b as u32, world.brand_stream[b]?)))
+        .unwrap();
+    let id = world.streams[stream as usize].id.as_str();
+    let mut state = UserState::new(1, 0);
+    state.remember(brand, world.start);
+    let day = 86_400_000.0;
+    let at = |days: f64| Millis(world.start.0 + (days * day) as i64);
+    assert_eq!(state.memory(brand, at(0.0), p), 1.0);
+    let half = state.memory(brand, at(p.flow_memory_half_life_days), p);
+    assert!((half - 0.5).abs() < 1e-9, "{half}");
+    assert_eq!(state.memory(brand, at(p.flow_memory_days + 0.01), p), 0.0);
+    assert_eq!(state.memory(brand + 1, at(0.0), p), 0.0);
+
+    let value = |state: &UserState, days: f64| {
+        world.expected_gmv(0, state, id, ItemKind::LiveStream, 0, at(days))
+    };
+    let nobody = UserState::new(1, 0);
+    let (fresh, faded, gone) = (
+        value(&state, 0.0),
+        value(&state, p.flow_memory_half_life_days),
+        value(&state, p.flow_memory_days + 0.01),
+    );
+    assert!(fresh > faded && faded > gone, "{fresh} > {faded} > {gone}");
+    assert_eq!(gone, value(&nobody, p.flow_memory_days + 0.01));
 }
 
 fn flow_engine(toml: &str) -> Engine {

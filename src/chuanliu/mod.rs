@@ -73,8 +73,22 @@ pub enum SceneMode {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SceneFlow {
     pub mode: SceneMode,
-    /// Score multiplier of a flow stream.
+    /// Score multiplier of a flow stream for an affinity of weight 1 or
+    /// more (a fresh purchase); see [`SceneFlow::boost_for`].
     pub boost: f64,
+}
+
+impl SceneFlow {
+    /// The score multiplier of a flow stream for an affinity of `weight`:
+    /// `boost ^ min(weight, 1)`. What a remembered brand adds to a user's
+    /// odds of buying fades as the memory does, so the lift is taken in the
+    /// log domain in proportion to the decayed weight: a fading affinity
+    /// earns a place only against weaker competition, and the budget goes
+    /// to the users it helps most. A weight above 1 (several purchases) is
+    /// not taken as a stronger memory than a fresh one.
+    pub fn boost_for(&self, weight: f64) -> f64 {
+        self.boost.powf(weight.clamp(0.0, 1.0))
+    }
 }
 
 /// `[chuanliu]` in the config.
@@ -398,6 +412,7 @@ impl Flow {
                 caps,
                 stream: c.stream,
                 candidate: c.candidate,
+                weight: c.trigger.weight,
                 ghost: c.trigger.holdout,
                 committed: false,
             });

@@ -24,6 +24,8 @@ pub struct Reservation<'f> {
     /// query's candidates (`None`: not proposed, to inject).
     pub stream: &'f str,
     pub candidate: Option<usize>,
+    /// The affinity's decayed weight when reserved.
+    pub weight: f64,
     /// For a holdout affinity: placed on a copy of the page, never shown.
     pub ghost: bool,
     pub(super) committed: bool,

@@ -80,7 +80,7 @@ pub struct RawAffinity {
 impl Default for RawAffinity {
     fn default() -> Self {
         RawAffinity {
-            half_life_hours: 72.0,
+            half_life_hours: 168.0,
             ttl_hours: 336.0,
             max_brands_per_user: 8,
             min_weight: 0.25,

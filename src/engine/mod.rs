@@ -241,10 +241,11 @@ impl Engine {
             .collect();
         let mut eligible: Vec<bool> = items.iter().map(|r| r.eligible).collect();
         let mut marks = vec![Reasons::default(); items.len()];
-        let boost = params.scene(query.scene).boost;
+        let scene = params.scene(query.scene);
         let mut ghosts = Vec::new();
         for r in &reservations {
             let i = r.candidate.expect("set above");
+            let boost = scene.boost_for(r.weight);
             if r.ghost {
                 // Served as if the flow were not there (a stream injected
                 // for the ghost alone is not placeable); allocation places
@@ -254,6 +255,7 @@ impl Engine {
                     index: i,
                     eligible: eligible[i],
                     injected,
+                    boost,
                 });
                 if injected {
                     eligible[i] = false;
@@ -286,7 +288,6 @@ impl Engine {
             marks,
             flow: reservations,
             ghosts,
-            ghost_boost: boost,
         })
     }
 
@@ -371,7 +372,6 @@ pub struct Evaluation<'a> {
     /// The candidates of ghost reservations, and the flow's boost they
     /// would have had.
     ghosts: Vec<Ghost>,
-    ghost_boost: f64,
 }
 
 /// A ghost reservation's candidate.
@@ -383,6 +383,8 @@ struct Ghost {
     eligible: bool,
     /// Added to the candidates for the ghost alone.
     injected: bool,
+    /// The flow's boost it would have had.
+    boost: f64,
 }
 
 /// Where a brand's flow stream is for this query: the brand's live
@@ -438,7 +440,7 @@ impl<'a> Evaluation<'a> {
         }
         let mut items = self.allocation_items();
         for g in &self.ghosts {
-            items[g.index].score *= self.ghost_boost;
+            items[g.index].score *= g.boost;
             if g.injected {
                 items[g.index].eligible = g.eligible;
             }

@@ -58,18 +58,42 @@ pub struct ResponseParams {
     pub buy_follows: f64,
     pub buy_quality: f64,
     /// The effect the chuanliu flow exploits: odds multiplier on buying from
-    /// brand B's own stream or shop for a user who bought B's goods through
-    /// an influencer within `flow_memory_days`.
+    /// brand B's own stream or shop for a user who has just bought B's goods
+    /// through an influencer. It fades with the memory (below).
     pub flow_lift: f64,
     /// Odds multiplier on clicking such an item (the user knows the brand).
     pub flow_click_lift: f64,
+    /// A brand memory is forgotten this long after the purchase that made it.
     pub flow_memory_days: f64,
+    /// A memory's strength halves every this many days: both lifts enter the
+    /// log-odds times 0.5^(age / half-life).
+    pub flow_memory_half_life_days: f64,
+    /// Log-odds of clicking lost per earlier impression of the same item to
+    /// the same user; earlier impressions count 0.5^(age / half-life).
+    pub fatigue: f64,
+    pub fatigue_half_life_hours: f64,
 }
 
 impl ResponseParams {
     /// How long a brand memory lasts, in milliseconds.
     pub fn memory_ms(&self) -> i64 {
         (self.flow_memory_days * Millis::MS_PER_DAY as f64) as i64
+    }
+
+    /// The strength of a brand memory `age_ms` old: 1 when fresh, halving
+    /// every half-life, 0 once forgotten.
+    pub fn memory_strength(&self, age_ms: i64) -> f64 {
+        if age_ms > self.memory_ms() {
+            return 0.0;
+        }
+        let days = age_ms.max(0) as f64 / Millis::MS_PER_DAY as f64;
+        0.5f64.powf(days / self.flow_memory_half_life_days)
+    }
+
+    /// How much an impression `age_ms` old still tires the user of an item.
+    pub fn fatigue_weight(&self, age_ms: i64) -> f64 {
+        let hours = age_ms.max(0) as f64 / Millis::MS_PER_HOUR as f64;
+        0.5f64.powf(hours / self.fatigue_half_life_hours)
     }
 }
 
@@ -144,6 +168,9 @@ impl SimParams {
                 flow_lift: 2.5,
                 flow_click_lift: 1.5,
                 flow_memory_days: 30.0,
+                flow_memory_half_life_days: 7.0,
+                fatigue: 0.05,
+                fatigue_half_life_hours: 24.0,
             },
         }
     }

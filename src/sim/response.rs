@@ -14,20 +14,29 @@
 //! user therefore differ only where their pages differ: an item both put
 //! on a page at the same position gets the same answer, whatever came
 //! before it. (One stream per user would make every draw after the first
-//! differing page differ, and comparisons of policies mostly noise.) A purchase through an
-//! influencer leaves a brand memory that lifts later clicks and purchases in
-//! that brand's own stream or shop (the effect the chuanliu flow exploits).
+//! differing page differ, and comparisons of policies mostly noise.)
+//!
+//! A purchase through an influencer leaves a brand memory that lifts later
+//! clicks and purchases in that brand's own stream or shop (the effect the
+//! chuanliu flow exploits); it fades with a half-life. Every impression of
+//! an item tires the user of it: a later click on the same item is less
+//! likely, until that fades too.
 
+use super::params::ResponseParams;
 use super::world::{GoodsFacts, User, World, mix};
 use crate::domain::{ItemKind, Millis, StreamerKind, Venue};
 use crate::traffic::{Channel, Click, Impression, Purchase, Record};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 
 /// Brands a user remembers buying through an influencer, at most this many
 /// (the oldest is forgotten first).
 const FLOW_MEMORY: usize = 16;
+
+/// The fatigue map is first pruned at this many items.
+const PRUNE_AT: usize = 256;
 
 /// One user's mutable state: retrieval's randomness, purchase memory and
 /// the page count that keys response draws. Users are independent, so
@@ -38,6 +47,10 @@ pub struct UserState {
     rng: ChaCha8Rng,
     /// (brand, last purchase through an influencer).
     flow_brands: Vec<(u32, Millis)>,
+    /// Per item key: the fatigue load of its earlier impressions as of the
+    /// last one, and when that was.
+    tired: HashMap<u64, (f64, Millis)>,
+    prune_at: usize,
     seq: u64,
     /// Pages responded to so far.
     pages: u64,
@@ -48,6 +61,8 @@ impl UserState {
         UserState {
             rng: ChaCha8Rng::seed_from_u64(mix(seed, 1 << 40 | user as u64, 0)),
             flow_brands: Vec::new(),
+            tired: HashMap::new(),
+            prune_at: PRUNE_AT,
             seq: 0,
             pages: 0,
         }
@@ -68,12 +83,36 @@ impl UserState {
         self.seq
     }
 
-    /// Whether the user bought `brand` through an influencer recently enough
-    /// for it to matter.
-    pub fn remembers(&self, brand: u32, now: Millis, memory_ms: i64) -> bool {
+    /// How strongly the user remembers buying `brand` through an
+    /// influencer at `now`: 0 if never or forgotten.
+    pub fn memory(&self, brand: u32, now: Millis, params: &ResponseParams) -> f64 {
         self.flow_brands
             .iter()
-            .any(|&(b, t)| b == brand && now.since(t) <= memory_ms)
+            .find(|&&(b, _)| b == brand)
+            .map_or(0.0, |&(_, t)| params.memory_strength(now.since(t)))
+    }
+
+    /// The fatigue load of the user's earlier impressions of the item with
+    /// `key` at `now`.
+    fn fatigue(&self, key: u64, now: Millis, params: &ResponseParams) -> f64 {
+        self.tired.get(&key).map_or(0.0, |&(load, at)| {
+            load * params.fatigue_weight(now.since(at))
+        })
+    }
+
+    /// Counts an impression of the item with `key` at `now`.
+    fn tire(&mut self, key: u64, now: Millis, params: &ResponseParams) {
+        let load = self.fatigue(key, now, params) + 1.0;
+        self.tired.insert(key, (load, now));
+        // Items seen long ago barely matter (under 0.05 of an impression,
+        // about four half-lives): dropping them keeps the map at about the
+        // items of the last few days. Pruning again only once the map has
+        // doubled keeps the cost per impression constant.
+        if self.tired.len() >= self.prune_at {
+            self.tired
+                .retain(|_, &mut (l, at)| l * params.fatigue_weight(now.since(at)) >= 0.05);
+            self.prune_at = (2 * self.tired.len()).max(PRUNE_AT);
+        }
     }
 
     /// The brands the user remembers at `now` (bought through an influencer
@@ -131,6 +170,15 @@ struct Shown {
     is_live: bool,
     /// The brand whose own channel this is, if it is one.
     own_brand: Option<u32>,
+}
+
+/// What earlier traffic left that changes a user's response to an item.
+#[derive(Debug, Clone, Copy)]
+struct History {
+    /// Strength of the memory of the brand whose own channel it is (0..=1).
+    memory: f64,
+    /// Earlier impressions of the item, faded.
+    fatigue: f64,
 }
 
 /// Tags the response streams apart from the world's other seeded streams.
@@ -194,23 +242,24 @@ impl World {
         1.0 - 1.0 / self.params.segment(user.segment).scroll_depth.max(1.0)
     }
 
-    /// Whether the user remembers the brand whose own channel `shown` is.
-    fn remembers_own(&self, state: &UserState, shown: &Shown, now: Millis) -> bool {
-        let memory_ms = self.params.response.memory_ms();
-        shown
-            .own_brand
-            .is_some_and(|b| state.remembers(b, now, memory_ms))
+    /// What the user brings to `shown` at `now` from earlier traffic.
+    fn history(&self, state: &UserState, shown: &Shown, key: u64, now: Millis) -> History {
+        let p = &self.params.response;
+        History {
+            memory: shown.own_brand.map_or(0.0, |b| state.memory(b, now, p)),
+            fatigue: state.fatigue(key, now, p),
+        }
     }
 
     /// The chance that a slot the user reached at `position` is examined
     /// and clicked.
-    fn click_chance(&self, user: &User, shown: &Shown, remembered: bool, position: usize) -> f64 {
+    fn click_chance(&self, user: &User, shown: &Shown, history: History, position: usize) -> f64 {
         let examine = (1.0 + position as f64).powf(-self.params.response.position_decay);
-        (examine * sigmoid(self.click_logit(user, shown, remembered))).clamp(0.0, 1.0)
+        (examine * sigmoid(self.click_logit(user, shown, history))).clamp(0.0, 1.0)
     }
 
     /// Log-odds that `user` clicks `shown` once examined.
-    fn click_logit(&self, user: &User, shown: &Shown, remembered: bool) -> f64 {
+    fn click_logit(&self, user: &User, shown: &Shown, history: History) -> f64 {
         let p = &self.params.response;
         let streamer = &self.streamers[shown.streamer as usize];
         p.click_base
@@ -223,15 +272,12 @@ impl World {
             }
             + p.click_quality * shown.quality
             + if shown.is_live { p.click_live } else { 0.0 }
-            + if remembered {
-                p.flow_click_lift.ln()
-            } else {
-                0.0
-            }
+            + history.memory * p.flow_click_lift.ln()
+            - p.fatigue * history.fatigue
     }
 
     /// Log-odds that `user`, having clicked `shown`, buys `goods` there.
-    fn buy_logit(&self, user: &User, shown: &Shown, goods: &GoodsFacts, remembered: bool) -> f64 {
+    fn buy_logit(&self, user: &User, shown: &Shown, goods: &GoodsFacts, memory: f64) -> f64 {
         let p = &self.params.response;
         let streamer = &self.streamers[shown.streamer as usize];
         p.buy_base
@@ -245,7 +291,7 @@ impl World {
                 0.0
             }
             + p.buy_quality * goods.quality
-            + if remembered { p.flow_lift.ln() } else { 0.0 }
+            + memory * p.flow_lift.ln()
     }
 
     /// The ground truth's expected GMV of showing `item` to the user at
@@ -266,15 +312,16 @@ impl World {
         now: Millis,
     ) -> f64 {
         let user = &self.users[user_idx as usize];
-        let Some(shown) = self.shown(user, item, kind) else {
+        let (Some(shown), Some(key)) = (self.shown(user, item, kind), self.item_key(item, kind))
+        else {
             return 0.0;
         };
-        let remembered = self.remembers_own(state, &shown, now);
+        let history = self.history(state, &shown, key, now);
         let seen = self.keep_going(user).powi(position as i32);
-        let click = self.click_chance(user, &shown, remembered, position);
+        let click = self.click_chance(user, &shown, history, position);
         let paid = |g: u32| {
             let goods = &self.goods[g as usize];
-            sigmoid(self.buy_logit(user, &shown, goods, remembered)) * goods.price
+            sigmoid(self.buy_logit(user, &shown, goods, history.memory)) * goods.price
         };
         let basket = match kind {
             ItemKind::Goods => paid(self.goods_index[item]),
@@ -329,11 +376,14 @@ impl World {
                     .as_ref()
                     .map(|s| self.streamers[s.streamer as usize].id.clone()),
             }));
-            let Some(shown) = shown else { continue };
-            let mut draws = self.response_draws(user_idx, page_no, self.item_key(item, kind));
+            let (Some(shown), Some(key)) = (shown, self.item_key(item, kind)) else {
+                continue;
+            };
+            let mut draws = self.response_draws(user_idx, page_no, Some(key));
             let streamer = &self.streamers[shown.streamer as usize];
-            let remembered = self.remembers_own(state, &shown, now);
-            if !draws.random_bool(self.click_chance(user, &shown, remembered, position)) {
+            let history = self.history(state, &shown, key, now);
+            state.tire(key, now, &self.params.response);
+            if !draws.random_bool(self.click_chance(user, &shown, history, position)) {
                 continue;
             }
             t += draws.random_range(2_000..30_000);
@@ -360,7 +410,7 @@ impl World {
                 }
             };
             let goods = &self.goods[goods_idx as usize];
-            let buy_logit = self.buy_logit(user, &shown, goods, remembered);
+            let buy_logit = self.buy_logit(user, &shown, goods, history.memory);
             if !draws.random_bool(sigmoid(buy_logit)) {
                 continue;
             }
@@ -371,7 +421,7 @@ impl World {
             };
             outcome.purchases += 1;
             outcome.gmv += goods.price;
-            if channel == Channel::BrandSelf && remembered {
+            if channel == Channel::BrandSelf && history.memory > 0.0 {
                 outcome.flow_purchases += 1;
                 outcome.flow_gmv += goods.price;
             }

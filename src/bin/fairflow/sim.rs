@@ -53,6 +53,57 @@ pub(crate) struct EvaluateArgs {
     /// quota scenes).
     #[arg(long)]
     scenes: Option<String>,
+    #[command(flatten)]
+    response: ResponseKnobs,
+}
+
+/// The ground truth's knobs an analyst may vary to see how a comparison
+/// depends on them (defaults and what they reproduce: docs/simulator.md).
+#[derive(Args)]
+pub(crate) struct ResponseKnobs {
+    /// Days over which a brand memory's lift halves.
+    #[arg(long)]
+    memory_half_life_days: Option<f64>,
+    /// Log-odds of clicking lost per earlier impression of the same item.
+    #[arg(long)]
+    fatigue: Option<f64>,
+    /// Hours over which an impression's fatigue halves.
+    #[arg(long)]
+    fatigue_half_life_hours: Option<f64>,
+}
+
+impl ResponseKnobs {
+    /// `SimParams::new(seed, users)` with the knobs given applied.
+    fn params(&self, seed: u64, users: usize) -> anyhow::Result<SimParams> {
+        let mut params = SimParams::new(seed, users);
+        let r = &mut params.response;
+        let knobs = [
+            (
+                "--memory-half-life-days",
+                self.memory_half_life_days,
+                &mut r.flow_memory_half_life_days,
+                false,
+            ),
+            ("--fatigue", self.fatigue, &mut r.fatigue, true),
+            (
+                "--fatigue-half-life-hours",
+                self.fatigue_half_life_hours,
+                &mut r.fatigue_half_life_hours,
+                false,
+            ),
+        ];
+        for (flag, value, field, zero_ok) in knobs {
+            if let Some(v) = value {
+                anyhow::ensure!(
+                    v.is_finite() && (v > 0.0 || zero_ok && v == 0.0),
+                    "{flag} must be {}, got {v}",
+                    if zero_ok { "at least 0" } else { "positive" }
+                );
+                *field = v;
+            }
+        }
+        Ok(params)
+    }
 }
 
 #[derive(Args)]
@@ -89,6 +140,8 @@ pub(crate) struct SimulateArgs {
     /// Output directory.
     #[arg(long)]
     out: PathBuf,
+    #[command(flatten)]
+    response: ResponseKnobs,
 }
 
 #[expect(clippy::disallowed_methods, reason = "the binary times its own run")]
@@ -126,7 +179,7 @@ pub(crate) fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
     }
     anyhow::ensure!(args.temperature > 0.0, "--temperature must be positive");
     let (_, engine) = load_engine(args.config.as_deref(), args.model.as_deref())?;
-    let mut params = SimParams::new(args.seed, args.users);
+    let mut params = args.response.params(args.seed, args.users)?;
     params.candidates = args.candidates;
     params.policy_temperature = args.temperature;
     let world = sim::World::build(&catalog, params, spec.as_of);
@@ -231,6 +284,7 @@ pub(crate) fn evaluate(args: EvaluateArgs) -> anyhow::Result<()> {
         hindsight,
         frontier,
         scenes,
+        response,
     } = args;
     anyhow::ensure!(
         (0.0..=1.0).contains(&enrolled_share),
@@ -242,7 +296,7 @@ pub(crate) fn evaluate(args: EvaluateArgs) -> anyhow::Result<()> {
         ..CatalogSpec::default()
     };
     let start = sim::generate(&spec)?;
-    let world = sim::World::build(&start, SimParams::new(seed, users), spec.as_of);
+    let world = sim::World::build(&start, response.params(seed, users)?, spec.as_of);
     let configs: Vec<Option<PathBuf>> = if configs.is_empty() {
         vec![None]
     } else {

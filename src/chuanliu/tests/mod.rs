@@ -204,6 +204,46 @@ fn a_proposed_stream_is_boosted_by_the_scene_factor_and_boost_mode_never_injects
 }
 
 #[test]
+fn the_boost_fades_with_the_affinity_in_the_log_domain() {
+    let c = catalog();
+    let plain = engine("enabled = false", "");
+    let e = engine(ALL, "");
+    let params = &e.params().chuanliu;
+    let state = RankState::new();
+    state
+        .flow
+        .apply(&purchase("p1", "u1", Channel::Influencer, NOON), params);
+    let half_life = Millis((params.affinity.half_life_s * 1000.0) as i64);
+    let ratio = |at: Millis| {
+        let q = query("u1", &["inf-live", "b1-live"], 2, at);
+        let score = |r: &Ranking| {
+            r.slots
+                .iter()
+                .find(|s| s.item_id == "b1-live")
+                .unwrap()
+                .score
+        };
+        score(&e.rank(&c, &state, &q).unwrap())
+            / score(&plain.rank(&c, &RankState::new(), &q).unwrap())
+    };
+    let boost = params.scene(Scene::Recommend).boost;
+    // Weight 1 at the purchase, 1/2 one half-life later: boost, sqrt(boost).
+    assert!((ratio(NOON) - boost).abs() < 1e-9);
+    assert!((ratio(Millis(NOON.0 + half_life.0)) - boost.sqrt()).abs() < 1e-6);
+    // Two purchases are not a stronger memory than one fresh one.
+    state.flow.apply(
+        &purchase(
+            "p2",
+            "u1",
+            Channel::Influencer,
+            Millis(NOON.0 + half_life.0),
+        ),
+        params,
+    );
+    assert!((ratio(Millis(NOON.0 + half_life.0)) - boost).abs() < 1e-9);
+}
+
+#[test]
 fn only_enrolled_brands_take_part_and_a_paused_one_stops() {
     let c = catalog();
     let e_explicit = engine("", "");
