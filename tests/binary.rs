@@ -388,11 +388,10 @@ fn simulate_then_train_report_malformed_lines_by_number() {
     );
 }
 
-#[test]
-fn replay_writes_its_report_and_refuses_bad_input_without_writing_one() {
-    let dir = tempfile::tempdir().unwrap();
-    let sim_dir = dir.path().join("sim");
-    let sim = Command::new(BIN)
+/// `simulate` of a small world (seed 4: 40 users, 120 streamers, 10 goods
+/// a brand, one day) into `out`, with `extra` flags.
+fn simulate_small(extra: &[&str], out: &std::path::Path) -> std::process::Output {
+    Command::new(BIN)
         .args([
             "simulate",
             "--seed",
@@ -402,10 +401,19 @@ fn replay_writes_its_report_and_refuses_bad_input_without_writing_one() {
             "--streamers",
             "120",
         ])
-        .args(["--goods-per-brand", "10", "--days", "1", "--quiet", "--out"])
-        .arg(&sim_dir)
+        .args(["--goods-per-brand", "10", "--days", "1", "--quiet"])
+        .args(extra)
+        .arg("--out")
+        .arg(out)
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+#[test]
+fn replay_writes_its_report_and_refuses_bad_input_without_writing_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim_dir = dir.path().join("sim");
+    let sim = simulate_small(&[], &sim_dir);
     assert!(
         sim.status.success(),
         "{}",
@@ -689,23 +697,7 @@ fn simulate_takes_the_response_knobs_and_refuses_bad_ones_by_flag() {
     let dir = tempfile::tempdir().unwrap();
     let run = |name: &str, knobs: &[&str]| {
         let out = dir.path().join(name);
-        let result = Command::new(BIN)
-            .args([
-                "simulate",
-                "--seed",
-                "4",
-                "--users",
-                "40",
-                "--streamers",
-                "120",
-            ])
-            .args(["--goods-per-brand", "10", "--days", "1", "--quiet"])
-            .args(knobs)
-            .arg("--out")
-            .arg(&out)
-            .output()
-            .unwrap();
-        (result, out.join("traffic.jsonl"))
+        (simulate_small(knobs, &out), out.join("traffic.jsonl"))
     };
     for (knobs, reason) in [
         (

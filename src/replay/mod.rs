@@ -325,7 +325,9 @@ fn replay_shard(
                         .iter()
                         .filter(|s| s.reasons.contains(Reason::Chuanliu))
                     {
-                        apply(&seen_as_served(query, s, &catalog), &mut out);
+                        if let Some(seen) = seen_as_served(query, s, &catalog) {
+                            apply(&seen, &mut out);
+                        }
                     }
                 }
                 if let Some(users) = &mut users {
@@ -372,18 +374,21 @@ fn replay_shard(
 }
 
 /// The impression event of a replayed page's flow slot, as if the user had
-/// seen it when it was served.
-fn seen_as_served(query: &RankQuery, slot: &Slot, catalog: &Catalog) -> crate::domain::Event {
-    crate::domain::Event {
-        event_id: format!("{}#{}", query.request_id, slot.item_id),
+/// seen it when it was served, resolved for the flow as a logged one is.
+fn seen_as_served(
+    query: &RankQuery,
+    slot: &Slot,
+    catalog: &Catalog,
+) -> Option<crate::domain::Event> {
+    let impression = crate::traffic::Impression {
         time: query.now,
+        event_id: format!("{}#{}", query.request_id, slot.item_id),
+        request_id: query.request_id.clone(),
         user_id: query.user_id.clone(),
-        kind: crate::domain::EventKind::Impression {
-            item_id: slot.item_id.clone(),
-            streamer_id: slot.streamer_id.clone(),
-            request_id: Some(query.request_id.clone()),
-            position: slot.position,
-            own_stream_of: catalog.own_stream_of(&slot.item_id).map(String::from),
-        },
-    }
+        item_id: slot.item_id.clone(),
+        kind: slot.kind,
+        position: slot.position,
+        streamer_id: slot.streamer_id.clone(),
+    };
+    crate::domain::Event::flow_impression(&impression, catalog)
 }

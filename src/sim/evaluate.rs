@@ -332,8 +332,8 @@ impl Served {
         let ranking = engine.allocate(evaluation, &state.exposure, &query);
         if let Some(base_scores) = &base_scores {
             eval.measured_requests += 1;
-            let hour =
-                ((now.0 + LOCAL_OFFSET_MS).rem_euclid(Millis::MS_PER_DAY) / 3_600_000) as usize;
+            let hour = ((now.0 + LOCAL_OFFSET_MS).rem_euclid(Millis::MS_PER_DAY)
+                / Millis::MS_PER_HOUR) as usize;
             for slot in &ranking.slots {
                 eval.hourly_tier_exposure[hour][slot.tier.index()] += slot.exposure;
                 eval.expected_gmv += slot.exposure * slot.expected_value;

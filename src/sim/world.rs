@@ -19,8 +19,7 @@ pub const CATEGORIES: usize = 12;
 /// of traffic sees one fixed set of live streams.
 pub const CHUNK_MS: i64 = 600_000;
 /// Local time is UTC+8: hours of the day (prime time) are local.
-pub const LOCAL_OFFSET_MS: i64 = 8 * 3_600_000;
-const HOUR_MS: i64 = 3_600_000;
+pub const LOCAL_OFFSET_MS: i64 = 8 * Millis::MS_PER_HOUR;
 
 /// Mixes a seed with indices into an independent stream seed (splitmix64).
 pub fn mix(seed: u64, a: u64, b: u64) -> u64 {
@@ -293,7 +292,7 @@ impl World {
         } else {
             (rng.random_range(8.0..22.0), rng.random_range(1.5..5.0))
         };
-        let grid = |h: f64| ((h * HOUR_MS as f64) as i64 / CHUNK_MS) * CHUNK_MS;
+        let grid = |h: f64| ((h * Millis::MS_PER_HOUR as f64) as i64 / CHUNK_MS) * CHUNK_MS;
         let day0 = self.day_start(day).0;
         let start = day0 + grid(start_h);
         let end = (day0 + grid(start_h + hours)).min(day0 + Millis::MS_PER_DAY);
@@ -332,7 +331,7 @@ impl World {
         let mut times: Vec<Millis> = (0..n)
             .map(|_| {
                 let h = hours.sample(&mut rng) as i64;
-                Millis(day0 + h * HOUR_MS + rng.random_range(0..HOUR_MS))
+                Millis(day0 + h * Millis::MS_PER_HOUR + rng.random_range(0..Millis::MS_PER_HOUR))
             })
             .collect();
         times.sort_unstable();

@@ -168,6 +168,15 @@ fn a_buyer_through_an_influencer_gets_the_brands_own_stream_injected() {
     assert_eq!(state.flow.totals(later, params).counts.impressions, 1);
 }
 
+/// The score of brand b1's own stream on a page that shows it.
+fn b1_score(r: &Ranking) -> f64 {
+    r.slots
+        .iter()
+        .find(|s| s.item_id == "b1-live")
+        .unwrap()
+        .score
+}
+
 #[test]
 fn a_proposed_stream_is_boosted_by_the_scene_factor_and_boost_mode_never_injects() {
     let c = catalog();
@@ -181,16 +190,9 @@ fn a_proposed_stream_is_boosted_by_the_scene_factor_and_boost_mode_never_injects
     let q = query("u1", &["inf-live", "b1-live"], 2, NOON);
     let before = plain.rank(&c, &RankState::new(), &q).unwrap();
     let after = e.rank(&c, &state, &q).unwrap();
-    let score = |r: &Ranking| {
-        r.slots
-            .iter()
-            .find(|s| s.item_id == "b1-live")
-            .unwrap()
-            .score
-    };
     let boost = e.params().chuanliu.scene(Scene::Recommend).boost;
     assert!(boost > 1.0);
-    assert!((score(&after) / score(&before) - boost).abs() < 1e-9);
+    assert!((b1_score(&after) / b1_score(&before) - boost).abs() < 1e-9);
     assert_eq!(flow_items(&after), ["b1-live"]);
 
     let boost_only = engine(
@@ -216,15 +218,8 @@ fn the_boost_fades_with_the_affinity_in_the_log_domain() {
     let half_life = Millis((params.affinity.half_life_s * 1000.0) as i64);
     let ratio = |at: Millis| {
         let q = query("u1", &["inf-live", "b1-live"], 2, at);
-        let score = |r: &Ranking| {
-            r.slots
-                .iter()
-                .find(|s| s.item_id == "b1-live")
-                .unwrap()
-                .score
-        };
-        score(&e.rank(&c, &state, &q).unwrap())
-            / score(&plain.rank(&c, &RankState::new(), &q).unwrap())
+        b1_score(&e.rank(&c, &state, &q).unwrap())
+            / b1_score(&plain.rank(&c, &RankState::new(), &q).unwrap())
     };
     let boost = params.scene(Scene::Recommend).boost;
     // Weight 1 at the purchase, 1/2 one half-life later: boost, sqrt(boost).
