@@ -200,6 +200,17 @@ pub async fn ingest_buyers(
     Ok(taken)
 }
 
+/// Writes each request of `pool` encoded, one file each
+/// (`req-0000.bin` ...), into `dir` (made if missing); returns how many.
+pub fn write_payloads(dir: &std::path::Path, pool: &[pb::RankRequest]) -> std::io::Result<usize> {
+    use prost::Message;
+    std::fs::create_dir_all(dir)?;
+    for (i, request) in pool.iter().enumerate() {
+        std::fs::write(dir.join(format!("req-{i:04}.bin")), request.encode_to_vec())?;
+    }
+    Ok(pool.len())
+}
+
 /// Hostile requests: `candidates` empty candidates each, the most a message
 /// of a given size can carry (2 bytes apiece), as a flood would send them.
 pub fn flood_pool(spec: &LoadSpec, candidates: usize) -> Vec<pb::RankRequest> {
@@ -354,6 +365,31 @@ mod tests {
             ids.dedup();
             assert_eq!(ids.len(), 200, "candidate ids are unique");
         }
+    }
+
+    #[test]
+    fn written_payloads_decode_to_the_pool_in_order() {
+        use prost::Message;
+        let catalog = Catalog::embedded_demo(128).unwrap();
+        let spec = LoadSpec {
+            addr: String::new(),
+            concurrency: 1,
+            duration: Duration::ZERO,
+            max_requests: None,
+            candidates: 30,
+            slots: 10,
+            seed: 5,
+            users: None,
+        };
+        let pool = request_pool(&catalog, &spec, 3);
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("made/here");
+        assert_eq!(write_payloads(&out, &pool).unwrap(), 3);
+        for (i, request) in pool.iter().enumerate() {
+            let bytes = std::fs::read(out.join(format!("req-{i:04}.bin"))).unwrap();
+            assert_eq!(&pb::RankRequest::decode(bytes.as_slice()).unwrap(), request);
+        }
+        assert!(!out.join("req-0003.bin").exists());
     }
 
     #[test]

@@ -625,7 +625,7 @@ fn the_oracle_lifts_participants_own_live_gmv_within_the_flows_budget() {
     let design = sim::report::Design {
         warmup_days: 2,
         enrolled_share: 0.5,
-        oracle: true,
+        oracle: Some(sim::OracleKnows::Value),
     };
     let days = 1;
     let c = sim::report::compare(
@@ -670,6 +670,29 @@ fn the_oracle_lifts_participants_own_live_gmv_within_the_flows_budget() {
     assert!(oracle.flow.expected_net_live_gmv > 0.0, "{:?}", oracle.flow);
     let text = c.to_string();
     assert!(text.contains("eff%") && text.contains("oracle"), "{text}");
+    // An oracle that knows only how fresh each memory is, not the user's
+    // taste for the brand, gets less from the same budget and slot.
+    let memory = sim::report::Design {
+        oracle: Some(sim::OracleKnows::Memory),
+        ..design
+    };
+    let by_memory = sim::report::compare(
+        &world,
+        &start,
+        &engines,
+        days,
+        &[Scene::Recommend],
+        memory,
+        sim::report::Extras::default(),
+    );
+    let fresh = &by_memory.rows[2];
+    assert!(fresh.flow.impressions > 0 && fresh.flow.impressions <= 300 * u64::from(days));
+    assert!(
+        fresh.flow.expected_net_live_gmv < oracle.flow.expected_net_live_gmv,
+        "{:?} against {:?}",
+        fresh.flow,
+        oracle.flow
+    );
 }
 
 #[test]

@@ -202,7 +202,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         demo.write_dir(dir.path()).unwrap();
         let back = Catalog::load_dir(dir.path(), 128).unwrap();
-        assert_eq!(back.streamers.len(), demo.streamers.len());
+        assert_eq!(back.streamer_list.len(), demo.streamer_list.len());
         for s in demo.streamers() {
             assert_eq!(back.streamer(&s.id), Some(s));
         }

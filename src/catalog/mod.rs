@@ -42,7 +42,23 @@ pub struct StreamEntry {
     /// impression. `None` for an empty cart. Kept current when the stream or
     /// any of its goods is upserted, so ranking never walks a cart.
     pub order_value: Option<f64>,
+    /// The streamer's place in the catalog's streamer list.
+    streamer: StreamerRef,
 }
+
+/// A goods record and its seller's place in the catalog's streamer list.
+#[derive(Debug, Clone, PartialEq)]
+struct GoodsEntry {
+    goods: Goods,
+    seller: StreamerRef,
+}
+
+/// A streamer's place in the catalog's streamer list. Streamers are never
+/// removed, so a place stays valid; goods and streams keep their
+/// streamer's, and resolving a candidate takes one hash probe (the item's)
+/// instead of a second one on the streamer id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct StreamerRef(u32);
 
 /// Counts for `GetCatalogStats`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -69,8 +85,10 @@ pub struct Catalog {
     // Keys are inline strings: the demo's ids (and most real ones) fit in 24
     // bytes, so a lookup touches the bucket and the record, not a third
     // allocation for the key.
-    streamers: HashMap<CompactString, Streamer>,
-    goods: HashMap<CompactString, Goods>,
+    streamer_index: HashMap<CompactString, StreamerRef>,
+    /// In the order they were first upserted; found through `streamer_index`.
+    streamer_list: Vec<Streamer>,
+    goods: HashMap<CompactString, GoodsEntry>,
     streams: HashMap<CompactString, StreamEntry>,
     /// goods id -> ids of the streams whose cart holds it; keeps
     /// `StreamEntry::order_value` current when a price changes.
@@ -126,21 +144,39 @@ impl Catalog {
     }
 
     pub fn streamer(&self, id: &str) -> Option<&Streamer> {
-        self.streamers.get(id)
+        self.streamer_index.get(id).map(|&r| self.streamer_at(r))
+    }
+
+    fn streamer_at(&self, r: StreamerRef) -> &Streamer {
+        &self.streamer_list[r.0 as usize]
+    }
+
+    /// A goods item and its seller, in one probe (ranking's lookup).
+    pub fn goods_and_seller(&self, id: &str) -> Option<(&Goods, &Streamer)> {
+        self.goods
+            .get(id)
+            .map(|e| (&e.goods, self.streamer_at(e.seller)))
+    }
+
+    /// A stream and its streamer, in one probe (ranking's lookup).
+    pub fn stream_and_streamer(&self, id: &str) -> Option<(&StreamEntry, &Streamer)> {
+        self.streams
+            .get(id)
+            .map(|e| (e, self.streamer_at(e.streamer)))
     }
 
     /// Whether the catalog knows `brand`: goods of it, or an account of its own.
     pub fn knows_brand(&self, brand: &str) -> bool {
         self.self_streams.contains_key(brand)
             || self
-                .streamers
-                .values()
+                .streamer_list
+                .iter()
                 .any(|s| s.brand_id.as_deref() == Some(brand))
-            || self.goods.values().any(|g| g.brand_id == brand)
+            || self.goods.values().any(|e| e.goods.brand_id == brand)
     }
 
     pub fn goods(&self, id: &str) -> Option<&Goods> {
-        self.goods.get(id)
+        self.goods.get(id).map(|e| &e.goods)
     }
 
     pub fn stream(&self, id: &str) -> Option<&StreamEntry> {
@@ -158,8 +194,7 @@ impl Catalog {
 
     /// The brand whose own account broadcasts `stream`, if it is one.
     pub(super) fn self_brand_of(&self, stream: &Stream) -> Option<&str> {
-        self.streamers
-            .get(stream.streamer_id.as_str())
+        self.streamer(&stream.streamer_id)
             .filter(|s| s.kind == StreamerKind::BrandSelf)
             .and_then(|s| s.brand_id.as_deref())
     }
@@ -201,11 +236,11 @@ impl Catalog {
     }
 
     pub fn streamers(&self) -> impl Iterator<Item = &Streamer> {
-        self.streamers.values()
+        self.streamer_list.iter()
     }
 
     pub fn goods_iter(&self) -> impl Iterator<Item = &Goods> {
-        self.goods.values()
+        self.goods.values().map(|e| &e.goods)
     }
 
     pub fn streams(&self) -> impl Iterator<Item = &StreamEntry> {
@@ -214,13 +249,13 @@ impl Catalog {
 
     pub fn stats(&self, tiers: &TierThresholds) -> CatalogStats {
         let mut s = CatalogStats {
-            streamers: self.streamers.len() as u64,
+            streamers: self.streamer_list.len() as u64,
             streams: self.streams.len() as u64,
             live_streams: self.streams.values().filter(|e| e.stream.live).count() as u64,
             goods: self.goods.len() as u64,
             ..CatalogStats::default()
         };
-        for st in self.streamers.values() {
+        for st in &self.streamer_list {
             s.per_tier[tiers.classify(st.followers).index()] += 1;
             if st.kind == StreamerKind::BrandSelf {
                 s.brand_self_streamers += 1;
@@ -231,8 +266,7 @@ impl Catalog {
 
     /// Tier of a known streamer under `tiers`.
     pub fn tier_of(&self, streamer_id: &str, tiers: &TierThresholds) -> Option<Tier> {
-        self.streamers
-            .get(streamer_id)
+        self.streamer(streamer_id)
             .map(|s| tiers.classify(s.followers))
     }
 
@@ -246,10 +280,18 @@ impl Catalog {
         let mut owner_changed = false;
         for s in batch {
             count.upserted += 1;
-            let owner = (s.kind, s.brand_id.clone());
-            match self.streamers.insert(s.id.as_str().into(), s) {
-                None => count.created += 1,
-                Some(old) => owner_changed |= (old.kind, old.brand_id) != owner,
+            match self.streamer_index.get(s.id.as_str()) {
+                Some(&r) => {
+                    let old = &mut self.streamer_list[r.0 as usize];
+                    owner_changed |= (old.kind, &old.brand_id) != (s.kind, &s.brand_id);
+                    *old = s;
+                }
+                None => {
+                    count.created += 1;
+                    let r = StreamerRef(self.streamer_list.len() as u32);
+                    self.streamer_index.insert(s.id.as_str().into(), r);
+                    self.streamer_list.push(s);
+                }
             }
         }
         if owner_changed {
@@ -268,7 +310,7 @@ impl Catalog {
             |g| &g.id,
             |g| {
                 g.validate(max_id)?;
-                must_exist(&self.streamers, "seller_id", &g.seller_id, "streamer")
+                must_exist(&self.streamer_index, "seller_id", &g.seller_id, "streamer")
             },
         )?;
         let mut count = UpsertCount::default();
@@ -278,7 +320,9 @@ impl Catalog {
             if let Some(ids) = self.streams_by_goods.get(g.id.as_str()) {
                 touched_streams.extend(ids.iter().cloned());
             }
-            if self.goods.insert(g.id.as_str().into(), g).is_none() {
+            let seller = self.streamer_index[g.seller_id.as_str()];
+            let entry = GoodsEntry { goods: g, seller };
+            if self.goods.insert(entry.goods.id.as_str().into(), entry).is_none() {
                 count.created += 1;
             }
         }
@@ -298,7 +342,7 @@ impl Catalog {
             |s| &s.id,
             |s| {
                 s.validate(max_id)?;
-                must_exist(&self.streamers, "streamer_id", &s.streamer_id, "streamer")?;
+                must_exist(&self.streamer_index, "streamer_id", &s.streamer_id, "streamer")?;
                 s.goods_ids.iter().enumerate().try_for_each(|(i, g)| {
                     must_exist(&self.goods, format!("goods_ids[{i}]"), g, "goods")
                 })
@@ -310,6 +354,7 @@ impl Catalog {
             let id = CompactString::from(s.id.as_str());
             let new_goods = s.goods_ids.clone();
             let entry = StreamEntry {
+                streamer: self.streamer_index[s.streamer_id.as_str()],
                 stream: s,
                 order_value: None,
             };
@@ -362,7 +407,7 @@ impl Catalog {
             .stream
             .goods_ids
             .iter()
-            .filter_map(|g| self.goods.get(g.as_str()).map(|g| g.price))
+            .filter_map(|g| self.goods.get(g.as_str()).map(|e| e.goods.price))
             .collect();
         let value = (!prices.is_empty()).then(|| prices.iter().sum::<f64>() / prices.len() as f64);
         if let Some(entry) = self.streams.get_mut(stream_id) {
@@ -372,184 +417,4 @@ impl Catalog {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
-    //! Rules checked: batches are all-or-nothing; references must resolve;
-    //! a stream's order value follows its cart and its goods' prices.
-    use super::*;
-    use crate::domain::Millis;
-
-    pub fn streamer(id: &str, followers: u64) -> Streamer {
-        Streamer {
-            id: id.into(),
-            followers,
-            kind: StreamerKind::Influencer,
-            brand_id: None,
-            scores: QualityScores::default(),
-            created_at: Millis(0),
-        }
-    }
-
-    pub fn goods(id: &str, seller: &str, price: f64) -> Goods {
-        Goods {
-            id: id.into(),
-            brand_id: "b1".into(),
-            price,
-            product_score: None,
-            seller_id: seller.into(),
-        }
-    }
-
-    pub fn stream(id: &str, streamer: &str, goods: &[&str]) -> Stream {
-        Stream {
-            id: id.into(),
-            streamer_id: streamer.into(),
-            live: true,
-            goods_ids: goods.iter().map(|g| g.to_string()).collect(),
-        }
-    }
-
-    fn small_catalog() -> Catalog {
-        let mut c = Catalog::new();
-        c.upsert_streamers(vec![streamer("s1", 10), streamer("s2", 6_000_000)], 64)
-            .unwrap();
-        c.upsert_goods(vec![goods("g1", "s1", 10.0), goods("g2", "s1", 30.0)], 64)
-            .unwrap();
-        c.upsert_streams(vec![stream("live1", "s1", &["g1", "g2"])], 64)
-            .unwrap();
-        c
-    }
-
-    #[test]
-    fn a_bad_record_rejects_the_whole_batch() {
-        let mut c = small_catalog();
-        let mut bad = streamer("s3", 1);
-        bad.scores.reputation = Some(101.0);
-        let err = c
-            .upsert_streamers(vec![streamer("s4", 1), bad], 64)
-            .unwrap_err();
-        assert_eq!(err.index, 1);
-        assert_eq!(err.error.field, "reputation_score");
-        assert!(
-            c.streamer("s4").is_none(),
-            "nothing of a refused batch is applied"
-        );
-    }
-
-    #[test]
-    fn references_must_resolve() {
-        let mut c = small_catalog();
-        let err = c
-            .upsert_goods(vec![goods("g9", "nobody", 1.0)], 64)
-            .unwrap_err();
-        assert_eq!(err.error.field, "seller_id");
-        let err = c
-            .upsert_streams(vec![stream("x", "s1", &["g1", "nope"])], 64)
-            .unwrap_err();
-        assert_eq!(err.error.field, "goods_ids[1]");
-        let err = c
-            .upsert_streams(vec![stream("x", "ghost", &[])], 64)
-            .unwrap_err();
-        assert_eq!(err.error.field, "streamer_id");
-    }
-
-    #[test]
-    fn duplicate_ids_in_a_batch_are_refused() {
-        let mut c = Catalog::new();
-        let err = c
-            .upsert_streamers(vec![streamer("a", 1), streamer("a", 2)], 64)
-            .unwrap_err();
-        assert_eq!(err.index, 1);
-        assert!(err.error.reason.contains("twice"));
-    }
-
-    #[test]
-    fn brand_self_needs_a_brand() {
-        let mut s = streamer("brand", 1);
-        s.kind = StreamerKind::BrandSelf;
-        assert_eq!(s.validate(64).unwrap_err().field, "brand_id");
-        s.brand_id = Some("b".into());
-        assert!(s.validate(64).is_ok());
-    }
-
-    #[test]
-    fn order_value_follows_cart_and_prices() {
-        let mut c = small_catalog();
-        assert_eq!(c.stream("live1").unwrap().order_value, Some(20.0));
-        c.upsert_goods(vec![goods("g2", "s1", 50.0)], 64).unwrap();
-        assert_eq!(c.stream("live1").unwrap().order_value, Some(30.0));
-        c.upsert_streams(vec![stream("live1", "s1", &["g2"])], 64)
-            .unwrap();
-        assert_eq!(c.stream("live1").unwrap().order_value, Some(50.0));
-        // g1 left the cart: its price no longer moves the stream.
-        c.upsert_goods(vec![goods("g1", "s1", 1000.0)], 64).unwrap();
-        assert_eq!(c.stream("live1").unwrap().order_value, Some(50.0));
-        c.upsert_streams(vec![stream("live1", "s1", &[])], 64)
-            .unwrap();
-        assert_eq!(c.stream("live1").unwrap().order_value, None);
-    }
-
-    #[test]
-    fn set_live_flips_known_streams_only() {
-        let mut c = small_catalog();
-        assert!(c.set_live("live1", false));
-        assert!(!c.stream("live1").unwrap().stream.live);
-        assert!(!c.set_live("nope", true));
-    }
-
-    #[test]
-    fn upsert_counts_new_and_replaced() {
-        let mut c = small_catalog();
-        let n = c
-            .upsert_streamers(vec![streamer("s1", 20), streamer("s5", 1)], 64)
-            .unwrap();
-        assert_eq!(
-            n,
-            UpsertCount {
-                upserted: 2,
-                created: 1
-            }
-        );
-        assert_eq!(c.streamer("s1").unwrap().followers, 20);
-    }
-
-    #[test]
-    fn stats_follow_thresholds() {
-        let c = small_catalog();
-        let t = TierThresholds::new(5_000_000, 100_000).unwrap();
-        let s = c.stats(&t);
-        assert_eq!(
-            (s.streamers, s.goods, s.streams, s.live_streams),
-            (2, 2, 1, 1)
-        );
-        assert_eq!(s.per_tier, [1, 0, 1]);
-        let lower = TierThresholds::new(5, 1).unwrap();
-        assert_eq!(c.stats(&lower).per_tier, [2, 0, 0]);
-    }
-
-    #[test]
-    fn a_brands_live_self_stream_follows_upserts_and_status() {
-        let mut c = small_catalog();
-        let mut own = streamer("b1-own", 1000);
-        own.kind = StreamerKind::BrandSelf;
-        own.brand_id = Some("b1".into());
-        c.upsert_streamers(vec![own.clone()], 64).unwrap();
-        assert_eq!(c.live_self_stream("b1"), None);
-        c.upsert_streams(vec![stream("own-live", "b1-own", &[])], 64)
-            .unwrap();
-        assert_eq!(c.live_self_stream("b1"), Some("own-live"));
-        c.set_live("own-live", false);
-        assert_eq!(c.live_self_stream("b1"), None, "off air");
-        c.set_live("own-live", true);
-        // The stream moves to an influencer: no longer the brand's own.
-        c.upsert_streams(vec![stream("own-live", "s1", &[])], 64)
-            .unwrap();
-        assert_eq!(c.live_self_stream("b1"), None);
-        c.upsert_streams(vec![stream("own-live", "b1-own", &[])], 64)
-            .unwrap();
-        // The account changes brand.
-        own.brand_id = Some("b2".into());
-        c.upsert_streamers(vec![own], 64).unwrap();
-        assert_eq!(c.live_self_stream("b1"), None);
-        assert_eq!(c.live_self_stream("b2"), Some("own-live"));
-    }
-}
+pub(crate) mod tests;

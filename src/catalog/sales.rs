@@ -17,7 +17,7 @@ impl Catalog {
         seller: &str,
         claimed: Channel,
     ) -> (Channel, Option<&'static str>) {
-        let Some(s) = self.streamers.get(seller) else {
+        let Some(s) = self.streamer(seller) else {
             return (
                 Channel::Unverified,
                 Some("the seller is not in the catalog: no reward, no affinity"),

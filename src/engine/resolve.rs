@@ -30,11 +30,13 @@ pub struct Resolved<'a> {
 
 impl<'a> Resolved<'a> {
     pub fn new(c: Cow<'a, Candidate>, catalog: &'a Catalog, params: &EngineParams) -> Resolved<'a> {
+        // One probe finds the item and its streamer; a request naming
+        // another streamer than the catalog's pays a second, by id.
         let (catalog_streamer, catalog_price, cart_size, item_product, resolved, eligible) =
             match c.kind {
-                ItemKind::LiveStream => match catalog.stream(&c.item_id) {
-                    Some(e) => (
-                        Some(e.stream.streamer_id.as_str()),
+                ItemKind::LiveStream => match catalog.stream_and_streamer(&c.item_id) {
+                    Some((e, s)) => (
+                        Some(s),
                         e.order_value,
                         Some(e.stream.goods_ids.len()),
                         None,
@@ -43,15 +45,8 @@ impl<'a> Resolved<'a> {
                     ),
                     None => (None, None, None, None, false, true),
                 },
-                ItemKind::Goods => match catalog.goods(&c.item_id) {
-                    Some(g) => (
-                        Some(g.seller_id.as_str()),
-                        Some(g.price),
-                        None,
-                        g.product_score,
-                        true,
-                        true,
-                    ),
+                ItemKind::Goods => match catalog.goods_and_seller(&c.item_id) {
+                    Some((g, s)) => (Some(s), Some(g.price), None, g.product_score, true, true),
                     None => (None, None, None, None, false, true),
                 },
             };
@@ -61,8 +56,11 @@ impl<'a> Resolved<'a> {
             Cow::Borrowed(c) => c.streamer_id.as_deref(),
             Cow::Owned(_) => None,
         };
-        let streamer_id = requested_streamer.or(catalog_streamer);
-        let streamer = streamer_id.and_then(|id| catalog.streamer(id));
+        let (streamer_id, streamer) = match (requested_streamer, catalog_streamer) {
+            (Some(id), Some(s)) if s.id == id => (Some(s.id.as_str()), Some(s)),
+            (Some(id), _) => (Some(id), catalog.streamer(id)),
+            (None, s) => (s.map(|s| s.id.as_str()), s),
+        };
         let seller_scores = streamer.map(|s| s.scores).unwrap_or_default();
         let price = c
             .price

@@ -62,6 +62,20 @@ pub struct Oracle {
     pub frequency_cap: u16,
     pub frequency_window_ms: i64,
     pub scenes: Vec<Scene>,
+    pub knows: OracleKnows,
+}
+
+/// What the oracle picks among a user's remembered brands by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OracleKnows {
+    /// The ground truth's expected GMV of each brand's stream at slot 0 for
+    /// this user: the user's own taste for it, which no service observes.
+    #[default]
+    Value,
+    /// Only how fresh each memory is, which the flow's affinity weight
+    /// tracks: what a router that learns nothing of the user's taste could
+    /// reach by placement alone.
+    Memory,
 }
 
 /// Exposure and outcomes of one policy over simulated traffic.
@@ -494,7 +508,12 @@ impl OracleSpend {
             .filter_map(|b| {
                 let s = world.brand_stream[b as usize].filter(|&s| is_live[s as usize])?;
                 let id = &world.streams[s as usize].id;
-                let value = world.expected_gmv(user, user_state, id, ItemKind::LiveStream, 0, now);
+                let value = match oracle.knows {
+                    OracleKnows::Value => {
+                        world.expected_gmv(user, user_state, id, ItemKind::LiveStream, 0, now)
+                    }
+                    OracleKnows::Memory => user_state.memory(b, now, &world.params.response),
+                };
                 Some((value, b, s))
             })
             .max_by(|a, b| a.0.total_cmp(&b.0))

@@ -3,7 +3,7 @@
 //! the hindsight fairness/value frontier.
 
 use super::evaluate::{
-    EvalOptions, Evaluation, FlowOutcome, Oracle, Served, gini, shares, top_share,
+    EvalOptions, Evaluation, FlowOutcome, Oracle, OracleKnows, Served, gini, shares, top_share,
 };
 use super::frontier::{FrontierPoint, FrontierTable, frontier, frontier_at};
 use super::hindsight::{self, Constraints};
@@ -183,10 +183,10 @@ pub struct Design {
     pub warmup_days: u32,
     /// Share of brands taking part in the flow, chosen before any traffic.
     pub enrolled_share: f64,
-    /// Add a row for the [`Oracle`] router, with the budget, cap and scenes
-    /// of the first config that has the flow on, ranking with the first
-    /// config otherwise.
-    pub oracle: bool,
+    /// Add a row for the [`Oracle`] router knowing this, with the budget,
+    /// cap and scenes of the first config that has the flow on, ranking with
+    /// the first config otherwise.
+    pub oracle: Option<OracleKnows>,
 }
 
 impl Default for Design {
@@ -194,14 +194,14 @@ impl Default for Design {
         Design {
             warmup_days: 0,
             enrolled_share: 1.0,
-            oracle: false,
+            oracle: None,
         }
     }
 }
 
 /// The oracle router at `engine`'s flow budget, cap and scenes (`None`
 /// with the flow off).
-pub fn oracle_for(engine: &Engine) -> Option<Oracle> {
+pub fn oracle_for(engine: &Engine, knows: OracleKnows) -> Option<Oracle> {
     let flow = &engine.params().chuanliu;
     flow.enabled.then(|| Oracle {
         daily_impressions: flow.daily_impressions,
@@ -211,6 +211,7 @@ pub fn oracle_for(engine: &Engine) -> Option<Oracle> {
             .into_iter()
             .filter(|&s| flow.scene(s).mode != SceneMode::Off)
             .collect(),
+        knows,
     })
 }
 
@@ -247,8 +248,7 @@ pub fn compare(
     }
     let oracle = design
         .oracle
-        .then(|| engines.iter().find_map(|(_, e)| oracle_for(e)))
-        .flatten();
+        .and_then(|knows| engines.iter().find_map(|(_, e)| oracle_for(e, knows)));
     let has_oracle = oracle.is_some();
     let runs = engines
         .iter()

@@ -20,6 +20,12 @@ use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+/// Every command allocates many small, short-lived buffers (a `Rank` a few
+/// hundred); mimalloc's thread-local free lists serve them without glibc's
+/// arena locks and consolidation passes (docs/performance.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "fairflow",
@@ -140,6 +146,11 @@ enum Command {
         /// fleet replica's Redis cap holds). The report counts flow slots.
         #[arg(long)]
         buyers: Option<u64>,
+        /// Write the requests as encoded `RankRequest` files
+        /// (`req-0000.bin` ...) into this directory and send nothing: the
+        /// payloads an independent load generator sends.
+        #[arg(long)]
+        write_payloads: Option<PathBuf>,
     },
     /// Print the tier floor table (minimum slots per tier in every prefix) a
     /// config gives for a page length.
@@ -254,6 +265,7 @@ fn run(command: Command) -> anyhow::Result<std::process::ExitCode> {
             seed,
             flood,
             buyers,
+            write_payloads,
         } => {
             let spec = load::LoadSpec {
                 addr,
@@ -270,6 +282,11 @@ fn run(command: Command) -> anyhow::Result<std::process::ExitCode> {
                 Some(n) => load::flood_pool(&spec, n),
                 None => load::request_pool(&catalog, &spec, 1024),
             };
+            if let Some(dir) = write_payloads {
+                let n = load::write_payloads(&dir, &pool)?;
+                println!("{n} requests written to {}", dir.display());
+                return Ok(std::process::ExitCode::SUCCESS);
+            }
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;

@@ -3,12 +3,12 @@
 
 use crate::{config_name, load_engine, print_out, progress_bar};
 use anyhow::Context;
-use clap::Args;
+use clap::{Args, ValueEnum};
 use fairflow::catalog::Catalog;
 use fairflow::config::Config;
 use fairflow::domain::Scene;
 use fairflow::model::Model;
-use fairflow::sim::{self, CatalogSpec, SimParams, report};
+use fairflow::sim::{self, CatalogSpec, OracleKnows, SimParams, report};
 use fairflow::traffic::{OnError, TrafficReader, TrafficWriter};
 use std::path::{Path, PathBuf};
 
@@ -35,6 +35,12 @@ pub(crate) struct EvaluateArgs {
     /// config with the flow on) and each flow config's efficiency against it.
     #[arg(long)]
     oracle: bool,
+    /// What the oracle picks among a user's remembered brands by: `value`,
+    /// the ground truth's expected GMV for the user (the opportunity), or
+    /// `memory`, only how fresh each memory is (what placement alone can
+    /// reach without learning the user's taste).
+    #[arg(long, value_enum, default_value_t = OracleKnowsArg::Value)]
+    oracle_knows: OracleKnowsArg,
     /// Config files to compare (default: the embedded one).
     #[arg(long = "config")]
     configs: Vec<PathBuf>,
@@ -271,6 +277,13 @@ pub(crate) fn train(
     Ok(())
 }
 
+/// `--oracle-knows`: see [`OracleKnows`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum OracleKnowsArg {
+    Value,
+    Memory,
+}
+
 pub(crate) fn evaluate(args: EvaluateArgs) -> anyhow::Result<()> {
     let EvaluateArgs {
         seed,
@@ -279,6 +292,7 @@ pub(crate) fn evaluate(args: EvaluateArgs) -> anyhow::Result<()> {
         warmup_days,
         enrolled_share,
         oracle,
+        oracle_knows,
         configs,
         hourly,
         hindsight,
@@ -332,7 +346,10 @@ pub(crate) fn evaluate(args: EvaluateArgs) -> anyhow::Result<()> {
     let design = report::Design {
         warmup_days,
         enrolled_share,
-        oracle,
+        oracle: oracle.then_some(match oracle_knows {
+            OracleKnowsArg::Value => OracleKnows::Value,
+            OracleKnowsArg::Memory => OracleKnows::Memory,
+        }),
     };
     let comparison = report::compare(&world, &start, &engines, days, &measured, design, extras);
     print_out(&comparison.to_string())
