@@ -6,7 +6,8 @@
 //! so the floors bind. Quotas: FA*IR floors (mid 0.35, small 0.25, alpha 0.1)
 //! or proportional floors, and at most 2 items per streamer; `full` adds the
 //! exposure state (tier targets, spreading, a share cap) warmed on 1,000
-//! pages: read multipliers, allocate, record the page.
+//! pages: read multipliers, allocate, record the page. `_reference` is the
+//! direct form of the rules the fast allocator is tested against.
 //! Run: `cargo bench --bench allocate`. Figures: docs/performance.md.
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
@@ -66,6 +67,9 @@ fn bench_allocate(c: &mut Criterion) {
     });
     group.bench_function("fair_floors_cap2", |b| {
         b.iter(|| allocate::allocate(black_box(&items), SLOTS, &fair, 2))
+    });
+    group.bench_function("fair_floors_cap2_reference", |b| {
+        b.iter(|| allocate::reference::allocate(black_box(&items), SLOTS, &fair, 2))
     });
     group.bench_function("proportional_floors_cap2", |b| {
         b.iter(|| allocate::allocate(black_box(&items), SLOTS, &proportional, 2))

@@ -4,6 +4,8 @@
 //!
 //! Fixture: the shipped demo catalog, embedded config and model; 200
 //! candidates (100 live streams, 100 goods, chosen by a seeded RNG), 20 slots.
+//! `rank_sizes` runs the default at 500 and 2,000 candidates beside a plain
+//! sort of as many scores.
 //! Run: `cargo bench --bench rank`. Figures: docs/performance.md.
 //!
 //! `engine_rank_flow` is the default rank for a user the chuanliu flow acts
@@ -33,21 +35,63 @@ fn fixture() -> (Engine, Catalog, RankQuery) {
     let config = Config::embedded_default().unwrap();
     let catalog = Catalog::embedded_demo(128).unwrap();
     let engine = Engine::new(config.engine, Arc::new(Model::embedded().unwrap()));
+    let query = query_of(&catalog, CANDIDATES);
+    (engine, catalog, query)
+}
+
+/// A recommend request for `n` candidates of the catalog, half live streams
+/// and half goods, picked by the seeded RNG.
+fn query_of(catalog: &Catalog, n: usize) -> RankQuery {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(SEED);
-    let candidates: Vec<Candidate> = ItemPool::from_catalog(&catalog)
-        .sample(&mut rng, CANDIDATES)
+    let candidates: Vec<Candidate> = ItemPool::from_catalog(catalog)
+        .sample(&mut rng, n)
         .into_iter()
         .map(|(id, kind)| Candidate::new(id, kind))
         .collect();
-    let query = RankQuery {
+    assert_eq!(candidates.len(), n, "the demo catalog has {n} items to rank");
+    RankQuery {
         request_id: "bench".into(),
         user_id: "u1".into(),
         scene: Scene::Recommend,
         slots: SLOTS,
         candidates,
         now: Millis(1_795_132_800_000),
-    };
-    (engine, catalog, query)
+    }
+}
+
+/// The default rank at 500 and 2,000 candidates beside a plain sort of as
+/// many scores: the ratio at each size says whether the cost per candidate
+/// stays flat.
+fn bench_sizes(c: &mut Criterion) {
+    let (engine, catalog, _) = fixture();
+    let mut group = c.benchmark_group("rank_sizes");
+    for n in [500, 2000] {
+        let query = query_of(&catalog, n);
+        let state = RankState::new();
+        group.bench_function(format!("engine_rank_{n}x20"), |b| {
+            b.iter(|| {
+                engine
+                    .rank(black_box(&catalog), &state, black_box(&query))
+                    .unwrap()
+            })
+        });
+        let ranking = engine.rank(&catalog, &state, &query).unwrap();
+        let scores: Vec<f64> = (0..n)
+            .map(|i| ranking.slots[i % ranking.slots.len()].score * (1.0 + i as f64 * 1e-3))
+            .collect();
+        group.bench_function(format!("plain_sort_{n}"), |b| {
+            b.iter_batched(
+                || scores.clone(),
+                |mut s| {
+                    s.sort_unstable_by(|a, b| b.total_cmp(a));
+                    s.truncate(SLOTS as usize);
+                    s
+                },
+                BatchSize::SmallInput,
+            )
+        });
+    }
+    group.finish();
 }
 
 fn bench_rank(c: &mut Criterion) {
@@ -231,5 +275,5 @@ fn flow_fixture(engine: &Engine, catalog: &Catalog, query: &RankQuery) -> (Engin
     (flow_engine, state)
 }
 
-criterion_group!(benches, bench_rank);
+criterion_group!(benches, bench_rank, bench_sizes);
 criterion_main!(benches);

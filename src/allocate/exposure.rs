@@ -133,7 +133,9 @@ impl ExposureState {
                 if cap.is_some_and(|cap| recent >= cap) {
                     item.eligible = false;
                 }
-                let spread = if params.spread_strength > 0.0 {
+                // A streamer without recent exposure keeps its score: no
+                // `powf` for it.
+                let spread = if params.spread_strength > 0.0 && recent > 0.0 {
                     (1.0 + recent / params.spread_scale).powf(-params.spread_strength)
                 } else {
                     1.0

@@ -19,6 +19,7 @@ pub mod concentration;
 pub mod exposure;
 pub mod floors;
 mod quotas;
+pub mod reference;
 mod topk;
 
 pub use exposure::{ControllerView, ExposureParams, ExposureState};
@@ -48,71 +49,73 @@ pub struct Placement {
 }
 
 /// Fills up to `slots` slots. `max_per_streamer` of 0 means no cap.
+///
+/// Equal, slot for slot, to [`reference::allocate`], at a cost that grows
+/// with the candidates only by a pass over them: each tier is ordered lazily
+/// (a selection of the best few, then a sort of those; more only if the cap
+/// skips past them), streamers are numbered once so the cap counts in
+/// vectors, and the floors' deadline scan allocates nothing.
 pub fn allocate(
     items: &[Item],
     slots: usize,
     table: &MTable,
     max_per_streamer: u32,
 ) -> Vec<Placement> {
-    // Streamers as small integers; an unknown streamer is its own.
-    let mut ids: HashMap<&str, usize> = HashMap::with_capacity(items.len());
-    let streamer: Vec<usize> = items
-        .iter()
-        .enumerate()
-        .map(|(i, it)| match it.streamer {
-            Some(s) => {
-                let next = ids.len() + items.len();
-                *ids.entry(s).or_insert(next)
-            }
-            None => i,
-        })
-        .collect();
-    let cap = if max_per_streamer == 0 {
-        u32::MAX
+    let capped = max_per_streamer > 0;
+    let cap = if capped { max_per_streamer } else { u32::MAX };
+    // Streamers numbered densely; an unknown streamer is its own. Without a
+    // cap nobody counts them, so they are not numbered.
+    let (streamer, streamers) = if capped {
+        number_streamers(items)
     } else {
-        max_per_streamer
+        (Vec::new(), 0)
     };
+    let group = |i: usize| if capped { streamer[i] as usize } else { 0 };
 
-    // Per tier, eligible candidates best first (ties: candidate order).
-    let mut queues: [Vec<usize>; 3] = [Vec::new(), Vec::new(), Vec::new()];
+    let mut queues: [Ranked; 3] = Default::default();
     for (i, it) in items.iter().enumerate().filter(|(_, it)| it.eligible) {
-        queues[it.tier.index()].push(i);
+        queues[it.tier.index()].idx.push(i);
     }
-    for q in &mut queues {
-        q.sort_unstable_by(|&a, &b| items[b].score.total_cmp(&items[a].score).then(a.cmp(&b)));
-    }
-    // How many of each tier can be placed at all, given the cap: the floors
-    // never ask for more.
-    let mut per_streamer: HashMap<usize, u32> = HashMap::with_capacity(items.len());
+    // How many of each tier can be placed at all, given the cap (tiers in
+    // order, as a streamer's items are counted once across them): the
+    // floors never ask for more. The order inside a tier does not matter.
     let mut available = [0usize; 3];
-    for (t, q) in queues.iter().enumerate() {
-        for &i in q {
-            let n = per_streamer.entry(streamer[i]).or_insert(0);
-            if *n < cap {
-                *n += 1;
-                available[t] += 1;
+    if capped {
+        let mut per_streamer = vec![0u32; streamers];
+        for (t, q) in queues.iter().enumerate() {
+            for &i in &q.idx {
+                let n = &mut per_streamer[streamer[i] as usize];
+                if *n < cap {
+                    *n += 1;
+                    available[t] += 1;
+                }
             }
         }
+    } else {
+        available = queues.each_ref().map(|q| q.idx.len());
     }
     let need =
         |t: usize, prefix: usize| (table.min(Tier::ALL[t], prefix) as usize).min(available[t]);
-
     let k = slots.min(available.iter().sum());
+    for q in &mut queues {
+        q.chunk = k.max(MIN_CHUNK);
+    }
+
     let mut heads = [0usize; 3];
-    let mut on_page: HashMap<usize, u32> = HashMap::with_capacity(k);
+    let mut on_page = vec![0u32; if capped { streamers } else { 1 }];
     let mut counts = [0usize; 3];
     let mut page = Vec::with_capacity(k);
     for j in 1..=k {
-        // Skip candidates whose streamer is full.
+        // Skip candidates whose streamer is full; each head ends ordered.
         for t in 0..3 {
-            while let Some(&i) = queues[t].get(heads[t]) {
-                if on_page.get(&streamer[i]).copied().unwrap_or(0) < cap {
+            while let Some(i) = queues[t].get(heads[t], items) {
+                if on_page[group(i)] < cap {
                     break;
                 }
                 heads[t] += 1;
             }
         }
-        let head = |t: usize| queues[t].get(heads[t]).copied();
+        let head = |t: usize| queues[t].idx.get(heads[t]).copied();
         let organic = (0..3)
             .filter_map(|t| head(t).map(|i| (t, i)))
             .max_by(|a, b| {
@@ -123,16 +126,23 @@ pub fn allocate(
             });
         let Some(organic) = organic else { break };
 
-        // The earliest prefix whose owed items would fill every slot up to it.
+        // The earliest prefix whose owed items would fill every slot up to
+        // it, as a set of owing tiers.
         let forced = (j..=k).find_map(|d| {
-            let owed: Vec<usize> = (0..3).filter(|&t| need(t, d) > counts[t]).collect();
-            let demand: usize = owed.iter().map(|&t| need(t, d) - counts[t]).sum();
-            (demand > 0 && demand > d - j).then_some(owed)
+            let mut owing = 0u8;
+            let mut demand = 0;
+            for (t, &placed) in counts.iter().enumerate() {
+                let owed = need(t, d).saturating_sub(placed);
+                if owed > 0 {
+                    owing |= 1 << t;
+                    demand += owed;
+                }
+            }
+            (demand > d - j).then_some(owing)
         });
         let tier = match forced {
-            Some(owed) => owed
-                .into_iter()
-                .filter(|&t| head(t).is_some())
+            Some(owing) => (0..3)
+                .filter(|&t| owing & (1 << t) != 0 && head(t).is_some())
                 // Earliest own deadline first; on a tie the smaller tier
                 // (small before mid before top), whose items are scarcer.
                 .min_by_key(|&t| {
@@ -147,13 +157,71 @@ pub fn allocate(
         let index = head(tier).unwrap_or(organic.1);
         heads[tier] += 1;
         counts[items[index].tier.index()] += 1;
-        *on_page.entry(streamer[index]).or_insert(0) += 1;
+        on_page[group(index)] += 1;
         page.push(Placement {
             index,
             by_floor: index != organic.1,
         });
     }
     page
+}
+
+/// Each candidate's streamer as a small integer, and how many there are.
+fn number_streamers(items: &[Item]) -> (Vec<u32>, usize) {
+    let mut ids: HashMap<&str, u32> = HashMap::with_capacity(items.len());
+    let mut next = 0u32;
+    let numbers = items
+        .iter()
+        .map(|it| {
+            let fresh = next;
+            let id = match it.streamer {
+                Some(s) => *ids.entry(s).or_insert(fresh),
+                None => fresh,
+            };
+            if id == fresh {
+                next += 1;
+            }
+            id
+        })
+        .collect();
+    (numbers, next as usize)
+}
+
+/// The least a tier orders at a time.
+const MIN_CHUNK: usize = 8;
+
+/// One tier's eligible candidates, best first (ties: candidate order), put
+/// in order only as far as the page reads: `idx[..sorted]` is final, the
+/// rest is unordered and below it.
+#[derive(Default)]
+struct Ranked {
+    idx: Vec<usize>,
+    sorted: usize,
+    /// How many to order at the next extension (doubles each time).
+    chunk: usize,
+}
+
+impl Ranked {
+    /// The `pos`-th best, ordering more of the tier if needed.
+    fn get(&mut self, pos: usize, items: &[Item]) -> Option<usize> {
+        if pos >= self.sorted && self.sorted < self.idx.len() {
+            let by_score = |&a: &usize, &b: &usize| {
+                items[b].score.total_cmp(&items[a].score).then(a.cmp(&b))
+            };
+            let want = self.chunk.max(pos + 1 - self.sorted);
+            self.chunk = self.chunk.saturating_mul(2);
+            let rest = &mut self.idx[self.sorted..];
+            if want < rest.len() {
+                rest.select_nth_unstable_by(want - 1, by_score);
+                rest[..want].sort_unstable_by(by_score);
+                self.sorted += want;
+            } else {
+                rest.sort_unstable_by(by_score);
+                self.sorted = self.idx.len();
+            }
+        }
+        self.idx.get(pos).copied()
+    }
 }
 
 #[cfg(test)]

@@ -191,3 +191,48 @@ proptest! {
         prop_assert_eq!(page, top_k(&scores, &eligible, k));
     }
 }
+
+/// Candidates as the reference comparison draws them: scores with many
+/// ties, streamers that may span tiers or be unknown, some ineligible.
+fn arb_any_items() -> impl Strategy<Value = Vec<(u8, u8, u8, bool)>> {
+    proptest::collection::vec(
+        (0u8..30, 0u8..3, 0u8..16, proptest::bool::weighted(0.85)),
+        0..120,
+    )
+}
+
+proptest! {
+    /// The fast allocator returns exactly the reference's page: the same
+    /// candidates in the same slots, with the same `by_floor` marks.
+    #[test]
+    fn equals_the_reference_allocation(
+        raw in arb_any_items(),
+        k in 0usize..40,
+        mid in 0.0f64..0.5,
+        small in 0.0f64..0.5,
+        fair in any::<bool>(),
+        cap in 0u32..4,
+    ) {
+        let names: Vec<String> = (0..15).map(|i| format!("s{i}")).collect();
+        let items: Vec<Item> = raw
+            .iter()
+            .map(|&(s, t, st, e)| Item {
+                score: f64::from(s) / 7.0,
+                eligible: e,
+                tier: Tier::ALL[t as usize],
+                // 15 is "no streamer": a streamer of its own.
+                streamer: names.get(st as usize).map(String::as_str),
+            })
+            .collect();
+        let floors = if fair {
+            Floors::fair([0.0, mid, small], 0.1, 40).unwrap()
+        } else {
+            Floors::proportional([0.0, mid, small], Rounding::Floor, 40).unwrap()
+        };
+        let table = floors.table(k.max(1));
+        prop_assert_eq!(
+            allocate(&items, k, &table, cap),
+            reference::allocate(&items, k, &table, cap)
+        );
+    }
+}
