@@ -28,8 +28,7 @@ use crate::chuanliu::{CapScope, Flow, Reservation, Wanted};
 use crate::domain::{FieldError, ItemKind, Reason, Reasons, Scene, Tier};
 use crate::model::{FeatureInput, Model};
 use gate::GateOutcome;
-use resolve::Resolved;
-use std::borrow::Cow;
+use resolve::{Resolved, Source};
 use std::sync::Arc;
 
 /// What ranking learns as it serves, per server process (or replay shard):
@@ -215,13 +214,17 @@ impl Engine {
         let mut items: Vec<Resolved> = query
             .candidates
             .iter()
-            .map(|c| Resolved::new(Cow::Borrowed(c), catalog, &self.params))
+            .map(|c| Resolved::new(Source::Request(c), catalog, &self.params))
             .collect();
         for r in &mut reservations {
             if r.candidate.is_none() {
                 r.candidate = Some(items.len());
                 let injected = Candidate::new(r.stream, ItemKind::LiveStream);
-                items.push(Resolved::new(Cow::Owned(injected), catalog, &self.params));
+                items.push(Resolved::new(
+                    Source::Injected(Box::new(injected)),
+                    catalog,
+                    &self.params,
+                ));
             }
         }
         let estimates = score::estimate(

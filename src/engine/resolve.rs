@@ -8,14 +8,36 @@ use super::query::Candidate;
 use crate::catalog::{Catalog, QualityScores, Streamer};
 use crate::domain::{ItemKind, Millis, Scene, StreamerKind, Tier};
 use crate::model::FeatureInput;
-use std::borrow::Cow;
+use std::ops::Deref;
+
+/// Where a candidate came from.
+#[derive(Debug, Clone)]
+pub enum Source<'a> {
+    /// The request's own.
+    Request(&'a Candidate),
+    /// Added by the engine (a stream the chuanliu flow injects). Boxed: a
+    /// page holds hundreds of request candidates and at most a few of
+    /// these, and a candidate inline would make every entry of the page's
+    /// vector eight times wider, all of it copied as the vector is built.
+    Injected(Box<Candidate>),
+}
+
+impl Deref for Source<'_> {
+    type Target = Candidate;
+
+    fn deref(&self) -> &Candidate {
+        match self {
+            Source::Request(c) => c,
+            Source::Injected(c) => c,
+        }
+    }
+}
 
 /// A candidate with everything the later stages need, borrowed from the
-/// request and the catalog. The candidate itself is owned only when the
-/// engine added it (a stream the chuanliu flow injects).
+/// request and the catalog.
 #[derive(Debug, Clone)]
 pub struct Resolved<'a> {
-    pub candidate: Cow<'a, Candidate>,
+    pub candidate: Source<'a>,
     pub streamer_id: Option<&'a str>,
     pub streamer: Option<&'a Streamer>,
     pub tier: Tier,
@@ -29,7 +51,7 @@ pub struct Resolved<'a> {
 }
 
 impl<'a> Resolved<'a> {
-    pub fn new(c: Cow<'a, Candidate>, catalog: &'a Catalog, params: &EngineParams) -> Resolved<'a> {
+    pub fn new(c: Source<'a>, catalog: &'a Catalog, params: &EngineParams) -> Resolved<'a> {
         // One probe finds the item and its streamer; a request naming
         // another streamer than the catalog's pays a second, by id.
         let (catalog_streamer, catalog_price, cart_size, item_product, resolved, eligible) =
@@ -53,8 +75,8 @@ impl<'a> Resolved<'a> {
         // Only a request's own candidate can name a streamer the catalog does
         // not; one the engine added carries nothing but its id.
         let requested_streamer = match &c {
-            Cow::Borrowed(c) => c.streamer_id.as_deref(),
-            Cow::Owned(_) => None,
+            Source::Request(c) => c.streamer_id.as_deref(),
+            Source::Injected(_) => None,
         };
         let (streamer_id, streamer) = match (requested_streamer, catalog_streamer) {
             (Some(id), Some(s)) if s.id == id => (Some(s.id.as_str()), Some(s)),
