@@ -6,7 +6,8 @@
 //! so the floors bind. Quotas: FA*IR floors (mid 0.35, small 0.25, alpha 0.1)
 //! or proportional floors, and at most 2 items per streamer; `full` adds the
 //! exposure state (tier targets, spreading, a share cap) warmed on 1,000
-//! pages: read multipliers, allocate, record the page. `_reference` is the
+//! pages: read multipliers, allocate, record the page (`_200k_tracked`: with
+//! 200,000 other streamers in the state). `_reference` is the
 //! direct form of the rules the fast allocator is tested against.
 //! Run: `cargo bench --bench allocate`. Figures: docs/performance.md.
 
@@ -109,6 +110,19 @@ fn bench_allocate(c: &mut Criterion) {
         serve(Millis(i * 100));
     }
     group.bench_function("full_targets_spreading_fair_cap2", |b| {
+        b.iter(|| serve(black_box(Millis(100_000))))
+    });
+    // The same with the state tracking 200,000 other streamers, as a
+    // server's does after a day: the per-candidate lookups leave the cache.
+    let others: Vec<String> = (0..200_000).map(|i| format!("other{i}")).collect();
+    for chunk in others.chunks(20) {
+        let page: Vec<(Tier, Option<&str>, f64)> = chunk
+            .iter()
+            .map(|name| (Tier::Small, Some(name.as_str()), 0.01))
+            .collect();
+        state.observe(&params, Millis(100_000), &page);
+    }
+    group.bench_function("full_targets_spreading_fair_cap2_200k_tracked", |b| {
         b.iter(|| serve(black_box(Millis(100_000))))
     });
     group.finish();
