@@ -343,19 +343,24 @@ mod tests {
         assert_eq!(percentile(&[], 0.5), 0);
     }
 
-    #[test]
-    fn request_pool_is_deterministic_and_well_formed() {
-        let catalog = Catalog::embedded_demo(128).unwrap();
-        let spec = LoadSpec {
+    /// A spec for building request pools: nothing is sent.
+    fn pool_spec(candidates: usize, slots: u32, seed: u64, users: Option<u64>) -> LoadSpec {
+        LoadSpec {
             addr: String::new(),
             concurrency: 1,
             duration: Duration::ZERO,
             max_requests: None,
-            candidates: 200,
-            slots: 20,
-            seed: 3,
-            users: None,
-        };
+            candidates,
+            slots,
+            seed,
+            users,
+        }
+    }
+
+    #[test]
+    fn request_pool_is_deterministic_and_well_formed() {
+        let catalog = Catalog::embedded_demo(128).unwrap();
+        let spec = pool_spec(200, 20, 3, None);
         let a = request_pool(&catalog, &spec, 4);
         assert_eq!(a, request_pool(&catalog, &spec, 4));
         for r in &a {
@@ -371,16 +376,7 @@ mod tests {
     fn written_payloads_decode_to_the_pool_in_order() {
         use prost::Message;
         let catalog = Catalog::embedded_demo(128).unwrap();
-        let spec = LoadSpec {
-            addr: String::new(),
-            concurrency: 1,
-            duration: Duration::ZERO,
-            max_requests: None,
-            candidates: 30,
-            slots: 10,
-            seed: 5,
-            users: None,
-        };
+        let spec = pool_spec(30, 10, 5, None);
         let pool = request_pool(&catalog, &spec, 3);
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("made/here");
@@ -397,16 +393,7 @@ mod tests {
         let catalog = Catalog::embedded_demo(128).unwrap();
         let events = buyer_purchases(&catalog, 50, 1_000);
         assert_eq!(events.len(), 50);
-        let spec = LoadSpec {
-            addr: String::new(),
-            concurrency: 1,
-            duration: Duration::ZERO,
-            max_requests: None,
-            candidates: 10,
-            slots: 5,
-            seed: 3,
-            users: Some(50),
-        };
+        let spec = pool_spec(10, 5, 3, Some(50));
         let buyers: std::collections::HashSet<&str> =
             events.iter().map(|e| e.user_id.as_str()).collect();
         for r in request_pool(&catalog, &spec, 100) {

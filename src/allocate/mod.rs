@@ -205,9 +205,8 @@ impl Ranked {
     /// The `pos`-th best, ordering more of the tier if needed.
     fn get(&mut self, pos: usize, items: &[Item]) -> Option<usize> {
         if pos >= self.sorted && self.sorted < self.idx.len() {
-            let by_score = |&a: &usize, &b: &usize| {
-                items[b].score.total_cmp(&items[a].score).then(a.cmp(&b))
-            };
+            let by_score =
+                |&a: &usize, &b: &usize| items[b].score.total_cmp(&items[a].score).then(a.cmp(&b));
             let want = self.chunk.max(pos + 1 - self.sorted);
             self.chunk = self.chunk.saturating_mul(2);
             let rest = &mut self.idx[self.sorted..];

@@ -322,7 +322,11 @@ impl Catalog {
             }
             let seller = self.streamer_index[g.seller_id.as_str()];
             let entry = GoodsEntry { goods: g, seller };
-            if self.goods.insert(entry.goods.id.as_str().into(), entry).is_none() {
+            if self
+                .goods
+                .insert(entry.goods.id.as_str().into(), entry)
+                .is_none()
+            {
                 count.created += 1;
             }
         }
@@ -342,7 +346,12 @@ impl Catalog {
             |s| &s.id,
             |s| {
                 s.validate(max_id)?;
-                must_exist(&self.streamer_index, "streamer_id", &s.streamer_id, "streamer")?;
+                must_exist(
+                    &self.streamer_index,
+                    "streamer_id",
+                    &s.streamer_id,
+                    "streamer",
+                )?;
                 s.goods_ids.iter().enumerate().try_for_each(|(i, g)| {
                     must_exist(&self.goods, format!("goods_ids[{i}]"), g, "goods")
                 })

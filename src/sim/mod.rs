@@ -17,7 +17,9 @@ pub mod run;
 pub mod world;
 
 pub use catalog::{CatalogSpec, generate};
-pub use evaluate::{EvalOptions, Evaluation, Oracle, OracleKnows, Served, evaluate, gini, top_share};
+pub use evaluate::{
+    EvalOptions, Evaluation, Oracle, OracleKnows, Served, evaluate, gini, top_share,
+};
 pub use params::{Segment, SimParams};
 pub use pool::ItemPool;
 pub use response::{PageOutcome, UserState};
