@@ -12,7 +12,7 @@
 //! Run: `cargo bench --bench allocate`. Figures: docs/performance.md.
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use fairflow::allocate::{self, ExposureParams, ExposureState, Floors, Item, Rounding};
+use fairflow::allocate::{self, ExposureParams, ExposureState, Floors, Item, Rounding, Served};
 use fairflow::domain::{Millis, Tier};
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, LogNormal};
@@ -80,27 +80,25 @@ fn bench_allocate(c: &mut Criterion) {
         targets: Some([0.04, 0.5, 0.46]),
         tier_half_life_ms: 600_000.0,
         step: 0.5,
-        max_multiplier: 4.0,
+        max_price: 2.0,
         spread_strength: 0.25,
-        spread_scale: 5.0,
-        spread_half_life_ms: 3_600_000.0,
+        spread_scale: 1.0,
+        spread_half_life_pages: 2000.0,
         max_streamers: 200_000,
         max_streamer_share: 0.01,
     };
     let state = ExposureState::new();
     let serve = |now: Millis| {
-        let mut page = items.clone();
-        state.adjust(&params, now, &mut page);
-        let placed = allocate::allocate(&page, SLOTS, &fair, 2);
-        let served: Vec<(Tier, Option<&str>, f64)> = placed
+        let control = state.control(&params, &items);
+        let placed = control.place(&items, SLOTS, &fair, 2);
+        let served: Vec<Served> = placed
             .iter()
             .enumerate()
-            .map(|(i, p)| {
-                (
-                    page[p.index].tier,
-                    page[p.index].streamer,
-                    1.0 / ((i + 2) as f64).log2(),
-                )
+            .map(|(i, p)| Served {
+                tier: items[p.index].tier,
+                streamer: items[p.index].streamer,
+                exposure: 1.0 / ((i + 2) as f64).log2(),
+                score: items[p.index].score,
             })
             .collect();
         state.observe(&params, now, &served);
@@ -116,9 +114,14 @@ fn bench_allocate(c: &mut Criterion) {
     // server's does after a day: the per-candidate lookups leave the cache.
     let others: Vec<String> = (0..200_000).map(|i| format!("other{i}")).collect();
     for chunk in others.chunks(20) {
-        let page: Vec<(Tier, Option<&str>, f64)> = chunk
+        let page: Vec<Served> = chunk
             .iter()
-            .map(|name| (Tier::Small, Some(name.as_str()), 0.01))
+            .map(|name| Served {
+                tier: Tier::Small,
+                streamer: Some(name.as_str()),
+                exposure: 0.01,
+                score: 0.0,
+            })
             .collect();
         state.observe(&params, Millis(100_000), &page);
     }

@@ -142,5 +142,6 @@ async fn admin_reads_the_controller_state() {
         .find(|t| t.tier == Tier::Top as i32)
         .unwrap();
     assert_eq!(small.target_share, Some(0.8));
-    assert!(small.multiplier > 1.0 && top.multiplier < 1.0, "{state:?}");
+    assert!(small.price > 0.0 && top.price < 0.0, "{state:?}");
+    assert!(state.score_unit > 0.0, "{state:?}");
 }

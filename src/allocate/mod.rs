@@ -22,7 +22,7 @@ mod quotas;
 pub mod reference;
 mod topk;
 
-pub use exposure::{ControllerView, ExposureParams, ExposureState};
+pub use exposure::{Control, ControllerView, ExposureParams, ExposureState, Served};
 pub use floors::{Floors, MTable, Rounding};
 pub use quotas::{PositionWeights, QuotaParams};
 pub use topk::top_k;
@@ -40,12 +40,14 @@ pub struct Item<'a> {
     pub streamer: Option<&'a str>,
 }
 
-/// A filled slot: the candidate index, and whether a floor put it there
-/// (it would not have been the best remaining candidate otherwise).
+/// A filled slot: the candidate index, whether a floor put it there (it
+/// would not have been the best remaining candidate otherwise), and whether
+/// within-tier spreading chose it over a higher-scored candidate of its tier.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Placement {
     pub index: usize,
     pub by_floor: bool,
+    pub lifted: bool,
 }
 
 /// Fills up to `slots` slots. `max_per_streamer` of 0 means no cap.
@@ -72,6 +74,7 @@ pub fn allocate(
     };
     let group = |i: usize| if capped { streamer[i] as usize } else { 0 };
 
+    let score = |i: usize| items[i].score;
     let mut queues: [Ranked; 3] = Default::default();
     for (i, it) in items.iter().enumerate().filter(|(_, it)| it.eligible) {
         queues[it.tier.index()].idx.push(i);
@@ -108,7 +111,7 @@ pub fn allocate(
     for j in 1..=k {
         // Skip candidates whose streamer is full; each head ends ordered.
         for t in 0..3 {
-            while let Some(i) = queues[t].get(heads[t], items) {
+            while let Some(i) = queues[t].get(heads[t], &score) {
                 if on_page[group(i)] < cap {
                     break;
                 }
@@ -161,9 +164,71 @@ pub fn allocate(
         page.push(Placement {
             index,
             by_floor: index != organic.1,
+            lifted: false,
         });
     }
     page
+}
+
+/// Refills each tier's slots of `page` with that tier's eligible
+/// candidates in `order` (higher first; ties: candidate order), under the
+/// same per-streamer cap. Which slots each tier holds is kept, so each
+/// tier's exposure is exactly the page's, and so are the floors. A slot
+/// whose new item scores below the one it replaces is marked `lifted`.
+///
+/// A streamer's items share its tier, so the cap leaves each tier as many
+/// candidates as the page took from it; should a streamer have items in two
+/// tiers and one run short, the page is returned as it was.
+pub fn within_tiers(
+    items: &[Item],
+    order: &[f64],
+    page: &[Placement],
+    max_per_streamer: u32,
+) -> Vec<Placement> {
+    let capped = max_per_streamer > 0;
+    let (streamer, streamers) = if capped {
+        number_streamers(items)
+    } else {
+        (Vec::new(), 0)
+    };
+    let mut wanted = [0usize; 3];
+    for p in page {
+        wanted[items[p.index].tier.index()] += 1;
+    }
+    let mut queues: [Ranked; 3] = Default::default();
+    for (i, it) in items.iter().enumerate().filter(|(_, it)| it.eligible) {
+        if wanted[it.tier.index()] > 0 {
+            queues[it.tier.index()].idx.push(i);
+        }
+    }
+    for (q, &n) in queues.iter_mut().zip(&wanted) {
+        q.chunk = n.max(MIN_CHUNK);
+    }
+    let key = |i: usize| order[i];
+    let mut on_page = vec![0u32; streamers];
+    let mut heads = [0usize; 3];
+    let mut refilled = Vec::with_capacity(page.len());
+    for p in page {
+        let t = items[p.index].tier.index();
+        let index = loop {
+            let Some(i) = queues[t].get(heads[t], &key) else {
+                return page.to_vec();
+            };
+            heads[t] += 1;
+            if !capped || on_page[streamer[i] as usize] < max_per_streamer {
+                break i;
+            }
+        };
+        if capped {
+            on_page[streamer[index] as usize] += 1;
+        }
+        refilled.push(Placement {
+            index,
+            by_floor: p.by_floor,
+            lifted: p.lifted || items[index].score < items[p.index].score,
+        });
+    }
+    refilled
 }
 
 /// Each candidate's streamer as a small integer, and how many there are.
@@ -202,11 +267,10 @@ struct Ranked {
 }
 
 impl Ranked {
-    /// The `pos`-th best, ordering more of the tier if needed.
-    fn get(&mut self, pos: usize, items: &[Item]) -> Option<usize> {
+    /// The `pos`-th best by `key`, ordering more of the tier if needed.
+    fn get(&mut self, pos: usize, key: &impl Fn(usize) -> f64) -> Option<usize> {
         if pos >= self.sorted && self.sorted < self.idx.len() {
-            let by_score =
-                |&a: &usize, &b: &usize| items[b].score.total_cmp(&items[a].score).then(a.cmp(&b));
+            let by_score = |&a: &usize, &b: &usize| key(b).total_cmp(&key(a)).then(a.cmp(&b));
             let want = self.chunk.max(pos + 1 - self.sorted);
             self.chunk = self.chunk.saturating_mul(2);
             let rest = &mut self.idx[self.sorted..];

@@ -112,6 +112,7 @@ pub fn allocate(
         counts[items[index].tier.index()] += 1;
         *on_page.entry(streamer[index]).or_insert(0) += 1;
         page.push(Placement {
+            lifted: false,
             index,
             by_floor: index != organic.1,
         });

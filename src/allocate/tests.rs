@@ -236,3 +236,54 @@ proptest! {
         );
     }
 }
+
+proptest! {
+    /// Refilling each tier's slots in another order keeps which tier holds
+    /// each slot (so tier exposure and the floors are untouched), places
+    /// only eligible candidates, each once, under the cap, fills each
+    /// tier's slots with its best candidates in that order, and is the
+    /// identity when the order is the score.
+    #[test]
+    fn within_tiers_keeps_the_tiers_slots(
+        raw in arb_items(),
+        penalty in proptest::collection::vec(0.0f64..1.0, 80),
+        k in 1usize..30,
+        small in 0.0f64..0.5,
+        cap in 0u32..4,
+    ) {
+        let names: Vec<String> = (0..12).map(|i| format!("s{i}")).collect();
+        let items = build(&raw, &names);
+        let table = Floors::fair([0.0, 0.3, small], 0.1, 30).unwrap().table(k);
+        let page = allocate(&items, k, &table, cap);
+        let scores: Vec<f64> = items.iter().map(|i| i.score).collect();
+        prop_assert_eq!(&within_tiers(&items, &scores, &page, cap), &page);
+
+        let order: Vec<f64> = items.iter().zip(&penalty).map(|(it, f)| it.score * f).collect();
+        let refilled = within_tiers(&items, &order, &page, cap);
+        prop_assert_eq!(refilled.len(), page.len());
+        let mut seen = std::collections::HashSet::new();
+        let mut on_page: std::collections::HashMap<&str, u32> = Default::default();
+        for (new, old) in refilled.iter().zip(&page) {
+            prop_assert_eq!(items[new.index].tier, items[old.index].tier);
+            prop_assert_eq!(new.by_floor, old.by_floor);
+            prop_assert!(items[new.index].eligible && seen.insert(new.index));
+            prop_assert_eq!(new.lifted, items[new.index].score < items[old.index].score);
+            let n = on_page.entry(items[new.index].streamer.unwrap()).or_insert(0);
+            *n += 1;
+            prop_assert!(cap == 0 || *n <= cap);
+        }
+        // Per tier, the slots go to the tier's best in `order`: nothing left
+        // out ranks above something placed, unless its streamer is full.
+        for t in Tier::ALL {
+            let placed: Vec<usize> = refilled.iter().map(|p| p.index).filter(|&i| items[i].tier == t).collect();
+            let Some(worst) = placed.iter().map(|&i| order[i]).min_by(f64::total_cmp) else { continue };
+            for (i, it) in items.iter().enumerate() {
+                if it.tier != t || !it.eligible || placed.contains(&i) || order[i] <= worst {
+                    continue;
+                }
+                let full = cap > 0 && on_page[it.streamer.unwrap()] >= cap;
+                prop_assert!(full, "candidate {} ({}) left out above {}", i, order[i], worst);
+            }
+        }
+    }
+}

@@ -441,8 +441,17 @@ mod tests {
             "quotas.targets"
         );
         assert_eq!(
-            key_of("[quotas.targets]\nmax_multiplier = 0.5"),
+            key_of("[quotas.targets]\nmax_price = -0.5"),
+            "quotas.targets.max_price"
+        );
+        // Keys whose meaning changed are refused, naming what replaced them.
+        assert_eq!(
+            key_of("[quotas.targets]\nmax_multiplier = 4.0"),
             "quotas.targets.max_multiplier"
+        );
+        assert_eq!(
+            key_of("[quotas.spreading]\nhalf_life_seconds = 3600.0"),
+            "quotas.spreading.half_life_seconds"
         );
         assert_eq!(
             key_of("[quotas.spreading]\nstrength = -1.0"),

@@ -73,20 +73,38 @@ fn exposure_params(t: &raw::RawTargets, s: &raw::RawSpreading) -> Result<Exposur
     } else {
         None
     };
-    let seconds = |key: &str, v: f64| in_range(key, v, 1.0, 7.0 * 86_400.0).map(|s| s * 1000.0);
+    // Keys whose meaning changed are refused rather than reinterpreted.
+    if t.max_multiplier.is_some() {
+        return Err(invalid(
+            "quotas.targets.max_multiplier",
+            "replaced by max_price: tier prices are added to scores, in mean served scores",
+        ));
+    }
+    if s.half_life_seconds.is_some() {
+        return Err(invalid(
+            "quotas.spreading.half_life_seconds",
+            "replaced by half_life_pages: the window counts pages, so one setting \
+             behaves the same at any traffic rate",
+        ));
+    }
     Ok(ExposureParams {
         targets,
-        tier_half_life_ms: seconds("quotas.targets.half_life_seconds", t.half_life_seconds)?,
-        step: in_range("quotas.targets.step", t.step, 0.0, 10.0)?,
-        max_multiplier: in_range(
-            "quotas.targets.max_multiplier",
-            t.max_multiplier,
+        tier_half_life_ms: in_range(
+            "quotas.targets.half_life_seconds",
+            t.half_life_seconds,
             1.0,
-            100.0,
-        )?,
+            7.0 * 86_400.0,
+        )? * 1000.0,
+        step: in_range("quotas.targets.step", t.step, 0.0, 10.0)?,
+        max_price: in_range("quotas.targets.max_price", t.max_price, 0.0, 100.0)?,
         spread_strength: in_range("quotas.spreading.strength", s.strength, 0.0, 10.0)?,
         spread_scale: in_range("quotas.spreading.scale", s.scale, 1e-3, 1e6)?,
-        spread_half_life_ms: seconds("quotas.spreading.half_life_seconds", s.half_life_seconds)?,
+        spread_half_life_pages: in_range(
+            "quotas.spreading.half_life_pages",
+            s.half_life_pages,
+            1.0,
+            1e9,
+        )?,
         max_streamers: in_range(
             "quotas.spreading.max_streamers",
             s.max_streamers,

@@ -295,7 +295,9 @@ pub struct RawTargets {
     pub small: f64,
     pub half_life_seconds: f64,
     pub step: f64,
-    pub max_multiplier: f64,
+    pub max_price: f64,
+    /// Replaced by `max_price`; refused with the reason when set.
+    pub max_multiplier: Option<f64>,
 }
 
 impl Default for RawTargets {
@@ -307,7 +309,8 @@ impl Default for RawTargets {
             small: 0.46,
             half_life_seconds: 600.0,
             step: 0.5,
-            max_multiplier: 4.0,
+            max_price: 2.0,
+            max_multiplier: None,
         }
     }
 }
@@ -317,7 +320,9 @@ impl Default for RawTargets {
 pub struct RawSpreading {
     pub strength: f64,
     pub scale: f64,
-    pub half_life_seconds: f64,
+    pub half_life_pages: f64,
+    /// Replaced by `half_life_pages`; refused with the reason when set.
+    pub half_life_seconds: Option<f64>,
     pub max_streamers: u64,
     pub max_share: f64,
 }
@@ -326,8 +331,9 @@ impl Default for RawSpreading {
     fn default() -> Self {
         RawSpreading {
             strength: 0.25,
-            scale: 5.0,
-            half_life_seconds: 3600.0,
+            scale: 1.0,
+            half_life_pages: 2000.0,
+            half_life_seconds: None,
             max_streamers: 200_000,
             max_share: 0.0,
         }

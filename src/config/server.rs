@@ -53,7 +53,7 @@ pub(super) fn validate(server: RawServer) -> Result<ServerConfig, Invalid> {
         request_timeout: Duration::from_secs_f64(in_range(
             "server.request_timeout_seconds",
             server.request_timeout_seconds,
-            0.001,
+            1e-6,
             600.0,
         )?),
         watch_config: match in_range(

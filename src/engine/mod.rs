@@ -22,7 +22,7 @@ pub use params::EngineParams;
 pub use query::{Candidate, RankQuery, Ranking, Slot};
 pub use score::{Estimate, ScoreSource, ScoringParams, combine};
 
-use crate::allocate::{self, ExposureState, Placement};
+use crate::allocate::{self, ExposureState, Placement, Served};
 use crate::catalog::Catalog;
 use crate::chuanliu::{CapScope, Flow, Reservation, Wanted};
 use crate::domain::{FieldError, ItemKind, Reason, Reasons, Scene, Tier};
@@ -139,6 +139,7 @@ impl Engine {
                     .map(|index| Placement {
                         index,
                         by_floor: false,
+                        lifted: false,
                     })
                     .collect()
             };
@@ -158,26 +159,31 @@ impl Engine {
         for g in evaluation.ghosts.iter().filter(|g| g.injected) {
             items[g.index].eligible = g.eligible;
         }
-        evaluation.boost = exposure.adjust(&quotas.exposure, query.now, &mut items);
+        let control = exposure.control(&quotas.exposure, &items);
         for g in evaluation.ghosts.iter_mut().filter(|g| g.injected) {
-            g.eligible = items[g.index].eligible;
+            g.eligible = items[g.index].eligible && !control.refuses(g.index);
             items[g.index].eligible = false;
         }
         for (i, item) in items.iter().enumerate() {
-            evaluation.scores[i] = item.score;
-            evaluation.eligible[i] = item.eligible;
+            evaluation.boost[i] = control.lift(item);
+            evaluation.eligible[i] = item.eligible && !control.refuses(i);
         }
         let table = quotas.floors.table(slots);
         let max_per_streamer = quotas.max_items_per_streamer;
-        let placed = allocate::allocate(&items, slots, &table, max_per_streamer);
-        let ghost_page = evaluation
-            .ghost_page(|items| allocate::allocate(items, slots, &table, max_per_streamer));
+        let placed = control.place(&items, slots, &table, max_per_streamer);
+        let ghost_page =
+            evaluation.ghost_page(|items| control.place(items, slots, &table, max_per_streamer));
         settle_flow(&mut evaluation, &placed, &ghost_page);
         let ranking = self.explain(query, &evaluation, &placed);
-        let page: Vec<(Tier, Option<&str>, f64)> = placed
+        let page: Vec<Served> = placed
             .iter()
             .zip(&ranking.slots)
-            .map(|(p, slot)| (items[p.index].tier, items[p.index].streamer, slot.exposure))
+            .map(|(p, slot)| Served {
+                tier: items[p.index].tier,
+                streamer: items[p.index].streamer,
+                exposure: slot.exposure,
+                score: items[p.index].score,
+            })
             .collect();
         exposure.observe(&quotas.exposure, query.now, &page);
         ranking
@@ -316,33 +322,42 @@ impl Engine {
         let slots = placed
             .iter()
             .enumerate()
-            .map(|(position, &Placement { index: i, by_floor })| {
-                let (r, e) = (&items[i], &estimates[i]);
-                let mut reasons = gates[i].reasons.union(marks[i]);
-                reasons.insert(if by_floor {
-                    Reason::TierFloor
-                } else {
-                    Reason::Organic
-                });
-                if boost[i] > 1.0 + threshold {
-                    reasons.insert(Reason::ExposureBoost);
-                }
-                Slot {
-                    position: position as u32,
-                    candidate: i as u32,
-                    item_id: r.candidate.item_id.clone(),
-                    kind: r.candidate.kind,
-                    streamer_id: r.streamer_id.map(str::to_string),
-                    tier: r.tier,
-                    score: scores[i],
-                    expected_value: e.expected_value,
-                    exposure: self.params.quotas.position_weights.weight(position),
-                    pctr: e.pctr,
-                    pcvr: e.pcvr,
-                    reasons,
-                    resolved: r.resolved,
-                }
-            })
+            .map(
+                |(
+                    position,
+                    &Placement {
+                        index: i,
+                        by_floor,
+                        lifted,
+                    },
+                )| {
+                    let (r, e) = (&items[i], &estimates[i]);
+                    let mut reasons = gates[i].reasons.union(marks[i]);
+                    reasons.insert(if by_floor {
+                        Reason::TierFloor
+                    } else {
+                        Reason::Organic
+                    });
+                    if lifted || boost[i] > 1.0 + threshold {
+                        reasons.insert(Reason::ExposureBoost);
+                    }
+                    Slot {
+                        position: position as u32,
+                        candidate: i as u32,
+                        item_id: r.candidate.item_id.clone(),
+                        kind: r.candidate.kind,
+                        streamer_id: r.streamer_id.map(str::to_string),
+                        tier: r.tier,
+                        score: scores[i],
+                        expected_value: e.expected_value,
+                        exposure: self.params.quotas.position_weights.weight(position),
+                        pctr: e.pctr,
+                        pcvr: e.pcvr,
+                        reasons,
+                        resolved: r.resolved,
+                    }
+                },
+            )
             .collect();
         Ranking {
             request_id: query.request_id.clone(),
@@ -365,7 +380,8 @@ pub struct Evaluation<'a> {
     gates: Vec<GateOutcome>,
     scores: Vec<f64>,
     eligible: Vec<bool>,
-    /// Exposure-control multipliers already in `scores` (1 where none).
+    /// How much exposure control's tier price lifts each candidate: its
+    /// ranking key over its score (1 where none). `scores` are before it.
     boost: Vec<f64>,
     /// Reasons stages before allocation gave each candidate (chuanliu,
     /// flow reward); shown on the items placed.

@@ -16,7 +16,8 @@ pub struct AdminApi {
 
 fn quota_state(view: ControllerView, config_version: String) -> pb::QuotaState {
     let ControllerView {
-        multipliers,
+        prices,
+        score_unit,
         realized_shares,
         targets,
         tracked_streamers,
@@ -27,7 +28,7 @@ fn quota_state(view: ControllerView, config_version: String) -> pb::QuotaState {
             .iter()
             .map(|&t| pb::TierQuota {
                 tier: super::convert::tier_to_pb(t) as i32,
-                multiplier: multipliers[t.index()],
+                price: prices[t.index()],
                 realized_share: realized_shares[t.index()],
                 target_share: targets.map(|x| x[t.index()]),
             })
@@ -36,6 +37,7 @@ fn quota_state(view: ControllerView, config_version: String) -> pb::QuotaState {
         tracked_streamers: tracked_streamers as u64,
         config_version,
         exposure_gini: gini,
+        score_unit,
     }
 }
 
@@ -86,7 +88,7 @@ impl pb::admin_service_server::AdminService for AdminApi {
             .state
             .ranking
             .exposure
-            .view(&live.config.engine.quotas.exposure, super::wall_clock());
+            .view(&live.config.engine.quotas.exposure);
         Ok(Response::new(quota_state(
             view,
             live.config.version.clone(),

@@ -126,8 +126,8 @@ fn describe() {
         "Tier target share (absent when targets are off)"
     );
     describe_gauge!(
-        "fairflow_controller_multiplier",
-        "The exposure controller's multiplier per tier"
+        "fairflow_controller_price",
+        "The exposure controller's price per tier, in mean served scores"
     );
     describe_gauge!(
         "fairflow_exposure_gini",
@@ -386,7 +386,7 @@ pub fn record_controller(view: &ControllerView) {
     for tier in Tier::ALL {
         let t = tier.index();
         gauge!("fairflow_exposure_share", "tier" => tier.name()).set(view.realized_shares[t]);
-        gauge!("fairflow_controller_multiplier", "tier" => tier.name()).set(view.multipliers[t]);
+        gauge!("fairflow_controller_price", "tier" => tier.name()).set(view.prices[t]);
         if let Some(targets) = view.targets {
             gauge!("fairflow_exposure_target_share", "tier" => tier.name()).set(targets[t]);
         }

@@ -342,7 +342,7 @@ pub async fn run(
     served
 }
 
-/// Publishes the controller's state (shares, multipliers, Gini) every
+/// Publishes the controller's state (shares, prices, Gini) every
 /// `every`: the Gini sorts every tracked streamer, too much per request.
 async fn refresh_metrics(state: Arc<State>, every: std::time::Duration) {
     let mut tick = tokio::time::interval(every);
@@ -354,7 +354,7 @@ async fn refresh_metrics(state: Arc<State>, every: std::time::Duration) {
             let view = state
                 .ranking
                 .exposure
-                .view(&live.config.engine.quotas.exposure, wall_clock());
+                .view(&live.config.engine.quotas.exposure);
             metrics::record_controller(&view);
             state.publish_flow(wall_clock());
             if let Some(stream) = &state.stream {

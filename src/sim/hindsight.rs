@@ -27,7 +27,7 @@
 //! solution's share gaps. One pass over all pages per step (rayon). With
 //! tens of thousands of pages the duality gap is negligible, so the result
 //! is, up to the solver's tolerance, the best any (randomized) allocation of
-//! these pages could do. The online controller (multiplicative multipliers
+//! these pages could do. The online controller (additive tier prices
 //! learned as the day unfolds) is measured against it.
 
 use crate::allocate::QuotaParams;

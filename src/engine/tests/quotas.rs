@@ -118,9 +118,9 @@ fn the_controller_lifts_a_tier_below_its_target_over_requests() {
         }
     }
     assert!(lifted.is_some(), "the small tier is lifted onto a page");
-    let view = state.exposure.view(&e.params().quotas.exposure, NOW);
-    assert!(view.multipliers[Tier::Small.index()] > 1.0);
-    assert!(view.multipliers[Tier::Top.index()] <= 1.0);
+    let view = state.exposure.view(&e.params().quotas.exposure);
+    assert!(view.prices[Tier::Small.index()] > 0.0);
+    assert!(view.prices[Tier::Top.index()] <= 0.0);
 }
 
 #[test]
@@ -201,7 +201,7 @@ fn no_streamer_holds_more_than_its_share_cap_over_the_window() {
     let cap = 0.2;
     let e = engine(&format!(
         "[scoring]\nsource = \"upstream\"\n[quotas.floors]\npolicy = \"none\"\n\
-         [quotas.spreading]\nmax_share = {cap}\nhalf_life_seconds = 604800\n"
+         [quotas.spreading]\nmax_share = {cap}\nhalf_life_pages = 1000000\n"
     ));
     let state = RankState::new();
     let mut exposure: std::collections::HashMap<String, f64> = Default::default();

@@ -1,0 +1,444 @@
+//! Amortized exposure control: per-tier prices that steer realized exposure
+//! shares toward targets, and per-streamer diminishing returns that spread
+//! exposure inside each tier without moving the tiers' shares.
+//!
+//! - **Tier prices** (the Lagrangian's own form). Maximizing a page's value
+//!   `sum_i w_i * s_i` subject to tier shares of exposure is, through its
+//!   Lagrangian, maximizing `sum_i w_i * (s_i + nu_t(i))` with a price `nu_t`
+//!   per tier: the price buys exposure, so it is paid per unit of the slot's
+//!   position weight `w_i`. The item term `s_i + nu_t` separates from the
+//!   slot weight, so with decreasing weights greedy order by `s + nu_t` is
+//!   the exact per-page optimum (rearrangement inequality); with floors and
+//!   the page cap the same greedy, EDF-forced, is used, as by the hindsight
+//!   solver it is measured against. Prices are kept in units of the running
+//!   mean served score `S` (`nu_t = p_t * S`), so one step size fits any
+//!   score scale, and updated after every page with exposure `W`, of which
+//!   tier `t` got `E_t`, as a dual subgradient step on that page's miss:
+//!   `p_t <- clip(p_t + step * (target_t * W - E_t) / W_mean, -P, P)`
+//!   (`W_mean`: running mean page exposure; `P`: `max_price`). Stability:
+//!   a price moves by at most `step` (mean scores) per page-sized miss, and
+//!   the misses summed over any stretch of pages equal the change in `p`
+//!   over it divided by `step`, at most `2 P / step` pages' exposure
+//!   whatever the traffic; the step must stay small against the score gap
+//!   between a tier's marginal candidates and the next tier's (in mean
+//!   scores) for the price to settle instead of flipping whole pages
+//!   between tiers (0.5 settles on the simulator's traffic; docs/quotas.md).
+//! - **Within-tier spreading**: a streamer whose recent exposure is `e`, in a
+//!   tier whose typical streamer (exposure-weighted: `sum e^2 / sum e`) has
+//!   `c`, is ordered inside its tier by `score * (1 + e / (scale * c))^-strength`.
+//!   Which slots each tier holds is decided before spreading (by `s + nu_t`),
+//!   and spreading only chooses which of the tier's candidates fill them, so
+//!   no spreading strength can move a tier's share.
+//! - **Share cap**: a streamer holding `max_streamer_share` of the same
+//!   window's total exposure is skipped until its share decays below it.
+//!
+//! Every window that steers ranking is counted in pages served under quotas,
+//! not in seconds, so one setting behaves the same at 0.1 and 10 requests a
+//! second (per shard, at night, in replay). The realized tier shares
+//! reported to monitoring are over a window in time (`tier_half_life_ms`),
+//! which ranking never reads.
+//!
+//! The state is the caller's: one per server process (controllers on
+//! replicas converge independently, so quotas scale out without
+//! coordination) or one per replay shard. It carries over config reloads.
+
+use super::{Item, MTable, Placement};
+use crate::domain::{Millis, Tier};
+use compact_str::CompactString;
+use foldhash::HashMap;
+use parking_lot::Mutex;
+use serde::Serialize;
+
+/// The controller's settings (validated config).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExposureParams {
+    /// Target share of exposure per tier; `None` turns the tier controller off.
+    pub targets: Option<[f64; 3]>,
+    /// Half-life of the realized shares reported (monitoring only).
+    pub tier_half_life_ms: f64,
+    pub step: f64,
+    /// Bound on each tier's price, in mean served scores: within [-P, P].
+    pub max_price: f64,
+    /// 0 turns spreading off.
+    pub spread_strength: f64,
+    /// In multiples of the tier's typical streamer exposure.
+    pub spread_scale: f64,
+    /// Half-life of a streamer's recent exposure, in pages.
+    pub spread_half_life_pages: f64,
+    /// Streamers remembered at most; the least exposed are forgotten first.
+    pub max_streamers: usize,
+    /// Most share of the window's exposure one streamer may hold; 0: no cap.
+    pub max_streamer_share: f64,
+}
+
+/// What a snapshot reads out (admin and metrics).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ControllerView {
+    /// Each tier's price in mean served scores (0 with targets off).
+    pub prices: [f64; 3],
+    /// The mean served score the prices are in units of.
+    pub score_unit: f64,
+    pub realized_shares: [f64; 3],
+    pub targets: Option<[f64; 3]>,
+    pub tracked_streamers: usize,
+    /// Gini of recent exposure across the streamers tracked.
+    pub gini: f64,
+}
+
+/// One streamer's recent exposure, as of page `at`.
+#[derive(Debug, Clone, Copy)]
+struct Tracked {
+    exposure: f64,
+    at: f64,
+    tier: Tier,
+}
+
+#[derive(Debug, Default, Clone)]
+struct Inner {
+    /// Tier prices in units of `score_mean`.
+    price: [f64; 3],
+    /// Running mean of a page's exposure-weighted mean score.
+    score_mean: f64,
+    /// Running mean of a page's total exposure: the unit of a step.
+    page_mean: f64,
+    /// Realized exposure per tier over the monitoring window, as of `updated`.
+    exposure: [f64; 3],
+    updated: Option<Millis>,
+    /// The page clock: pages observed so far.
+    pages: f64,
+    streamers: HashMap<CompactString, Tracked>,
+    /// Totals over the streamers' window as of `pages`: all exposure, and per
+    /// tier the tracked streamers' sum of exposure and of its square.
+    streamer_total: f64,
+    tier_mass: [f64; 3],
+    tier_square: [f64; 3],
+}
+
+/// Weight of the latest page in the running means.
+const PAGE_MEAN_WEIGHT: f64 = 0.01;
+
+/// Exposure state shared by the requests of one process (or replay shard).
+#[derive(Debug, Default)]
+pub struct ExposureState {
+    inner: Mutex<Inner>,
+}
+
+/// One served slot, as the controller records it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Served<'a> {
+    pub tier: Tier,
+    pub streamer: Option<&'a str>,
+    pub exposure: f64,
+    /// The score before exposure control.
+    pub score: f64,
+}
+
+/// `value` decayed over `elapsed` (any unit) at `half_life` (same unit).
+fn decay(value: f64, elapsed: f64, half_life: f64) -> f64 {
+    if half_life <= 0.0 {
+        return 0.0;
+    }
+    value * (-elapsed.max(0.0) / half_life * std::f64::consts::LN_2).exp()
+}
+
+impl Tracked {
+    fn now(&self, pages: f64, half_life: f64) -> f64 {
+        decay(self.exposure, pages - self.at, half_life)
+    }
+}
+
+/// Exposure control for one page, read from the state at one instant: what
+/// [`Control::place`] fills the page by.
+#[derive(Debug, Clone, Default)]
+pub struct Control {
+    /// Added to the scores of each tier's candidates, in score units.
+    price: [f64; 3],
+    /// Candidates the share cap refuses (empty: the cap is not in force).
+    capped: Vec<bool>,
+    /// Each candidate's spreading factor (empty: spreading is off).
+    spread: Vec<f64>,
+}
+
+impl Control {
+    /// No control: pages in plain score order under floors and cap.
+    pub fn none() -> Control {
+        Control::default()
+    }
+
+    /// Each tier's price, in score units.
+    pub fn prices(&self) -> [f64; 3] {
+        self.price
+    }
+
+    /// How much the tier price lifts a candidate: its ranking key over its
+    /// score (1 for a score that is not positive).
+    pub fn lift(&self, item: &Item) -> f64 {
+        if item.score > 0.0 {
+            (item.score + self.price[item.tier.index()]) / item.score
+        } else {
+            1.0
+        }
+    }
+
+    /// Whether the share cap refuses candidate `i`.
+    pub fn refuses(&self, i: usize) -> bool {
+        self.capped.get(i).copied().unwrap_or(false)
+    }
+
+    /// Fills up to `slots` slots from `items` (scores before control): the
+    /// slots each tier holds are chosen by score plus tier price, under the
+    /// floors and the cap; each tier's slots are then filled in its
+    /// spreading order. A slot spreading filled with a lower-scored item
+    /// than the price order would have is marked `lifted`.
+    pub fn place(
+        &self,
+        items: &[Item],
+        slots: usize,
+        table: &MTable,
+        max_per_streamer: u32,
+    ) -> Vec<Placement> {
+        let keyed: Vec<Item> = items
+            .iter()
+            .enumerate()
+            .map(|(i, it)| Item {
+                score: it.score + self.price[it.tier.index()],
+                eligible: it.eligible && !self.refuses(i),
+                ..*it
+            })
+            .collect();
+        let page = super::allocate(&keyed, slots, table, max_per_streamer);
+        if self.spread.is_empty() {
+            return page;
+        }
+        let order: Vec<f64> = items
+            .iter()
+            .zip(&self.spread)
+            .map(|(it, f)| it.score * f)
+            .collect();
+        super::within_tiers(&keyed, &order, &page, max_per_streamer)
+    }
+}
+
+/// A copy of the state as it is now: a simulation branches a warm world
+/// into paired runs with it.
+impl Clone for ExposureState {
+    fn clone(&self) -> ExposureState {
+        ExposureState {
+            inner: Mutex::new(self.inner.lock().clone()),
+        }
+    }
+}
+
+impl ExposureState {
+    pub fn new() -> ExposureState {
+        ExposureState::default()
+    }
+
+    /// The control for a page of `items` (scores before control): tier
+    /// prices in score units, the share cap, each candidate's spreading
+    /// factor. One hash probe per candidate, only when spreading or the cap
+    /// is on.
+    pub fn control(&self, params: &ExposureParams, items: &[Item]) -> Control {
+        let inner = self.inner.lock();
+        let price = if params.targets.is_some() {
+            inner.price.map(|p| p * inner.score_mean)
+        } else {
+            [0.0; 3]
+        };
+        let spreading = params.spread_strength > 0.0;
+        let share = params.max_streamer_share;
+        // Below 1 / max_share first-slot exposures in the window, the cap
+        // would deny a streamer even its first slot.
+        let cap = (share > 0.0 && inner.streamer_total * share >= 1.0)
+            .then_some(share * inner.streamer_total);
+        if !spreading && cap.is_none() {
+            return Control {
+                price,
+                ..Control::default()
+            };
+        }
+        let half_life = params.spread_half_life_pages;
+        let typical: [f64; 3] = std::array::from_fn(|t| {
+            if inner.tier_mass[t] > 0.0 {
+                inner.tier_square[t].max(0.0) / inner.tier_mass[t]
+            } else {
+                0.0
+            }
+        });
+        let strength = -params.spread_strength as f32;
+        let mut capped = Vec::new();
+        let mut spread = Vec::with_capacity(if spreading { items.len() } else { 0 });
+        for (i, item) in items.iter().enumerate() {
+            let recent = item
+                .streamer
+                .and_then(|s| inner.streamers.get(s))
+                .map_or(0.0, |t| t.now(inner.pages, half_life));
+            if cap.is_some_and(|cap| recent >= cap) {
+                capped.resize(items.len(), false);
+                capped[i] = true;
+            }
+            if spreading {
+                let unit = params.spread_scale * typical[item.tier.index()];
+                // In f32: a factor on a score needs no more than its 7
+                // digits, and libm's f64 `pow` was the largest single cost
+                // of a 500-candidate rank (13%).
+                spread.push(if recent > 0.0 && unit > 0.0 {
+                    f64::from(((1.0 + recent / unit) as f32).powf(strength))
+                } else {
+                    1.0
+                });
+            }
+        }
+        Control {
+            price,
+            capped,
+            spread,
+        }
+    }
+
+    /// Records a served page and takes one controller step; `now` dates
+    /// the monitoring window only.
+    pub fn observe(&self, params: &ExposureParams, now: Millis, page: &[Served]) {
+        let mut guard = self.inner.lock();
+        let Inner {
+            price,
+            score_mean,
+            page_mean,
+            exposure,
+            updated,
+            pages,
+            streamers,
+            streamer_total,
+            tier_mass,
+            tier_square,
+        } = &mut *guard;
+        let from = updated.unwrap_or(now);
+        for e in exposure.iter_mut() {
+            *e = decay(*e, now.since(from) as f64, params.tier_half_life_ms);
+        }
+        *updated = Some(now.max(from));
+
+        let half_life = params.spread_half_life_pages;
+        let clock = *pages;
+        let mut served = [0.0; 3];
+        let mut weighted = 0.0;
+        for s in page {
+            let t = s.tier.index();
+            served[t] += s.exposure;
+            weighted += s.exposure * s.score;
+            *streamer_total += s.exposure;
+            // Tracked whether or not spreading or the cap is on: the
+            // streamer-level Gini is monitored either way.
+            let Some(name) = s.streamer else { continue };
+            let before = match streamers.get(name) {
+                Some(tracked) => {
+                    // A streamer whose tier changed takes its exposure along.
+                    let (old, e) = (tracked.tier.index(), tracked.now(clock, half_life));
+                    tier_mass[old] -= e;
+                    tier_square[old] -= e * e;
+                    e
+                }
+                None => 0.0,
+            };
+            let after = before + s.exposure;
+            tier_mass[t] += after;
+            tier_square[t] += after * after;
+            let tracked = Tracked {
+                exposure: after,
+                at: clock,
+                tier: s.tier,
+            };
+            match streamers.get_mut(name) {
+                Some(entry) => *entry = tracked,
+                None => {
+                    streamers.insert(CompactString::from(name), tracked);
+                }
+            }
+        }
+        for t in 0..3 {
+            exposure[t] += served[t];
+        }
+        // One page later: every total of the window decays by one page.
+        *pages += 1.0;
+        let f = decay(1.0, 1.0, half_life);
+        *streamer_total *= f;
+        for t in 0..3 {
+            tier_mass[t] = (tier_mass[t] * f).max(0.0);
+            tier_square[t] = (tier_square[t] * f * f).max(0.0);
+        }
+
+        let page_total: f64 = served.iter().sum();
+        if page_total > 0.0 {
+            let running = |mean: &mut f64, x: f64| {
+                *mean = if *mean > 0.0 {
+                    *mean + PAGE_MEAN_WEIGHT * (x - *mean)
+                } else {
+                    x
+                };
+            };
+            running(page_mean, page_total);
+            running(score_mean, weighted / page_total);
+            if let Some(targets) = params.targets {
+                // The step integrates this page's own miss, in units of a
+                // typical page: the misses over any stretch of pages sum to
+                // the change in price over it divided by the step, so
+                // however few pages an hour brings, its share is off by at
+                // most that, not by the lag of a smoothed share.
+                let bound = params.max_price;
+                for t in 0..3 {
+                    let miss = (targets[t] * page_total - served[t]) / *page_mean;
+                    price[t] = (price[t] + params.step * miss).clamp(-bound, bound);
+                }
+            }
+        }
+
+        if streamers.len() > params.max_streamers {
+            // Forget the least exposed half (decayed to now): amortized O(1).
+            let now = *pages;
+            let mut values: Vec<f64> = streamers.values().map(|t| t.now(now, half_life)).collect();
+            let mid = values.len() / 2;
+            let (_, cut, _) = values.select_nth_unstable_by(mid, f64::total_cmp);
+            let cut = *cut;
+            streamers.retain(|_, tracked| {
+                let e = tracked.now(now, half_life);
+                let keep = e > cut;
+                if !keep {
+                    let t = tracked.tier.index();
+                    tier_mass[t] = (tier_mass[t] - e).max(0.0);
+                    tier_square[t] = (tier_square[t] - e * e).max(0.0);
+                }
+                keep
+            });
+        }
+    }
+
+    /// The controller's state. The Gini sorts every tracked streamer: call
+    /// it for monitoring, not per request (the values are copied under the
+    /// lock and sorted outside it).
+    pub fn view(&self, params: &ExposureParams) -> ControllerView {
+        let (price, score_unit, exposure, recent) = {
+            let inner = self.inner.lock();
+            let recent: Vec<f64> = inner
+                .streamers
+                .values()
+                .map(|t| t.now(inner.pages, params.spread_half_life_pages))
+                .collect();
+            (inner.price, inner.score_mean, inner.exposure, recent)
+        };
+        ControllerView {
+            prices: if params.targets.is_some() {
+                price
+            } else {
+                [0.0; 3]
+            },
+            score_unit,
+            realized_shares: super::concentration::shares(exposure),
+            targets: params.targets,
+            tracked_streamers: recent.len(),
+            gini: super::concentration::gini(&recent),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

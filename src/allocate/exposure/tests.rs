@@ -1,0 +1,206 @@
+//! The controller's rules: prices, spreading relative to the tier, windows
+//! in pages, the share cap, bounded memory.
+
+use super::*;
+use crate::allocate::Floors;
+
+fn params() -> ExposureParams {
+    ExposureParams {
+        targets: Some([0.4, 0.35, 0.25]),
+        tier_half_life_ms: 600_000.0,
+        step: 0.5,
+        max_price: 2.0,
+        spread_strength: 0.5,
+        spread_scale: 1.0,
+        spread_half_life_pages: 100.0,
+        max_streamers: 4,
+        max_streamer_share: 0.0,
+    }
+}
+
+fn served(tier: Tier, streamer: Option<&str>, exposure: f64) -> Served<'_> {
+    Served {
+        tier,
+        streamer,
+        exposure,
+        score: 1.0,
+    }
+}
+
+fn item(tier: Tier, name: &str) -> Item<'_> {
+    Item {
+        score: 1.0,
+        eligible: true,
+        tier,
+        streamer: Some(name),
+    }
+}
+
+#[test]
+fn a_tier_below_target_gets_a_higher_price_bounded() {
+    let p = params();
+    let s = ExposureState::new();
+    // Only top streamers served, again and again.
+    for i in 0..200 {
+        s.observe(&p, Millis(i * 1000), &[served(Tier::Top, None, 1.0)]);
+    }
+    let v = s.view(&p);
+    assert!(v.prices[Tier::Small.index()] > 0.0);
+    assert!(v.prices[Tier::Top.index()] < 0.0);
+    assert!(v.prices.iter().all(|&x| x.abs() <= 2.0 + 1e-12), "{v:?}");
+    assert!((v.score_unit - 1.0).abs() < 1e-12);
+    assert!((v.realized_shares[Tier::Top.index()] - 1.0).abs() < 1e-9);
+    // The price is added in score units: a small item of score 1 ranks
+    // by 1 + 2 * 1 (the bound, in mean scores of 1).
+    let c = s.control(&p, &[item(Tier::Small, "x")]);
+    assert!((c.prices()[Tier::Small.index()] - 2.0).abs() < 1e-12);
+    assert!((c.lift(&item(Tier::Small, "x")) - 3.0).abs() < 1e-12);
+}
+
+#[test]
+fn the_step_integrates_each_pages_miss() {
+    // One page of exposure 1, all to top, at targets 0.4/0.35/0.25: the
+    // misses are -0.6, 0.35, 0.25 page-sized units.
+    let p = params();
+    let s = ExposureState::new();
+    s.observe(&p, Millis(0), &[served(Tier::Top, None, 1.0)]);
+    let v = s.view(&p);
+    for (got, want) in v.prices.iter().zip([-0.3, 0.175, 0.125]) {
+        assert!((got - want).abs() < 1e-12, "{v:?}");
+    }
+}
+
+#[test]
+fn spreading_is_relative_to_the_tiers_typical_streamer_and_decays() {
+    let p = ExposureParams {
+        max_streamers: 100,
+        ..params()
+    };
+    let s = ExposureState::new();
+    // Mid: a has 3, b has 1; typical = (9 + 1) / 4 = 2.5.
+    s.observe(
+        &p,
+        Millis(0),
+        &[
+            served(Tier::Mid, Some("a"), 3.0),
+            served(Tier::Mid, Some("b"), 1.0),
+        ],
+    );
+    let c = s.control(&p, &[item(Tier::Mid, "a"), item(Tier::Mid, "c")]);
+    let want = (1.0f64 + 3.0 / 2.5).powf(-0.5);
+    assert!((c.spread[0] - want).abs() < 1e-6, "{:?}", c.spread);
+    assert_eq!(c.spread[1], 1.0);
+    // One half-life (in pages) later, a's exposure and the typical both
+    // halve: the penalty relative to the tier is the same.
+    for _ in 0..100 {
+        s.observe(&p, Millis(0), &[]);
+    }
+    let later = s.control(&p, &[item(Tier::Mid, "a")]);
+    assert!((later.spread[0] - want).abs() < 1e-5, "{:?}", later.spread);
+    // A new streamer taking the tier's exposure makes a's share small.
+    for _ in 0..300 {
+        s.observe(&p, Millis(0), &[served(Tier::Mid, Some("d"), 1.0)]);
+    }
+    let after = s.control(&p, &[item(Tier::Mid, "a")]);
+    assert!(after.spread[0] > 0.99, "{:?}", after.spread);
+}
+
+#[test]
+fn windows_count_pages_not_seconds() {
+    // The same pages at 10 per second and at one per 10 seconds leave
+    // the same control.
+    let p = ExposureParams {
+        max_streamers: 100,
+        max_streamer_share: 0.3,
+        ..params()
+    };
+    let names = ["a", "b", "c", "d", "e"];
+    let run = |gap_ms: i64| {
+        let s = ExposureState::new();
+        for i in 0..500 {
+            let page = [
+                served(Tier::Mid, Some(names[i % 5]), 1.0),
+                served(Tier::Small, Some(names[(i * 3) % 5]), 0.63),
+            ];
+            s.observe(&p, Millis(i as i64 * gap_ms), &page);
+        }
+        let items: Vec<Item> = names.iter().map(|n| item(Tier::Mid, n)).collect();
+        let c = s.control(&p, &items);
+        (c.price, c.capped, c.spread)
+    };
+    assert_eq!(run(100), run(10_000));
+}
+
+#[test]
+fn a_streamer_at_its_share_cap_is_skipped_until_it_decays() {
+    let p = ExposureParams {
+        max_streamer_share: 0.25,
+        spread_strength: 0.0,
+        max_streamers: 100,
+        ..params()
+    };
+    let s = ExposureState::new();
+    // "a" has 3 of 5 units of recent exposure: 60%, over the cap, and
+    // the window holds at least 1 / 0.25 = 4 units, so the cap is in
+    // force; "b" has 20%.
+    s.observe(
+        &p,
+        Millis(0),
+        &[
+            served(Tier::Small, Some("a"), 3.0),
+            served(Tier::Small, Some("b"), 1.0),
+            served(Tier::Small, Some("d"), 1.0),
+        ],
+    );
+    let page = [
+        item(Tier::Small, "a"),
+        item(Tier::Small, "b"),
+        item(Tier::Small, "c"),
+    ];
+    let c = s.control(&p, &page);
+    assert_eq!([0, 1, 2].map(|i| c.refuses(i)), [true, false, false]);
+    let table = Floors::None.table(3);
+    let placed = c.place(&page, 3, &table, 0);
+    assert_eq!(placed.iter().map(|p| p.index).collect::<Vec<_>>(), [1, 2]);
+    // Others take the next pages; a's share decays below the cap.
+    for _ in 1..=200 {
+        s.observe(&p, Millis(0), &[served(Tier::Small, Some("c"), 1.0)]);
+    }
+    assert!(!s.control(&p, &page).refuses(0));
+}
+
+#[test]
+fn the_share_cap_waits_for_a_full_window() {
+    let p = ExposureParams {
+        max_streamer_share: 0.1,
+        ..params()
+    };
+    let s = ExposureState::new();
+    // 5 units in the window, below 1 / 0.1 = 10: no cap yet, though "a"
+    // holds all of it.
+    s.observe(&p, Millis(0), &[served(Tier::Top, Some("a"), 5.0)]);
+    assert!(!s.control(&p, &[item(Tier::Top, "a")]).refuses(0));
+}
+
+#[test]
+fn memory_is_bounded_and_the_tier_totals_follow_what_is_kept() {
+    let p = params();
+    let s = ExposureState::new();
+    for i in 0..50 {
+        let name = format!("s{i}");
+        let page = [served(Tier::Small, Some(name.as_str()), 1.0 + i as f64)];
+        s.observe(&p, Millis(i), &page);
+    }
+    assert!(s.view(&p).tracked_streamers <= 5);
+    let inner = s.inner.lock();
+    let small = Tier::Small.index();
+    let kept: Vec<f64> = inner
+        .streamers
+        .values()
+        .map(|t| t.now(inner.pages, p.spread_half_life_pages))
+        .collect();
+    let mass: f64 = kept.iter().sum();
+    let square: f64 = kept.iter().map(|e| e * e).sum();
+    assert!((inner.tier_mass[small] - mass).abs() < 1e-9 * mass.max(1.0));
+    assert!((inner.tier_square[small] - square).abs() < 1e-9 * square.max(1.0));
+}
