@@ -330,30 +330,29 @@ impl ExposureState {
             // Tracked whether or not spreading or the cap is on: the
             // streamer-level Gini is monitored either way.
             let Some(name) = s.streamer else { continue };
-            let before = match streamers.get(name) {
-                Some(tracked) => {
-                    // A streamer whose tier changed takes its exposure along.
-                    let (old, e) = (tracked.tier.index(), tracked.now(clock, half_life));
-                    tier_mass[old] -= e;
-                    tier_square[old] -= e * e;
-                    e
-                }
-                None => 0.0,
+            // One probe for a tracked streamer; a new one is inserted.
+            let tracked = match streamers.get_mut(name) {
+                Some(tracked) => tracked,
+                None => streamers
+                    .entry(CompactString::from(name))
+                    .or_insert(Tracked {
+                        exposure: 0.0,
+                        at: clock,
+                        tier: s.tier,
+                    }),
             };
+            // A streamer whose tier changed takes its exposure along.
+            let (old, before) = (tracked.tier.index(), tracked.now(clock, half_life));
+            tier_mass[old] -= before;
+            tier_square[old] -= before * before;
             let after = before + s.exposure;
             tier_mass[t] += after;
             tier_square[t] += after * after;
-            let tracked = Tracked {
+            *tracked = Tracked {
                 exposure: after,
                 at: clock,
                 tier: s.tier,
             };
-            match streamers.get_mut(name) {
-                Some(entry) => *entry = tracked,
-                None => {
-                    streamers.insert(CompactString::from(name), tracked);
-                }
-            }
         }
         for t in 0..3 {
             exposure[t] += served[t];
