@@ -82,7 +82,6 @@ fn bench_allocate(c: &mut Criterion) {
         step: 0.5,
         max_price: 2.0,
         spread_strength: 0.25,
-        spread_scale: 1.0,
         spread_half_life_pages: 2000.0,
         max_streamers: 200_000,
         max_streamer_share: 0.01,

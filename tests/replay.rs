@@ -431,3 +431,44 @@ fn a_replay_under_a_holdout_reports_what_the_flow_added_summed_over_shards() {
     let off = replay::run(&plain, &catalog, &log, &options, &AtomicU64::new(0));
     assert_eq!(off.replayed.summary(None).holdout, None);
 }
+
+#[test]
+fn a_replay_measures_itself_against_the_hindsight_bounds_on_its_own_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let (catalog, path) = simulated_log(dir.path());
+    let log = replay::read(&[path], fairflow::traffic::OnError::Fail).unwrap();
+    let report = |toml: &str, hindsight: bool| {
+        let config = Config::from_toml(toml, "t.toml", None).unwrap();
+        let engine = Engine::new(config.engine, Arc::new(Model::embedded().unwrap()));
+        let options = replay::Options {
+            shards: 2,
+            hindsight,
+            ..replay::Options::default()
+        };
+        let r = replay::run(&engine, &catalog, &log, &options, &AtomicU64::new(0));
+        let pages = r.recorded.pages.len();
+        (
+            pages,
+            replay::report::PolicyReport::of(&engine, "t".into(), &r, 100.0),
+        )
+    };
+    let (pages, off) = report("", false);
+    assert_eq!(pages, 0);
+    assert!(off.hindsight.is_none());
+    // Plain greedy under floors and cap, no exposure control: it is the
+    // hindsight solution at the shares it reached, exactly.
+    let plain = "[quotas.targets]\nenabled = false\n[quotas.spreading]\nstrength = 0.0\n";
+    let (pages, greedy) = report(plain, true);
+    let h = greedy.hindsight.expect("measured");
+    assert!(pages > 100 && h.pages == pages, "{pages} {h:?}");
+    assert!((h.of_hindsight - 1.0).abs() < 1e-9, "{h:?}");
+    // The default (targets and spreading) below both bounds, but close.
+    let (_, default) = report("", true);
+    let h = default.hindsight.clone().expect("measured");
+    assert!(h.of_hindsight < 1.0 && h.of_hindsight > 0.85, "{h:?}");
+    assert!(h.hindsight_gap_pp < 1.0, "{h:?}");
+    let frontier = h.of_frontier.expect("within the frontier's range");
+    assert!(frontier > 0.9 && frontier < 1.02, "{h:?}");
+    let text = replay::report::Report::new(&log, 2, default, None).to_string();
+    assert!(text.contains("hindsight, t: over"), "{text}");
+}

@@ -193,6 +193,27 @@ impl Floors {
         }
     }
 
+    /// FA*IR's table at the configured alpha itself, without the
+    /// correction for testing every prefix (`None` for other policies): what
+    /// the reference implementation prints before its adjustment, to read
+    /// beside [`Floors::table`]. Ranking never uses it.
+    pub fn unadjusted_table(&self, slots: usize) -> Option<MTable> {
+        let Floors::Fair { shares, alpha, .. } = self else {
+            return None;
+        };
+        Some(MTable {
+            slots,
+            alpha_c: None,
+            table: shares.map(|p| {
+                if p <= 0.0 {
+                    vec![0; slots]
+                } else {
+                    mtable(p, *alpha, slots)
+                }
+            }),
+        })
+    }
+
     pub fn is_none(&self) -> bool {
         matches!(self, Floors::None)
     }
@@ -358,5 +379,28 @@ mod tests {
             "{a:?}"
         );
         assert_eq!(f.table(200).slots, 200, "beyond the cache is still served");
+    }
+
+    #[test]
+    fn the_unadjusted_table_is_the_stricter_one_at_alpha_itself() {
+        let f = Floors::fair([0.0, 0.35, 0.25], 0.1, 50).unwrap();
+        let raw = f.unadjusted_table(20).unwrap();
+        let adjusted = f.table(20);
+        assert_eq!(raw.table[Tier::Mid.index()], mtable(0.35, 0.1, 20));
+        assert_eq!(raw.table[Tier::Top.index()], vec![0; 20]);
+        // A smaller (corrected) alpha asks for fewer items in each prefix.
+        for t in 0..3 {
+            assert!(
+                raw.table[t]
+                    .iter()
+                    .zip(&adjusted.table[t])
+                    .all(|(r, a)| r >= a)
+            );
+        }
+        assert_ne!(
+            raw.table, adjusted.table,
+            "the correction binds at 20 slots"
+        );
+        assert!(Floors::None.unadjusted_table(20).is_none());
     }
 }

@@ -454,6 +454,10 @@ mod tests {
             "quotas.spreading.half_life_seconds"
         );
         assert_eq!(
+            key_of("[quotas.spreading]\nscale = 1.0"),
+            "quotas.spreading.scale"
+        );
+        assert_eq!(
             key_of("[quotas.spreading]\nstrength = -1.0"),
             "quotas.spreading.strength"
         );

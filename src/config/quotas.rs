@@ -87,6 +87,13 @@ fn exposure_params(t: &raw::RawTargets, s: &raw::RawSpreading) -> Result<Exposur
              behaves the same at any traffic rate",
         ));
     }
+    if s.scale.is_some() {
+        return Err(invalid(
+            "quotas.spreading.scale",
+            "folded into strength: the penalty is strength mean served scores per \
+             tier-mean of exposure, linear in the streamer's exposure",
+        ));
+    }
     Ok(ExposureParams {
         targets,
         tier_half_life_ms: in_range(
@@ -98,7 +105,6 @@ fn exposure_params(t: &raw::RawTargets, s: &raw::RawSpreading) -> Result<Exposur
         step: in_range("quotas.targets.step", t.step, 0.0, 10.0)?,
         max_price: in_range("quotas.targets.max_price", t.max_price, 0.0, 100.0)?,
         spread_strength: in_range("quotas.spreading.strength", s.strength, 0.0, 10.0)?,
-        spread_scale: in_range("quotas.spreading.scale", s.scale, 1e-3, 1e6)?,
         spread_half_life_pages: in_range(
             "quotas.spreading.half_life_pages",
             s.half_life_pages,

@@ -308,7 +308,7 @@ impl Default for RawTargets {
             mid: 0.50,
             small: 0.46,
             half_life_seconds: 600.0,
-            step: 0.5,
+            step: 0.15,
             max_price: 2.0,
             max_multiplier: None,
         }
@@ -319,7 +319,8 @@ impl Default for RawTargets {
 #[serde(default, deny_unknown_fields)]
 pub struct RawSpreading {
     pub strength: f64,
-    pub scale: f64,
+    /// Folded into `strength` (the penalty is linear); refused when set.
+    pub scale: Option<f64>,
     pub half_life_pages: f64,
     /// Replaced by `half_life_pages`; refused with the reason when set.
     pub half_life_seconds: Option<f64>,
@@ -330,8 +331,8 @@ pub struct RawSpreading {
 impl Default for RawSpreading {
     fn default() -> Self {
         RawSpreading {
-            strength: 0.25,
-            scale: 1.0,
+            strength: 0.1,
+            scale: None,
             half_life_pages: 2000.0,
             half_life_seconds: None,
             max_streamers: 200_000,

@@ -39,8 +39,18 @@ impl StreamerIndex {
         self.ids.is_empty()
     }
 
-    fn get(&self, id: &str) -> Option<usize> {
+    pub fn get(&self, id: &str) -> Option<usize> {
         self.ids.get(id).copied()
+    }
+}
+
+/// Adds `from` into `into` streamer by streamer, growing `into` as needed.
+pub fn add_exposure(into: &mut Vec<f64>, from: &[f64]) {
+    if into.len() < from.len() {
+        into.resize(from.len(), 0.0);
+    }
+    for (a, b) in into.iter_mut().zip(from) {
+        *a += b;
     }
 }
 
@@ -119,17 +129,7 @@ impl Figures {
                 mine[i] += t[i];
             }
         }
-        if self.streamer_exposure.len() < other.streamer_exposure.len() {
-            self.streamer_exposure
-                .resize(other.streamer_exposure.len(), 0.0);
-        }
-        for (a, b) in self
-            .streamer_exposure
-            .iter_mut()
-            .zip(&other.streamer_exposure)
-        {
-            *a += b;
-        }
+        add_exposure(&mut self.streamer_exposure, &other.streamer_exposure);
         self.unknown_streamer_exposure += other.unknown_streamer_exposure;
         self.expected_gmv += other.expected_gmv;
         self.flow_impressions += other.flow_impressions;

@@ -37,6 +37,7 @@ pub use start::StartState;
 use crate::catalog::Catalog;
 use crate::domain::{ItemKind, Millis, Reason};
 use crate::engine::{Engine, RankQuery, RankState, Ranking, Slot};
+use crate::sim::hindsight::Page;
 use interactive::Arm;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -66,6 +67,32 @@ pub struct Replayed {
     /// Interactive replay: requests whose user the simulated world does not
     /// know (their pages are not answered).
     pub unanswered: u64,
+    /// The replayed pages of quota scenes (with `Options::hindsight`).
+    pub recorded: Recorded,
+}
+
+/// The replayed pages of the scenes quotas act on, kept for the hindsight
+/// comparison ([`crate::sim::frontier::standing`]): each page's allocation
+/// inputs, and what the replayed policy got from them.
+#[derive(Debug, Clone, Default)]
+pub struct Recorded {
+    pub pages: Vec<Page>,
+    /// Exposure x score before exposure control, summed over the pages.
+    pub objective: f64,
+    pub tier_exposure: [f64; 3],
+    /// Per streamer (the catalog's, densely numbered).
+    pub streamer_exposure: Vec<f64>,
+}
+
+impl Recorded {
+    fn merge(&mut self, other: Recorded) {
+        self.pages.extend(other.pages);
+        self.objective += other.objective;
+        for t in 0..3 {
+            self.tier_exposure[t] += other.tier_exposure[t];
+        }
+        figures::add_exposure(&mut self.streamer_exposure, &other.streamer_exposure);
+    }
 }
 
 /// The off-policy sample of one request: its logged slots (with
@@ -147,6 +174,8 @@ pub struct Options<'a> {
     pub responder: Option<&'a Responder>,
     /// Every shard's flow starts from this snapshot (else empty).
     pub start: Option<&'a StartState>,
+    /// Keep the pages of quota scenes for the hindsight comparison.
+    pub hindsight: bool,
 }
 
 /// The shard of `user` among `shards`: a fixed hash, so the split does not
@@ -193,6 +222,7 @@ pub fn run(
         out.ope_samples.extend(part.ope_samples);
         out.without_propensities += part.without_propensities;
         out.unanswered += part.unanswered;
+        out.recorded.merge(part.recorded);
     }
     out.rankings
         .sort_by(|a, b| (a.time, &a.request_id).cmp(&(b.time, &b.request_id)));
@@ -265,6 +295,17 @@ fn replay_shard(
                         continue;
                     }
                 };
+                // Quota scenes' pages, for the hindsight comparison: the
+                // inputs, and the scores before control the value is in.
+                let recorded =
+                    (options.hindsight && params.quotas.applies_to(query.scene)).then(|| {
+                        out.recorded
+                            .pages
+                            .push(Page::of(&evaluation, query.slots, |s| {
+                                index.get(s).map(|i| i as u32)
+                            }));
+                        evaluation.scores().to_vec()
+                    });
                 // The logged page, valued with this evaluation's estimates.
                 let mut logged_estimates = Vec::new();
                 if !record.served.is_empty() {
@@ -317,6 +358,17 @@ fn replay_shard(
                     })
                     .collect();
                 out.replayed.add_page(query, &page, index);
+                if let Some(scores) = &recorded {
+                    let r = &mut out.recorded;
+                    r.streamer_exposure.resize(index.len(), 0.0);
+                    for s in &ranking.slots {
+                        r.objective += s.exposure * scores[s.candidate as usize];
+                        r.tier_exposure[s.tier.index()] += s.exposure;
+                        if let Some(i) = s.streamer_id.as_deref().and_then(|id| index.get(id)) {
+                            r.streamer_exposure[i] += s.exposure;
+                        }
+                    }
+                }
                 if users.is_none() {
                     // Nobody saw a replayed page: its flow impressions are
                     // taken as seen, so attribution on it is an upper bound.

@@ -3,10 +3,12 @@
 
 use super::ope::{self, Estimate, OffPolicy};
 use super::{Log, RankingRow, Replayed, Summary, charts};
+use crate::allocate::concentration::shares;
 use crate::chuanliu::{HoldoutStats, Increment};
 use crate::domain::Scene;
 use crate::engine::Engine;
 use crate::sim::PageOutcome;
+use crate::sim::frontier::{Standing, standing};
 use crate::traffic::parquet::{RowWriter, WriteError};
 use serde::Serialize;
 use std::fmt;
@@ -36,6 +38,9 @@ pub struct PolicyReport {
     /// Off-policy estimates of the replayed policy's value, where the log
     /// carries propensities (docs/replay.md).
     pub off_policy: Option<OffPolicy>,
+    /// The replayed value against the hindsight optimum and frontier on the
+    /// replayed pages of quota scenes (with `--hindsight`).
+    pub hindsight: Option<Standing>,
 }
 
 impl PolicyReport {
@@ -44,13 +49,27 @@ impl PolicyReport {
     pub fn of(engine: &Engine, name: String, r: &Replayed, max_weight: f64) -> PolicyReport {
         let quotas = &engine.params().quotas;
         let acts = Scene::ALL.iter().any(|&s| quotas.applies_to(s));
-        PolicyReport::new(
-            name,
-            engine.params().version.clone(),
-            quotas.exposure.targets.filter(|_| acts),
-            r,
-            max_weight,
-        )
+        let rec = &r.recorded;
+        PolicyReport {
+            // Without targets, measured at the shares the replay reached.
+            hindsight: (!rec.pages.is_empty()).then(|| {
+                let targets = quotas.exposure.targets.unwrap_or(shares(rec.tier_exposure));
+                standing(
+                    &rec.pages,
+                    quotas,
+                    targets,
+                    rec.objective,
+                    &rec.streamer_exposure,
+                )
+            }),
+            ..PolicyReport::new(
+                name,
+                engine.params().version.clone(),
+                quotas.exposure.targets.filter(|_| acts),
+                r,
+                max_weight,
+            )
+        }
     }
 
     pub fn new(
@@ -72,6 +91,7 @@ impl PolicyReport {
             unanswered: r.unanswered,
             off_policy: (!r.ope_samples.is_empty())
                 .then(|| ope::evaluate(&r.ope_samples, r.without_propensities, max_weight)),
+            hindsight: None,
         }
     }
 }
@@ -278,6 +298,23 @@ fn row(f: &mut fmt::Formatter, label: &str, s: &Summary) -> fmt::Result {
     )
 }
 
+/// The replayed value against both hindsight bounds (docs/quotas.md).
+fn hindsight_line(f: &mut fmt::Formatter, name: &str, h: &Standing) -> fmt::Result {
+    writeln!(
+        f,
+        "hindsight, {name}: over {} quota-scene pages, value {:.1}% of the hindsight optimum for exact shares (tier prices; its largest gap {:.2} pp) and {} of the frontier at Gini {:.3} (tier prices + within-tier concentration penalty)",
+        h.pages,
+        h.of_hindsight * 100.0,
+        h.hindsight_gap_pp,
+        h.of_frontier
+            .map_or("- (outside its range)".to_string(), |x| format!(
+                "{:.1}%",
+                x * 100.0
+            )),
+        h.gini,
+    )
+}
+
 /// The flow's holdout estimate under one policy (docs/chuanliu.md).
 fn holdout_line(f: &mut fmt::Formatter, name: &str, h: &HoldoutStats) -> fmt::Result {
     let increment = |i: Option<Increment>| {
@@ -409,6 +446,11 @@ impl fmt::Display for Report {
         for p in std::iter::once(&self.a).chain(&self.b) {
             if let Some(h) = &p.replayed.holdout {
                 holdout_line(f, &p.name, h)?;
+            }
+        }
+        for p in std::iter::once(&self.a).chain(&self.b) {
+            if let Some(h) = &p.hindsight {
+                hindsight_line(f, &p.name, h)?;
             }
         }
         for p in std::iter::once(&self.a).chain(&self.b) {

@@ -21,7 +21,7 @@
 //! traffic. An [`Oracle`] router, which knows who remembers which brand,
 //! gives the opportunity the flow's lift is a share of.
 
-use super::hindsight::{Page, PageItem};
+use super::hindsight::Page;
 use super::response::{PageOutcome, UserState};
 use super::run::{LiveSet, advance_streams, next_query};
 use super::world::{CHUNK_MS, LOCAL_OFFSET_MS, World};
@@ -319,23 +319,9 @@ impl Served {
         // measured pages need them.
         let base_scores = measured.then(|| evaluation.scores().to_vec());
         if measured && options.record_pages {
-            eval.pages.push(Page {
-                slots: query.slots,
-                items: evaluation
-                    .allocation_items()
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, item)| item.eligible)
-                    .map(|(i, item)| PageItem {
-                        score: item.score,
-                        value: evaluation.estimate(i).expected_value,
-                        tier: item.tier,
-                        streamer: item
-                            .streamer
-                            .and_then(|s| world.streamer_index.get(s).copied()),
-                    })
-                    .collect(),
-            });
+            eval.pages.push(Page::of(&evaluation, query.slots, |s| {
+                world.streamer_index.get(s).copied()
+            }));
         }
         // The page the same engine would serve this request without the
         // flow, from the same controller state, where the flow acted.

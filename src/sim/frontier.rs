@@ -79,6 +79,55 @@ pub fn frontier_at(points: &[FrontierPoint], gini: f64) -> Option<f64> {
     })
 }
 
+/// Where an online run stands against both hindsight bounds, solved on the
+/// pages it served: its value as a share of the optimum for exact shares
+/// at `targets` (tier prices), and of the frontier's at its own Gini
+/// (tier prices and the within-tier concentration penalty).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Standing {
+    pub pages: usize,
+    /// Online value (exposure x score before exposure control) per page.
+    pub objective_per_request: f64,
+    pub gini: f64,
+    pub of_hindsight: f64,
+    /// The hindsight optimum's largest miss of a target.
+    pub hindsight_gap_pp: f64,
+    /// `None`: the Gini is outside the frontier's range.
+    pub of_frontier: Option<f64>,
+}
+
+/// [`Standing`] of a run that served `pages` with total value `objective`
+/// and `streamer_exposure` per streamer.
+pub fn standing(
+    pages: &[Page],
+    quotas: &QuotaParams,
+    targets: [f64; 3],
+    objective: f64,
+    streamer_exposure: &[f64],
+) -> Standing {
+    let streamers = streamer_exposure.len();
+    let exact = hindsight::solve(
+        pages,
+        streamers,
+        quotas,
+        &Constraints {
+            targets: Some(targets),
+            concentration: 0.0,
+        },
+    );
+    let points = frontier(pages, streamers, quotas, Some(targets));
+    let n = pages.len().max(1) as f64;
+    let gini = gini(streamer_exposure);
+    Standing {
+        pages: pages.len(),
+        objective_per_request: objective / n,
+        gini,
+        of_hindsight: objective / exact.outcome.objective,
+        hindsight_gap_pp: exact.share_gap_pp,
+        of_frontier: frontier_at(&points, gini).map(|best| objective / n / best),
+    }
+}
+
 /// The frontier table.
 pub struct FrontierTable<'a>(pub &'a [FrontierPoint]);
 

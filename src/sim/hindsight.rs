@@ -2,14 +2,20 @@
 //! of pages, knowing all of them in advance.
 //!
 //! The problem (for the pages an evaluation recorded): choose every page to
-//! maximize total `exposure x score`, minus an optional concentration
-//! penalty `kappa * scale / (2 * mean) * sum_s E_s^2` on the day's exposure
-//! `E_s` of each streamer, subject to each tier's share of the day's
-//! exposure being exactly its target, with each page's own floors and
-//! per-streamer cap as served. With `kappa = 0` it is the best value at the
-//! targets; raising `kappa` traces the frontier between value and
-//! concentration (the sum of squares is the Herfindahl index of exposure;
-//! the Gini is reported beside it).
+//! maximize total `exposure x score`, minus an optional within-tier
+//! concentration penalty `kappa * scale / 2 * sum_t sum_{s in t} E_s^2 / m_t`
+//! on the day's exposure `E_s` of each streamer, subject to each tier's
+//! share of the day's exposure being exactly its target, with each page's
+//! own floors and per-streamer cap as served. `m_t` is tier `t`'s mean
+//! exposure per streamer (its target exposure over the streamers the pages
+//! retrieve from it; without targets, its exposure in the unconstrained
+//! solution), so the penalty weighs a streamer against its own tier, as
+//! the online spreading does, and a head of ten streamers that must carry
+//! 40% is not taxed for being the head. With `kappa = 0` it is the best
+//! value at the targets; raising `kappa` traces the frontier between value
+//! and concentration inside tiers (the penalty is a sum of the tiers'
+//! Herfindahl indices, each times its tier's exposure; the Gini across all
+//! streamers is reported beside it).
 //!
 //! It is solved through its Lagrangian. With an additive price `nu_t` per
 //! tier and `mu_s` per streamer, a slot at position `i` is worth
@@ -22,7 +28,7 @@
 //! every page under the current prices and mixes the result into the
 //! running solution with weight `2 / (k + 2)`. Streamer prices are the
 //! penalty's marginal cost at the running solution, `mu_s = kappa * scale *
-//! E_s / mean` (best responses to the mixture, not to the last pass, which
+//! E_s / m_t` (best responses to the mixture, not to the last pass, which
 //! would oscillate); tier prices take subgradient steps on the running
 //! solution's share gaps. One pass over all pages per step (rayon). With
 //! tens of thousands of pages the duality gap is negligible, so the result
@@ -33,6 +39,7 @@
 use crate::allocate::QuotaParams;
 use crate::allocate::{self, Item};
 use crate::domain::Tier;
+use crate::engine::Evaluation;
 use rayon::prelude::*;
 
 /// One recorded page: its slot count and its eligible candidates.
@@ -51,6 +58,42 @@ pub struct PageItem {
     pub tier: Tier,
     /// Streamer index (0..streamers); `None` counts as a streamer of its own.
     pub streamer: Option<u32>,
+}
+
+impl PageItem {
+    /// The candidate as allocation sees it, keyed by `score`; `names` are
+    /// the streamers' names by index.
+    pub fn item<'a>(&self, score: f64, names: &'a [String]) -> Item<'a> {
+        Item {
+            score,
+            eligible: true,
+            tier: self.tier,
+            streamer: self.streamer.map(|s| names[s as usize].as_str()),
+        }
+    }
+}
+
+impl Page {
+    /// The allocation inputs of one evaluated request: its eligible
+    /// candidates with their scores before exposure control; `streamer`
+    /// numbers streamers densely.
+    pub fn of(evaluation: &Evaluation, slots: u32, streamer: impl Fn(&str) -> Option<u32>) -> Page {
+        Page {
+            slots,
+            items: evaluation
+                .allocation_items()
+                .iter()
+                .enumerate()
+                .filter(|(_, item)| item.eligible)
+                .map(|(i, item)| PageItem {
+                    score: item.score,
+                    value: evaluation.estimate(i).expected_value,
+                    tier: item.tier,
+                    streamer: item.streamer.and_then(&streamer),
+                })
+                .collect(),
+        }
+    }
 }
 
 /// What the day's pages must satisfy.
@@ -72,11 +115,21 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    fn empty(streamers: usize) -> Outcome {
+    pub fn empty(streamers: usize) -> Outcome {
         Outcome {
             streamer_exposure: vec![0.0; streamers],
             ..Outcome::default()
         }
+    }
+
+    /// Credits `item` served in a slot of position weight `w`.
+    pub fn add(&mut self, item: &PageItem, w: f64) {
+        self.tier_exposure[item.tier.index()] += w;
+        if let Some(s) = item.streamer {
+            self.streamer_exposure[s as usize] += w;
+        }
+        self.expected_gmv += w * item.value;
+        self.objective += w * item.score;
     }
 
     /// `(1 - w) * self + w * other`: the outcome of serving each page as
@@ -146,12 +199,7 @@ pub fn serve(
                     .iter()
                     .map(|it| {
                         let mu = it.streamer.map_or(0.0, |s| streamer_prices[s as usize]);
-                        Item {
-                            score: it.score - tier_prices[it.tier.index()] - mu,
-                            eligible: true,
-                            tier: it.tier,
-                            streamer: it.streamer.map(|s| names[s as usize].as_str()),
-                        }
+                        it.item(it.score - tier_prices[it.tier.index()] - mu, &names)
                     })
                     .collect();
                 let slots = page.slots as usize;
@@ -159,14 +207,10 @@ pub fn serve(
                 let placed =
                     allocate::allocate(&items, slots, &table, quotas.max_items_per_streamer);
                 for (position, p) in placed.iter().enumerate() {
-                    let it = &page.items[p.index];
-                    let w = quotas.position_weights.weight(position);
-                    out.tier_exposure[it.tier.index()] += w;
-                    if let Some(s) = it.streamer {
-                        out.streamer_exposure[s as usize] += w;
-                    }
-                    out.expected_gmv += w * it.value;
-                    out.objective += w * it.score;
+                    out.add(
+                        &page.items[p.index],
+                        quotas.position_weights.weight(position),
+                    );
                 }
                 out
             },
@@ -194,7 +238,18 @@ pub fn solve(
     // Prices in units of the average score per unit of exposure, so the
     // same schedule works whatever the currency of the scores.
     let scale = free.objective / total;
-    let mean = total / streamers.max(1) as f64;
+    let tier_of = streamer_tiers(pages, streamers);
+    let mut members = [0usize; 3];
+    for t in tier_of.iter().flatten() {
+        members[t.index()] += 1;
+    }
+    // Each tier's mean exposure per streamer: the penalty's unit.
+    let mean: [f64; 3] = std::array::from_fn(|t| {
+        let mass = constraints
+            .targets
+            .map_or(free.tier_exposure[t], |targets| targets[t] * total);
+        (mass / members[t].max(1) as f64).max(f64::MIN_POSITIVE)
+    });
     let mut mixture = free;
     let mut pass = 1;
     loop {
@@ -218,8 +273,10 @@ pub fn solve(
             }
         }
         if constraints.concentration > 0.0 {
-            for (m, &e) in mu.iter_mut().zip(&mixture.streamer_exposure) {
-                *m = constraints.concentration * scale * e / mean;
+            for ((m, &e), t) in mu.iter_mut().zip(&mixture.streamer_exposure).zip(&tier_of) {
+                *m = t.map_or(0.0, |t| {
+                    constraints.concentration * scale * e / mean[t.index()]
+                });
             }
         }
         let filled = serve(pages, streamers, quotas, nu, &mu);
@@ -233,6 +290,18 @@ pub fn solve(
         mixture.mix(&filled, weight);
         pass += 1;
     }
+}
+
+/// Each streamer's tier, as the pages first show it (`None`: never
+/// retrieved).
+fn streamer_tiers(pages: &[Page], streamers: usize) -> Vec<Option<Tier>> {
+    let mut tiers = vec![None; streamers];
+    for it in pages.iter().flat_map(|p| &p.items) {
+        if let Some(s) = it.streamer {
+            tiers[s as usize].get_or_insert(it.tier);
+        }
+    }
+    tiers
 }
 
 #[cfg(test)]

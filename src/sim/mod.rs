@@ -2,7 +2,9 @@
 //! users and live schedules around it ([`world`]), the ground-truth response
 //! model ([`response`], usable against any ranking), and the loop that turns
 //! them into a traffic log ([`run`]); interactive evaluation of the engine
-//! ([`evaluate`]) and the hindsight optimum it is measured against ([`hindsight`]). Everything is deterministic by seed.
+//! ([`evaluate`]) and the hindsight optimum it is measured against
+//! ([`hindsight`]); a head-heavy allocation input for the controller alone
+//! ([`powerlaw`]). Everything is deterministic by seed.
 //! docs/simulator.md documents the model and its calibration.
 
 pub mod catalog;
@@ -11,6 +13,7 @@ pub mod frontier;
 pub mod hindsight;
 pub mod params;
 pub mod pool;
+pub mod powerlaw;
 pub mod report;
 pub mod response;
 pub mod run;

@@ -22,13 +22,18 @@
 //!   whatever the traffic; the step must stay small against the score gap
 //!   between a tier's marginal candidates and the next tier's (in mean
 //!   scores) for the price to settle instead of flipping whole pages
-//!   between tiers (0.5 settles on the simulator's traffic; docs/quotas.md).
-//! - **Within-tier spreading**: a streamer whose recent exposure is `e`, in a
-//!   tier whose typical streamer (exposure-weighted: `sum e^2 / sum e`) has
-//!   `c`, is ordered inside its tier by `score * (1 + e / (scale * c))^-strength`.
-//!   Which slots each tier holds is decided before spreading (by `s + nu_t`),
-//!   and spreading only chooses which of the tier's candidates fill them, so
-//!   no spreading strength can move a tier's share.
+//!   between tiers (0.15 settles on the simulator's traffic and on the
+//!   head-heavy input; docs/quotas.md).
+//! - **Within-tier spreading**, in the same additive form: a streamer whose
+//!   recent exposure is `e`, in a tier whose tracked streamers have `m` on
+//!   average, is ordered inside its tier by `score - strength * S * e / m`:
+//!   the marginal cost of the penalty `strength * S / 2 * sum_s e_s^2 / m_t`,
+//!   the within-tier concentration penalty the hindsight frontier is solved
+//!   for (`sim::hindsight`), so the online policy is that problem's
+//!   primal-dual step, as the tier prices are the targets'. Which slots each
+//!   tier holds is decided before spreading (by `s + nu_t`), and spreading
+//!   only chooses which of the tier's candidates fill them, so no spreading
+//!   strength can move a tier's share.
 //! - **Share cap**: a streamer holding `max_streamer_share` of the same
 //!   window's total exposure is skipped until its share decays below it.
 //!
@@ -59,10 +64,9 @@ pub struct ExposureParams {
     pub step: f64,
     /// Bound on each tier's price, in mean served scores: within [-P, P].
     pub max_price: f64,
-    /// 0 turns spreading off.
+    /// Mean served scores a streamer at its tier's mean exposure pays; 0
+    /// turns spreading off.
     pub spread_strength: f64,
-    /// In multiples of the tier's typical streamer exposure.
-    pub spread_scale: f64,
     /// Half-life of a streamer's recent exposure, in pages.
     pub spread_half_life_pages: f64,
     /// Streamers remembered at most; the least exposed are forgotten first.
@@ -108,10 +112,10 @@ struct Inner {
     pages: f64,
     streamers: HashMap<CompactString, Tracked>,
     /// Totals over the streamers' window as of `pages`: all exposure, and per
-    /// tier the tracked streamers' sum of exposure and of its square.
+    /// tier the tracked streamers' sum of exposure and their count.
     streamer_total: f64,
     tier_mass: [f64; 3],
-    tier_square: [f64; 3],
+    tier_members: [usize; 3],
 }
 
 /// Weight of the latest page in the running means.
@@ -155,7 +159,8 @@ pub struct Control {
     price: [f64; 3],
     /// Candidates the share cap refuses (empty: the cap is not in force).
     capped: Vec<bool>,
-    /// Each candidate's spreading factor (empty: spreading is off).
+    /// Each candidate's spreading penalty in score units (empty: spreading
+    /// is off).
     spread: Vec<f64>,
 }
 
@@ -213,7 +218,7 @@ impl Control {
         let order: Vec<f64> = items
             .iter()
             .zip(&self.spread)
-            .map(|(it, f)| it.score * f)
+            .map(|(it, penalty)| it.score - penalty)
             .collect();
         super::within_tiers(&keyed, &order, &page, max_per_streamer)
     }
@@ -236,7 +241,7 @@ impl ExposureState {
 
     /// The control for a page of `items` (scores before control): tier
     /// prices in score units, the share cap, each candidate's spreading
-    /// factor. One hash probe per candidate, only when spreading or the cap
+    /// penalty. One hash probe per candidate, only when spreading or the cap
     /// is on.
     pub fn control(&self, params: &ExposureParams, items: &[Item]) -> Control {
         let inner = self.inner.lock();
@@ -258,14 +263,16 @@ impl ExposureState {
             };
         }
         let half_life = params.spread_half_life_pages;
-        let typical: [f64; 3] = std::array::from_fn(|t| {
-            if inner.tier_mass[t] > 0.0 {
-                inner.tier_square[t].max(0.0) / inner.tier_mass[t]
+        // Each tier's mean streamer exposure, and the penalty per unit of a
+        // streamer's exposure relative to it, in score units.
+        let mean: [f64; 3] = std::array::from_fn(|t| {
+            if inner.tier_members[t] > 0 {
+                inner.tier_mass[t].max(0.0) / inner.tier_members[t] as f64
             } else {
                 0.0
             }
         });
-        let strength = -params.spread_strength as f32;
+        let per_mean = params.spread_strength * inner.score_mean;
         let mut capped = Vec::new();
         let mut spread = Vec::with_capacity(if spreading { items.len() } else { 0 });
         for (i, item) in items.iter().enumerate() {
@@ -278,14 +285,11 @@ impl ExposureState {
                 capped[i] = true;
             }
             if spreading {
-                let unit = params.spread_scale * typical[item.tier.index()];
-                // In f32: a factor on a score needs no more than its 7
-                // digits, and libm's f64 `pow` was the largest single cost
-                // of a 500-candidate rank (13%).
-                spread.push(if recent > 0.0 && unit > 0.0 {
-                    f64::from(((1.0 + recent / unit) as f32).powf(strength))
+                let m = mean[item.tier.index()];
+                spread.push(if recent > 0.0 && m > 0.0 {
+                    per_mean * recent / m
                 } else {
-                    1.0
+                    0.0
                 });
             }
         }
@@ -310,7 +314,7 @@ impl ExposureState {
             streamers,
             streamer_total,
             tier_mass,
-            tier_square,
+            tier_members,
         } = &mut *guard;
         let from = updated.unwrap_or(now);
         for e in exposure.iter_mut() {
@@ -333,21 +337,26 @@ impl ExposureState {
             // One probe for a tracked streamer; a new one is inserted.
             let tracked = match streamers.get_mut(name) {
                 Some(tracked) => tracked,
-                None => streamers
-                    .entry(CompactString::from(name))
-                    .or_insert(Tracked {
-                        exposure: 0.0,
-                        at: clock,
-                        tier: s.tier,
-                    }),
+                None => {
+                    tier_members[t] += 1;
+                    streamers
+                        .entry(CompactString::from(name))
+                        .or_insert(Tracked {
+                            exposure: 0.0,
+                            at: clock,
+                            tier: s.tier,
+                        })
+                }
             };
             // A streamer whose tier changed takes its exposure along.
             let (old, before) = (tracked.tier.index(), tracked.now(clock, half_life));
+            if old != t {
+                tier_members[old] -= 1;
+                tier_members[t] += 1;
+            }
             tier_mass[old] -= before;
-            tier_square[old] -= before * before;
             let after = before + s.exposure;
             tier_mass[t] += after;
-            tier_square[t] += after * after;
             *tracked = Tracked {
                 exposure: after,
                 at: clock,
@@ -361,9 +370,8 @@ impl ExposureState {
         *pages += 1.0;
         let f = decay(1.0, 1.0, half_life);
         *streamer_total *= f;
-        for t in 0..3 {
-            tier_mass[t] = (tier_mass[t] * f).max(0.0);
-            tier_square[t] = (tier_square[t] * f * f).max(0.0);
+        for mass in tier_mass.iter_mut() {
+            *mass = (*mass * f).max(0.0);
         }
 
         let page_total: f64 = served.iter().sum();
@@ -403,8 +411,8 @@ impl ExposureState {
                 let keep = e > cut;
                 if !keep {
                     let t = tracked.tier.index();
+                    tier_members[t] -= 1;
                     tier_mass[t] = (tier_mass[t] - e).max(0.0);
-                    tier_square[t] = (tier_square[t] - e * e).max(0.0);
                 }
                 keep
             });

@@ -108,6 +108,10 @@ enum Command {
     /// configs (interactive: simulated users respond) and compare exposure
     /// shares, Gini, expected and simulated GMV, and the hindsight optimum.
     Evaluate(sim::EvaluateArgs),
+    /// Run the exposure controller on a seeded head-heavy input (Zipf
+    /// popularity, tiers 1/19/80, a head every user prefers) against the
+    /// hindsight optimum and frontier solved on the same pages.
+    Powerlaw(sim::PowerlawArgs),
     /// Replay traffic logs through the engine under a config (and another to
     /// compare) and report exposure, Gini, expected GMV and the flow, beside
     /// what the log says was served (docs/replay.md).
@@ -161,6 +165,10 @@ enum Command {
         /// Page length.
         #[arg(long, default_value_t = 20)]
         slots: usize,
+        /// FA*IR only: print the table at the configured alpha itself, as
+        /// well, without the correction for testing every prefix.
+        #[arg(long)]
+        no_adjust: bool,
     },
     /// Validate a config file and print a short summary of it.
     CheckConfig {
@@ -253,6 +261,7 @@ fn run(command: Command) -> anyhow::Result<std::process::ExitCode> {
             on_error,
         } => sim::train(log, catalog, out, config, version, on_error.into()),
         Command::Evaluate(args) => sim::evaluate(args),
+        Command::Powerlaw(args) => sim::powerlaw(args),
         Command::Replay(args) => replay::replay(args),
         Command::Convert(args) => replay::convert(args),
         Command::Load {
@@ -301,17 +310,47 @@ fn run(command: Command) -> anyhow::Result<std::process::ExitCode> {
             );
             Ok(())
         }
-        Command::Mtable { config, slots } => {
+        Command::Mtable {
+            config,
+            slots,
+            no_adjust,
+        } => {
             let config = Config::load(config.as_deref())?;
-            let table = config.engine.quotas.floors.table(slots);
-            println!("floors: {:?}", config.engine.quotas.floors);
+            let floors = &config.engine.quotas.floors;
+            let table = floors.table(slots);
+            println!("floors: {floors:?}");
             if let Some(alpha_c) = table.alpha_c {
                 println!("corrected alpha (top, mid, small): {alpha_c:?}");
             }
-            println!("{:>6} {:>5} {:>5} {:>5}", "prefix", "top", "mid", "small");
+            let raw = if no_adjust {
+                let raw = floors.unadjusted_table(slots);
+                if raw.is_none() {
+                    println!("--no-adjust: only FA*IR floors have an adjustment");
+                }
+                raw
+            } else {
+                None
+            };
+            let row =
+                |t: &fairflow::allocate::MTable, i: usize| [0, 1, 2].map(|k| t.table[k][i - 1]);
+            match &raw {
+                Some(_) => println!(
+                    "{:>6} {:>5} {:>5} {:>5}   unadjusted: {:>5} {:>5} {:>5}",
+                    "prefix", "top", "mid", "small", "top", "mid", "small"
+                ),
+                None => println!("{:>6} {:>5} {:>5} {:>5}", "prefix", "top", "mid", "small"),
+            }
             for i in 1..=slots {
-                let [top, mid, small] = [0, 1, 2].map(|t| table.table[t][i - 1]);
-                println!("{i:>6} {top:>5} {mid:>5} {small:>5}");
+                let [top, mid, small] = row(&table, i);
+                match &raw {
+                    Some(raw) => {
+                        let [rt, rm, rs] = row(raw, i);
+                        println!(
+                            "{i:>6} {top:>5} {mid:>5} {small:>5}               {rt:>5} {rm:>5} {rs:>5}"
+                        );
+                    }
+                    None => println!("{i:>6} {top:>5} {mid:>5} {small:>5}"),
+                }
             }
             Ok(())
         }

@@ -51,6 +51,11 @@ pub(crate) struct ReplayArgs {
     /// Largest importance weight in the off-policy estimates.
     #[arg(long, default_value_t = 100.0)]
     max_weight: f64,
+    /// Solve the hindsight optimum (exact tier shares) and the value/Gini
+    /// frontier on each config's replayed pages of quota scenes, and report
+    /// its value as a share of each.
+    #[arg(long)]
+    hindsight: bool,
     /// What to do with a malformed log line.
     #[arg(long, value_enum, default_value_t = OnErrorArg::Fail)]
     on_error: OnErrorArg,
@@ -71,6 +76,7 @@ pub(crate) fn replay(args: ReplayArgs) -> anyhow::Result<()> {
         snapshot,
         interactive,
         max_weight,
+        hindsight,
         on_error,
     } = args;
     anyhow::ensure!(
@@ -119,6 +125,7 @@ pub(crate) fn replay(args: ReplayArgs) -> anyhow::Result<()> {
             keep_rankings,
             responder: responder.as_ref(),
             start: start.as_ref(),
+            hindsight,
         };
         let started = std::time::Instant::now();
         let replayed = std::thread::scope(|s| {

@@ -354,3 +354,87 @@ pub(crate) fn evaluate(args: EvaluateArgs) -> anyhow::Result<()> {
     let comparison = report::compare(&world, &start, &engines, days, &measured, design, extras);
     print_out(&comparison.to_string())
 }
+
+#[derive(Args)]
+pub(crate) struct PowerlawArgs {
+    /// Seeds 1..=N, each a fresh draw of the pages.
+    #[arg(long, default_value_t = 5)]
+    seeds: u64,
+    #[arg(long, default_value_t = 1000)]
+    streamers: usize,
+    #[arg(long, default_value_t = 2000)]
+    requests: usize,
+    #[arg(long, default_value_t = 100)]
+    candidates: usize,
+    #[arg(long, default_value_t = 20)]
+    slots: usize,
+    #[arg(long, default_value_t = 1.0)]
+    zipf: f64,
+    /// Tier targets top,mid,small (the config's own targets are replaced).
+    #[arg(long, default_value = "0.40,0.35,0.25")]
+    targets: String,
+    /// Spreading strengths to run, comma-separated.
+    #[arg(long, default_value = "0,0.25,1,4")]
+    strengths: String,
+    /// Config whose quotas (floors, cap, position weights, controller step)
+    /// are used (default: the embedded one).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Print JSON instead of the table.
+    #[arg(long)]
+    json: bool,
+}
+
+fn numbers(flag: &str, text: &str) -> anyhow::Result<Vec<f64>> {
+    text.split(',')
+        .map(|x| {
+            x.trim()
+                .parse::<f64>()
+                .with_context(|| format!("{flag}: `{x}` is not a number"))
+        })
+        .collect()
+}
+
+/// `fairflow powerlaw`: the exposure controller on a seeded head-heavy input
+/// against the hindsight optimum and frontier on the same pages.
+pub(crate) fn powerlaw(args: PowerlawArgs) -> anyhow::Result<()> {
+    let targets = numbers("--targets", &args.targets)?;
+    let targets: [f64; 3] = targets
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("--targets takes three shares: top,mid,small"))?;
+    anyhow::ensure!(
+        targets.iter().all(|t| (0.0..=1.0).contains(t))
+            && (targets.iter().sum::<f64>() - 1.0).abs() < 1e-6,
+        "--targets must be shares in [0, 1] summing to 1, got {targets:?}"
+    );
+    let strengths = numbers("--strengths", &args.strengths)?;
+    anyhow::ensure!(
+        strengths.iter().all(|s| s.is_finite() && *s >= 0.0),
+        "--strengths must be finite and not negative"
+    );
+    anyhow::ensure!(
+        args.streamers >= 100 && args.candidates > args.streamers / 100,
+        "--streamers must be at least 100 and --candidates more than the head (1%)"
+    );
+    let mut quotas = Config::load(args.config.as_deref())?.engine.quotas;
+    quotas.exposure.targets = Some(targets);
+    let runs: Vec<sim::powerlaw::HeadToHead> = (1..=args.seeds)
+        .map(|seed| {
+            let spec = sim::powerlaw::PowerLawSpec {
+                seed,
+                streamers: args.streamers,
+                requests: args.requests,
+                candidates: args.candidates,
+                slots: args.slots,
+                zipf: args.zipf,
+                ..Default::default()
+            };
+            sim::powerlaw::head_to_head(&spec, &quotas, &strengths)
+        })
+        .collect();
+    if args.json {
+        print_out(&(serde_json::to_string_pretty(&runs)? + "\n"))
+    } else {
+        print_out(&sim::powerlaw::Summary(&runs).to_string())
+    }
+}
