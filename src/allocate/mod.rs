@@ -63,15 +63,59 @@ pub fn allocate(
     table: &MTable,
     max_per_streamer: u32,
 ) -> Vec<Placement> {
+    let streamers = Streamers::number(items, max_per_streamer);
+    allocate_numbered(items, slots, table, max_per_streamer, &streamers)
+}
+
+/// The candidates' streamers numbered densely, for the per-page cap; an
+/// unknown streamer is its own. Without a cap nobody counts them, so they
+/// are not numbered. One numbering serves every pass over the same items.
+#[derive(Debug, Clone, Default)]
+pub struct Streamers {
+    of: Vec<u32>,
+    count: usize,
+}
+
+impl Streamers {
+    pub fn number(items: &[Item], max_per_streamer: u32) -> Streamers {
+        if max_per_streamer == 0 {
+            return Streamers::default();
+        }
+        let mut ids: HashMap<&str, u32> = HashMap::with_capacity(items.len());
+        let mut next = 0u32;
+        let of = items
+            .iter()
+            .map(|it| {
+                let fresh = next;
+                let id = match it.streamer {
+                    Some(s) => *ids.entry(s).or_insert(fresh),
+                    None => fresh,
+                };
+                if id == fresh {
+                    next += 1;
+                }
+                id
+            })
+            .collect();
+        Streamers {
+            of,
+            count: next as usize,
+        }
+    }
+}
+
+/// [`allocate`] with the streamers already numbered (by
+/// [`Streamers::number`] on the same items and cap).
+pub fn allocate_numbered(
+    items: &[Item],
+    slots: usize,
+    table: &MTable,
+    max_per_streamer: u32,
+    numbered: &Streamers,
+) -> Vec<Placement> {
     let capped = max_per_streamer > 0;
     let cap = if capped { max_per_streamer } else { u32::MAX };
-    // Streamers numbered densely; an unknown streamer is its own. Without a
-    // cap nobody counts them, so they are not numbered.
-    let (streamer, streamers) = if capped {
-        number_streamers(items)
-    } else {
-        (Vec::new(), 0)
-    };
+    let (streamer, streamers) = (&numbered.of, numbered.count);
     let group = |i: usize| if capped { streamer[i] as usize } else { 0 };
 
     let score = |i: usize| items[i].score;
@@ -185,12 +229,20 @@ pub fn within_tiers(
     page: &[Placement],
     max_per_streamer: u32,
 ) -> Vec<Placement> {
+    let streamers = Streamers::number(items, max_per_streamer);
+    within_tiers_numbered(items, order, page, max_per_streamer, &streamers)
+}
+
+/// [`within_tiers`] with the streamers already numbered.
+pub fn within_tiers_numbered(
+    items: &[Item],
+    order: &[f64],
+    page: &[Placement],
+    max_per_streamer: u32,
+    numbered: &Streamers,
+) -> Vec<Placement> {
     let capped = max_per_streamer > 0;
-    let (streamer, streamers) = if capped {
-        number_streamers(items)
-    } else {
-        (Vec::new(), 0)
-    };
+    let (streamer, streamers) = (&numbered.of, numbered.count);
     let mut wanted = [0usize; 3];
     for p in page {
         wanted[items[p.index].tier.index()] += 1;
@@ -229,27 +281,6 @@ pub fn within_tiers(
         });
     }
     refilled
-}
-
-/// Each candidate's streamer as a small integer, and how many there are.
-fn number_streamers(items: &[Item]) -> (Vec<u32>, usize) {
-    let mut ids: HashMap<&str, u32> = HashMap::with_capacity(items.len());
-    let mut next = 0u32;
-    let numbers = items
-        .iter()
-        .map(|it| {
-            let fresh = next;
-            let id = match it.streamer {
-                Some(s) => *ids.entry(s).or_insert(fresh),
-                None => fresh,
-            };
-            if id == fresh {
-                next += 1;
-            }
-            id
-        })
-        .collect();
-    (numbers, next as usize)
 }
 
 /// The least a tier orders at a time.

@@ -89,12 +89,34 @@ pub struct ControllerView {
     pub gini: f64,
 }
 
-/// One streamer's recent exposure, as of page `at`.
+/// One streamer's recent exposure, stored scaled to the window's origin:
+/// at page `p` it is `scaled * window.factor(p)`, so reading it costs a
+/// multiply, not an `exp` per candidate.
 #[derive(Debug, Clone, Copy)]
 struct Tracked {
-    exposure: f64,
-    at: f64,
+    scaled: f64,
     tier: Tier,
+}
+
+/// How stored exposures decay: by half every `half_life` pages from page
+/// `origin`, where the stored values are the exposures themselves.
+#[derive(Debug, Default, Clone, Copy)]
+struct Window {
+    origin: f64,
+    half_life: f64,
+}
+
+/// Half-lives after which the stored values are rebased to a new origin,
+/// long before their scale (2^this) strains an f64.
+const REBASE_HALF_LIVES: f64 = 32.0;
+
+impl Window {
+    fn factor(&self, pages: f64) -> f64 {
+        if self.half_life <= 0.0 {
+            return 0.0;
+        }
+        (-(pages - self.origin) / self.half_life).exp2()
+    }
 }
 
 #[derive(Debug, Default, Clone)]
@@ -111,6 +133,7 @@ struct Inner {
     /// The page clock: pages observed so far.
     pages: f64,
     streamers: HashMap<CompactString, Tracked>,
+    window: Window,
     /// Totals over the streamers' window as of `pages`: all exposure, and per
     /// tier the tracked streamers' sum of exposure and their count.
     streamer_total: f64,
@@ -143,12 +166,6 @@ fn decay(value: f64, elapsed: f64, half_life: f64) -> f64 {
         return 0.0;
     }
     value * (-elapsed.max(0.0) / half_life * std::f64::consts::LN_2).exp()
-}
-
-impl Tracked {
-    fn now(&self, pages: f64, half_life: f64) -> f64 {
-        decay(self.exposure, pages - self.at, half_life)
-    }
 }
 
 /// Exposure control for one page, read from the state at one instant: what
@@ -211,16 +228,18 @@ impl Control {
                 ..*it
             })
             .collect();
-        let page = super::allocate(&keyed, slots, table, max_per_streamer);
         if self.spread.is_empty() {
-            return page;
+            return super::allocate(&keyed, slots, table, max_per_streamer);
         }
+        // One numbering of the streamers for both passes.
+        let streamers = super::Streamers::number(&keyed, max_per_streamer);
+        let page = super::allocate_numbered(&keyed, slots, table, max_per_streamer, &streamers);
         let order: Vec<f64> = items
             .iter()
             .zip(&self.spread)
             .map(|(it, penalty)| it.score - penalty)
             .collect();
-        super::within_tiers(&keyed, &order, &page, max_per_streamer)
+        super::within_tiers_numbered(&keyed, &order, &page, max_per_streamer, &streamers)
     }
 }
 
@@ -262,7 +281,7 @@ impl ExposureState {
                 ..Control::default()
             };
         }
-        let half_life = params.spread_half_life_pages;
+        let window = inner.window.factor(inner.pages);
         // Each tier's mean streamer exposure, and the penalty per unit of a
         // streamer's exposure relative to it, in score units.
         let mean: [f64; 3] = std::array::from_fn(|t| {
@@ -279,7 +298,7 @@ impl ExposureState {
             let recent = item
                 .streamer
                 .and_then(|s| inner.streamers.get(s))
-                .map_or(0.0, |t| t.now(inner.pages, half_life));
+                .map_or(0.0, |t| t.scaled * window);
             if cap.is_some_and(|cap| recent >= cap) {
                 capped.resize(items.len(), false);
                 capped[i] = true;
@@ -312,6 +331,7 @@ impl ExposureState {
             updated,
             pages,
             streamers,
+            window,
             streamer_total,
             tier_mass,
             tier_members,
@@ -324,6 +344,19 @@ impl ExposureState {
 
         let half_life = params.spread_half_life_pages;
         let clock = *pages;
+        // Rebased when the half-life changed (a reload) or the scale grew
+        // far: the stored values become the exposures as of now.
+        if window.half_life != half_life || clock - window.origin > REBASE_HALF_LIVES * half_life {
+            let f = window.factor(clock);
+            for t in streamers.values_mut() {
+                t.scaled *= f;
+            }
+            *window = Window {
+                origin: clock,
+                half_life,
+            };
+        }
+        let f = window.factor(clock);
         let mut served = [0.0; 3];
         let mut weighted = 0.0;
         for s in page {
@@ -342,14 +375,13 @@ impl ExposureState {
                     streamers
                         .entry(CompactString::from(name))
                         .or_insert(Tracked {
-                            exposure: 0.0,
-                            at: clock,
+                            scaled: 0.0,
                             tier: s.tier,
                         })
                 }
             };
             // A streamer whose tier changed takes its exposure along.
-            let (old, before) = (tracked.tier.index(), tracked.now(clock, half_life));
+            let (old, before) = (tracked.tier.index(), tracked.scaled * f);
             if old != t {
                 tier_members[old] -= 1;
                 tier_members[t] += 1;
@@ -358,8 +390,7 @@ impl ExposureState {
             let after = before + s.exposure;
             tier_mass[t] += after;
             *tracked = Tracked {
-                exposure: after,
-                at: clock,
+                scaled: after / f,
                 tier: s.tier,
             };
         }
@@ -402,12 +433,13 @@ impl ExposureState {
         if streamers.len() > params.max_streamers {
             // Forget the least exposed half (decayed to now): amortized O(1).
             let now = *pages;
-            let mut values: Vec<f64> = streamers.values().map(|t| t.now(now, half_life)).collect();
+            let f = window.factor(now);
+            let mut values: Vec<f64> = streamers.values().map(|t| t.scaled * f).collect();
             let mid = values.len() / 2;
             let (_, cut, _) = values.select_nth_unstable_by(mid, f64::total_cmp);
             let cut = *cut;
             streamers.retain(|_, tracked| {
-                let e = tracked.now(now, half_life);
+                let e = tracked.scaled * f;
                 let keep = e > cut;
                 if !keep {
                     let t = tracked.tier.index();
@@ -428,7 +460,7 @@ impl ExposureState {
             let recent: Vec<f64> = inner
                 .streamers
                 .values()
-                .map(|t| t.now(inner.pages, params.spread_half_life_pages))
+                .map(|t| t.scaled * inner.window.factor(inner.pages))
                 .collect();
             (inner.price, inner.score_mean, inner.exposure, recent)
         };

@@ -202,10 +202,49 @@ fn memory_is_bounded_and_the_tier_totals_follow_what_is_kept() {
     let kept: Vec<f64> = inner
         .streamers
         .values()
-        .map(|t| t.now(inner.pages, p.spread_half_life_pages))
+        .map(|t| t.scaled * inner.window.factor(inner.pages))
         .collect();
     let mass: f64 = kept.iter().sum();
     assert!((inner.tier_mass[small] - mass).abs() < 1e-9 * mass.max(1.0));
     assert_eq!(inner.tier_members[small], kept.len());
     assert_eq!(inner.tier_members[Tier::Mid.index()], 0);
+}
+
+#[test]
+fn decay_survives_rebasing_and_a_new_half_life() {
+    let p = ExposureParams {
+        max_streamers: 100,
+        ..params()
+    };
+    let s = ExposureState::new();
+    let now = |s: &ExposureState| {
+        let inner = s.inner.lock();
+        inner.streamers["a"].scaled * inner.window.factor(inner.pages)
+    };
+    s.observe(&p, Millis(0), &[served(Tier::Mid, Some("a"), 3.0)]);
+    // 50 half-lives of 100 pages: stored values are rebased on the way.
+    // (Served at page 0, read as of page 5001, after the last one.)
+    for _ in 0..5000 {
+        s.observe(&p, Millis(0), &[served(Tier::Mid, Some("b"), 1.0)]);
+    }
+    let want = 3.0 * 0.5f64.powf(50.01);
+    assert!((now(&s) / want - 1.0).abs() < 1e-9, "{} vs {want}", now(&s));
+    assert!(s.inner.lock().window.origin > 0.0, "rebased");
+    // A reload with twice the half-life: from the value as it is now.
+    let longer = ExposureParams {
+        spread_half_life_pages: 200.0,
+        ..p.clone()
+    };
+    for _ in 0..200 {
+        s.observe(&longer, Millis(0), &[served(Tier::Mid, Some("b"), 1.0)]);
+    }
+    let want = want * 0.5;
+    assert!((now(&s) / want - 1.0).abs() < 1e-9, "{} vs {want}", now(&s));
+    // The tier's mass follows the same decay: b's steady state at 200
+    // pages is 1 / (1 - 2^(-1/200)).
+    let mass = s.inner.lock().tier_mass[Tier::Mid.index()];
+    assert!(
+        mass > 100.0 && mass < 1.0 / (1.0 - 0.5f64.powf(1.0 / 200.0)) + 1.0,
+        "{mass}"
+    );
 }
