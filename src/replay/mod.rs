@@ -295,17 +295,13 @@ fn replay_shard(
                         continue;
                     }
                 };
-                // Quota scenes' pages, for the hindsight comparison: the
-                // inputs, and the scores before control the value is in.
-                let recorded =
-                    (options.hindsight && params.quotas.applies_to(query.scene)).then(|| {
-                        out.recorded
-                            .pages
-                            .push(Page::of(&evaluation, query.slots, |s| {
-                                index.get(s).map(|i| i as u32)
-                            }));
-                        evaluation.scores().to_vec()
-                    });
+                // Quota scenes' pages, for the hindsight comparison.
+                let recorded = options.hindsight && params.quotas.applies_to(query.scene);
+                if recorded {
+                    let page =
+                        Page::of(&evaluation, query.slots, |s| index.get(s).map(|i| i as u32));
+                    out.recorded.pages.push(page);
+                }
                 // The logged page, valued with this evaluation's estimates.
                 let mut logged_estimates = Vec::new();
                 if !record.served.is_empty() {
@@ -358,11 +354,12 @@ fn replay_shard(
                     })
                     .collect();
                 out.replayed.add_page(query, &page, index);
-                if let Some(scores) = &recorded {
+                if recorded {
                     let r = &mut out.recorded;
                     r.streamer_exposure.resize(index.len(), 0.0);
+                    // A slot's score is its score before exposure control.
                     for s in &ranking.slots {
-                        r.objective += s.exposure * scores[s.candidate as usize];
+                        r.objective += s.exposure * s.score;
                         r.tier_exposure[s.tier.index()] += s.exposure;
                         if let Some(i) = s.streamer_id.as_deref().and_then(|id| index.get(id)) {
                             r.streamer_exposure[i] += s.exposure;

@@ -281,7 +281,7 @@ impl ExposureState {
                 ..Control::default()
             };
         }
-        let window = inner.window.factor(inner.pages);
+        let factor = inner.window.factor(inner.pages);
         // Each tier's mean streamer exposure, and the penalty per unit of a
         // streamer's exposure relative to it, in score units.
         let mean: [f64; 3] = std::array::from_fn(|t| {
@@ -298,7 +298,7 @@ impl ExposureState {
             let recent = item
                 .streamer
                 .and_then(|s| inner.streamers.get(s))
-                .map_or(0.0, |t| t.scaled * window);
+                .map_or(0.0, |t| t.scaled * factor);
             if cap.is_some_and(|cap| recent >= cap) {
                 capped.resize(items.len(), false);
                 capped[i] = true;
