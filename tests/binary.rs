@@ -217,7 +217,7 @@ async fn acknowledged_events_survive_sigkill_and_a_snapshot_replaces_the_log() {
         events: (from..from + 50)
             .map(|i| pb::Event {
                 event_id: format!("evt-{i:05}"),
-                time_ms: 1_795_132_800_000 + i as i64,
+                time_ms: common::recent_ms() + i as i64,
                 user_id: format!("u{}", i % 7),
                 kind: Some(pb::event::Kind::Purchase(pb::Purchase {
                     item_id: "g000001".into(),

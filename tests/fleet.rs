@@ -34,7 +34,7 @@ use std::time::Duration;
 fn purchase(i: usize) -> pb::Event {
     pb::Event {
         event_id: format!("fleet-{i:05}"),
-        time_ms: 1_795_132_800_000 + i as i64 * 1000,
+        time_ms: recent_ms() + i as i64 * 1000,
         user_id: format!("u{}", i % 40),
         kind: Some(pb::event::Kind::Purchase(pb::Purchase {
             item_id: "g000001".into(),
@@ -191,7 +191,7 @@ async fn every_acknowledged_event_reaches_every_replica_once_through_a_sigkill()
                             && (a.3 - b.3).abs() <= 1e-6 * b.3.abs()
                     })
             });
-            let newest = 1_795_132_800_000
+            let newest = recent_ms()
                 + (0..N)
                     .filter(|i| i % 40 == user[1..].parse::<usize>().unwrap())
                     .max()

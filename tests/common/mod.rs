@@ -187,3 +187,12 @@ impl Patience {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+/// An hour before this test process first asked, on a whole second: the
+/// time of events a test's servers must keep. Affinities expire against the
+/// server's wall clock, so events on a fixed date would expire with the
+/// calendar and the test with them.
+pub fn recent_ms() -> i64 {
+    static AT: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    *AT.get_or_init(|| (fleet::wall_clock_ms() / 1000 - 3600) * 1000)
+}
