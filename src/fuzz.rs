@@ -226,6 +226,44 @@ pub fn traffic(data: &[u8]) {
     }
 }
 
+/// An impression CSV (`convert --csv`): imported, or refused with the
+/// file and a row and column (or the missing column); an import is a log
+/// every record of which the traffic reader reads back as written.
+pub fn impressions(data: &[u8]) {
+    use crate::traffic::{CsvColumns, CsvImport, ImportError, csv_records};
+    let import = CsvImport {
+        columns: CsvColumns {
+            timestamp: "t".into(),
+            item: "item".into(),
+            position: "pos".into(),
+            click: "click".into(),
+            propensity: "p".into(),
+            user: None,
+            request: Some("req".into()),
+        },
+        position_base: 1,
+        scene: crate::domain::Scene::Recommend,
+    };
+    let mut lines = Vec::new();
+    let origin = std::path::Path::new("fuzz.csv");
+    match csv_records(data, origin, &import, |r| {
+        r.write_line(&mut lines);
+        Ok(())
+    }) {
+        Ok((done, _)) => {
+            let back: Vec<_> = TrafficReader::new(&lines[..], "import", OnError::Fail)
+                .collect::<Result<_, _>>()
+                .expect("an import reads back");
+            assert!(back.len() as u64 >= 1 + done.requests + done.rows + done.clicks);
+        }
+        Err(e @ (ImportError::Row { .. } | ImportError::MissingColumn { .. })) => {
+            assert!(e.to_string().starts_with("fuzz.csv"), "{e}");
+        }
+        Err(ImportError::Read { .. }) => {}
+        Err(ImportError::Write(e)) => panic!("nothing is written: {e}"),
+    }
+}
+
 /// A catalog upsert (first byte: streamers, goods or streams): a batch is
 /// applied whole, and every record of it reads back, or refused whole with
 /// a field, and nothing changes.

@@ -20,12 +20,13 @@ fn regressions(target: &str) -> Vec<Vec<u8>> {
 #[test]
 fn every_kept_failure_input_now_passes() {
     type Check = fn(&[u8]);
-    let targets: [(&str, Check); 5] = [
+    let targets: [(&str, Check); 6] = [
         ("rank", fairflow::fuzz::rank),
         ("wal", fairflow::fuzz::wal),
         ("config", fairflow::fuzz::config),
         ("traffic", fairflow::fuzz::traffic),
         ("catalog", fairflow::fuzz::catalog),
+        ("impressions", fairflow::fuzz::impressions),
     ];
     for (name, check) in targets {
         for input in regressions(name) {
@@ -79,6 +80,16 @@ proptest! {
     #[test]
     fn traffic(bytes in mutated(br#"{"type":"purchase","event_id":"e1","time":1795132800000,"user_id":"u","goods_id":"g","brand_id":"b","seller_id":"s","channel":"influencer","price":9.5}"#.to_vec())) {
         fairflow::fuzz::traffic(&bytes);
+    }
+
+    #[test]
+    fn traffic_pages(bytes in mutated(br#"{"type":"rank","time":1,"request_id":"r","user_id":"u","scene":"mall","slots":3,"candidates":[],"served":[{"item_id":"g1","kind":"goods","position":1,"propensity":0.5,"propensity_kind":"marginal"},{"item_id":"g2","kind":"goods","position":2}]}"#.to_vec())) {
+        fairflow::fuzz::traffic(&bytes);
+    }
+
+    #[test]
+    fn impressions(bytes in mutated(b"t,item,pos,click,p,req\n1000,a,1,0,0.5,r1\n1000,b,2,1,0.25,r1\n2019-11-24 00:00:17.9+00:00,a,3,1,1,r2\n".to_vec())) {
+        fairflow::fuzz::impressions(&bytes);
     }
 
     #[test]

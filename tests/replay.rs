@@ -449,7 +449,12 @@ fn a_replay_measures_itself_against_the_hindsight_bounds_on_its_own_pages() {
         let pages = r.recorded.pages.len();
         (
             pages,
-            replay::report::PolicyReport::of(&engine, "t".into(), &r, 100.0),
+            replay::report::PolicyReport::of(
+                &engine,
+                "t".into(),
+                &r,
+                &replay::ope::Settings::default(),
+            ),
         )
     };
     let (pages, off) = report("", false);

@@ -3,8 +3,11 @@
 //! uses, in time order.
 
 use crate::domain::Event;
+use crate::domain::ItemKind;
 use crate::engine::RankQuery;
-use crate::traffic::{self, OnError, Record, ServedSlot, Source, SourceError, StreamStatus};
+use crate::traffic::{
+    self, OnError, PropensityKind, Record, ServedSlot, Source, SourceError, StreamStatus,
+};
 use foldhash::HashMap;
 use std::path::PathBuf;
 
@@ -13,7 +16,33 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Request {
     pub query: RankQuery,
-    pub served: Vec<ServedSlot>,
+    pub served: Vec<Entry>,
+}
+
+/// One served slot of a logged page, as the reader checked it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    pub item_id: String,
+    pub kind: ItemKind,
+    /// The log's number for the item ([`Log::item`]).
+    pub item: u32,
+    /// 0-based; a page's entries are in increasing slot order, possibly
+    /// with gaps (a sparse page).
+    pub position: u32,
+    pub propensity: Option<Propensity>,
+}
+
+/// A logging propensity: in (0, 1], and what it is the probability of.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Propensity {
+    pub value: f64,
+    pub kind: PropensityKind,
+}
+
+impl Entry {
+    pub fn is(&self, item_id: &str, kind: ItemKind) -> bool {
+        self.kind == kind && self.item_id == item_id
+    }
 }
 
 /// One step of a replay.
@@ -59,15 +88,38 @@ pub struct Log {
     /// Clicks and purchases by the request they came from (for off-policy
     /// estimates).
     pub rewards: HashMap<String, RequestRewards>,
+    /// Every item a logged page served, numbered densely in order of first
+    /// appearance (the off-policy reward model's key); live streams first,
+    /// then goods, so a lookup borrows the id.
+    pub items: [HashMap<String, u32>; 2],
 }
 
 /// What a request's page earned, as the log records it.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RequestRewards {
-    /// Positions clicked.
-    pub clicks: Vec<u32>,
+    /// Clicks: the position and the item clicked there (a click joins the
+    /// served entry with both).
+    pub clicks: Vec<(u32, ItemKind, String)>,
     /// Purchases: the slot's item they came through, and the price.
     pub purchases: Vec<(String, f64)>,
+}
+
+impl RequestRewards {
+    /// Whether the log has a click on `entry`.
+    pub fn clicked(&self, entry: &Entry) -> bool {
+        self.clicks
+            .iter()
+            .any(|(p, kind, item)| *p == entry.position && entry.is(item, *kind))
+    }
+
+    /// GMV of the purchases that came through `entry`'s item.
+    pub fn gmv(&self, entry: &Entry) -> f64 {
+        self.purchases
+            .iter()
+            .filter(|(item, _)| *item == entry.item_id)
+            .map(|(_, price)| price)
+            .sum()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -93,13 +145,72 @@ impl Log {
             .count() as u64
     }
 
+    /// The logging policy's clicks per logged slot, by position: a click
+    /// counts for the slot of its request at its position with its item.
+    pub fn position_ctr(&self) -> crate::replay::ope::PositionCtr {
+        let slots = self.steps.iter().flat_map(|step| {
+            let (served, rewards) = match step {
+                Step::Rank(r) => (&r.served[..], self.rewards.get(&r.query.request_id)),
+                _ => (&[][..], None),
+            };
+            served
+                .iter()
+                .map(move |e| (e.position, rewards.is_some_and(|r| r.clicked(e))))
+        });
+        crate::replay::ope::PositionCtr::of(slots)
+    }
+
+    /// The log's number for an item a logged page served.
+    pub fn item(&self, kind: ItemKind, item_id: &str) -> Option<u32> {
+        self.items[kind as usize].get(item_id).copied()
+    }
+
+    /// How many items logged pages served.
+    pub fn item_count(&self) -> usize {
+        self.items.iter().map(HashMap::len).sum()
+    }
+
+    /// The id of every item a logged page served, by its number.
+    pub fn item_ids(&self) -> Vec<String> {
+        let mut ids = vec![String::new(); self.item_count()];
+        for (id, &n) in self.items.iter().flatten() {
+            ids[n as usize] = id.clone();
+        }
+        ids
+    }
+
+    fn number(&mut self, kind: ItemKind, item_id: &str) -> u32 {
+        if let Some(&n) = self.items[kind as usize].get(item_id) {
+            return n;
+        }
+        let n = self.item_count() as u32;
+        self.items[kind as usize].insert(item_id.to_string(), n);
+        n
+    }
+
     /// Takes one record into the log (steps stay in arrival order until
-    /// [`read`] sorts them).
+    /// [`read`] sorts them). Rank records were checked by the reader
+    /// ([`traffic::RankRecord::check`]).
     pub fn absorb(&mut self, record: Record) {
         match record {
             Record::Rank(r) => {
                 self.served += usize::from(!r.served.is_empty());
+                let positions: Vec<u32> = ServedSlot::positions(&r.served).collect();
                 let (query, served) = r.into_query();
+                let served = served
+                    .into_iter()
+                    .zip(positions)
+                    .map(|(s, position)| Entry {
+                        item: self.number(s.kind, &s.item_id),
+                        position,
+                        propensity: s.propensity.map(|value| Propensity {
+                            value,
+                            kind: s.propensity_kind.unwrap_or(PropensityKind::Cascade),
+                        }),
+                        item_id: s.item_id,
+                        kind: s.kind,
+                    })
+                    .collect();
                 self.steps.push(Step::Rank(Request { query, served }));
             }
             Record::Purchase(p) => {
@@ -111,7 +222,7 @@ impl Log {
             }
             Record::Click(c) => {
                 let r = self.rewards.entry(c.request_id).or_default();
-                r.clicks.push(c.position);
+                r.clicks.push((c.position, c.kind, c.item_id));
             }
             Record::StreamStatus(s) => self.steps.push(Step::Status(s)),
             Record::Header(h) => {

@@ -31,13 +31,14 @@ mod start;
 
 pub use figures::{Figures, Summary};
 pub use interactive::{InteractiveError, Responder};
-pub use log::{Log, LogReadError, Request, Step, read};
+pub use log::{Entry, Log, LogReadError, Propensity, Request, RequestRewards, Step, read};
 pub use start::StartState;
 
 use crate::catalog::Catalog;
 use crate::domain::{ItemKind, Millis, Reason};
 use crate::engine::{Engine, RankQuery, RankState, Ranking, Slot};
 use crate::sim::hindsight::Page;
+use crate::traffic::PropensityKind;
 use interactive::Arm;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -63,6 +64,9 @@ pub struct Replayed {
     /// Logged pages with propensities, against the replayed ones, for the
     /// off-policy estimates; and how many logged pages had none.
     pub ope_samples: Vec<ope::Sample>,
+    /// Logged slots with marginal propensities, for the position-based
+    /// estimates.
+    pub rounds: Vec<ope::position::Round>,
     pub without_propensities: usize,
     /// Interactive replay: requests whose user the simulated world does not
     /// know (their pages are not answered).
@@ -95,40 +99,61 @@ impl Recorded {
     }
 }
 
-/// The off-policy sample of one request: its logged slots (with
-/// propensities and rewards) against the replayed page. `None` when a
-/// logged slot has no propensity.
+/// The cascade sample of one request: its logged slots (with
+/// propensities and rewards) against the replayed page. `None` unless every
+/// logged slot has a cascade propensity (a page from slot 0, as the reader
+/// checked).
 fn ope_sample(
     record: &Request,
     ranking: &Ranking,
     logged: &[ope::Estimates],
-    log: &Log,
+    rewards: Option<&RequestRewards>,
 ) -> Option<ope::Sample> {
-    let rewards = log.rewards.get(&record.query.request_id);
     record
         .served
         .iter()
-        .enumerate()
-        .map(|(k, s)| {
-            let target = ranking.slots.get(k);
+        .zip(logged)
+        .map(|(s, &logged_estimate)| {
+            let propensity = s.propensity.filter(|p| p.kind == PropensityKind::Cascade)?;
+            let target = ranking.slots.iter().find(|t| t.position == s.position);
             Some(ope::LoggedSlot {
-                propensity: s.propensity?,
-                target_agrees: target.is_some_and(|t| t.item_id == s.item_id && t.kind == s.kind),
-                click: f64::from(u8::from(
-                    rewards.is_some_and(|r| r.clicks.contains(&(k as u32))),
-                )),
-                gmv: rewards.map_or(0.0, |r| {
-                    r.purchases
-                        .iter()
-                        .filter(|(item, _)| *item == s.item_id)
-                        .map(|(_, price)| price)
-                        .sum()
-                }),
-                logged_estimate: logged[k],
+                propensity: propensity.value,
+                target_agrees: target.is_some_and(|t| s.is(&t.item_id, t.kind)),
+                click: f64::from(u8::from(rewards.is_some_and(|r| r.clicked(s)))),
+                gmv: rewards.map_or(0.0, |r| r.gmv(s)),
+                logged_estimate,
                 target_estimate: target.map_or_else(ope::Estimates::default, |t| ope::Estimates {
                     pctr: t.pctr,
                     expected_value: t.expected_value,
                 }),
+            })
+        })
+        .collect()
+}
+
+/// The position-based rounds of one request: its logged slots with
+/// marginal propensities, against `policy` made from the replayed page.
+fn rounds(
+    record: &Request,
+    ranking: &Ranking,
+    policy: ope::TargetPolicy,
+    rewards: Option<&RequestRewards>,
+    log: &Log,
+) -> Vec<ope::position::Round> {
+    record
+        .served
+        .iter()
+        .filter_map(|s| {
+            let p = s
+                .propensity
+                .filter(|p| p.kind == PropensityKind::Marginal)?;
+            Some(ope::position::Round {
+                position: s.position,
+                item: s.item,
+                propensity: p.value,
+                click: f64::from(u8::from(rewards.is_some_and(|r| r.clicked(s)))),
+                gmv: rewards.map_or(0.0, |r| r.gmv(s)),
+                target: policy.at(s.position, ranking, &record.query.candidates, log),
             })
         })
         .collect()
@@ -176,6 +201,8 @@ pub struct Options<'a> {
     pub start: Option<&'a StartState>,
     /// Keep the pages of quota scenes for the hindsight comparison.
     pub hindsight: bool,
+    /// The policy the position-based estimates evaluate.
+    pub target: ope::TargetPolicy,
 }
 
 /// The shard of `user` among `shards`: a fixed hash, so the split does not
@@ -220,6 +247,7 @@ pub fn run(
         out.identical += part.identical;
         out.rankings.extend(part.rankings);
         out.ope_samples.extend(part.ope_samples);
+        out.rounds.extend(part.rounds);
         out.without_propensities += part.without_propensities;
         out.unanswered += part.unanswered;
         out.recorded.merge(part.recorded);
@@ -304,15 +332,15 @@ fn replay_shard(
                 }
                 // The logged page, valued with this evaluation's estimates.
                 let mut logged_estimates = Vec::new();
+                let rewards = log.rewards.get(&query.request_id);
                 if !record.served.is_empty() {
                     let page: Vec<figures::PageSlot> = record
                         .served
                         .iter()
-                        .enumerate()
-                        .map(|(position, s)| {
+                        .map(|s| {
                             let i = (0..evaluation.len()).find(|&i| {
                                 let c = evaluation.candidate(i);
-                                c.kind == s.kind && c.item_id == s.item_id
+                                s.is(&c.item_id, c.kind)
                             });
                             let e = i.map(|i| evaluation.estimate(i));
                             logged_estimates.push(ope::Estimates {
@@ -320,7 +348,10 @@ fn replay_shard(
                                 expected_value: e.map_or(0.0, |e| e.expected_value),
                             });
                             figures::PageSlot {
-                                exposure: params.quotas.position_weights.weight(position),
+                                exposure: params
+                                    .quotas
+                                    .position_weights
+                                    .weight(s.position as usize),
                                 tier: i.map(|i| evaluation.tier(i)),
                                 streamer: i.and_then(|i| evaluation.streamer(i)),
                                 expected_value: i
@@ -391,10 +422,13 @@ fn replay_shard(
                     }
                 }
                 if !record.served.is_empty() {
-                    match ope_sample(record, &ranking, &logged_estimates, log) {
+                    let rounds = rounds(record, &ranking, options.target, rewards, log);
+                    match ope_sample(record, &ranking, &logged_estimates, rewards) {
                         Some(sample) => out.ope_samples.push(sample),
-                        None => out.without_propensities += 1,
+                        None if rounds.is_empty() => out.without_propensities += 1,
+                        None => {}
                     }
+                    out.rounds.extend(rounds);
                 }
                 if !record.served.is_empty()
                     && record.served.len() == ranking.slots.len()
@@ -402,7 +436,7 @@ fn replay_shard(
                         .served
                         .iter()
                         .zip(&ranking.slots)
-                        .all(|(a, b)| a.item_id == b.item_id && a.kind == b.kind)
+                        .all(|(a, b)| a.position == b.position && a.is(&b.item_id, b.kind))
                 {
                     out.identical += 1;
                 }

@@ -1,7 +1,7 @@
 //! The replay's report: `report.json` for machines, a table for people,
 //! written so that nothing half-written is ever presented as a result.
 
-use super::ope::{self, Estimate, OffPolicy};
+use super::ope::{self, OffPolicy, PositionCtr, Settings, position::PositionBased};
 use super::{Log, RankingRow, Replayed, Summary, charts};
 use crate::allocate::concentration::shares;
 use crate::chuanliu::{HoldoutStats, Increment};
@@ -35,9 +35,11 @@ pub struct PolicyReport {
     /// Interactive replay: requests whose user the simulated world does not
     /// know (not answered).
     pub unanswered: u64,
-    /// Off-policy estimates of the replayed policy's value, where the log
-    /// carries propensities (docs/replay.md).
+    /// Off-policy estimates of the replayed policy's value per request,
+    /// where the log carries cascade propensities (docs/replay.md).
     pub off_policy: Option<OffPolicy>,
+    /// Per impression, where it carries marginal ones.
+    pub position_based: Option<PositionBased>,
     /// The replayed value against the hindsight optimum and frontier on the
     /// replayed pages of quota scenes (with `--hindsight`).
     pub hindsight: Option<Standing>,
@@ -46,7 +48,7 @@ pub struct PolicyReport {
 impl PolicyReport {
     /// The report of `engine`'s replay, named `name`. Targets are only a
     /// yardstick for a config whose quotas act on some scene.
-    pub fn of(engine: &Engine, name: String, r: &Replayed, max_weight: f64) -> PolicyReport {
+    pub fn of(engine: &Engine, name: String, r: &Replayed, ope: &Settings) -> PolicyReport {
         let quotas = &engine.params().quotas;
         let acts = Scene::ALL.iter().any(|&s| quotas.applies_to(s));
         let rec = &r.recorded;
@@ -67,7 +69,7 @@ impl PolicyReport {
                 engine.params().version.clone(),
                 quotas.exposure.targets.filter(|_| acts),
                 r,
-                max_weight,
+                ope,
             )
         }
     }
@@ -77,7 +79,7 @@ impl PolicyReport {
         config_version: String,
         targets: Option<[f64; 3]>,
         r: &Replayed,
-        max_weight: f64,
+        ope: &Settings,
     ) -> PolicyReport {
         PolicyReport {
             name,
@@ -90,7 +92,8 @@ impl PolicyReport {
             first_refusal: r.first_refusal.clone(),
             unanswered: r.unanswered,
             off_policy: (!r.ope_samples.is_empty())
-                .then(|| ope::evaluate(&r.ope_samples, r.without_propensities, max_weight)),
+                .then(|| ope::evaluate(&r.ope_samples, r.without_propensities, ope.max_weight)),
+            position_based: ope::position::evaluate(&r.rounds, ope.max_weight, ope.reward_model),
             hindsight: None,
         }
     }
@@ -174,6 +177,8 @@ pub struct Report {
     pub requests: u64,
     pub shards: usize,
     pub skipped_lines: usize,
+    /// The logging policy's click-through rate per position.
+    pub logged_ctr: PositionCtr,
     pub a: PolicyReport,
     pub b: Option<PolicyReport>,
     /// B's replay minus A's.
@@ -188,6 +193,7 @@ impl Report {
             requests: log.requests(),
             shards,
             skipped_lines: log.skipped,
+            logged_ctr: log.position_ctr(),
             difference: b
                 .as_ref()
                 .map(|b| Difference::between(&a.replayed, &b.replayed)),
@@ -453,33 +459,21 @@ impl fmt::Display for Report {
                 hindsight_line(f, &p.name, h)?;
             }
         }
+        if !self.logged_ctr.ctr.is_empty() {
+            let ctr: Vec<String> = self
+                .logged_ctr
+                .ctr
+                .iter()
+                .map(|c| format!("{c:.4}"))
+                .collect();
+            writeln!(f, "logged CTR by position: {}", ctr.join(" "))?;
+        }
         for p in std::iter::once(&self.a).chain(&self.b) {
-            let Some(o) = &p.off_policy else { continue };
-            writeln!(
-                f,
-                "off-policy, {}: {} requests with propensities ({} without), weights clipped at {} ({} clipped), first slot agrees on {:.1}%, ESS slot 1: {:.0}",
-                p.name,
-                o.requests,
-                o.without_propensities,
-                o.max_weight,
-                o.clipped,
-                o.first_slot_agreement * 100.0,
-                o.ess.first().copied().unwrap_or(0.0)
-            )?;
-            let e = |x: &Estimate| format!("{:.4} [{:.4}, {:.4}]", x.value, x.low, x.high);
-            for (what, v) in [
-                ("clicks/request", &o.clicks_per_request),
-                ("GMV/request", &o.gmv_per_request),
-            ] {
-                writeln!(
-                    f,
-                    "  {what:<15} logged {}  IPS {}  SNIPS {}  DM {}  DR {}",
-                    e(&v.logged),
-                    e(&v.ips),
-                    e(&v.snips),
-                    e(&v.dm),
-                    e(&v.dr)
-                )?;
+            if let Some(o) = &p.off_policy {
+                ope::cascade::write_lines(f, &p.name, o)?;
+            }
+            if let Some(o) = &p.position_based {
+                ope::position::write_lines(f, &p.name, o)?;
             }
         }
         for p in std::iter::once(&self.a).chain(&self.b) {
@@ -539,10 +533,15 @@ mod tests {
     fn a_report_is_assembled_from_both_replays_and_written_whole() {
         let with_quotas = engine("[quotas.targets]\nenabled = true\n");
         let without = engine("[quotas]\nscenes = []\n");
-        let a = PolicyReport::of(&with_quotas, "a.toml".into(), &replayed(), 100.0);
+        let a = PolicyReport::of(
+            &with_quotas,
+            "a.toml".into(),
+            &replayed(),
+            &Settings::default(),
+        );
         assert!(a.replayed.targets.is_some());
         assert!(a.logged.is_none(), "no logged pages, no logged figures");
-        let b = PolicyReport::of(&without, "b.toml".into(), &replayed(), 100.0);
+        let b = PolicyReport::of(&without, "b.toml".into(), &replayed(), &Settings::default());
         assert!(b.replayed.targets.is_none(), "no quotas act: no yardstick");
         let log = Log {
             files: vec!["traffic.jsonl".into()],

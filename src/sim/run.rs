@@ -11,7 +11,9 @@ use super::world::{CATEGORIES, CHUNK_MS, World, pick_category};
 use crate::catalog::Catalog;
 use crate::domain::{ItemKind, Millis, Scene};
 use crate::engine::{Candidate, Engine, RankQuery};
-use crate::traffic::{Header, RankRecord, Record, ServedSlot, StreamStatus, TrafficWriter};
+use crate::traffic::{
+    Header, PropensityKind, RankRecord, Record, ServedSlot, StreamStatus, TrafficWriter,
+};
 use foldhash::{HashSet, HashSetExt};
 use rand::Rng;
 use rand::distr::Distribution;
@@ -331,10 +333,13 @@ fn run_user(
             time: now,
             served: page
                 .iter()
-                .map(|&(i, propensity)| ServedSlot {
+                .enumerate()
+                .map(|(position, &(i, propensity))| ServedSlot {
                     item_id: query.candidates[i].item_id.clone(),
                     kind: query.candidates[i].kind,
+                    position: Some(position as u32),
                     propensity: Some(propensity),
+                    propensity_kind: Some(PropensityKind::Cascade),
                 })
                 .collect(),
             request_id: query.request_id,

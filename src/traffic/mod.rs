@@ -6,13 +6,17 @@
 //! read as [`Record::Unknown`] and skipped by consumers; a header with a newer
 //! `version` is refused.
 
+mod check;
 mod convert;
+mod impressions;
 pub mod parquet;
 mod reader;
 mod sink;
 mod source;
 
 pub use convert::{ConvertError, Converted, Encoding, convert};
+pub use impressions::records as csv_records;
+pub use impressions::{CsvColumns, CsvImport, ImportError, Imported, import_csv, parse_time};
 pub use reader::{LogError, OnError, TrafficReader, read_parallel};
 pub use sink::{SinkCounts, SinkEvent, SinkOptions, TrafficSink, files_in};
 pub use source::{Source, SourceError, read_source, sources};
@@ -25,8 +29,11 @@ use std::io::Write;
 
 /// The `format` a header must name.
 pub const FORMAT: &str = "fairflow.traffic";
-/// The version this build writes and the newest it reads.
-pub const VERSION: u32 = 1;
+/// The version this build writes and the newest it reads. Version 2 gave
+/// served slots their `position` and `propensity_kind`; a version-1 log
+/// reads as before (served slots from slot 0 in order, cascade
+/// propensities).
+pub const VERSION: u32 = 2;
 
 /// One line of the log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -130,7 +137,9 @@ impl RankRecord {
                 .map(|s| ServedSlot {
                     item_id: s.item_id.clone(),
                     kind: s.kind,
+                    position: Some(s.position),
                     propensity: None,
+                    propensity_kind: None,
                 })
                 .collect(),
             policy: Some(ranking.config_version.clone()),
@@ -226,10 +235,30 @@ impl Purchase {
 pub struct ServedSlot {
     pub item_id: String,
     pub kind: ItemKind,
-    /// The logging policy's probability of placing this item in this slot,
-    /// given the slots above it; absent for a deterministic policy.
+    /// The 0-based slot. Absent: the slot after the previous entry's (slot
+    /// 0 for the first), which is how version-1 logs list a page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<u32>,
+    /// The logging policy's probability of this item in this slot, in
+    /// (0, 1], read as `propensity_kind` says; absent for a deterministic
+    /// policy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub propensity: Option<f64>,
+    /// What `propensity` is a probability of; absent: cascade.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub propensity_kind: Option<PropensityKind>,
+}
+
+/// What a served slot's propensity is the probability of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PropensityKind {
+    /// Of this item in this slot given the items in the slots above (the
+    /// page's probability is the product down the page).
+    Cascade,
+    /// Of this item in this slot, over every page the policy could serve
+    /// (a public impression log's per-position propensity).
+    Marginal,
 }
 
 /// A slot was shown to the user.

@@ -10,7 +10,7 @@
 //! column in the next Parquet log. `time` is a UTC millisecond timestamp;
 //! enums are dictionary-encoded strings, as in the JSON.
 
-use super::{Click, FORMAT, Header, Impression, LogError, Purchase, RankRecord, Record};
+use super::{Click, FORMAT, Header, Impression, LogError, OnError, Purchase, RankRecord, Record};
 use super::{StreamStatus, VERSION};
 use arrow_array::{ArrayRef, RecordBatch, UInt64Array};
 use arrow_schema::{DataType, Field, FieldRef, Schema};
@@ -433,12 +433,42 @@ fn read_table<T: DeserializeOwned + Send>(
 }
 
 /// Reads the records of `tables` from the Parquet log in `dir`, in log
-/// order (by `seq`). Tables left out are not opened.
-pub fn read_log(dir: &Path, tables: &[Table]) -> Result<Vec<Record>, LogError> {
+/// order (by `seq`). Tables left out are not opened. A rank row the format
+/// refuses ([`RankRecord::check`]) stops the read, or with
+/// [`OnError::Skip`] is left out and counted (the second value).
+pub fn read_log(
+    dir: &Path,
+    tables: &[Table],
+    on_error: OnError,
+) -> Result<(Vec<Record>, usize), LogError> {
     let mut all: Vec<(u64, Record)> = Vec::new();
+    let mut skipped = 0;
     for &table in tables {
         match table {
-            Table::Rank => extend(&mut all, read_table(dir, table)?, Record::Rank),
+            Table::Rank => {
+                let mut rows: Vec<(u64, RankRecord)> = read_table(dir, table)?;
+                let mut refused = None;
+                let mut row = 0;
+                rows.retain(|(_, r)| {
+                    row += 1;
+                    match r.check() {
+                        Ok(()) => true,
+                        Err(reason) => {
+                            skipped += 1;
+                            refused.get_or_insert((row, reason));
+                            false
+                        }
+                    }
+                });
+                if let Some((row, reason)) = refused.filter(|_| on_error == OnError::Fail) {
+                    return Err(LogError::BadRow {
+                        origin: dir.join(table.file()).display().to_string(),
+                        row,
+                        reason,
+                    });
+                }
+                extend(&mut all, rows, Record::Rank);
+            }
             Table::Impression => extend(&mut all, read_table(dir, table)?, Record::Impression),
             Table::Click => extend(&mut all, read_table(dir, table)?, Record::Click),
             Table::Purchase => extend(&mut all, read_table(dir, table)?, Record::Purchase),
@@ -447,7 +477,7 @@ pub fn read_log(dir: &Path, tables: &[Table]) -> Result<Vec<Record>, LogError> {
     }
     // Stable, so equal (hand-edited) seqs keep table order.
     all.sort_by_key(|(seq, _)| *seq);
-    Ok(all.into_iter().map(|(_, r)| r).collect())
+    Ok((all.into_iter().map(|(_, r)| r).collect(), skipped))
 }
 
 fn extend<T>(all: &mut Vec<(u64, Record)>, rows: Vec<(u64, T)>, wrap: fn(T) -> Record) {

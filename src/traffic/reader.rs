@@ -24,6 +24,13 @@ pub enum LogError {
     },
     #[error("{origin}: cannot read: {reason}")]
     Read { origin: String, reason: String },
+    /// A row of a Parquet log's table that the format refuses.
+    #[error("{origin} row {row}: {reason}")]
+    BadRow {
+        origin: String,
+        row: usize,
+        reason: String,
+    },
     /// A file that is not a readable table (Parquet logs).
     #[error("{origin}: {reason}")]
     Unreadable { origin: String, reason: String },
@@ -88,6 +95,13 @@ fn parse_line(text: &str, origin: &str, line: usize) -> Result<Record, LogError>
         line,
         reason: e.to_string(),
     })?;
+    if let Record::Rank(r) = &record {
+        r.check().map_err(|reason| LogError::Malformed {
+            origin: origin.to_string(),
+            line,
+            reason,
+        })?;
+    }
     if let Record::Header(h) = &record {
         let refuse = |reason: String| LogError::Incompatible {
             origin: origin.to_string(),

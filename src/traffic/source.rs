@@ -58,7 +58,7 @@ pub fn sources(path: &Path) -> Result<Vec<Source>, SourceError> {
 }
 
 /// Reads one source's records in log order, handing them to `sink` in
-/// blocks; returns how many malformed JSONL lines were skipped. Record
+/// blocks; returns how many malformed lines or rows were skipped. Record
 /// types named in `skip` are not read (JSONL lines are passed over
 /// unparsed, Parquet tables not opened). A Parquet log's header comes
 /// first, as in JSONL.
@@ -85,8 +85,9 @@ pub fn read_source(
                 .into_iter()
                 .filter(|t| !skip.contains(&t.name()))
                 .collect();
-            sink(parquet::read_log(dir, &tables)?);
-            Ok(0)
+            let (records, skipped) = parquet::read_log(dir, &tables, on_error)?;
+            sink(records);
+            Ok(skipped)
         }
     }
 }

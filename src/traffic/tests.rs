@@ -31,8 +31,10 @@ fn sample() -> Vec<Record> {
             served: vec![ServedSlot {
                 item_id: "g1".into(),
                 kind: ItemKind::Goods,
+                position: Some(1),
                 // Seventeen significant digits: must read back bit for bit.
                 propensity: Some(0.012492697114229725),
+                propensity_kind: Some(PropensityKind::Marginal),
             }],
             policy: Some("sim".into()),
         }),
@@ -119,6 +121,47 @@ fn malformed_lines_are_reported_with_their_line_number() {
     let (records, error, _) = read_all(&text, OnError::Fail);
     assert_eq!(records.len(), 1);
     assert!(error.unwrap().to_string().starts_with("t.jsonl line 3: "));
+}
+
+#[test]
+fn a_propensity_outside_its_range_refuses_the_record_with_line_and_field() {
+    let rank = |served: &str| {
+        format!(
+            r#"{{"type":"rank","time":1,"request_id":"r","user_id":"u","scene":"mall","slots":3,"candidates":[],"served":[{served}]}}"#
+        )
+    };
+    let good = rank(
+        r#"{"item_id":"g1","kind":"goods","position":2,"propensity":0.5,"propensity_kind":"marginal"}"#,
+    );
+    let text = [
+        good.clone(),
+        rank(r#"{"item_id":"g1","kind":"goods","propensity":1.5}"#),
+        rank(r#"{"item_id":"g1","kind":"goods"},{"item_id":"g2","kind":"goods","propensity":0}"#),
+        good,
+    ]
+    .join("\n");
+    let (records, error, skipped) = read_all(&text, OnError::Skip);
+    assert!(error.is_none());
+    assert_eq!(records.iter().map(|(l, _)| *l).collect::<Vec<_>>(), [1, 4]);
+    assert_eq!(skipped, 2);
+    let (_, error, _) = read_all(&text, OnError::Fail);
+    assert_eq!(
+        error.unwrap().to_string(),
+        "t.jsonl line 2: served[0].propensity: 1.5 is outside (0, 1]"
+    );
+}
+
+#[test]
+fn a_version_1_page_reads_as_slots_from_0_with_cascade_propensities() {
+    let text = r#"{"type":"header","format":"fairflow.traffic","version":1}
+{"type":"rank","time":1,"request_id":"r","user_id":"u","scene":"mall","slots":3,"candidates":[],"served":[{"item_id":"g1","kind":"goods","propensity":0.5},{"item_id":"g2","kind":"goods","propensity":0.25}]}"#;
+    let (records, error, _) = read_all(text, OnError::Fail);
+    assert!(error.is_none());
+    let Record::Rank(r) = &records[1].1 else {
+        panic!("{records:?}")
+    };
+    assert_eq!(ServedSlot::positions(&r.served).collect::<Vec<_>>(), [0, 1]);
+    assert!(r.served.iter().all(|s| s.propensity_kind.is_none()));
 }
 
 #[test]
@@ -237,16 +280,97 @@ mod parquet_log {
         assert_eq!((counts.rank, counts.stream_status, counts.click), (2, 2, 1));
         assert!(parquet::is_parquet_log(&dir));
         assert!(!tmp.path().join("log.partial").exists());
-        let back = parquet::read_log(&dir, &Table::ALL).unwrap();
+        let back = parquet::read_log(&dir, &Table::ALL, OnError::Fail)
+            .unwrap()
+            .0;
         assert_eq!(back, records()[1..]);
         let Some(Record::Header(header)) = records().first().cloned() else {
             unreachable!()
         };
         assert_eq!(parquet::read_header(&dir).unwrap(), Some(header));
         // Only the tables asked for are read.
-        let ranks = parquet::read_log(&dir, &[Table::Rank]).unwrap();
+        let ranks = parquet::read_log(&dir, &[Table::Rank], OnError::Fail)
+            .unwrap()
+            .0;
         assert_eq!(ranks.len(), 2);
         assert!(ranks.iter().all(|r| matches!(r, Record::Rank(_))));
+    }
+
+    #[test]
+    fn a_refused_rank_row_is_named_by_table_and_row_or_skipped() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("log");
+        let mut all = records();
+        let Record::Rank(mut bad) = all[2].clone() else {
+            unreachable!()
+        };
+        bad.served[0].propensity = Some(-0.5);
+        all.push(Record::Rank(bad));
+        write(&dir, &all);
+        let err = parquet::read_log(&dir, &[Table::Rank], OnError::Fail).unwrap_err();
+        let expected = format!(
+            "{} row 3: served[0].propensity: -0.5 is outside (0, 1]",
+            dir.join("rank.parquet").display()
+        );
+        assert_eq!(err.to_string(), expected);
+        let (ranks, skipped) = parquet::read_log(&dir, &[Table::Rank], OnError::Skip).unwrap();
+        assert_eq!((ranks.len(), skipped), (2, 1));
+    }
+
+    /// A rank row as version 1 wrote it: served slots without `position`
+    /// and `propensity_kind`.
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct RankV1 {
+        time: Millis,
+        request_id: String,
+        user_id: String,
+        scene: Scene,
+        slots: u32,
+        candidates: Vec<Candidate>,
+        served: Vec<ServedV1>,
+    }
+
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct ServedV1 {
+        item_id: String,
+        kind: ItemKind,
+        propensity: Option<f64>,
+    }
+
+    #[test]
+    fn a_version_1_parquet_log_still_reads() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("v1");
+        std::fs::create_dir(&dir).unwrap();
+        let mut w =
+            parquet::RowWriter::<RankV1>::create(&dir.join("rank.parquet"), true, 16).unwrap();
+        let served = |item: &str, p| ServedV1 {
+            item_id: item.into(),
+            kind: ItemKind::Goods,
+            propensity: Some(p),
+        };
+        w.push(
+            1,
+            RankV1 {
+                time: Millis(1),
+                request_id: "r".into(),
+                user_id: "u".into(),
+                scene: Scene::Mall,
+                slots: 3,
+                candidates: vec![Candidate::new("g1", ItemKind::Goods)],
+                served: vec![served("g1", 0.5), served("g2", 0.25)],
+            },
+        )
+        .unwrap();
+        w.finish(Vec::new()).unwrap();
+        let (ranks, _) = parquet::read_log(&dir, &[Table::Rank], OnError::Fail).unwrap();
+        let [Record::Rank(r)] = &ranks[..] else {
+            panic!("{ranks:?}")
+        };
+        assert_eq!(r.served.len(), 2);
+        assert_eq!(ServedSlot::positions(&r.served).collect::<Vec<_>>(), [0, 1]);
+        assert_eq!(r.served[1].propensity, Some(0.25));
+        assert_eq!(r.served[1].propensity_kind, None);
     }
 
     #[test]
@@ -265,7 +389,7 @@ mod parquet_log {
         let mut all = records();
         all[0] = Record::Header(header);
         write(&newer, &all);
-        let err = parquet::read_log(&newer, &[Table::Rank]).unwrap_err();
+        let err = parquet::read_log(&newer, &[Table::Rank], OnError::Fail).unwrap_err();
         assert!(err.to_string().contains("newer than this build"), "{err}");
 
         let bare = tmp.path().join("bare");
@@ -277,7 +401,7 @@ mod parquet_log {
         };
         w.push(0, r).unwrap();
         w.finish(Vec::new()).unwrap();
-        let err = parquet::read_log(&bare, &[Table::Rank]).unwrap_err();
+        let err = parquet::read_log(&bare, &[Table::Rank], OnError::Fail).unwrap_err();
         assert!(err.to_string().contains("no `seq` column"), "{err}");
     }
 

@@ -51,6 +51,20 @@ pub(crate) struct ReplayArgs {
     /// Largest importance weight in the off-policy estimates.
     #[arg(long, default_value_t = 100.0)]
     max_weight: f64,
+    /// The policy the per-impression estimates evaluate: `engine` (the
+    /// replayed pages) or `epsilon-greedy:E` (a random order of the
+    /// candidates with probability E, else the replayed page).
+    #[arg(long, default_value = "engine", value_parser = replay_policy)]
+    policy: fairflow::replay::ope::TargetPolicy,
+    /// The per-impression reward model of DM and DR: `item-position` or
+    /// `item`.
+    #[arg(long, default_value = "item-position")]
+    reward_model: fairflow::replay::ope::position::RewardModel,
+    /// Write the first config's per-impression rounds, with the target's
+    /// probabilities and the reward model's values, as JSON (what
+    /// `scripts/obp_reference.py` reads).
+    #[arg(long)]
+    ope_export: Option<PathBuf>,
     /// Solve the hindsight optimum (exact tier shares) and the value/Gini
     /// frontier on each config's replayed pages of quota scenes, and report
     /// its value as a share of each.
@@ -76,9 +90,16 @@ pub(crate) fn replay(args: ReplayArgs) -> anyhow::Result<()> {
         snapshot,
         interactive,
         max_weight,
+        policy,
+        reward_model,
+        ope_export,
         hindsight,
         on_error,
     } = args;
+    let ope = replay::ope::Settings {
+        max_weight,
+        reward_model,
+    };
     anyhow::ensure!(
         max_weight >= 1.0,
         "--max-weight must be at least 1 (got {max_weight})"
@@ -126,6 +147,7 @@ pub(crate) fn replay(args: ReplayArgs) -> anyhow::Result<()> {
             responder: responder.as_ref(),
             start: start.as_ref(),
             hindsight,
+            target: policy,
         };
         let started = std::time::Instant::now();
         let replayed = std::thread::scope(|s| {
@@ -163,13 +185,23 @@ pub(crate) fn replay(args: ReplayArgs) -> anyhow::Result<()> {
         );
     }
     let replayed_a = run(&a, write_rankings.is_some(), "A");
-    let report_a =
-        report::PolicyReport::of(&a, config_name(config.as_deref()), &replayed_a, max_weight);
+    let report_a = report::PolicyReport::of(&a, config_name(config.as_deref()), &replayed_a, &ope);
     let report_b = b.as_ref().map(|b| {
         let r = run(b, false, "B");
-        report::PolicyReport::of(b, config_name(compare.as_deref()), &r, max_weight)
+        report::PolicyReport::of(b, config_name(compare.as_deref()), &r, &ope)
     });
     let report = report::Report::new(&log, shards, report_a, report_b);
+    if let Some(path) = &ope_export {
+        let export = replay::ope::position::export(
+            &replayed_a.rounds,
+            log.item_ids(),
+            max_weight,
+            reward_model,
+        );
+        let json = serde_json::to_vec(&export)?;
+        report::write_atomically(path, &json)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
     if let Some(path) = &write_rankings {
         report::write_rankings(path, replayed_a.rankings)?;
     }
@@ -181,6 +213,10 @@ pub(crate) fn replay(args: ReplayArgs) -> anyhow::Result<()> {
         charts.join(", ")
     );
     Ok(())
+}
+
+fn replay_policy(s: &str) -> Result<fairflow::replay::ope::TargetPolicy, String> {
+    fairflow::replay::ope::TargetPolicy::parse(s)
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -195,9 +231,16 @@ pub(crate) enum EncodingArg {
 pub(crate) struct ConvertArgs {
     /// Logs to read, as replay names them: JSONL files, directories of
     /// `traffic-*.jsonl` files, Parquet logs. Read in the order given.
-    #[arg(long = "log", required = true)]
+    #[arg(long = "log", required_unless_present = "csv", conflicts_with = "csv")]
     logs: Vec<PathBuf>,
-    /// The log to write; must not exist yet.
+    /// A CSV of impressions (one row per impression, as public bandit
+    /// datasets publish them) to import: `--out` becomes a directory with
+    /// `traffic.jsonl` and the `catalog/` of its items.
+    #[arg(long)]
+    csv: Option<PathBuf>,
+    #[command(flatten)]
+    columns: CsvColumnArgs,
+    /// The log to write (with `--csv`, the directory); must not exist yet.
     #[arg(long)]
     out: PathBuf,
     /// The encoding to write.
@@ -208,8 +251,78 @@ pub(crate) struct ConvertArgs {
     on_error: OnErrorArg,
 }
 
+/// The columns of an impression CSV (`convert --csv`).
+#[derive(Args)]
+pub(crate) struct CsvColumnArgs {
+    /// The column of each impression's time: Unix milliseconds, or a date
+    /// and time such as `2019-11-24 00:00:17.967439+00:00`.
+    #[arg(long, default_value = "timestamp")]
+    timestamp_column: String,
+    #[arg(long, default_value = "item_id")]
+    item_column: String,
+    #[arg(long, default_value = "position")]
+    position_column: String,
+    /// The CSV's first position: 1 when its positions count from 1.
+    #[arg(long, default_value_t = 0)]
+    position_base: u32,
+    /// 0 or 1.
+    #[arg(long, default_value = "click")]
+    click_column: String,
+    /// The logging policy's probability of the item at that position.
+    #[arg(long, default_value = "propensity")]
+    propensity_column: String,
+    /// The user of each impression (else one anonymous user).
+    #[arg(long)]
+    user_column: Option<String>,
+    /// Consecutive rows with one value of this column are one request's
+    /// page (else every row is its own request).
+    #[arg(long)]
+    request_column: Option<String>,
+    /// The scene the imported requests are ranked as.
+    #[arg(long, default_value = "recommend", value_parser = scene)]
+    scene: fairflow::domain::Scene,
+}
+
+fn scene(s: &str) -> Result<fairflow::domain::Scene, String> {
+    fairflow::domain::Scene::from_name(s)
+        .ok_or_else(|| format!("`{s}` is not a scene (recommend, follow, mall, search or shop)"))
+}
+
+fn import_csv(csv: &Path, out: &Path, c: CsvColumnArgs) -> anyhow::Result<()> {
+    let import = traffic::CsvImport {
+        columns: traffic::CsvColumns {
+            timestamp: c.timestamp_column,
+            item: c.item_column,
+            position: c.position_column,
+            click: c.click_column,
+            propensity: c.propensity_column,
+            user: c.user_column,
+            request: c.request_column,
+        },
+        position_base: c.position_base,
+        scene: c.scene,
+    };
+    let done = traffic::import_csv(csv, out, &import)?;
+    println!(
+        "wrote {}: {} impressions in {} requests ({} clicks) over {} items and {} slots; \
+         replay it with --log {}/traffic.jsonl --catalog {}/catalog",
+        out.display(),
+        done.rows,
+        done.requests,
+        done.clicks,
+        done.items,
+        done.slots,
+        out.display(),
+        out.display()
+    );
+    Ok(())
+}
+
 #[expect(clippy::disallowed_methods, reason = "the binary times its own run")]
 pub(crate) fn convert(args: ConvertArgs) -> anyhow::Result<()> {
+    if let Some(csv) = &args.csv {
+        return import_csv(csv, &args.out, args.columns);
+    }
     let started = std::time::Instant::now();
     let to = match args.to {
         EncodingArg::Parquet => traffic::Encoding::Parquet,

@@ -1,5 +1,5 @@
-//! Off-policy estimates of the replayed policy's value from a log that
-//! carries the logging policy's propensities and the observed rewards.
+//! Off-policy estimates per request from cascade propensities: the
+//! logging policy's probability of each slot's item given the slots above.
 //!
 //! **Positions (cascade).** A log's `propensity` is the probability of the
 //! item in slot k *given the slots above it*, so the probability of a page's
@@ -34,9 +34,13 @@
 //! how many were clipped is reported. **Intervals**: 95%, normal
 //! approximation over per-request terms (for SNIPS, over its linearization:
 //! the delta method; for DM it leaves out the reward model's own error, so
-//! it is too narrow whenever the model is off). **ESS**: per position, `(sum w)^2 / sum w^2`.
+//! it is too narrow whenever the model is off), cut to the range a
+//! request's reward can have (0 to the positions times the greatest
+//! reward logged). **ESS**: per position, `(sum w)^2 / sum w^2`.
 
+use super::Estimate;
 use serde::Serialize;
+use std::fmt;
 
 /// One logged slot of a request, for the estimators.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -60,28 +64,6 @@ pub struct Estimates {
 /// One request's logged slots, top first.
 pub type Sample = Vec<LoggedSlot>;
 
-/// A value with its 95% interval.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct Estimate {
-    pub value: f64,
-    pub low: f64,
-    pub high: f64,
-}
-
-impl Estimate {
-    fn from_terms(terms: &[f64]) -> Estimate {
-        let n = terms.len().max(1) as f64;
-        let mean = terms.iter().sum::<f64>() / n;
-        let var = terms.iter().map(|t| (t - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
-        let half = 1.96 * (var / n).sqrt();
-        Estimate {
-            value: mean,
-            low: mean - half,
-            high: mean + half,
-        }
-    }
-}
-
 /// The estimates for one reward.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Estimates4 {
@@ -95,6 +77,8 @@ pub struct Estimates4 {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct OffPolicy {
+    /// What every value is: the expected reward of one request's page.
+    pub estimand: &'static str,
     /// Requests with propensities on every logged slot.
     pub requests: usize,
     /// Requests left out (served slots without propensities).
@@ -205,18 +189,22 @@ fn estimate(
         dm.push(d);
         dr.push(r);
     }
+    // A request's value is at most every position's best reward.
+    let (lo, hi) = super::range(samples.iter().flatten().map(&reward));
+    let per_request = (lo * positions as f64, hi * positions as f64);
     let snips_spread = Estimate::from_terms(&snips_terms);
     let half = (snips_spread.high - snips_spread.low) / 2.0;
     Estimates4 {
-        logged: Estimate::from_terms(&logged),
-        ips: Estimate::from_terms(&ips),
+        logged: Estimate::from_terms(&logged).within(per_request),
+        ips: Estimate::from_terms(&ips).within(per_request),
         snips: Estimate {
             value: snips_value,
             low: snips_value - half,
             high: snips_value + half,
-        },
-        dm: Estimate::from_terms(&dm),
-        dr: Estimate::from_terms(&dr),
+        }
+        .within(per_request),
+        dm: Estimate::from_terms(&dm).within(per_request),
+        dr: Estimate::from_terms(&dr).within(per_request),
     }
 }
 
@@ -238,6 +226,7 @@ pub fn evaluate(samples: &[Sample], without_propensities: usize, max_weight: f64
         .filter(|s| s.first().is_some_and(|x| x.target_agrees))
         .count();
     OffPolicy {
+        estimand: "expected reward of one request, over its logged positions",
         requests: samples.len(),
         without_propensities,
         max_weight,
@@ -247,6 +236,31 @@ pub fn evaluate(samples: &[Sample], without_propensities: usize, max_weight: f64
         clicks_per_request: estimate(samples, &w, |s| s.click, |e| e.pctr),
         gmv_per_request: estimate(samples, &w, |s| s.gmv, |e| e.expected_value),
     }
+}
+
+/// The table's lines for `o`, the estimates of the config `name`.
+pub fn write_lines(f: &mut fmt::Formatter, name: &str, o: &OffPolicy) -> fmt::Result {
+    writeln!(
+        f,
+        "off-policy per request (cascade), {name}: {} requests with propensities ({} without), weights clipped at {} ({} clipped), first slot agrees on {:.1}%, ESS slot 1: {:.0}",
+        o.requests,
+        o.without_propensities,
+        o.max_weight,
+        o.clipped,
+        o.first_slot_agreement * 100.0,
+        o.ess.first().copied().unwrap_or(0.0)
+    )?;
+    for (what, v) in [
+        ("clicks/request", &o.clicks_per_request),
+        ("GMV/request", &o.gmv_per_request),
+    ] {
+        writeln!(
+            f,
+            "  {what:<15} logged {}  IPS {}  SNIPS {}  DM {}  DR {}",
+            v.logged, v.ips, v.snips, v.dm, v.dr
+        )?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
