@@ -225,7 +225,7 @@ mod tests {
 
     #[test]
     fn charts_render_as_svg_with_their_text_and_as_png() {
-        let mut f = Figures::new(4);
+        let mut f = Figures::new(4, 0);
         f.streamer_exposure = vec![0.0, 1.0, 2.0, 5.0];
         f.hourly.insert(100, [1.0, 5.0, 4.0]);
         f.hourly.insert(101, [0.5, 5.0, 4.5]);

@@ -4,7 +4,7 @@
 use crate::allocate::concentration::{gini, max_gap_pp, shares, top_share};
 use crate::catalog::Catalog;
 use crate::chuanliu::{HoldoutState, HoldoutStats};
-use crate::domain::{Millis, Tier};
+use crate::domain::{ItemKind, Millis, Tier};
 use crate::engine::RankQuery;
 use crate::sim::PageOutcome;
 use foldhash::HashMap;
@@ -54,8 +54,20 @@ pub fn add_exposure(into: &mut Vec<f64>, from: &[f64]) {
     }
 }
 
+/// Adds `exposure` to `item`'s, keyed by kind and id.
+fn expose(items: &mut [HashMap<String, f64>; 2], (kind, id): (ItemKind, &str), exposure: f64) {
+    let items = &mut items[kind as usize];
+    match items.get_mut(id) {
+        Some(e) => *e += exposure,
+        None => {
+            items.insert(id.to_string(), exposure);
+        }
+    }
+}
+
 /// One slot of a page, as measured.
 pub struct PageSlot<'a> {
+    pub item: (ItemKind, &'a str),
     pub exposure: f64,
     /// `None` for an item the request did not carry (a logged slot the
     /// replay cannot value).
@@ -79,6 +91,12 @@ pub struct Figures {
     pub streamer_exposure: Vec<f64>,
     /// Exposure on items whose streamer the catalog does not know.
     pub unknown_streamer_exposure: f64,
+    /// Position-weighted exposure per item shown (live streams, goods).
+    #[serde(skip)]
+    pub item_exposure: [HashMap<String, f64>; 2],
+    /// Goods and streams in the catalog: the items concentration is over.
+    #[serde(skip)]
+    pub catalog_items: usize,
     /// Sum over slots of exposure x expected value (yuan).
     pub expected_gmv: f64,
     pub flow_impressions: u64,
@@ -95,11 +113,28 @@ pub struct Figures {
 }
 
 impl Figures {
-    pub fn new(streamers: usize) -> Figures {
+    pub fn new(streamers: usize, catalog_items: usize) -> Figures {
         Figures {
             streamer_exposure: vec![0.0; streamers],
+            catalog_items,
             ..Figures::default()
         }
+    }
+
+    fn expose_item(&mut self, item: (ItemKind, &str), exposure: f64) {
+        expose(&mut self.item_exposure, item, exposure);
+    }
+
+    /// The Gini of exposure across the catalog's items, zeros included
+    /// (and items shown that the catalog does not have).
+    pub fn item_gini(&self) -> f64 {
+        let mut v: Vec<f64> = self
+            .item_exposure
+            .iter()
+            .flat_map(|m| m.values().copied())
+            .collect();
+        v.resize(v.len().max(self.catalog_items), 0.0);
+        gini(&v)
     }
 
     pub fn add_page(&mut self, query: &RankQuery, page: &[PageSlot], index: &StreamerIndex) {
@@ -117,6 +152,7 @@ impl Figures {
             }
             self.expected_gmv += slot.exposure * slot.expected_value;
             self.flow_impressions += u64::from(slot.flow);
+            expose(&mut self.item_exposure, slot.item, slot.exposure);
         }
     }
 
@@ -131,6 +167,12 @@ impl Figures {
         }
         add_exposure(&mut self.streamer_exposure, &other.streamer_exposure);
         self.unknown_streamer_exposure += other.unknown_streamer_exposure;
+        for kind in [ItemKind::LiveStream, ItemKind::Goods] {
+            for (id, &e) in &other.item_exposure[kind as usize] {
+                self.expose_item((kind, id), e);
+            }
+        }
+        self.catalog_items = self.catalog_items.max(other.catalog_items);
         self.expected_gmv += other.expected_gmv;
         self.flow_impressions += other.flow_impressions;
         self.attributed_conversions += other.attributed_conversions;
@@ -190,6 +232,7 @@ impl Figures {
             targets,
             max_hourly_gap_pp: targets.map(|t| max_gap_pp(self.hourly.values(), t)),
             gini: gini(&self.streamer_exposure),
+            item_gini: self.item_gini(),
             top1: top_share(&self.streamer_exposure, 0.01),
             top10: top_share(&self.streamer_exposure, 0.10),
             expected_gmv: self.expected_gmv,
@@ -219,6 +262,8 @@ pub struct Summary {
     pub max_hourly_gap_pp: Option<f64>,
     /// Across every catalog streamer, zeros included.
     pub gini: f64,
+    /// Across every catalog item (goods and streams), zeros included.
+    pub item_gini: f64,
     pub top1: f64,
     pub top10: f64,
     pub expected_gmv: f64,
@@ -242,6 +287,48 @@ pub struct Summary {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn item_concentration_counts_the_catalog_items_never_shown() {
+        let mut f = Figures::new(0, 4);
+        let page = |id| PageSlot {
+            item: (ItemKind::Goods, id),
+            exposure: 1.0,
+            tier: None,
+            streamer: None,
+            expected_value: 0.0,
+            flow: false,
+        };
+        let q = RankQuery {
+            request_id: "r".into(),
+            user_id: "u".into(),
+            scene: crate::domain::Scene::Mall,
+            slots: 1,
+            candidates: Vec::new(),
+            now: Millis(0),
+        };
+        f.add_page(
+            &q,
+            &[page("a")],
+            &StreamerIndex {
+                ids: HashMap::default(),
+            },
+        );
+        // One of four items has all the exposure.
+        assert!((f.item_gini() - 0.75).abs() < 1e-12);
+        let mut g = Figures::new(0, 4);
+        for id in ["b", "c", "d"] {
+            g.add_page(
+                &q,
+                &[page(id)],
+                &StreamerIndex {
+                    ids: HashMap::default(),
+                },
+            );
+        }
+        f.merge(&g);
+        assert_eq!(f.item_gini(), 0.0);
+    }
 
     #[test]
     fn lorenz_runs_from_zero_to_one_below_the_diagonal() {

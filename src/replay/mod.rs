@@ -132,29 +132,50 @@ fn ope_sample(
 }
 
 /// The position-based rounds of one request: its logged slots with
-/// marginal propensities, against `policy` made from the replayed page.
+/// marginal propensities, against `policy` made from the replayed page and
+/// the engine's scoring of the candidates (`scored`: kind, id, score,
+/// eligible; empty for the engine's own page, which needs none).
 fn rounds(
     record: &Request,
     ranking: &Ranking,
+    scored: &[(ItemKind, String, f64, bool)],
     policy: ope::TargetPolicy,
     rewards: Option<&RequestRewards>,
     log: &Log,
 ) -> Vec<ope::position::Round> {
-    record
+    let marginal: Vec<(&Entry, f64)> = record
         .served
         .iter()
         .filter_map(|s| {
             let p = s
                 .propensity
                 .filter(|p| p.kind == PropensityKind::Marginal)?;
-            Some(ope::position::Round {
-                position: s.position,
-                item: s.item,
-                propensity: p.value,
-                click: f64::from(u8::from(rewards.is_some_and(|r| r.clicked(s)))),
-                gmv: rewards.map_or(0.0, |r| r.gmv(s)),
-                target: policy.at(s.position, ranking, &record.query.candidates, log),
-            })
+            Some((s, p.value))
+        })
+        .collect();
+    if marginal.is_empty() {
+        return Vec::new();
+    }
+    let proposal = ope::Proposal {
+        ranking,
+        candidates: scored
+            .iter()
+            .map(|(kind, id, score, eligible)| (*kind, id.as_str(), *score, *eligible))
+            .collect(),
+        request_id: &record.query.request_id,
+    };
+    let positions: Vec<u32> = marginal.iter().map(|(s, _)| s.position).collect();
+    let targets = policy.at(&positions, &proposal, log);
+    marginal
+        .into_iter()
+        .zip(targets)
+        .map(|((s, propensity), target)| ope::position::Round {
+            position: s.position,
+            item: s.item,
+            propensity,
+            click: f64::from(u8::from(rewards.is_some_and(|r| r.clicked(s)))),
+            gmv: rewards.map_or(0.0, |r| r.gmv(s)),
+            target,
         })
         .collect()
 }
@@ -274,14 +295,15 @@ fn replay_shard(
     progress: &AtomicU64,
 ) -> Replayed {
     let mut catalog = catalog.clone();
+    let catalog_items = catalog.goods_iter().count() + catalog.streams().count();
     let state = RankState {
         flow: options.start.map(StartState::flow).unwrap_or_default(),
         ..RankState::new()
     };
     let params = engine.params();
     let mut out = Replayed {
-        replayed: Figures::new(index.len()),
-        logged: Figures::new(index.len()),
+        replayed: Figures::new(index.len(), catalog_items),
+        logged: Figures::new(index.len(), catalog_items),
         ..Replayed::default()
     };
     let mut users = options.responder.map(interactive::ShardUsers::new);
@@ -348,6 +370,7 @@ fn replay_shard(
                                 expected_value: e.map_or(0.0, |e| e.expected_value),
                             });
                             figures::PageSlot {
+                                item: (s.kind, &s.item_id),
                                 exposure: params
                                     .quotas
                                     .position_weights
@@ -372,11 +395,29 @@ fn replay_shard(
                         }
                     }
                 }
+                // A stochastic policy draws on the engine's scoring of every
+                // candidate, which allocation consumes.
+                let scored: Vec<(ItemKind, String, f64, bool)> = if options.target.deterministic()
+                    || !record.served.iter().any(|s| {
+                        s.propensity
+                            .is_some_and(|p| p.kind == PropensityKind::Marginal)
+                    }) {
+                    Vec::new()
+                } else {
+                    (0..evaluation.len())
+                        .map(|i| {
+                            let c = evaluation.candidate(i);
+                            let score = evaluation.scores()[i];
+                            (c.kind, c.item_id.clone(), score, evaluation.eligible()[i])
+                        })
+                        .collect()
+                };
                 let ranking = engine.allocate(evaluation, &state.exposure, query);
                 let page: Vec<figures::PageSlot> = ranking
                     .slots
                     .iter()
                     .map(|s| figures::PageSlot {
+                        item: (s.kind, &s.item_id),
                         exposure: s.exposure,
                         tier: Some(s.tier),
                         streamer: s.streamer_id.as_deref(),
@@ -422,7 +463,7 @@ fn replay_shard(
                     }
                 }
                 if !record.served.is_empty() {
-                    let rounds = rounds(record, &ranking, options.target, rewards, log);
+                    let rounds = rounds(record, &ranking, &scored, options.target, rewards, log);
                     match ope_sample(record, &ranking, &logged_estimates, rewards) {
                         Some(sample) => out.ope_samples.push(sample),
                         None if rounds.is_empty() => out.without_propensities += 1,

@@ -40,6 +40,9 @@ pub struct PolicyReport {
     pub off_policy: Option<OffPolicy>,
     /// Per impression, where it carries marginal ones.
     pub position_based: Option<PositionBased>,
+    /// Logged pages that neither family can use: no propensities (or a
+    /// cascade page with a slot without one).
+    pub requests_without_propensities: usize,
     /// The replayed value against the hindsight optimum and frontier on the
     /// replayed pages of quota scenes (with `--hindsight`).
     pub hindsight: Option<Standing>,
@@ -94,6 +97,7 @@ impl PolicyReport {
             off_policy: (!r.ope_samples.is_empty())
                 .then(|| ope::evaluate(&r.ope_samples, r.without_propensities, ope.max_weight)),
             position_based: ope::position::evaluate(&r.rounds, ope.max_weight, ope.reward_model),
+            requests_without_propensities: r.without_propensities,
             hindsight: None,
         }
     }
@@ -448,6 +452,18 @@ impl fmt::Display for Report {
                 d.attributed_gmv,
             )?;
         }
+        let logged = [&self.a]
+            .into_iter()
+            .chain(&self.b)
+            .find_map(|p| p.logged.as_ref());
+        let mut items: Vec<String> = logged
+            .map(|l| format!("logged {:.3}", l.item_gini))
+            .into_iter()
+            .collect();
+        for p in std::iter::once(&self.a).chain(&self.b) {
+            items.push(format!("{} {:.3}", p.name, p.replayed.item_gini));
+        }
+        writeln!(f, "exposure Gini over catalog items: {}", items.join(", "))?;
         self.realized_table(f)?;
         for p in std::iter::once(&self.a).chain(&self.b) {
             if let Some(h) = &p.replayed.holdout {
@@ -474,6 +490,13 @@ impl fmt::Display for Report {
             }
             if let Some(o) = &p.position_based {
                 ope::position::write_lines(f, &p.name, o)?;
+            }
+            if p.requests_without_propensities > 0 && p.off_policy.is_none() {
+                writeln!(
+                    f,
+                    "off-policy, {}: {} logged pages without propensities, not estimated from",
+                    p.name, p.requests_without_propensities
+                )?;
             }
         }
         for p in std::iter::once(&self.a).chain(&self.b) {
@@ -520,8 +543,8 @@ mod tests {
 
     fn replayed() -> Replayed {
         let mut r = Replayed {
-            replayed: super::super::Figures::new(3),
-            logged: super::super::Figures::new(3),
+            replayed: super::super::Figures::new(3, 0),
+            logged: super::super::Figures::new(3, 0),
             ..Replayed::default()
         };
         r.replayed.streamer_exposure = vec![1.0, 2.0, 3.0];

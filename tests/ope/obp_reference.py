@@ -8,6 +8,8 @@ computed on.
     fairflow replay --log tests/ope/log.jsonl --out /tmp/ope-eg \
         --policy epsilon-greedy:0.3 --reward-model item --max-weight 5 \
         --ope-export tests/ope/rounds-epsilon-greedy.json
+    fairflow replay --log tests/ope/log.jsonl --out /tmp/ope-pl \
+        --policy plackett-luce:0.5:200 --ope-export tests/ope/rounds-plackett-luce.json
     python3 tests/ope/obp_reference.py obp tests/ope/rounds-*.json > tests/ope/obp.json
 
 and, on the Open Bandit Dataset's sample that obp ships (docs/replay.md):

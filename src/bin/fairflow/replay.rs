@@ -52,8 +52,11 @@ pub(crate) struct ReplayArgs {
     #[arg(long, default_value_t = 100.0)]
     max_weight: f64,
     /// The policy the per-impression estimates evaluate: `engine` (the
-    /// replayed pages) or `epsilon-greedy:E` (a random order of the
-    /// candidates with probability E, else the replayed page).
+    /// replayed pages), `epsilon-greedy:E` (a random order of the
+    /// candidates with probability E, else the replayed page) or
+    /// `plackett-luce:T[:SAMPLES]` (pages drawn with weights
+    /// score^(1/T); exact at slot 0, SAMPLES seeded draws below it,
+    /// default 1000).
     #[arg(long, default_value = "engine", value_parser = replay_policy)]
     policy: fairflow::replay::ope::TargetPolicy,
     /// The per-impression reward model of DM and DR: `item-position` or

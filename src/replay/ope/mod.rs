@@ -11,7 +11,7 @@ mod policy;
 pub mod position;
 
 pub use cascade::{Estimates, Estimates4, LoggedSlot, OffPolicy, Sample, evaluate};
-pub use policy::TargetPolicy;
+pub use policy::{Proposal, TargetPolicy};
 
 use serde::Serialize;
 

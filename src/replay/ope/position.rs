@@ -303,7 +303,12 @@ pub struct ExportedRound {
 }
 
 /// The export of `rounds` for a log whose items are `actions` (by number).
-pub fn export(rounds: &[Round], actions: Vec<String>, max_weight: f64, kind: RewardModel) -> Export {
+pub fn export(
+    rounds: &[Round],
+    actions: Vec<String>,
+    max_weight: f64,
+    kind: RewardModel,
+) -> Export {
     let items = actions.len() as u32;
     let clicks = Fitted::fit(rounds, kind, |r| r.click);
     let gmv = Fitted::fit(rounds, kind, |r| r.gmv);
