@@ -171,23 +171,84 @@ pub fn online(pages: &[Page], streamers: usize, quotas: &QuotaParams) -> Run {
         // One page a second: the clock dates monitoring only.
         state.observe(&quotas.exposure, Millis(i as i64 * 1000), &served);
     }
-    let shares = shares(out.tier_exposure);
-    let l1 = quotas
-        .exposure
-        .targets
-        .map_or(0.0, |t| (0..3).map(|k| (shares[k] - t[k]).abs()).sum());
-    Run {
-        shares,
-        l1,
-        gini: gini(&out.streamer_exposure),
-        value_per_request: out.objective / pages.len().max(1) as f64,
+    Run::of(&out, quotas, pages.len())
+}
+
+impl Run {
+    fn of(out: &Outcome, quotas: &QuotaParams, pages: usize) -> Run {
+        let shares = shares(out.tier_exposure);
+        let l1 = quotas
+            .exposure
+            .targets
+            .map_or(0.0, |t| (0..3).map(|k| (shares[k] - t[k]).abs()).sum());
+        Run {
+            shares,
+            l1,
+            gini: gini(&out.streamer_exposure),
+            value_per_request: out.objective / pages.max(1) as f64,
+        }
     }
 }
 
-/// One spreading strength's online run against the hindsight bounds.
+/// FairCo (Morik et al., 2020), the published proportional controller, in
+/// its exposure-share form, as a baseline on the same pages: each candidate
+/// ranks by `score + lambda * deficit` of its tier, where the deficit is
+/// `target * E - E_tier` (exposure so far) in units of one full page's
+/// exposure; it grows with the error, so any `lambda > 0` drives the shares
+/// to the targets, faster for larger `lambda`. The same floors, cap and
+/// position weights as [`online`]; no spreading (FairCo has none).
+pub fn fairco(pages: &[Page], streamers: usize, quotas: &QuotaParams, lambda: f64) -> Run {
+    let names: Vec<String> = (0..streamers).map(|s| s.to_string()).collect();
+    let targets = quotas.exposure.targets.unwrap_or([1.0 / 3.0; 3]);
+    let mut out = Outcome::empty(streamers);
+    for page in pages {
+        let slots = page.slots as usize;
+        let full: f64 = (0..slots).map(|k| quotas.position_weights.weight(k)).sum();
+        let total: f64 = out.tier_exposure.iter().sum();
+        let deficit: Vec<f64> = (0..3)
+            .map(|t| (targets[t] * total - out.tier_exposure[t]) / full.max(f64::MIN_POSITIVE))
+            .collect();
+        let items: Vec<Item> = page
+            .items
+            .iter()
+            .map(|it| it.item(it.score + lambda * deficit[it.tier.index()], &names))
+            .collect();
+        let table = quotas.floors.table(slots);
+        let placed =
+            crate::allocate::allocate(&items, slots, &table, quotas.max_items_per_streamer);
+        for (position, p) in placed.iter().enumerate() {
+            out.add(
+                &page.items[p.index],
+                quotas.position_weights.weight(position),
+            );
+        }
+    }
+    Run::of(&out, quotas, pages.len())
+}
+
+/// A policy run head to head.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Contender {
+    /// The online controller at a spreading strength.
+    Fairflow { spread_strength: f64 },
+    /// [`fairco`] at a gain.
+    FairCo { lambda: f64 },
+}
+
+impl fmt::Display for Contender {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            Contender::Fairflow { spread_strength } => write!(f, "spread {spread_strength:.2}"),
+            Contender::FairCo { lambda } => write!(f, "FairCo {lambda}"),
+        }
+    }
+}
+
+/// One policy's run against the hindsight bounds.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct HeadToHeadRow {
-    pub spread_strength: f64,
+    pub policy: Contender,
     pub online: Run,
     /// Online value over the hindsight optimum for exact shares.
     pub of_hindsight: f64,
@@ -210,10 +271,14 @@ pub struct HeadToHead {
     pub rows: Vec<HeadToHeadRow>,
 }
 
-/// Runs the online controller at each spreading strength on the seed's
-/// pages and measures it against the hindsight optimum and the frontier
-/// solved on the same pages (`quotas.exposure.targets` must be set).
-pub fn head_to_head(spec: &PowerLawSpec, quotas: &QuotaParams, strengths: &[f64]) -> HeadToHead {
+/// Runs each policy on the seed's pages and measures it against the
+/// hindsight optimum and the frontier solved on the same pages
+/// (`quotas.exposure.targets` must be set).
+pub fn head_to_head(
+    spec: &PowerLawSpec,
+    quotas: &QuotaParams,
+    policies: &[Contender],
+) -> HeadToHead {
     let pages = generate(spec);
     let n = spec.streamers;
     let targets = quotas.exposure.targets;
@@ -229,17 +294,22 @@ pub fn head_to_head(spec: &PowerLawSpec, quotas: &QuotaParams, strengths: &[f64]
     let per_request = |x: f64| x / pages.len().max(1) as f64;
     let hindsight_per_request = per_request(exact.outcome.objective);
     let frontier = frontier(&pages, n, quotas, targets);
-    let rows = strengths
+    let rows = policies
         .iter()
-        .map(|&spread_strength| {
-            let mut q = quotas.clone();
-            q.exposure.spread_strength = spread_strength;
-            let online = online(&pages, n, &q);
+        .map(|&policy| {
+            let online = match policy {
+                Contender::Fairflow { spread_strength } => {
+                    let mut q = quotas.clone();
+                    q.exposure.spread_strength = spread_strength;
+                    online(&pages, n, &q)
+                }
+                Contender::FairCo { lambda } => fairco(&pages, n, quotas, lambda),
+            };
             let own = at_shares(&pages, n, quotas, online.shares);
             let of_frontier =
                 frontier_at(&frontier, online.gini).map(|best| online.value_per_request / best);
             HeadToHeadRow {
-                spread_strength,
+                policy,
                 of_hindsight: online.value_per_request / hindsight_per_request,
                 of_hindsight_own: online.value_per_request / own,
                 of_frontier,
@@ -281,7 +351,7 @@ fn mean_se(xs: &[f64]) -> (f64, f64) {
     (mean, (var / n).sqrt())
 }
 
-/// Several seeds' head-to-heads, summarized per spreading strength.
+/// Several seeds' head-to-heads, summarized per policy.
 pub struct Summary<'a>(pub &'a [HeadToHead]);
 
 impl fmt::Display for Summary<'_> {
@@ -297,8 +367,8 @@ impl fmt::Display for Summary<'_> {
         )?;
         writeln!(
             f,
-            "{:>8} {:>6} {:>6} {:>6} {:>14} {:>14} {:>9} {:>16} {:>16} {:>16}",
-            "strength",
+            "{:>12} {:>6} {:>6} {:>6} {:>14} {:>14} {:>9} {:>16} {:>16} {:>16}",
+            "policy",
             "top",
             "mid",
             "small",
@@ -336,8 +406,8 @@ impl fmt::Display for Summary<'_> {
             };
             writeln!(
                 f,
-                "{:>8.2} {:>6.3} {:>6.3} {:>6.3} {:>14} {:>14} {:>9.4} {:>16} {:>16} {:>16}",
-                row.spread_strength,
+                "{:>12} {:>6.3} {:>6.3} {:>6.3} {:>14} {:>14} {:>9.4} {:>16} {:>16} {:>16}",
+                row.policy.to_string(),
                 col(&|r| r.online.shares[0]).0,
                 col(&|r| r.online.shares[1]).0,
                 col(&|r| r.online.shares[2]).0,
@@ -422,16 +492,38 @@ mod tests {
         q
     }
 
-    #[test]
-    fn exact_shares_near_the_hindsight_optimum_at_any_spreading_strength() {
+    /// A smaller seeded input for the tests, its targets and quotas.
+    fn small_input() -> (PowerLawSpec, [f64; 3], QuotaParams, Vec<Page>) {
         let spec = PowerLawSpec {
             requests: 800,
             candidates: 60,
             ..PowerLawSpec::default()
         };
         let targets = [0.4, 0.35, 0.25];
-        let q = quotas(targets);
         let pages = generate(&spec);
+        (spec, targets, quotas(targets), pages)
+    }
+
+    #[test]
+    fn fairco_converges_to_the_targets_under_the_hindsight_bound() {
+        let (spec, targets, q, pages) = small_input();
+        let none = fairco(&pages, spec.streamers, &q, 0.0);
+        let mut last_l1 = none.l1;
+        for lambda in [0.1, 1.0, 10.0] {
+            let run = fairco(&pages, spec.streamers, &q, lambda);
+            assert!(run.l1 < last_l1, "lambda {lambda}: {run:?} after {last_l1}");
+            last_l1 = run.l1;
+            let own = at_shares(&pages, spec.streamers, &q, run.shares);
+            assert!(run.value_per_request <= own * 1.0001, "{run:?} vs {own}");
+        }
+        assert!(last_l1 < 0.02, "{last_l1}");
+        // Without a gain it is plain score order: the head takes more.
+        assert!(none.shares[0] > targets[0] + 0.05, "{none:?}");
+    }
+
+    #[test]
+    fn exact_shares_near_the_hindsight_optimum_at_any_spreading_strength() {
+        let (spec, targets, q, pages) = small_input();
         let optimum = at_shares(&pages, spec.streamers, &q, targets);
         let mut last_gini = 1.0;
         for strength in [0.0, 0.25, 1.0, 10.0] {

@@ -376,6 +376,9 @@ pub(crate) struct PowerlawArgs {
     /// Spreading strengths to run, comma-separated.
     #[arg(long, default_value = "0,0.25,1,4")]
     strengths: String,
+    /// FairCo gains to run beside them, comma-separated (none by default).
+    #[arg(long, default_value = "")]
+    fairco: String,
     /// Config whose quotas (floors, cap, position weights, controller step)
     /// are used (default: the embedded one).
     #[arg(long)]
@@ -416,6 +419,21 @@ pub(crate) fn powerlaw(args: PowerlawArgs) -> anyhow::Result<()> {
         args.streamers >= 100 && args.candidates > args.streamers / 100,
         "--streamers must be at least 100 and --candidates more than the head (1%)"
     );
+    let fairco = if args.fairco.is_empty() {
+        Vec::new()
+    } else {
+        numbers("--fairco", &args.fairco)?
+    };
+    anyhow::ensure!(
+        fairco.iter().all(|s| s.is_finite() && *s >= 0.0),
+        "--fairco must be finite and not negative"
+    );
+    use sim::powerlaw::Contender;
+    let policies: Vec<Contender> = strengths
+        .iter()
+        .map(|&spread_strength| Contender::Fairflow { spread_strength })
+        .chain(fairco.iter().map(|&lambda| Contender::FairCo { lambda }))
+        .collect();
     let mut quotas = Config::load(args.config.as_deref())?.engine.quotas;
     quotas.exposure.targets = Some(targets);
     let runs: Vec<sim::powerlaw::HeadToHead> = (1..=args.seeds)
@@ -429,7 +447,7 @@ pub(crate) fn powerlaw(args: PowerlawArgs) -> anyhow::Result<()> {
                 zipf: args.zipf,
                 ..Default::default()
             };
-            sim::powerlaw::head_to_head(&spec, &quotas, &strengths)
+            sim::powerlaw::head_to_head(&spec, &quotas, &policies)
         })
         .collect();
     if args.json {
