@@ -94,7 +94,14 @@ pub fn parse_time(text: &str) -> Result<Millis, String> {
     }
     let bad = || format!("`{text}` is neither Unix milliseconds nor a date and time");
     let b = text.as_bytes();
-    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b' ' | b'T') {
+    // A date and time is ASCII; anything else is refused before it is cut
+    // up by byte offsets.
+    if !text.is_ascii()
+        || b.len() < 19
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b' ' | b'T')
+    {
         return Err(bad());
     }
     let num = |range: std::ops::Range<usize>| -> Result<i64, String> {
@@ -444,6 +451,9 @@ mod tests {
             "yesterday",
             "2019-13-01 00:00:00",
             "2019-11-24 00:00:17+0000",
+            // Not ASCII where the offset or the seconds are (a fuzzer's).
+            "2019-11-24 00:00:13.9+0\u{43e}20",
+            "2019-11-24 00:00:1\u{e9}",
         ] {
             assert!(parse_time(bad).is_err(), "{bad}");
         }
