@@ -121,10 +121,6 @@ impl Figures {
         }
     }
 
-    fn expose_item(&mut self, item: (ItemKind, &str), exposure: f64) {
-        expose(&mut self.item_exposure, item, exposure);
-    }
-
     /// The Gini of exposure across the catalog's items, zeros included
     /// (and items shown that the catalog does not have).
     pub fn item_gini(&self) -> f64 {
@@ -169,7 +165,7 @@ impl Figures {
         self.unknown_streamer_exposure += other.unknown_streamer_exposure;
         for kind in [ItemKind::LiveStream, ItemKind::Goods] {
             for (id, &e) in &other.item_exposure[kind as usize] {
-                self.expose_item((kind, id), e);
+                expose(&mut self.item_exposure, (kind, id), e);
             }
         }
         self.catalog_items = self.catalog_items.max(other.catalog_items);

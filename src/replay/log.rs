@@ -43,6 +43,11 @@ impl Entry {
     pub fn is(&self, item_id: &str, kind: ItemKind) -> bool {
         self.kind == kind && self.item_id == item_id
     }
+
+    /// The propensity, if the entry has one of this kind.
+    pub fn propensity_of(&self, kind: PropensityKind) -> Option<f64> {
+        self.propensity.filter(|p| p.kind == kind).map(|p| p.value)
+    }
 }
 
 /// One step of a replay.

@@ -114,10 +114,10 @@ fn ope_sample(
         .iter()
         .zip(logged)
         .map(|(s, &logged_estimate)| {
-            let propensity = s.propensity.filter(|p| p.kind == PropensityKind::Cascade)?;
+            let propensity = s.propensity_of(PropensityKind::Cascade)?;
             let target = ranking.slots.iter().find(|t| t.position == s.position);
             Some(ope::LoggedSlot {
-                propensity: propensity.value,
+                propensity,
                 target_agrees: target.is_some_and(|t| s.is(&t.item_id, t.kind)),
                 click: f64::from(u8::from(rewards.is_some_and(|r| r.clicked(s)))),
                 gmv: rewards.map_or(0.0, |r| r.gmv(s)),
@@ -146,22 +146,14 @@ fn rounds(
     let marginal: Vec<(&Entry, f64)> = record
         .served
         .iter()
-        .filter_map(|s| {
-            let p = s
-                .propensity
-                .filter(|p| p.kind == PropensityKind::Marginal)?;
-            Some((s, p.value))
-        })
+        .filter_map(|s| Some((s, s.propensity_of(PropensityKind::Marginal)?)))
         .collect();
     if marginal.is_empty() {
         return Vec::new();
     }
     let proposal = ope::Proposal {
         ranking,
-        candidates: scored
-            .iter()
-            .map(|(kind, id, score, eligible)| (*kind, id.as_str(), *score, *eligible))
-            .collect(),
+        candidates: scored,
         request_id: &record.query.request_id,
     };
     let positions: Vec<u32> = marginal.iter().map(|(s, _)| s.position).collect();
@@ -398,10 +390,11 @@ fn replay_shard(
                 // A stochastic policy draws on the engine's scoring of every
                 // candidate, which allocation consumes.
                 let scored: Vec<(ItemKind, String, f64, bool)> = if options.target.deterministic()
-                    || !record.served.iter().any(|s| {
-                        s.propensity
-                            .is_some_and(|p| p.kind == PropensityKind::Marginal)
-                    }) {
+                    || !record
+                        .served
+                        .iter()
+                        .any(|s| s.propensity_of(PropensityKind::Marginal).is_some())
+                {
                     Vec::new()
                 } else {
                     (0..evaluation.len())

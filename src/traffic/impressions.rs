@@ -244,31 +244,39 @@ fn read_rows(
 /// Writes the catalog of `items` into `dir`: each item goods of its own
 /// seller and brand, at a nominal price of 1 yuan.
 fn write_catalog(dir: &Path, items: &[String]) -> Result<(), WriteError> {
-    std::fs::create_dir_all(dir).map_err(|e| WriteError::new(dir, e))?;
-    let write = |name: &str, lines: Vec<serde_json::Value>| {
-        let path = dir.join(name);
-        let mut text = Vec::new();
-        for line in lines {
-            serde_json::to_writer(&mut text, &line).expect("JSON values serialize");
-            text.push(b'\n');
-        }
-        std::fs::write(&path, text).map_err(|e| WriteError::new(&path, e))
-    };
-    write(
-        "streamers.jsonl",
-        items
-            .iter()
-            .map(|i| serde_json::json!({"id": format!("seller-{i}"), "followers": 0, "kind": "influencer", "created_at": 0}))
-            .collect(),
-    )?;
-    write(
-        "goods.jsonl",
-        items
-            .iter()
-            .map(|i| serde_json::json!({"id": i, "brand_id": format!("brand-{i}"), "price": 1.0, "seller_id": format!("seller-{i}")}))
-            .collect(),
-    )?;
-    write("streams.jsonl", Vec::new())
+    use crate::catalog::{Catalog, Goods, QualityScores, Streamer};
+    use crate::domain::StreamerKind;
+    let seller = |item: &str| format!("seller-{item}");
+    let streamers = items
+        .iter()
+        .map(|i| Streamer {
+            id: seller(i),
+            followers: 0,
+            kind: StreamerKind::Influencer,
+            brand_id: None,
+            scores: QualityScores::default(),
+            created_at: Millis(0),
+        })
+        .collect();
+    let goods = items
+        .iter()
+        .map(|i| Goods {
+            id: i.clone(),
+            brand_id: format!("brand-{i}"),
+            price: 1.0,
+            product_score: None,
+            seller_id: seller(i),
+        })
+        .collect();
+    // Ids are checked against the config's limit where the catalog is
+    // loaded; everything else holds by construction.
+    let mut catalog = Catalog::new();
+    let refused = |e: crate::catalog::RecordError| WriteError::new(dir, e);
+    catalog
+        .upsert_streamers(streamers, usize::MAX)
+        .map_err(refused)?;
+    catalog.upsert_goods(goods, usize::MAX).map_err(refused)?;
+    catalog.write_dir(dir).map_err(|e| WriteError::new(dir, e))
 }
 
 /// Imports the CSV at `input` into the directory `out` (which must not

@@ -34,7 +34,7 @@ pub enum TargetPolicy {
 pub struct Proposal<'a> {
     pub ranking: &'a Ranking,
     /// Every candidate the engine scored: kind, id, score, eligible.
-    pub candidates: Vec<(ItemKind, &'a str, f64, bool)>,
+    pub candidates: &'a [(ItemKind, String, f64, bool)],
     pub request_id: &'a str,
 }
 
@@ -117,11 +117,11 @@ impl TargetPolicy {
                     }
                     if (k as usize) < n && epsilon > 0.0 {
                         let each = epsilon / n as f64;
-                        for &(kind, id, _, _) in &request.candidates {
-                            if shown == Some((kind, id)) {
+                        for (kind, id, _, _) in request.candidates {
+                            if shown == Some((*kind, id.as_str())) {
                                 out[0].1 += each;
                             } else {
-                                out.push((number(kind, id), each));
+                                out.push((number(*kind, id), each));
                             }
                         }
                     }
@@ -137,8 +137,8 @@ impl TargetPolicy {
                     at.into_iter()
                         .filter(|&(_, p)| p > 0.0)
                         .map(|(i, p)| {
-                            let (kind, id, _, _) = request.candidates[i];
-                            (number(kind, id), p)
+                            let (kind, id, _, _) = &request.candidates[i];
+                            (number(*kind, id), p)
                         })
                         .collect()
                 })
@@ -247,17 +247,14 @@ mod tests {
         }
     }
 
-    fn proposal<'a>(ranking: &'a Ranking, scores: &[f64]) -> Proposal<'a> {
+    /// Candidates a, b, c, d with `scores`; d is not eligible.
+    fn scored(scores: &[f64]) -> Vec<(ItemKind, String, f64, bool)> {
         const IDS: [&str; 4] = ["a", "b", "c", "d"];
-        Proposal {
-            ranking,
-            candidates: scores
-                .iter()
-                .enumerate()
-                .map(|(i, &s)| (ItemKind::Goods, IDS[i], s, i != 3))
-                .collect(),
-            request_id: "r1",
-        }
+        scores
+            .iter()
+            .enumerate()
+            .map(|(i, &s)| (ItemKind::Goods, IDS[i].to_string(), s, i != 3))
+            .collect()
     }
 
     #[test]
@@ -271,7 +268,12 @@ mod tests {
             ineligible: 0,
         };
         // Weights at temperature 1: 1, 2, 1 and an ineligible candidate.
-        let p = proposal(&ranking, &[1.0, 2.0, 1.0, 9.0]);
+        let candidates = scored(&[1.0, 2.0, 1.0, 9.0]);
+        let p = Proposal {
+            ranking: &ranking,
+            candidates: &candidates,
+            request_id: "r1",
+        };
         let at = plackett_luce(&[0, 1, 2], &p, 1.0, 20_000);
         assert_eq!(at[0], [(0, 0.25), (1, 0.5), (2, 0.25), (3, 0.0)]);
         // Slot 1: P(b) = 0.25 * 2/3 + 0.25 * 2/3 = 1/3; P(a) = P(c) = 1/3.
