@@ -2,14 +2,15 @@
 //! the log after it, and the log can be truncated.
 //!
 //! A snapshot is `snapshot-<seq, 20 digits>.bin` in the event log's
-//! directory: the 8-byte magic `FFSNAP03`, the payload's length (u64 LE) and
+//! directory: the 8-byte magic `FFSNAP04`, the payload's length (u64 LE) and
 //! CRC-32 (u32 LE), then the payload in postcard (a documented, compact serde
 //! format). `seq` is the last log record it includes. It is written to a
 //! temporary file, synced, renamed into place and the directory synced, so a
 //! crash leaves either the old snapshot or the new one, never half of one;
 //! older snapshots are deleted after. Older versions are still read:
-//! `FFSNAP02` (affinities without the seen time, [`Layout::V2`]) and
-//! `FFSNAP01`, from before the flow's holdout (see [`v1`]).
+//! `FFSNAP03` (affinities without the user's taste, [`Layout::V3`]),
+//! `FFSNAP02` (nor the seen time, [`Layout::V2`]) and `FFSNAP01`, from
+//! before the flow's holdout (see [`v1`]).
 
 use crate::chuanliu::{FlowSnapshot, Layout, Secs};
 use compact_str::CompactString;
@@ -18,7 +19,8 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
-const MAGIC: &[u8; 8] = b"FFSNAP03";
+const MAGIC: &[u8; 8] = b"FFSNAP04";
+const MAGIC_V3: &[u8; 8] = b"FFSNAP03";
 const MAGIC_V2: &[u8; 8] = b"FFSNAP02";
 const MAGIC_V1: &[u8; 8] = b"FFSNAP01";
 
@@ -141,7 +143,8 @@ pub fn read(path: &Path) -> Result<Snapshot, SnapshotError> {
         .and_then(|mut f| f.read_to_end(&mut bytes))
         .map_err(io_err(path))?;
     let magic = bytes.get(..8).unwrap_or_default();
-    if bytes.len() < 20 || ![MAGIC, MAGIC_V2, MAGIC_V1].iter().any(|m| &m[..] == magic) {
+    let known = [MAGIC, MAGIC_V3, MAGIC_V2, MAGIC_V1];
+    if bytes.len() < 20 || !known.iter().any(|m| &m[..] == magic) {
         return Err(damaged("no snapshot header".into()));
     }
     let len = u64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes")) as usize;
@@ -162,10 +165,10 @@ pub fn read(path: &Path) -> Result<Snapshot, SnapshotError> {
         postcard::from_bytes(payload).map(|mut s: Snapshot| {
             // The payload's shape is the same; only the entries' layout
             // inside the affinity blobs differs.
-            s.flow.layout = if magic == MAGIC_V2 {
-                Layout::V2
-            } else {
-                Layout::V3
+            s.flow.layout = match magic {
+                m if m == MAGIC_V2 => Layout::V2,
+                m if m == MAGIC_V3 => Layout::V3,
+                _ => Layout::V4,
             };
             s
         })

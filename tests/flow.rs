@@ -228,6 +228,8 @@ async fn a_buyer_through_an_influencer_is_sent_to_the_brands_own_stream() {
     assert_eq!(a.source_streamer_ids, ["it-inf"]);
     assert_eq!(a.updated_ms, T0);
     assert_eq!(a.last_shown_ms, T0 + HOUR);
+    // Two pages ranked for the fan, neither with the brand's items.
+    assert_eq!((a.taste, a.taste_requests), (0.0, 2));
 
     // Paused: the fan no longer gets the stream.
     admin

@@ -737,7 +737,10 @@ fn the_holdout_estimates_what_the_flow_adds_in_the_simulated_world() {
     assert!(h.ghost.impressions > 0, "held-out users get ghosts: {h:?}");
     // Attribution counts only flow impressions the users scrolled to, and
     // only sales in the brand's own live stream.
-    assert!(0 < flow.seen_impressions && flow.seen_impressions <= flow.impressions);
+    assert!(
+        0 < flow.seen_impressions && flow.seen_impressions <= flow.impressions,
+        "{flow:?}"
+    );
     assert!(
         flow.attributed_purchases <= flow.own_live_purchases,
         "{flow:?}"

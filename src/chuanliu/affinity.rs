@@ -1,8 +1,8 @@
 //! The affinity store: user -> brands the user bought through influencers.
 //!
-//! An entry is 44 bytes (brand, two source influencers, weight, four
+//! An entry is 52 bytes (brand, two source influencers, weight, four
 //! second-resolution times, a counter, the holdout arm and two outcomes for
-//! it, see `holdout`): ids are interned to `u32` and times
+//! it, see `holdout`, and the user's taste for the brand): ids are interned to `u32` and times
 //! kept in seconds so that tens of millions of entries fit in a few GB
 //! (docs/chuanliu.md has the measured bytes per entry at 10M). Users are
 //! spread over shards, each behind its own mutex: a `Rank` touches one user,
@@ -13,9 +13,14 @@
 //! purchase; expired entries are dropped when their user is touched and by
 //! [`Affinities::sweep`].
 
+mod layout;
+
+pub use layout::Layout;
+
 use super::Secs;
 use compact_str::CompactString;
 use foldhash::HashMap;
+use layout::{decode_shard, encode_shard};
 use parking_lot::Mutex;
 
 /// How affinities decay, expire and trigger the flow.
@@ -70,6 +75,13 @@ pub struct Affinity {
     /// live affinities.
     pub own_gmv: f32,
     pub all_gmv: f32,
+    /// The brand's items (goods, own streams) per `Rank` request of this
+    /// user since the affinity was made: a running mean over the last
+    /// [`TASTE_WINDOW`] requests (`requests` of them so far). Retrieval
+    /// proposes what the user likes, so this reads the user's taste for
+    /// what the brand sells.
+    pub taste: f32,
+    pub requests: u16,
 }
 
 /// One affinity's outcome that a purchase moved, for the holdout's sums.
@@ -85,7 +97,17 @@ pub struct Moved {
     pub all: (f64, f64),
 }
 
+/// Requests the taste's running mean covers, at most: about ten days of a
+/// heavy user's, so a taste that changes is followed.
+pub const TASTE_WINDOW: u16 = 200;
+
 impl Affinity {
+    /// One more request of the user, which proposed `items` of the brand's.
+    fn observe(&mut self, items: usize) {
+        self.requests = (self.requests + 1).min(TASTE_WINDOW);
+        self.taste += (items as f32 - self.taste) / f32::from(self.requests);
+    }
+
     /// The weight at `now`.
     pub fn weight_at(&self, now: Secs, params: &AffinityParams) -> f64 {
         let age = now.0.saturating_sub(self.updated.0) as f64;
@@ -126,6 +148,8 @@ pub struct Trigger {
     pub sources: [u32; 2],
     /// The affinity is in the holdout: a ghost, not an impression.
     pub holdout: bool,
+    /// [`Affinity::taste`] before this request.
+    pub taste: f64,
 }
 
 /// What a take changed, to undo it.
@@ -149,7 +173,7 @@ pub struct Swept {
 /// A user's entries are a boxed slice, exactly as long as it holds: a `Vec`
 /// would keep room for 4 after the first push (and 8 more bytes per user).
 /// Purchases, which resize it, are rare next to the reads in `Rank`.
-type Shard = HashMap<CompactString, Box<[Affinity]>>;
+pub(super) type Shard = HashMap<CompactString, Box<[Affinity]>>;
 
 pub struct Affinities {
     shards: Box<[Mutex<Shard>]>,
@@ -214,6 +238,8 @@ impl Affinities {
             unit: arm.is_some(),
             own_gmv: 0.0,
             all_gmv: 0.0,
+            taste: 0.0,
+            requests: 0,
         };
         let mut made = arm;
         if entries.len() < params.max_brands_per_user {
@@ -278,7 +304,10 @@ impl Affinities {
     }
 
     /// The brands `user` may be shown now: weight at least `min_weight`,
-    /// under the frequency cap; strongest first.
+    /// under the frequency cap; strongest first. With `on_page` (how many
+    /// of a brand's items this request proposed), every live affinity of
+    /// the user takes the request into its taste; a trigger carries the
+    /// taste from before it.
     pub fn triggers(
         &self,
         user: &str,
@@ -286,21 +315,28 @@ impl Affinities {
         params: &AffinityParams,
         cap: u16,
         window_s: u32,
+        mut on_page: Option<&mut dyn FnMut(u32) -> usize>,
     ) -> Vec<Trigger> {
-        let shard = self.shard(user).lock();
-        let Some(entries) = shard.get(user) else {
+        let mut shard = self.shard(user).lock();
+        let Some(entries) = shard.get_mut(user) else {
             return Vec::new();
         };
-        let mut out: Vec<Trigger> = entries
-            .iter()
-            .filter(|a| a.can_trigger(now, params, cap, window_s))
-            .map(|a| Trigger {
-                brand: a.brand,
-                weight: a.weight_at(now, params),
-                sources: a.sources,
-                holdout: a.holdout,
-            })
-            .collect();
+        let mut out = Vec::new();
+        for a in entries.iter_mut().filter(|a| !a.expired(now, params)) {
+            let taste = f64::from(a.taste);
+            if let Some(on_page) = on_page.as_mut() {
+                a.observe(on_page(a.brand));
+            }
+            if a.can_trigger(now, params, cap, window_s) {
+                out.push(Trigger {
+                    brand: a.brand,
+                    weight: a.weight_at(now, params),
+                    sources: a.sources,
+                    holdout: a.holdout,
+                    taste,
+                });
+            }
+        }
         out.sort_by(|a, b| b.weight.total_cmp(&a.weight).then(a.brand.cmp(&b.brand)));
         out
     }
@@ -355,7 +391,9 @@ impl Affinities {
 
     /// An impression of `brand`'s own stream to `user` at `now`: marks the
     /// flow's impression seen if it was served within [`SEEN_WITHIN_S`]
-    /// before (a held-out affinity's ghosts are never seen). Whether it did.
+    /// before (a held-out affinity's ghosts are never seen), and attribution
+    /// then runs from `now`. Whether it is the first sight of that flow
+    /// impression: the stream seen again on a later page is not another.
     pub fn saw(&self, user: &str, brand: u32, now: Secs) -> bool {
         let mut shard = self.shard(user).lock();
         let Some(a) = shard
@@ -370,8 +408,9 @@ impl Affinities {
         if a.holdout || a.shown.0 == 0 || !after || !fresh {
             return false;
         }
+        let again = a.seen.0 >= a.shown.0;
         a.seen = Secs(a.seen.0.max(now.0));
-        true
+        !again
     }
 
     /// For a purchase in `brand`'s own live stream at `now`: the affinity,
@@ -447,129 +486,6 @@ impl Affinities {
             .map(|e| e.to_vec())
             .unwrap_or_default()
     }
-}
-
-/// How entries are laid out in a snapshot blob.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Layout {
-    /// Before the holdout: 30 bytes, no arm or outcomes (read as treated,
-    /// outcomes 0).
-    V1,
-    /// 39 bytes: V1's, then the arm (u8) and the two outcomes (f32 bits).
-    /// Read with nothing seen: attribution restarts from the next seen
-    /// impression.
-    V2,
-    /// 43 bytes: V2's, then the seen time (u32).
-    #[default]
-    V3,
-}
-
-impl Layout {
-    fn entry_bytes(self) -> usize {
-        match self {
-            Layout::V1 => 30,
-            Layout::V2 => 39,
-            Layout::V3 => 43,
-        }
-    }
-}
-
-/// A shard as bytes: per user, the id's length (u16) and bytes, the entry
-/// count (u16), then each entry's fields in declaration order, little-endian
-/// (brand, sources, weight bits, updated, shown, window start: u32; window
-/// count: u16; holdout: u8; own and all GMV: f32 bits; seen: u32),
-/// [`Layout::V3`]. A
-/// fixed layout encodes 10M entries in well under a second, where a generic
-/// serializer took seconds, and the snapshot holds ingestion while it runs.
-fn encode_shard(shard: &Shard) -> Vec<u8> {
-    let mut out = Vec::with_capacity(shard.len() * (24 + 2 * Layout::V3.entry_bytes()));
-    for (user, entries) in shard {
-        // Ids are at most `limits.max_id_bytes` (<= 4096, checked by the
-        // config); entries at most `max_brands_per_user` (<= 256).
-        out.extend_from_slice(&(user.len() as u16).to_le_bytes());
-        out.extend_from_slice(user.as_bytes());
-        out.extend_from_slice(&(entries.len() as u16).to_le_bytes());
-        for a in entries.iter() {
-            for word in [
-                a.brand,
-                a.sources[0],
-                a.sources[1],
-                a.weight.to_bits(),
-                a.updated.0,
-                a.shown.0,
-                a.window_start.0,
-            ] {
-                out.extend_from_slice(&word.to_le_bytes());
-            }
-            out.extend_from_slice(&a.window_count.to_le_bytes());
-            out.push(match (a.unit, a.holdout) {
-                (true, false) => 0,
-                (true, true) => 1,
-                // Outside the experiment is always treated.
-                (false, _) => 2,
-            });
-            out.extend_from_slice(&a.own_gmv.to_bits().to_le_bytes());
-            out.extend_from_slice(&a.all_gmv.to_bits().to_le_bytes());
-            out.extend_from_slice(&a.seen.0.to_le_bytes());
-        }
-    }
-    out
-}
-
-/// Reads a blob made by [`encode_shard`] (or in `layout`), handing each
-/// user to `put`.
-fn decode_shard(
-    mut b: &[u8],
-    layout: Layout,
-    mut put: impl FnMut(&str, Box<[Affinity]>),
-) -> Result<(), String> {
-    fn take<'b>(b: &mut &'b [u8], n: usize) -> Result<&'b [u8], String> {
-        if b.len() < n {
-            return Err(format!("cut short: {n} bytes wanted, {} left", b.len()));
-        }
-        let (head, rest) = b.split_at(n);
-        *b = rest;
-        Ok(head)
-    }
-    while !b.is_empty() {
-        let u16_at = |b: &[u8]| u16::from_le_bytes([b[0], b[1]]) as usize;
-        let len = u16_at(take(&mut b, 2)?);
-        let user = std::str::from_utf8(take(&mut b, len)?).map_err(|e| e.to_string())?;
-        let count = u16_at(take(&mut b, 2)?);
-        let mut entries = Vec::with_capacity(count);
-        for _ in 0..count {
-            let e = take(&mut b, layout.entry_bytes())?;
-            let word = |at: usize| u32::from_le_bytes(e[at..at + 4].try_into().expect("4 bytes"));
-            // Before the holdout, no entry was a unit (its outcomes would
-            // start mid-way); V2 counted every entry as one.
-            let (unit, holdout, own_gmv, all_gmv) = match (layout, e.get(30)) {
-                (Layout::V1, _) => (false, false, 0.0, 0.0),
-                (_, Some(&flag @ (0 | 1))) | (Layout::V3, Some(&flag @ 2)) => (
-                    flag != 2,
-                    flag == 1,
-                    f32::from_bits(word(31)),
-                    f32::from_bits(word(35)),
-                ),
-                (_, flag) => return Err(format!("holdout flag {flag:?} is not an arm")),
-            };
-            entries.push(Affinity {
-                brand: word(0),
-                sources: [word(4), word(8)],
-                weight: f32::from_bits(word(12)),
-                updated: Secs(word(16)),
-                shown: Secs(word(20)),
-                seen: Secs(if layout == Layout::V3 { word(39) } else { 0 }),
-                window_start: Secs(word(24)),
-                window_count: u16::from_le_bytes([e[28], e[29]]),
-                holdout,
-                unit,
-                own_gmv,
-                all_gmv,
-            });
-        }
-        put(user, entries.into_boxed_slice());
-    }
-    Ok(())
 }
 
 #[cfg(test)]

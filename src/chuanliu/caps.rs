@@ -132,7 +132,7 @@ impl Flow {
         now: Millis,
         target: impl FnMut(&str) -> Option<(&'f str, Option<usize>)>,
     ) -> Vec<Wanted> {
-        self.candidates(params, scene, user, now, u16::MAX, target)
+        self.offers_under(params, scene, user, now, u16::MAX, target, None)
             .map(|c| Wanted {
                 brand: c.trigger.brand,
                 name: c.name,

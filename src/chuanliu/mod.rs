@@ -21,6 +21,7 @@ mod caps;
 pub mod holdout;
 mod interner;
 mod leases;
+mod offers;
 mod pacer;
 mod reservation;
 mod rewards;
@@ -31,6 +32,7 @@ pub use brands::{BrandSetting, BrandSnapshot, Enrollment, FlowCounts};
 pub use caps::{CapHold, CapHolds, CapScope, Wanted};
 pub use holdout::{Ghosts, HoldoutState, HoldoutStats, Increment};
 pub use leases::BudgetKey;
+pub use offers::Offer;
 pub use pacer::{LeaseRequest, PacerState, Pacing};
 pub use reservation::Reservation;
 pub use rewards::{Reward, RewardParams};
@@ -38,14 +40,12 @@ pub use snapshot::FlowSnapshot;
 
 use crate::domain::{Channel, Millis, Scene};
 use crate::domain::{Event, EventKind, Venue};
-use brands::{Brand, Brands, Counters};
-use compact_str::CompactString;
+use brands::{Brands, Counters};
 use interner::Interner;
 use pacer::Pacer;
 use parking_lot::RwLock;
 use rewards::Rewards;
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
 
 /// A time in whole seconds since the epoch: what the stores keep, to halve
 /// their entries. 0 means "never".
@@ -76,6 +76,11 @@ pub struct SceneFlow {
     /// Score multiplier of a flow stream for an affinity of weight 1 or
     /// more (a fresh purchase); see [`SceneFlow::boost_for`].
     pub boost: f64,
+    /// How much each of the brand's items among the page's candidates
+    /// raises the estimated value of its stream; see [`SceneFlow::lift`].
+    pub relevance: f64,
+    /// ... and each of its items per request of the user's before.
+    pub taste: f64,
 }
 
 impl SceneFlow {
@@ -88,6 +93,24 @@ impl SceneFlow {
     /// not taken as a stronger memory than a fresh one.
     pub fn boost_for(&self, weight: f64) -> f64 {
         self.boost.powf(weight.clamp(0.0, 1.0))
+    }
+
+    /// The flow stream's score multiplier on a page whose candidates hold
+    /// `items` of the brand's (goods, its own stream), for a user whose
+    /// requests held `taste` of them on average:
+    /// `boost_for(weight) x (1 + relevance x items) x (1 + taste_k x taste)`.
+    ///
+    /// The model scores a stream the same for every user, but what a
+    /// remembered brand's stream is worth to a user grows with their taste
+    /// for what the brand sells, and retrieval proposes items by that
+    /// taste: the brand's items on this page (what the user is after now)
+    /// and on the user's pages before (what they like) are the signs, read
+    /// at no cost. The engine offers the brand whose stream is worth most
+    /// (`score x lift`) first and ranks the stream by that.
+    pub fn lift(&self, weight: f64, items: usize, taste: f64) -> f64 {
+        self.boost_for(weight)
+            * (1.0 + self.relevance * items as f64)
+            * (1.0 + self.taste * taste.max(0.0))
     }
 }
 
@@ -180,16 +203,6 @@ pub struct Flow {
     /// From the last [`Flow::sweep`].
     swept: RwLock<Swept>,
     rewarded: std::sync::atomic::AtomicU64,
-}
-
-/// A brand the flow could show on this page, before cap and budgets.
-struct Candidate<'f> {
-    trigger: Trigger,
-    /// The brand's name (what `target` was asked with).
-    name: CompactString,
-    entry: Option<Arc<Brand>>,
-    stream: &'f str,
-    candidate: Option<usize>,
 }
 
 impl Flow {
@@ -313,111 +326,6 @@ impl Flow {
         let brand = self.brands.id(&setting.brand_id);
         *self.registry.entry(brand).setting.lock() =
             (setting.enrollment, setting.daily_impressions);
-    }
-
-    /// The user's affinities whose brand is in the flow and has a live
-    /// self-broadcast stream the scene can show (`target` says which, and
-    /// where it is among the candidates), under `cap` in this process's
-    /// count; strongest first. Budgets are not looked at.
-    fn candidates<'f>(
-        &'f self,
-        params: &'f FlowParams,
-        scene: Scene,
-        user: &'f str,
-        now: Millis,
-        cap: u16,
-        mut target: impl FnMut(&str) -> Option<(&'f str, Option<usize>)>,
-    ) -> impl Iterator<Item = Candidate<'f>> {
-        let mode = params.scene(scene).mode;
-        let triggers = if !params.enabled || mode == SceneMode::Off || params.max_per_page == 0 {
-            Vec::new()
-        } else {
-            let window = params.frequency_window_s;
-            self.affinities
-                .triggers(user, Secs::from(now), &params.affinity, cap, window)
-        };
-        triggers.into_iter().filter_map(move |trigger| {
-            let entry = self.registry.get(trigger.brand);
-            let enrollment = entry.as_ref().map_or(Enrollment::Unset, |b| b.enrollment());
-            if !enrollment.active(params.enroll_all_brands) {
-                return None;
-            }
-            let name = self.brands.name(trigger.brand);
-            let (stream, candidate) = target(&name)?;
-            if candidate.is_none() && mode != SceneMode::Inject {
-                return None;
-            }
-            Some(Candidate {
-                trigger,
-                name,
-                entry,
-                stream,
-                candidate,
-            })
-        })
-    }
-
-    /// Picks and reserves the flow streams for one page: the
-    /// [`Flow::candidates`] under the cap (`caps` says whose counts) and
-    /// within the budgets, at most `max_per_page`.
-    pub fn reserve<'f>(
-        &'f self,
-        params: &'f FlowParams,
-        scene: Scene,
-        user: &'f str,
-        now: Millis,
-        caps: CapScope<'f>,
-        target: impl FnMut(&str) -> Option<(&'f str, Option<usize>)>,
-    ) -> Vec<Reservation<'f>> {
-        let secs = Secs::from(now);
-        let (cap, window) = (caps.process_cap(params), params.frequency_window_s);
-        let mut out = Vec::new();
-        for c in self.candidates(params, scene, user, now, cap, target) {
-            if out.len() == params.max_per_page {
-                break;
-            }
-            let brand = c.trigger.brand;
-            if !caps.allows(brand) {
-                continue;
-            }
-            let Some(taken) = self.affinities.take(user, brand, secs, cap, window) else {
-                continue;
-            };
-            if !self
-                .budget
-                .try_spend(params.daily_impressions, &params.pacing, now)
-            {
-                self.affinities.give_back(user, brand, taken);
-                break; // the day's allowance is used up for everyone
-            }
-            let entry = c.entry.unwrap_or_else(|| self.registry.entry(brand));
-            let brand_budget = entry.daily_impressions();
-            if let Some(daily) = brand_budget
-                && !entry.pacer.try_spend(daily, &params.pacing, now)
-            {
-                self.affinities.give_back(user, brand, taken);
-                self.budget.refund(&params.pacing, now);
-                continue;
-            }
-            out.push(Reservation {
-                flow: self,
-                params,
-                user,
-                brand,
-                entry,
-                sources: c.trigger.sources,
-                now,
-                taken,
-                brand_budget: brand_budget.is_some(),
-                caps,
-                stream: c.stream,
-                candidate: c.candidate,
-                weight: c.trigger.weight,
-                ghost: c.trigger.holdout,
-                committed: false,
-            });
-        }
-        out
     }
 
     /// Score multipliers from influencers' traffic rewards, per item
@@ -574,7 +482,7 @@ impl Flow {
             rewards: self.rewards.export(),
             totals: self.totals.get(),
             holdout: self.registry.export_holdout(),
-            layout: Layout::V3,
+            layout: Layout::V4,
         }
     }
 

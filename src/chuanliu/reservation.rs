@@ -26,6 +26,8 @@ pub struct Reservation<'f> {
     pub candidate: Option<usize>,
     /// The affinity's decayed weight when reserved.
     pub weight: f64,
+    /// The stream's score multiplier on this page.
+    pub lift: f64,
     /// For a holdout affinity: placed on a copy of the page, never shown.
     pub ghost: bool,
     pub(super) committed: bool,

@@ -26,7 +26,12 @@ pub struct RawChuanliu {
 
 impl Default for RawChuanliu {
     fn default() -> Self {
-        let scene = |mode, boost| RawFlowScene { mode, boost };
+        let scene = |mode, boost| RawFlowScene {
+            mode,
+            boost,
+            relevance: DEFAULT_RELEVANCE,
+            taste: DEFAULT_TASTE,
+        };
         RawChuanliu {
             enabled: true,
             enroll_all_brands: false,
@@ -62,10 +67,27 @@ pub struct RawFlowScene {
     pub mode: RawMode,
     #[serde(default = "one")]
     pub boost: f64,
+    #[serde(default = "default_relevance")]
+    pub relevance: f64,
+    #[serde(default = "default_taste")]
+    pub taste: f64,
 }
 
 fn one() -> f64 {
     1.0
+}
+
+/// Measured in the simulator's warm world (docs/chuanliu.md, "Effect in
+/// the simulator").
+const DEFAULT_RELEVANCE: f64 = 1.0;
+const DEFAULT_TASTE: f64 = 4.0;
+
+fn default_relevance() -> f64 {
+    DEFAULT_RELEVANCE
+}
+
+fn default_taste() -> f64 {
+    DEFAULT_TASTE
 }
 
 #[derive(Debug, Deserialize)]
@@ -138,6 +160,8 @@ pub fn validate(raw: RawChuanliu) -> Result<FlowParams, Invalid> {
     let mut scenes = [SceneFlow {
         mode: SceneMode::Off,
         boost: 1.0,
+        relevance: 0.0,
+        taste: 0.0,
     }; Scene::ALL.len()];
     for (name, s) in &raw.scenes {
         let scene = Scene::from_name(name).ok_or_else(|| {
@@ -156,6 +180,18 @@ pub fn validate(raw: RawChuanliu) -> Result<FlowParams, Invalid> {
                 &format!("chuanliu.scenes.{name}.boost"),
                 s.boost,
                 1.0,
+                100.0,
+            )?,
+            relevance: in_range(
+                &format!("chuanliu.scenes.{name}.relevance"),
+                s.relevance,
+                0.0,
+                100.0,
+            )?,
+            taste: in_range(
+                &format!("chuanliu.scenes.{name}.taste"),
+                s.taste,
+                0.0,
                 100.0,
             )?,
         };

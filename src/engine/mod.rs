@@ -24,7 +24,7 @@ pub use score::{Estimate, ScoreSource, ScoringParams, combine};
 
 use crate::allocate::{self, ExposureState, Placement, Served};
 use crate::catalog::Catalog;
-use crate::chuanliu::{CapScope, Flow, Reservation, Wanted};
+use crate::chuanliu::{CapScope, Flow, Offer, Reservation, Wanted};
 use crate::domain::{FieldError, ItemKind, Reason, Reasons, Scene, Tier};
 use crate::model::{FeatureInput, Model};
 use gate::GateOutcome;
@@ -182,7 +182,10 @@ impl Engine {
                 tier: items[p.index].tier,
                 streamer: items[p.index].streamer,
                 exposure: slot.exposure,
-                score: items[p.index].score,
+                // The controller's unit is the organic score: a flow stream
+                // lifted many times over must not inflate every price and
+                // spreading penalty after it.
+                score: items[p.index].score / evaluation.flow_lift(p.index),
             })
             .collect();
         exposure.observe(&quotas.exposure, query.now, &page);
@@ -213,33 +216,37 @@ impl Engine {
     ) -> Result<Evaluation<'a>, RankError> {
         query.validate(&self.params.limits)?;
         let params = &self.params.chuanliu;
-        let mut reservations = flow.map_or_else(Vec::new, |flow| {
-            let target = flow_target(catalog, query);
-            flow.reserve(params, query.scene, &query.user_id, query.now, caps, target)
-        });
+        let scene = params.scene(query.scene);
         let mut items: Vec<Resolved> = query
             .candidates
             .iter()
             .map(|c| Resolved::new(Source::Request(c), catalog, &self.params))
             .collect();
-        for r in &mut reservations {
-            if r.candidate.is_none() {
-                r.candidate = Some(items.len());
-                let injected = Candidate::new(r.stream, ItemKind::LiveStream);
-                items.push(Resolved::new(
-                    Source::Injected(Box::new(injected)),
-                    catalog,
-                    &self.params,
-                ));
-            }
+        let mut offers = flow.map_or_else(Vec::new, |flow| {
+            let target = flow_target(catalog, query);
+            let on_page = |brand: &str| brand_items(&items, brand);
+            let user = &query.user_id;
+            flow.offers(params, query.scene, user, query.now, caps, target, on_page)
+        });
+        // Each offered stream the request did not propose is resolved,
+        // scored and gated like any candidate, so offers are valued alike;
+        // those not reserved leave again below.
+        for o in offers.iter_mut().filter(|o| o.candidate.is_none()) {
+            o.candidate = Some(items.len());
+            let injected = Candidate::new(o.stream, ItemKind::LiveStream);
+            items.push(Resolved::new(
+                Source::Injected(Box::new(injected)),
+                catalog,
+                &self.params,
+            ));
         }
-        let estimates = score::estimate(
+        let mut estimates = score::estimate(
             &self.model,
             self.params.scoring.source(query.scene),
             query.scene,
             &items,
         );
-        let gates: Vec<GateOutcome> = items
+        let mut gates: Vec<GateOutcome> = items
             .iter()
             .map(|r| gate::apply(&self.params.gates, r, query.now))
             .collect();
@@ -248,13 +255,44 @@ impl Engine {
             .zip(&gates)
             .map(|(e, g)| e.expected_value * g.multiplier)
             .collect();
+        // Offers by the value of their stream on this page, best first
+        // (stable: equal values keep the strongest affinity first).
+        let requested = &items[..query.candidates.len()];
+        let mut valued: Vec<(f64, Offer)> = offers
+            .into_iter()
+            .map(|mut o| {
+                o.lift = scene.lift(o.weight(), brand_items(requested, o.brand()), o.taste());
+                (scores[o.candidate.expect("set above")] * o.lift, o)
+            })
+            .collect();
+        valued.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let mut reservations = flow.map_or_else(Vec::new, |flow| {
+            let offers = valued.into_iter().map(|(_, o)| o);
+            flow.reserve(params, &query.user_id, query.now, caps, offers)
+        });
+        // Streams injected for offers that were not reserved leave the page.
+        let mut kept = query.candidates.len();
+        for i in query.candidates.len()..items.len() {
+            let Some(r) = reservations.iter_mut().find(|r| r.candidate == Some(i)) else {
+                continue;
+            };
+            r.candidate = Some(kept);
+            items.swap(kept, i);
+            estimates.swap(kept, i);
+            gates.swap(kept, i);
+            scores.swap(kept, i);
+            kept += 1;
+        }
+        items.truncate(kept);
+        estimates.truncate(kept);
+        gates.truncate(kept);
+        scores.truncate(kept);
         let mut eligible: Vec<bool> = items.iter().map(|r| r.eligible).collect();
         let mut marks = vec![Reasons::default(); items.len()];
-        let scene = params.scene(query.scene);
         let mut ghosts = Vec::new();
+        let mut lifted = Vec::new();
         for r in &reservations {
-            let i = r.candidate.expect("set above");
-            let boost = scene.boost_for(r.weight);
+            let (i, boost) = (r.candidate.expect("set above"), r.lift);
             if r.ghost {
                 // Served as if the flow were not there (a stream injected
                 // for the ghost alone is not placeable); allocation places
@@ -273,6 +311,7 @@ impl Engine {
             }
             scores[i] *= boost;
             marks[i].insert(Reason::Chuanliu);
+            lifted.push((i, boost));
         }
         let rewards = flow.and_then(|f| {
             f.reward_multipliers(items.iter().map(|r| r.streamer_id), query.now, params)
@@ -296,6 +335,7 @@ impl Engine {
             eligible,
             marks,
             flow: reservations,
+            lifted,
             ghosts,
         })
     }
@@ -388,6 +428,8 @@ pub struct Evaluation<'a> {
     marks: Vec<Reasons>,
     /// Flow impressions held for this page, settled by allocation.
     flow: Vec<Reservation<'a>>,
+    /// The candidates the flow lifted, and by how much (in `scores`).
+    lifted: Vec<(usize, f64)>,
     /// The candidates of ghost reservations, and the flow's boost they
     /// would have had.
     ghosts: Vec<Ghost>,
@@ -404,6 +446,15 @@ struct Ghost {
     injected: bool,
     /// The flow's boost it would have had.
     boost: f64,
+}
+
+/// How many of `brand`'s items (its goods, its own streams) the request
+/// proposed.
+fn brand_items(requested: &[Resolved], brand: &str) -> usize {
+    requested
+        .iter()
+        .filter(|r| r.brand_id == Some(brand))
+        .count()
 }
 
 /// Where a brand's flow stream is for this query: the brand's live
@@ -465,6 +516,15 @@ impl<'a> Evaluation<'a> {
             }
         }
         place(&items)
+    }
+
+    /// The factor the flow multiplied candidate `i`'s score by (1 for
+    /// all but its streams).
+    fn flow_lift(&self, i: usize) -> f64 {
+        self.lifted
+            .iter()
+            .find(|&&(j, _)| j == i)
+            .map_or(1.0, |&(_, lift)| lift)
     }
 
     /// Whether each candidate may be placed at all.

@@ -48,13 +48,17 @@ pub struct Resolved<'a> {
     /// False for a stream the catalog knows to be off air: it cannot be watched.
     pub eligible: bool,
     pub cart_size: Option<usize>,
+    /// The brand of a goods item, or of a brand's own stream, the catalog
+    /// knows (the flow reads a brand's items on the page as the user's
+    /// taste for it).
+    pub brand_id: Option<&'a str>,
 }
 
 impl<'a> Resolved<'a> {
     pub fn new(c: Source<'a>, catalog: &'a Catalog, params: &EngineParams) -> Resolved<'a> {
         // One probe finds the item and its streamer; a request naming
         // another streamer than the catalog's pays a second, by id.
-        let (catalog_streamer, catalog_price, cart_size, item_product, resolved, eligible) =
+        let (catalog_streamer, catalog_price, cart_size, item_product, brand_id, eligible) =
             match c.kind {
                 ItemKind::LiveStream => match catalog.stream_and_streamer(&c.item_id) {
                     Some((e, s)) => (
@@ -62,16 +66,27 @@ impl<'a> Resolved<'a> {
                         e.order_value,
                         Some(e.stream.goods_ids.len()),
                         None,
-                        true,
+                        // A brand's own stream is one of its items.
+                        s.brand_id
+                            .as_deref()
+                            .filter(|_| s.kind == StreamerKind::BrandSelf),
                         e.stream.live,
                     ),
-                    None => (None, None, None, None, false, true),
+                    None => (None, None, None, None, None, true),
                 },
                 ItemKind::Goods => match catalog.goods_and_seller(&c.item_id) {
-                    Some((g, s)) => (Some(s), Some(g.price), None, g.product_score, true, true),
-                    None => (None, None, None, None, false, true),
+                    Some((g, s)) => (
+                        Some(s),
+                        Some(g.price),
+                        None,
+                        g.product_score,
+                        Some(g.brand_id.as_str()),
+                        true,
+                    ),
+                    None => (None, None, None, None, None, true),
                 },
             };
+        let resolved = catalog_streamer.is_some();
         // Only a request's own candidate can name a streamer the catalog does
         // not; one the engine added carries nothing but its id.
         let requested_streamer = match &c {
@@ -102,6 +117,7 @@ impl<'a> Resolved<'a> {
             resolved,
             eligible,
             cart_size,
+            brand_id,
         }
     }
 

@@ -182,6 +182,8 @@ impl pb::admin_service_server::AdminService for AdminApi {
                 updated_ms: seconds_to_ms(a.updated),
                 last_shown_ms: seconds_to_ms(a.shown),
                 triggers: flow.can_trigger(&a, now, &config.engine.chuanliu),
+                taste: f64::from(a.taste),
+                taste_requests: u32::from(a.requests),
             })
             .collect();
         Ok(Response::new(pb::UserAffinities {

@@ -44,6 +44,10 @@ pub struct Row {
     /// The flow's lift in participating brands' own-live GMV over the
     /// oracle's, both against the first config (with an oracle row).
     pub efficiency: Option<f64>,
+    /// The same ratio in the ground truth's expected own-live increments
+    /// (`FlowOutcome::expected_net_live_gmv`): no response draws in it, so
+    /// it varies far less from seed to seed than the realized one.
+    pub expected_efficiency: Option<f64>,
     #[serde(skip)]
     user_gmv: Vec<f64>,
     #[serde(skip)]
@@ -125,6 +129,7 @@ impl Row {
             vs_frontier: None,
             flow: eval.flow,
             efficiency: None,
+            expected_efficiency: None,
             user_gmv: eval.user_gmv.clone(),
             user_participant_live_gmv: eval.user_participant_live_gmv.clone(),
         }
@@ -314,9 +319,12 @@ fn add_efficiency(rows: &mut [Row], has_oracle: bool) {
         return;
     }
     let gains: Vec<f64> = rows.iter().map(gain).collect();
+    let expected = oracle.flow.expected_net_live_gmv;
     for (row, g) in rows.iter_mut().zip(gains).skip(1) {
         if row.flow.impressions > 0 {
             row.efficiency = Some(g / best);
+            row.expected_efficiency =
+                (expected > 0.0).then(|| row.flow.expected_net_live_gmv / expected);
         }
     }
 }
@@ -341,7 +349,7 @@ impl fmt::Display for Comparison {
         if self.rows.iter().any(|r| r.flow.impressions > 0) {
             writeln!(
                 f,
-                "chuanliu flow (own = brands' own channels, shelf goods too; live = participating brands' own live streams; imp% = flow slots per 100 served; d% against the first config, ± one paired standard error; exp.live / exp.net = the ground truth's expected GMV of the pages the flow acted on minus the same engine's pages without it, participants' own-live / all; eff = live lift over the oracle's):"
+                "chuanliu flow (own = brands' own channels, shelf goods too; live = participating brands' own live streams; imp% = flow slots per 100 served; d% against the first config, ± one paired standard error; exp.live / exp.net = the ground truth's expected GMV of the pages the flow acted on minus the same engine's pages without it, participants' own-live / all; eff = live lift over the oracle's; xeff = exp.live over the oracle's):"
             )?;
             write!(f, "{}", FlowTable(&self.rows))?;
         }
@@ -423,7 +431,7 @@ impl fmt::Display for FlowTable<'_> {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         writeln!(
             f,
-            "{:<26} {:>9} {:>6} {:>8} {:>10} {:>10} {:>10} {:>11} {:>9} {:>10} {:>10} {:>10} {:>9} {:>6} {:>8}",
+            "{:<26} {:>9} {:>6} {:>8} {:>10} {:>10} {:>10} {:>11} {:>9} {:>10} {:>10} {:>10} {:>9} {:>6} {:>6} {:>8}",
             "config",
             "flow.imp",
             "imp%",
@@ -438,6 +446,7 @@ impl fmt::Display for FlowTable<'_> {
             "GMV.d%",
             "exp.net",
             "eff%",
+            "xeff%",
             "rew.exp"
         )?;
         let base = self.0.first();
@@ -446,7 +455,7 @@ impl fmt::Display for FlowTable<'_> {
             let fl = &r.flow;
             writeln!(
                 f,
-                "{:<26} {:>9} {:>6.2} {:>8} {:>10.0} {:>10.0} {:>10.0} {:>11} {:>+9.0} {:>10.0} {:>10.0} {:>10} {:>+9.0} {:>6} {:>8.1}",
+                "{:<26} {:>9} {:>6.2} {:>8} {:>10.0} {:>10.0} {:>10.0} {:>11} {:>+9.0} {:>10.0} {:>10.0} {:>10} {:>+9.0} {:>6} {:>6} {:>8.1}",
                 r.name,
                 fl.impressions,
                 fl.impressions as f64 * 100.0 / r.served_slots.max(1) as f64,
@@ -461,6 +470,7 @@ impl fmt::Display for FlowTable<'_> {
                 lift(base.and_then(|b| r.gmv_lift(b))),
                 fl.expected_net_gmv,
                 opt(r.efficiency.map(|e| e * 100.0), 0),
+                opt(r.expected_efficiency.map(|e| e * 100.0), 0),
                 fl.reward_exposure,
             )?;
         }

@@ -11,7 +11,8 @@
 //!   attributed, and the influencer's items then carry the reward reason;
 //! - fairness floors still hold on pages with a flow stream;
 //! - a snapshot restores the same state;
-//! - holdout users get ghosts, not impressions (`holdout`).
+//! - holdout users get ghosts, not impressions (`holdout`);
+//! - of several brands, the one worth most on the page is shown (`offers`).
 
 use super::*;
 use crate::catalog::Catalog;
@@ -20,9 +21,11 @@ use crate::config::Config;
 use crate::domain::{ItemKind, Reason, StreamerKind};
 use crate::engine::{Candidate, Engine, RankQuery, RankState, Ranking};
 use crate::model::Model;
+use std::sync::Arc;
 
 mod attribution;
 mod holdout;
+mod offers;
 
 const HOUR: i64 = 3_600_000;
 /// Noon UTC: with the budget day starting at 00:00 UTC, half the day's
@@ -31,6 +34,11 @@ const NOON: Millis = Millis(20_000 * Millis::MS_PER_DAY + 12 * HOUR);
 
 /// Every brand takes part unless a test says otherwise.
 const ALL: &str = "enroll_all_brands = true";
+
+/// Recommend pages lift a flow stream by the boost alone, whatever the
+/// user's taste for the brand.
+const NO_TASTE: &str =
+    "[chuanliu.scenes.recommend]\nmode = \"inject\"\nrelevance = 0.0\ntaste = 0.0";
 
 fn engine_from(text: &str) -> Engine {
     let config = Config::from_toml(text, "test.toml", None).unwrap();
@@ -190,9 +198,12 @@ fn a_proposed_stream_is_boosted_by_the_scene_factor_and_boost_mode_never_injects
     let q = query("u1", &["inf-live", "b1-live"], 2, NOON);
     let before = plain.rank(&c, &RankState::new(), &q).unwrap();
     let after = e.rank(&c, &state, &q).unwrap();
-    let boost = e.params().chuanliu.scene(Scene::Recommend).boost;
-    assert!(boost > 1.0);
-    assert!((b1_score(&after) / b1_score(&before) - boost).abs() < 1e-9);
+    let scene = e.params().chuanliu.scene(Scene::Recommend);
+    assert!(scene.boost > 1.0);
+    // The proposed stream is one of the brand's items on the page; the
+    // user's taste is still unobserved.
+    let lift = scene.boost * (1.0 + scene.relevance);
+    assert!((b1_score(&after) / b1_score(&before) - lift).abs() < 1e-9);
     assert_eq!(flow_items(&after), ["b1-live"]);
 
     let boost_only = engine(
@@ -209,7 +220,7 @@ fn a_proposed_stream_is_boosted_by_the_scene_factor_and_boost_mode_never_injects
 fn the_boost_fades_with_the_affinity_in_the_log_domain() {
     let c = catalog();
     let plain = engine("enabled = false", "");
-    let e = engine(ALL, "");
+    let e = engine(&format!("{ALL}\n{NO_TASTE}"), "");
     let params = &e.params().chuanliu;
     let state = RankState::new();
     state
