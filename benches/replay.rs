@@ -40,6 +40,7 @@ fn fixture() -> (Engine, Catalog, Vec<u8>) {
                 .collect(),
             served: Vec::new(),
             policy: None,
+            arms: None,
         });
         record.write_line(&mut text);
     }

@@ -373,6 +373,34 @@ impl FieldError {
     }
 }
 
+/// Where `id` falls in [0, 1) under `namespace`: the first 8 bytes of
+/// SHA-256(namespace, id). Every randomized split of users (the flow's
+/// holdout, experiment arms) is one of these, so a user lands on the same
+/// side on every replica, after every restart and in every replay.
+pub fn hash_fraction(namespace: &[u8], id: &str) -> f64 {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::new()
+        .chain_update(namespace)
+        .chain_update(id.as_bytes())
+        .finalize();
+    let x = u64::from_le_bytes(digest[..8].try_into().expect("8 bytes"));
+    x as f64 / 2f64.powi(64)
+}
+
+/// One arm of one experiment, as a ranking, a traffic-log record and a
+/// metric name it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ArmRef {
+    pub experiment: String,
+    pub arm: String,
+}
+
+impl fmt::Display for ArmRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.experiment, self.arm)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

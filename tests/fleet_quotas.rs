@@ -8,80 +8,12 @@
 mod common;
 
 use common::fleet::*;
+use common::tiers::{candidates, seed};
 use common::*;
-use fairflow::proto::v1::{self as pb, StreamerKind, Tier};
+use fairflow::proto::v1::{self as pb, Tier};
 use rand::{Rng, SeedableRng};
 
 const TARGETS: [(Tier, f64); 3] = [(Tier::Top, 0.35), (Tier::Mid, 0.35), (Tier::Small, 0.30)];
-
-/// Ten streamers per tier, one goods item each.
-fn streamers() -> Vec<(String, Tier, u64)> {
-    let mut out = Vec::new();
-    for (tier, followers, n) in [
-        (Tier::Top, 9_000_000, 10),
-        (Tier::Mid, 500_000, 10),
-        (Tier::Small, 5_000, 10),
-    ] {
-        for i in 0..n {
-            out.push((format!("cq-{tier:?}{i}"), tier, followers));
-        }
-    }
-    out
-}
-
-/// Catalog upserts are per replica: every replica is sent the same.
-async fn seed(addr: &str) {
-    let mut catalog =
-        pb::catalog_service_client::CatalogServiceClient::connect(format!("http://{addr}"))
-            .await
-            .unwrap();
-    let all = streamers();
-    catalog
-        .upsert_streamers(pb::UpsertStreamersRequest {
-            streamers: all
-                .iter()
-                .map(|(id, _, followers)| pb::Streamer {
-                    id: id.clone(),
-                    followers: *followers,
-                    kind: StreamerKind::Influencer as i32,
-                    ..Default::default()
-                })
-                .collect(),
-        })
-        .await
-        .unwrap();
-    catalog
-        .upsert_goods(pb::UpsertGoodsRequest {
-            goods: all
-                .iter()
-                .map(|(id, _, _)| pb::Goods {
-                    id: format!("{id}-g"),
-                    brand_id: "cq-brand".into(),
-                    price: 100.0,
-                    product_score: None,
-                    seller_id: id.clone(),
-                })
-                .collect(),
-        })
-        .await
-        .unwrap();
-}
-
-/// One request's candidates: every goods item, top streamers' scoring
-/// highest, with noise of the request's own.
-fn candidates(rng: &mut impl Rng) -> Vec<pb::Candidate> {
-    streamers()
-        .iter()
-        .map(|(id, tier, _)| {
-            let base = match tier {
-                Tier::Top => 0.10,
-                Tier::Mid => 0.06,
-                _ => 0.03,
-            };
-            goods_with(&format!("{id}-g"), base * rng.random_range(0.7..1.3), 0.1)
-        })
-        .collect()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_behind_a_random_balancer_each_converge_to_the_targets() {

@@ -249,7 +249,7 @@ async fn a_buyer_through_an_influencer_is_sent_to_the_brands_own_stream() {
 
     let text = server.scrape().await;
     for series in [
-        "fairflow_flow_impressions_total{scene=\"recommend\"} 1",
+        "fairflow_flow_impressions_total{scene=\"recommend\",arm=\"base\"} 1",
         "fairflow_flow_attributed_conversions_total 1",
         "fairflow_flow_attributed_gmv_fen_total 5900",
     ] {

@@ -265,13 +265,20 @@ async fn metrics_show_requests_latency_exposure_and_the_controller() {
     let share_sum = |text: &str| -> f64 {
         ["top", "mid", "small"]
             .iter()
-            .filter_map(|t| sample(text, &format!("fairflow_exposure_share{{tier=\"{t}\"}}")))
+            .filter_map(|t| {
+                sample(
+                    text,
+                    &format!("fairflow_exposure_share{{tier=\"{t}\",arm=\"base\"}}"),
+                )
+            })
             .sum()
     };
     let patience = Patience::new(Duration::from_secs(10));
     let text = loop {
         let text = server.scrape().await;
-        if text.contains("fairflow_exposure_gini ") && (share_sum(&text) - 1.0).abs() < 1e-6 {
+        if text.contains("fairflow_exposure_gini{arm=\"base\"} ")
+            && (share_sum(&text) - 1.0).abs() < 1e-6
+        {
             break text;
         }
         patience.wait().await;
@@ -304,21 +311,37 @@ async fn metrics_show_requests_latency_exposure_and_the_controller() {
         .filter_map(|t| {
             sample(
                 &text,
-                &format!("fairflow_exposure_served_total{{scene=\"mall\",tier=\"{t}\"}}"),
+                &format!(
+                    "fairflow_exposure_served_total{{scene=\"mall\",tier=\"{t}\",arm=\"base\"}}"
+                ),
             )
         })
         .sum();
     assert!(served > 0.0, "{text}");
     let shares: f64 = ["top", "mid", "small"]
         .iter()
-        .map(|t| sample(&text, &format!("fairflow_exposure_share{{tier=\"{t}\"}}")).unwrap())
+        .map(|t| {
+            sample(
+                &text,
+                &format!("fairflow_exposure_share{{tier=\"{t}\",arm=\"base\"}}"),
+            )
+            .unwrap()
+        })
         .sum();
     assert!((shares - 1.0).abs() < 1e-6, "shares sum to 1: {text}");
-    let target = sample(&text, "fairflow_exposure_target_share{tier=\"small\"}").unwrap();
+    let target = sample(
+        &text,
+        "fairflow_exposure_target_share{tier=\"small\",arm=\"base\"}",
+    )
+    .unwrap();
     assert!((target - 0.46).abs() < 1e-9);
-    let price = sample(&text, "fairflow_controller_price{tier=\"small\"}").unwrap();
+    let price = sample(
+        &text,
+        "fairflow_controller_price{tier=\"small\",arm=\"base\"}",
+    )
+    .unwrap();
     assert!((-2.0..=2.0).contains(&price), "within max_price: {price}");
-    let gini = sample(&text, "fairflow_exposure_gini ").unwrap();
+    let gini = sample(&text, "fairflow_exposure_gini{arm=\"base\"} ").unwrap();
     assert!((0.0..1.0).contains(&gini), "{gini}");
     // No user or item ids in any label.
     assert!(!text.contains("user-1") && !text.contains("g-0"), "{text}");

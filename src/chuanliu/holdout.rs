@@ -22,22 +22,13 @@
 //! nothing would have claimed.
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 /// Whether affinities `user` makes now belong to the holdout: a fixed hash
 /// of the user id against `share`, so a user is in the same arm on every
 /// replica and after every restart, and raising the share only moves users
 /// into the holdout (those hashed below the old share stay there).
 pub fn in_holdout(user: &str, share: f64) -> bool {
-    if share <= 0.0 {
-        return false;
-    }
-    let digest = Sha256::new()
-        .chain_update(b"fairflow.chuanliu.holdout/")
-        .chain_update(user.as_bytes())
-        .finalize();
-    let x = u64::from_le_bytes(digest[..8].try_into().expect("8 bytes"));
-    (x as f64 / 2f64.powi(64)) < share
+    share > 0.0 && crate::domain::hash_fraction(b"fairflow.chuanliu.holdout/", user) < share
 }
 
 /// Ghost impressions, and own-live purchases attributed to them.

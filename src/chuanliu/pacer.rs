@@ -56,6 +56,15 @@ impl Pacing {
         position(now, self).0
     }
 
+    /// The share of a day's budget the plan allows spent by `now` (with
+    /// rollover; without, what the hours before and this one's part add up
+    /// to): what the console draws spending against.
+    pub fn planned_share(&self, now: Millis) -> f64 {
+        let (_, hour, fraction) = position(now, self);
+        let h = hour as usize;
+        self.cumulative[h] + (self.cumulative[h + 1] - self.cumulative[h]) * fraction
+    }
+
     pub fn uniform(day_start_ms: i64, rollover: bool) -> Pacing {
         Pacing::new(&[1.0; 24], day_start_ms, rollover).expect("uniform weights are valid")
     }
@@ -369,6 +378,19 @@ mod tests {
         assert_eq!(p.today(2400, &pace, at(23.99)), (2399, 1));
         // A new day starts from zero.
         assert_eq!(spend_all(&p, 2400, &pace, at(24.5)), 50);
+    }
+
+    #[test]
+    fn the_plan_is_the_cumulative_share_of_the_day() {
+        let pace = pacing(true);
+        assert!((pace.planned_share(at(6.0)) - 0.25).abs() < 1e-12);
+        assert!(
+            (pace.planned_share(at(30.0)) - 0.25).abs() < 1e-12,
+            "a day later"
+        );
+        let evening = Pacing::new(&[[0.0; 12], [1.0; 12]].concat(), 0, true).unwrap();
+        assert_eq!(evening.planned_share(at(11.5)), 0.0);
+        assert!((evening.planned_share(at(18.0)) - 0.5).abs() < 1e-12);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use super::DEFAULT_TOML;
 use std::collections::BTreeMap;
 
 /// Key path -> value as TOML text.
-fn flatten(prefix: &str, table: &toml::Table, out: &mut BTreeMap<String, String>) {
+pub(super) fn flatten(prefix: &str, table: &toml::Table, out: &mut BTreeMap<String, String>) {
     for (key, value) in table {
         let path = if prefix.is_empty() {
             key.clone()
@@ -23,7 +23,7 @@ fn flatten(prefix: &str, table: &toml::Table, out: &mut BTreeMap<String, String>
 }
 
 /// `over` laid onto `base`, table by table.
-fn merge(base: &mut toml::Table, over: toml::Table) {
+pub(super) fn merge(base: &mut toml::Table, over: toml::Table) {
     for (key, value) in over {
         match (base.get_mut(&key), value) {
             (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),

@@ -6,10 +6,12 @@
 //! embedded in the binary and documents every key.
 
 mod cluster;
+mod experiments;
 mod flow;
 mod traffic_log;
 
 pub use cluster::ClusterConfig;
+pub use experiments::{Experiments, MAX_VARIANTS, Variant};
 pub use traffic_log::TrafficLogConfig;
 mod changes;
 mod check;
@@ -144,6 +146,9 @@ pub struct Config {
     pub traffic_log: TrafficLogConfig,
     /// The fleet this server is a replica of; `None`: one process.
     pub cluster: Option<ClusterConfig>,
+    /// Arms of experiments and the variants they make; variant 0 is
+    /// `engine`.
+    pub experiments: Experiments,
 }
 
 impl Config {
@@ -174,19 +179,38 @@ impl Config {
             key: key.to_string(),
             reason,
         };
-        let table: toml::Table =
+        let mut table: toml::Table =
             toml::from_str(text).map_err(|e| invalid("(syntax)", one_line(&e)))?;
-        let raw: RawConfig =
-            serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
-                let key = e.path().to_string();
-                invalid(&key, e.into_inner().message().to_string())
-            })?;
+        let experiments = table.remove("experiments");
         let version = content_version(text);
-        let mut config = validate(raw, base_dir, version, origin)
-            .map_err(|Invalid { key, reason }| invalid(&key, reason))?;
+        let build = |table: toml::Table| from_table(table, base_dir, &version, origin);
+        let mut config =
+            build(table.clone()).map_err(|Invalid { key, reason }| invalid(&key, reason))?;
+        config.experiments = experiments::validate(experiments, &table, &config.engine, |t| {
+            build(t).map(|c| c.engine)
+        })
+        .map_err(|Invalid { key, reason }| invalid(&key, reason))?;
         config.text = text.to_string();
         Ok(config)
     }
+}
+
+/// A parsed file's table (without its experiments) validated into a config.
+fn from_table(
+    table: toml::Table,
+    base_dir: Option<&Path>,
+    version: &str,
+    origin: &str,
+) -> Result<Config, Invalid> {
+    let raw: RawConfig =
+        serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+            let key = e.path().to_string();
+            Invalid {
+                key,
+                reason: e.into_inner().message().to_string(),
+            }
+        })?;
+    validate(raw, base_dir, version.to_string(), origin)
 }
 
 /// The version a config text gets: the first 12 hex digits of its SHA-256.
@@ -237,6 +261,15 @@ fn validate(
     let scoring = scoring::validate_scoring(scoring)?;
     let gates = scoring::validate_gates(gates)?;
     let quotas = quotas::validate(quotas, &limits)?;
+    let engine = EngineParams {
+        version: version.clone(),
+        tiers,
+        limits,
+        scoring,
+        gates,
+        quotas,
+        chuanliu: flow::validate(chuanliu)?,
+    };
     Ok(Config {
         version: version.clone(),
         origin: origin.to_string(),
@@ -261,15 +294,8 @@ fn validate(
         server,
         catalog,
         model,
-        engine: EngineParams {
-            version,
-            tiers,
-            limits,
-            scoring,
-            gates,
-            quotas,
-            chuanliu: flow::validate(chuanliu)?,
-        },
+        experiments: Experiments::none(&engine),
+        engine,
     })
 }
 

@@ -67,6 +67,14 @@ impl Config {
             l.max_rank_message_bytes()
         );
         let _ = writeln!(out, "events       {}", self.events_dir.display());
+        if !self.experiments.is_empty() {
+            let _ = writeln!(
+                out,
+                "experiments  {}; {} variants",
+                self.experiments.describe(),
+                self.experiments.variants().len()
+            );
+        }
         out
     }
 }

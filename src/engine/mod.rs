@@ -14,6 +14,7 @@ mod params;
 mod query;
 mod resolve;
 mod score;
+mod state;
 
 pub use curve::Curve;
 pub use gate::{ColdStart, GateParams};
@@ -21,6 +22,7 @@ pub use limits::Limits;
 pub use params::EngineParams;
 pub use query::{Candidate, RankQuery, Ranking, Slot};
 pub use score::{Estimate, ScoreSource, ScoringParams, combine};
+pub use state::{BASE, RankState};
 
 use crate::allocate::{self, ExposureState, Placement, Served};
 use crate::catalog::Catalog;
@@ -30,21 +32,6 @@ use crate::model::{FeatureInput, Model};
 use gate::GateOutcome;
 use resolve::{Resolved, Source};
 use std::sync::Arc;
-
-/// What ranking learns as it serves, per server process (or replay shard):
-/// the exposure controller and the chuanliu flow. Outside the [`Engine`],
-/// so it carries over config reloads.
-#[derive(Default)]
-pub struct RankState {
-    pub exposure: ExposureState,
-    pub flow: Flow,
-}
-
-impl RankState {
-    pub fn new() -> RankState {
-        RankState::default()
-    }
-}
 
 /// Why a query could not be ranked. Mapped to gRPC codes in exactly one
 /// place (`server::status`).
@@ -101,8 +88,22 @@ impl Engine {
         query: &RankQuery,
         caps: CapScope,
     ) -> Result<Ranking, RankError> {
-        let evaluation = self.evaluate_capped(catalog, query, Some(&state.flow), caps)?;
-        Ok(self.allocate(evaluation, &state.exposure, query))
+        self.rank_in(catalog, &state.exposure, &state.flow, query, caps)
+    }
+
+    /// [`Engine::rank_capped`] with the exposure controller given apart
+    /// from the flow: an experiment's arm ranks under its own controller
+    /// and the flow every arm shares.
+    pub fn rank_in(
+        &self,
+        catalog: &Catalog,
+        exposure: &ExposureState,
+        flow: &Flow,
+        query: &RankQuery,
+        caps: CapScope,
+    ) -> Result<Ranking, RankError> {
+        let evaluation = self.evaluate_capped(catalog, query, Some(flow), caps)?;
+        Ok(self.allocate(evaluation, exposure, query))
     }
 
     /// The brands the flow would show on this query's page, before the cap

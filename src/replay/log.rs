@@ -17,6 +17,18 @@ use std::path::PathBuf;
 pub struct Request {
     pub query: RankQuery,
     pub served: Vec<Entry>,
+    /// The experiment arms the log says it ran under (`experiment:arm`
+    /// joined by `,`).
+    pub arms: Option<String>,
+}
+
+impl Request {
+    /// Whether it ran under `arm` (`experiment:arm`).
+    pub fn ran_under(&self, arm: &str) -> bool {
+        self.arms
+            .as_deref()
+            .is_some_and(|arms| arms.split(',').any(|a| a == arm))
+    }
 }
 
 /// One served slot of a logged page, as the reader checked it.
@@ -201,6 +213,7 @@ impl Log {
             Record::Rank(r) => {
                 self.served += usize::from(!r.served.is_empty());
                 let positions: Vec<u32> = ServedSlot::positions(&r.served).collect();
+                let arms = r.arms.clone();
                 let (query, served) = r.into_query();
                 let served = served
                     .into_iter()
@@ -216,7 +229,11 @@ impl Log {
                         kind: s.kind,
                     })
                     .collect();
-                self.steps.push(Step::Rank(Request { query, served }));
+                self.steps.push(Step::Rank(Request {
+                    query,
+                    served,
+                    arms,
+                }));
             }
             Record::Purchase(p) => {
                 if let (Some(request), Some(item)) = (&p.request_id, &p.slot_item_id) {

@@ -28,6 +28,7 @@ mod log;
 pub mod ope;
 pub mod report;
 mod start;
+mod table;
 
 pub use figures::{Figures, Summary};
 pub use interactive::{InteractiveError, Responder};
@@ -35,13 +36,15 @@ pub use log::{Entry, Log, LogReadError, Propensity, Request, RequestRewards, Ste
 pub use start::StartState;
 
 use crate::catalog::Catalog;
+use crate::config::Experiments;
 use crate::domain::{ItemKind, Millis, Reason};
-use crate::engine::{Engine, RankQuery, RankState, Ranking, Slot};
+use crate::engine::{BASE, Engine, RankQuery, RankState, Ranking, Slot};
 use crate::sim::hindsight::Page;
 use crate::traffic::PropensityKind;
 use interactive::Arm;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// What one replay produced.
@@ -73,6 +76,9 @@ pub struct Replayed {
     pub unanswered: u64,
     /// The replayed pages of quota scenes (with `Options::hindsight`).
     pub recorded: Recorded,
+    /// The replayed figures per arm the log names (`base` for requests in
+    /// none); empty when the log names no arm.
+    pub by_arm: BTreeMap<String, Figures>,
 }
 
 /// The replayed pages of the scenes quotas act on, kept for the hindsight
@@ -201,6 +207,31 @@ impl RankingRow {
     }
 }
 
+/// A config's experiments, for a replay to rank each user under their own
+/// arm's engine and controller, as the server did.
+#[derive(Debug, Clone, Copy)]
+pub struct Arms<'a> {
+    pub experiments: &'a Experiments,
+    /// One engine per variant, in `experiments.variants()` order.
+    pub engines: &'a [Engine],
+    /// Replay only the requests the log says ran under this arm
+    /// (`experiment:arm`); the others are skipped.
+    pub only: Option<&'a str>,
+    /// Rank every request under this variant (an index into
+    /// `experiments.variants()`), whatever the user's own.
+    pub as_variant: Option<usize>,
+}
+
+impl<'a> Arms<'a> {
+    /// The engine and variant label `user`'s request ranks under.
+    fn for_user(&self, user: &str) -> (&'a Engine, &'a str) {
+        let i = self
+            .as_variant
+            .unwrap_or_else(|| self.experiments.variant_of(user));
+        (&self.engines[i], &self.experiments.variants()[i].label)
+    }
+}
+
 /// How to replay.
 #[derive(Debug, Clone, Default)]
 pub struct Options<'a> {
@@ -216,6 +247,9 @@ pub struct Options<'a> {
     pub hindsight: bool,
     /// The policy the position-based estimates evaluate.
     pub target: ope::TargetPolicy,
+    /// Experiments to rank under (else every request ranks under the
+    /// engine given to [`run`]).
+    pub arms: Option<Arms<'a>>,
 }
 
 /// The shard of `user` among `shards`: a fixed hash, so the split does not
@@ -264,6 +298,14 @@ pub fn run(
         out.without_propensities += part.without_propensities;
         out.unanswered += part.unanswered;
         out.recorded.merge(part.recorded);
+        for (label, figures) in part.by_arm {
+            match out.by_arm.get_mut(&label) {
+                Some(mine) => mine.merge(&figures),
+                None => {
+                    out.by_arm.insert(label, figures);
+                }
+            }
+        }
     }
     out.rankings
         .sort_by(|a, b| (a.time, &a.request_id).cmp(&(b.time, &b.request_id)));
@@ -288,10 +330,13 @@ fn replay_shard(
 ) -> Replayed {
     let mut catalog = catalog.clone();
     let catalog_items = catalog.goods_iter().count() + catalog.streams().count();
-    let state = RankState {
-        flow: options.start.map(StartState::flow).unwrap_or_default(),
-        ..RankState::new()
-    };
+    // Per-arm figures only for a log that names arms: they double the
+    // bookkeeping of every page.
+    let split = log
+        .steps
+        .iter()
+        .any(|s| matches!(s, Step::Rank(r) if r.arms.is_some()));
+    let state = RankState::with_flow(options.start.map(StartState::flow).unwrap_or_default());
     let params = engine.params();
     let mut out = Replayed {
         replayed: Figures::new(index.len(), catalog_items),
@@ -326,6 +371,15 @@ fn replay_shard(
             Step::Rank(record) => {
                 progress.fetch_add(1, Ordering::Relaxed);
                 let query = &record.query;
+                let arms = options.arms;
+                if let Some(only) = arms.and_then(|a| a.only)
+                    && !record.ran_under(only)
+                {
+                    continue;
+                }
+                // The user's arm's engine and controller, as the server ranked.
+                let (engine, variant) = arms.map_or((engine, BASE), |a| a.for_user(&query.user_id));
+                let params = engine.params();
                 let evaluation = match engine.evaluate(&catalog, query, Some(&state.flow)) {
                     Ok(e) => e,
                     Err(e) => {
@@ -405,7 +459,8 @@ fn replay_shard(
                         })
                         .collect()
                 };
-                let ranking = engine.allocate(evaluation, &state.exposure, query);
+                let ranking =
+                    state.with_exposure(variant, |e| engine.allocate(evaluation, e, query));
                 let page: Vec<figures::PageSlot> = ranking
                     .slots
                     .iter()
@@ -419,6 +474,15 @@ fn replay_shard(
                     })
                     .collect();
                 out.replayed.add_page(query, &page, index);
+                if split {
+                    let label = record.arms.as_deref().unwrap_or(BASE);
+                    if !out.by_arm.contains_key(label) {
+                        let fresh = Figures::new(index.len(), catalog_items);
+                        out.by_arm.insert(label.to_string(), fresh);
+                    }
+                    let figures = out.by_arm.get_mut(label).expect("inserted above");
+                    figures.add_page(query, &page, index);
+                }
                 if recorded {
                     let r = &mut out.recorded;
                     r.streamer_exposure.resize(index.len(), 0.0);

@@ -1,10 +1,12 @@
 //! `AdminService`: read-outs of the process's stateful parts.
 
 use super::State;
+use super::arms::ArmFigures;
 use super::status::{self, Unanswered};
 use crate::allocate::ControllerView;
 use crate::chuanliu::{BrandSetting, BrandStats, Enrollment, HoldoutStats, Increment};
-use crate::domain::check_id;
+use crate::config::Experiments;
+use crate::domain::{ArmRef, check_id};
 use crate::domain::{FieldError, Tier};
 use crate::proto::v1 as pb;
 use std::sync::Arc;
@@ -22,6 +24,7 @@ fn quota_state(view: ControllerView, config_version: String) -> pb::QuotaState {
         targets,
         tracked_streamers,
         gini,
+        top1,
     } = view;
     pb::QuotaState {
         tiers: Tier::ALL
@@ -38,6 +41,34 @@ fn quota_state(view: ControllerView, config_version: String) -> pb::QuotaState {
         config_version,
         exposure_gini: gini,
         score_unit,
+        top1_share: top1,
+        arms: Vec::new(),
+    }
+}
+
+fn arms_to_pb(arms: &[ArmRef]) -> Vec<pb::ExperimentArm> {
+    arms.iter()
+        .map(|a| pb::ExperimentArm {
+            experiment: a.experiment.clone(),
+            arm: a.arm.clone(),
+        })
+        .collect()
+}
+
+fn arm_flow_to_pb(label: String, arms: &[ArmRef], fig: &ArmFigures) -> pb::ArmFlowStats {
+    let value = fig.page_value();
+    pb::ArmFlowStats {
+        label,
+        arms: arms_to_pb(arms),
+        requests: fig.requests,
+        impressions: fig.flow_impressions,
+        purchases: fig.purchases,
+        gmv: fig.gmv,
+        attributed_conversions: fig.attributed_conversions,
+        attributed_gmv: fig.attributed_gmv,
+        page_value: value.map(|v| v.mean),
+        page_value_low: value.map(|v| v.low),
+        page_value_high: value.map(|v| v.high),
     }
 }
 
@@ -84,15 +115,26 @@ impl pb::admin_service_server::AdminService for AdminApi {
         _request: Request<pb::GetQuotaStateRequest>,
     ) -> Result<Response<pb::QuotaState>, Status> {
         let live = self.state.live();
-        let view = self
-            .state
-            .ranking
-            .exposure
-            .view(&live.config.engine.quotas.exposure);
-        Ok(Response::new(quota_state(
-            view,
-            live.config.version.clone(),
-        )))
+        let version = &live.config.version;
+        let experiments = &live.config.experiments;
+        let mut views = self.state.controller_views(&live).into_iter();
+        let (_, base) = views.next().expect("the base variant is always there");
+        let mut state = quota_state(base.clone(), version.clone());
+        if !experiments.is_empty() {
+            let arm = |(label, view): (&str, ControllerView)| pb::ArmQuotaState {
+                label: label.to_string(),
+                arms: experiments
+                    .find(label)
+                    .map(|v| arms_to_pb(&v.arms))
+                    .unwrap_or_default(),
+                quota: Some(quota_state(view, version.clone())),
+            };
+            state.arms = std::iter::once((crate::engine::BASE, base))
+                .chain(views)
+                .map(arm)
+                .collect();
+        }
+        Ok(Response::new(state))
     }
 
     async fn set_brand_flow(
@@ -154,6 +196,7 @@ impl pb::admin_service_server::AdminService for AdminApi {
                 attributed_gmv: day.attributed_gmv,
             }),
             holdout: Some(holdout_to_pb(&totals.holdout)),
+            arms: self.arm_flow(&live.config.experiments),
         }))
     }
 
@@ -190,6 +233,28 @@ impl pb::admin_service_server::AdminService for AdminApi {
             user_id,
             affinities,
         }))
+    }
+}
+
+impl AdminApi {
+    /// Per variant, what its users were served and bought: every variant
+    /// of the config in force (`base` first), then labels of earlier
+    /// configs still counted; none without experiments.
+    fn arm_flow(&self, experiments: &Experiments) -> Vec<pb::ArmFlowStats> {
+        if experiments.is_empty() {
+            return Vec::new();
+        }
+        let figures = self.state.arms.all();
+        let of = |label: &str| figures.iter().find(|(l, _)| l == label).map(|(_, f)| *f);
+        let current = experiments
+            .variants()
+            .iter()
+            .map(|v| arm_flow_to_pb(v.label.clone(), &v.arms, &of(&v.label).unwrap_or_default()));
+        let earlier = figures
+            .iter()
+            .filter(|(label, _)| experiments.find(label).is_none())
+            .map(|(label, fig)| arm_flow_to_pb(label.clone(), &[], fig));
+        current.chain(earlier).collect()
     }
 }
 

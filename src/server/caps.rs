@@ -17,8 +17,8 @@ pub(super) async fn hold(state: &State, live: &Live, query: &RankQuery) -> Optio
     let caps = state.caps.as_ref()?;
     let wanted = {
         let catalog = state.catalog.read();
-        live.engine
-            .flow_wanted(&catalog, &state.ranking.flow, query)
+        let (engine, _) = live.engine_for(&query.user_id);
+        engine.flow_wanted(&catalog, &state.ranking.flow, query)
     };
     if wanted.is_empty() {
         return Some(CapHolds::none());

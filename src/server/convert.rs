@@ -4,10 +4,10 @@
 //! [`FieldError`]s, mapped in `status`.
 
 use crate::catalog::{CatalogStats, Goods, QualityScores, Stream, Streamer};
+use crate::domain::{ArmRef, Event, EventKind, Venue};
 use crate::domain::{
     Channel, FieldError, ItemKind, Millis, Reason, Scene, StreamerKind, Tier, check_time,
 };
-use crate::domain::{Event, EventKind, Venue};
 use crate::domain::{TierThresholds, check_id, price_problem};
 use crate::engine::{Candidate, RankQuery, Ranking, Slot};
 use crate::proto::v1 as pb;
@@ -127,7 +127,8 @@ pub fn rank_query(req: pb::RankRequest, now: Millis) -> Result<RankQuery, FieldE
     })
 }
 
-pub fn rank_response(ranking: Ranking) -> pb::RankResponse {
+/// The answer to a `Rank`, naming the experiment arms it ran under.
+pub fn rank_response(ranking: Ranking, arms: &[ArmRef]) -> pb::RankResponse {
     let Ranking {
         request_id,
         slots,
@@ -143,6 +144,13 @@ pub fn rank_response(ranking: Ranking) -> pb::RankResponse {
         model_version,
         unresolved_candidates: unresolved,
         ineligible_candidates: ineligible,
+        arms: arms
+            .iter()
+            .map(|a| pb::ExperimentArm {
+                experiment: a.experiment.clone(),
+                arm: a.arm.clone(),
+            })
+            .collect(),
     }
 }
 

@@ -246,8 +246,11 @@ impl Feed for State {
                 });
             }
         }
-        if let crate::domain::EventKind::Purchase { channel, .. } = &event.kind {
+        if let crate::domain::EventKind::Purchase { channel, price, .. } = &event.kind {
             metrics::record_purchase(*channel);
+            let (_, variant) = live.engine_for(&event.user_id);
+            let attributed = applied.attributed.is_some();
+            self.arms.purchased(&variant.label, *price, attributed);
         }
         if self.logs_traffic(&live.config, &event.user_id)
             && let Some(purchase) = Purchase::of(event)

@@ -13,7 +13,6 @@ use metrics::{counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::sync::OnceLock;
 use std::time::Duration;
-use tokio::net::TcpListener;
 
 /// Latency buckets (seconds): a `Rank` takes tens of microseconds in the
 /// engine, milliseconds over the wire, and anything near a second is an
@@ -261,17 +260,21 @@ pub fn record_rpc(rpc: &'static str, scene: Option<Scene>, code: tonic::Code, el
 }
 
 /// What one ranked page served.
-pub fn record_ranking(scene: Scene, candidates: usize, ranking: &Ranking) {
+/// A page ranked in `scene` for a user of experiment variant `arm` (`base`
+/// outside every experiment; at most `config::MAX_VARIANTS` labels).
+pub fn record_ranking(scene: Scene, arm: &str, candidates: usize, ranking: &Ranking) {
     histogram!("fairflow_rank_candidates", "scene" => scene.name()).record(candidates as f64);
     let mut served = [0.0; 3];
     for slot in &ranking.slots {
         served[slot.tier.index()] += slot.exposure;
     }
+    let arm = arm_label(arm);
     for tier in Tier::ALL {
         counter!(
             "fairflow_exposure_served_total",
             "scene" => scene.name(),
-            "tier" => tier.name()
+            "tier" => tier.name(),
+            "arm" => arm.clone()
         )
         // Counters are integers: exposure is counted in thousandths of a
         // first slot.
@@ -286,12 +289,23 @@ pub fn record_ranking(scene: Scene, candidates: usize, ranking: &Ranking) {
     };
     let flow = count(Reason::Chuanliu);
     if flow > 0 {
-        counter!("fairflow_flow_impressions_total", "scene" => scene.name()).increment(flow as u64);
+        counter!("fairflow_flow_impressions_total", "scene" => scene.name(), "arm" => arm)
+            .increment(flow as u64);
     }
     let rewarded = count(Reason::FlowReward);
     if rewarded > 0 {
         counter!("fairflow_flow_reward_slots_total", "scene" => scene.name())
             .increment(rewarded as u64);
+    }
+}
+
+/// An experiment variant's label as a metric label: the base's without an
+/// allocation.
+fn arm_label(arm: &str) -> metrics::SharedString {
+    if arm == crate::engine::BASE {
+        metrics::SharedString::const_str(crate::engine::BASE)
+    } else {
+        metrics::SharedString::from(arm.to_string())
     }
 }
 
@@ -382,17 +396,25 @@ pub fn record_snapshot(ok: bool, elapsed: Duration) {
 }
 
 /// The controller's state, published periodically.
-pub fn record_controller(view: &ControllerView) {
+/// The exposure controller of experiment variant `arm` (`base` outside
+/// every experiment).
+pub fn record_controller(arm: &str, view: &ControllerView) {
+    let arm = arm_label(arm);
     for tier in Tier::ALL {
         let t = tier.index();
-        gauge!("fairflow_exposure_share", "tier" => tier.name()).set(view.realized_shares[t]);
-        gauge!("fairflow_controller_price", "tier" => tier.name()).set(view.prices[t]);
+        let tier = tier.name();
+        gauge!("fairflow_exposure_share", "tier" => tier, "arm" => arm.clone())
+            .set(view.realized_shares[t]);
+        gauge!("fairflow_controller_price", "tier" => tier, "arm" => arm.clone())
+            .set(view.prices[t]);
         if let Some(targets) = view.targets {
-            gauge!("fairflow_exposure_target_share", "tier" => tier.name()).set(targets[t]);
+            gauge!("fairflow_exposure_target_share", "tier" => tier, "arm" => arm.clone())
+                .set(targets[t]);
         }
     }
-    gauge!("fairflow_exposure_gini").set(view.gini);
-    gauge!("fairflow_exposure_tracked_streamers").set(view.tracked_streamers as f64);
+    gauge!("fairflow_exposure_gini", "arm" => arm.clone()).set(view.gini);
+    gauge!("fairflow_exposure_top1_share", "arm" => arm.clone()).set(view.top1);
+    gauge!("fairflow_exposure_tracked_streamers", "arm" => arm).set(view.tracked_streamers as f64);
 }
 
 pub fn set_in_flight(n: usize) {
@@ -478,10 +500,10 @@ fn code_name(code: tonic::Code) -> &'static str {
     }
 }
 
-/// Serves `GET /metrics` until the task is dropped.
-pub async fn serve(listener: TcpListener) -> std::io::Result<()> {
+/// The route of `GET /metrics`.
+pub fn router() -> axum::Router {
     let handle = handle();
-    let app = axum::Router::new().route(
+    axum::Router::new().route(
         "/metrics",
         axum::routing::get(move || {
             let handle = handle.clone();
@@ -495,6 +517,5 @@ pub async fn serve(listener: TcpListener) -> std::io::Result<()> {
                 )
             }
         }),
-    );
-    axum::serve(listener, app).await
+    )
 }

@@ -8,12 +8,15 @@
 //! on port 0 and stop it at will.
 
 mod admin;
+mod arms;
 mod caps;
 mod catalog;
 pub mod codec;
+mod console;
 pub mod convert;
 mod events;
 mod flow;
+mod history;
 pub mod logging;
 pub mod metrics;
 mod rank;
@@ -21,11 +24,12 @@ mod reflection;
 mod reload;
 pub mod status;
 
-pub use reload::{ReloadError, Reloaded};
+pub use reload::{ReloadError, ReloadNote, Reloaded};
 
+use crate::allocate::ControllerView;
 use crate::catalog::{Catalog, CatalogError};
 use crate::cluster::{Budgets, Caps, Stream};
-use crate::config::Config;
+use crate::config::{Config, Variant};
 use crate::domain::Millis;
 use crate::engine::{Engine, RankState};
 use crate::events::{EventLogError, EventStore};
@@ -106,21 +110,49 @@ pub struct State {
     reload_lock: parking_lot::Mutex<()>,
     /// `Rank` requests admitted and not yet answered.
     in_flight: AtomicUsize,
+    /// What each experiment variant served and earned.
+    arms: arms::Arms,
+    /// What the console charts over the last hours.
+    history: history::History,
+    /// The last reload that changed the config or was refused.
+    last_reload: parking_lot::Mutex<Option<ReloadNote>>,
 }
 
-/// The config in force and the engine built from it: one value, so a
+/// The config in force and the engines built from it: one value, so a
 /// request never sees one without the other.
 pub struct Live {
     pub config: Config,
+    /// The base config's engine (users in no experiment's arm).
     pub engine: Engine,
+    /// One engine per experiment variant, in `config.experiments` order
+    /// (the first is `engine`).
+    variants: Vec<Engine>,
 }
 
 impl Live {
     pub fn new(config: Config, model: Arc<Model>) -> Live {
+        let variants = config
+            .experiments
+            .variants()
+            .iter()
+            .map(|v| Engine::new(v.engine.clone(), model.clone()))
+            .collect();
         Live {
             engine: Engine::new(config.engine.clone(), model),
             config,
+            variants,
         }
+    }
+
+    /// The engine `user` ranks under, and its experiment variant (`base`
+    /// outside every experiment).
+    pub fn engine_for(&self, user: &str) -> (&Engine, &Variant) {
+        self.variant(self.config.experiments.variant_of(user))
+    }
+
+    /// Variant `i` of the config's experiments, and its engine.
+    pub fn variant(&self, i: usize) -> (&Engine, &Variant) {
+        (&self.variants[i], &self.config.experiments.variants()[i])
     }
 }
 
@@ -180,13 +212,11 @@ impl State {
         traffic: Option<TrafficSink>,
         config_path: Option<PathBuf>,
     ) -> Arc<State> {
+        let history = history::History::new(live.config.server.metrics_refresh);
         Arc::new(State {
             live: ArcSwap::from_pointee(live),
             catalog: RwLock::new(catalog),
-            ranking: RankState {
-                exposure: Default::default(),
-                flow: recovered.flow,
-            },
+            ranking: RankState::with_flow(recovered.flow),
             events: recovered.events,
             stream: recovered.stream.map(|(s, _)| s),
             budgets: recovered.budgets,
@@ -196,6 +226,9 @@ impl State {
             config_path,
             reload_lock: parking_lot::Mutex::new(()),
             in_flight: AtomicUsize::new(0),
+            arms: arms::Arms::default(),
+            history,
+            last_reload: parking_lot::Mutex::new(None),
             attributed: parking_lot::Mutex::new(Vec::new()),
         })
     }
@@ -281,6 +314,21 @@ impl State {
         })
     }
 
+    /// Each experiment variant's exposure controller under `live`, by
+    /// label (`base` first).
+    pub(super) fn controller_views<'l>(&self, live: &'l Live) -> Vec<(&'l str, ControllerView)> {
+        live.config
+            .experiments
+            .variants()
+            .iter()
+            .map(|v| {
+                let params = &v.engine.quotas.exposure;
+                let view = self.ranking.with_exposure(&v.label, |e| e.view(params));
+                (v.label.as_str(), view)
+            })
+            .collect()
+    }
+
     /// The config and engine in force now.
     pub fn live(&self) -> Arc<Live> {
         self.live.load_full()
@@ -316,8 +364,10 @@ pub async fn run(
     let mut background = tokio::task::JoinSet::new();
     metrics::handle();
     if let Some(listener) = listeners.metrics {
+        // `/metrics` and the console share the port.
+        let app = metrics::router().merge(console::router(state.clone()));
         background.spawn(async move {
-            if let Err(e) = metrics::serve(listener).await {
+            if let Err(e) = axum::serve(listener, app).await {
                 tracing::error!(error = %e, "metrics endpoint failed");
             }
         });
@@ -351,11 +401,14 @@ async fn refresh_metrics(state: Arc<State>, every: std::time::Duration) {
         let state = state.clone();
         let _ = tokio::task::spawn_blocking(move || {
             let live = state.live();
-            let view = state
-                .ranking
-                .exposure
-                .view(&live.config.engine.quotas.exposure);
-            metrics::record_controller(&view);
+            let views = state.controller_views(&live);
+            for (label, view) in &views {
+                metrics::record_controller(label, view);
+            }
+            let now = wall_clock();
+            let flow = &live.config.engine.chuanliu;
+            let spent = state.ranking.flow.totals(now, flow).spent_today;
+            state.history.sample(now, &views, spent, flow);
             state.publish_flow(wall_clock());
             if let Some(stream) = &state.stream {
                 let (applied, lag) = stream.lag();

@@ -76,9 +76,11 @@ impl RankApi {
         let scene = query.scene;
         let holds = caps::hold(&self.state, &live, &query).await;
         let state = self.state.clone();
+        let variant = live.config.experiments.variant_of(&query.user_id);
+        let answer_live = live.clone();
         let work = move || {
             let _admitted = admitted;
-            rank_and_log(&state, &live, query, holds.as_ref())
+            rank_and_log(&state, &live, variant, query, holds.as_ref())
         };
         // A request of ordinary size is ranked right here, on the async
         // worker: it takes tens of microseconds, less than handing it to
@@ -107,9 +109,10 @@ impl RankApi {
                 Err(_) => return Err(deadline_passed(deadline)),
             }
         };
+        let (_, variant) = answer_live.variant(variant);
         match ranking {
             Ok(ranking) => {
-                metrics::record_ranking(scene, candidates, &ranking);
+                metrics::record_ranking(scene, &variant.label, candidates, &ranking);
                 tracing::debug!(
                     request_id = %ranking.request_id,
                     scene = %scene,
@@ -118,7 +121,10 @@ impl RankApi {
                     unresolved = ranking.unresolved,
                     "ranked"
                 );
-                Ok(Response::new(convert::rank_response(ranking)))
+                Ok(Response::new(convert::rank_response(
+                    ranking,
+                    &variant.arms,
+                )))
             }
             Err(e) => {
                 tracing::info!(request_id = %request_id, error = %e, "rank refused");
@@ -139,22 +145,32 @@ const INLINE_MAX_CANDIDATES: usize = 1_000;
 fn rank_and_log(
     state: &Arc<State>,
     live: &Live,
+    variant: usize,
     query: RankQuery,
     holds: Option<&CapHolds>,
 ) -> (String, Result<Ranking, RankError>) {
+    // The user's experiment variant: its engine, and its own controller
+    // beside the flow every arm shares.
+    let (engine, variant) = live.variant(variant);
     let ranking = {
         let catalog = state.catalog.read();
         let scope = holds.map_or(CapScope::Process, CapScope::Fleet);
-        live.engine
-            .rank_capped(&catalog, &state.ranking, &query, scope)
+        let ranking = &state.ranking;
+        ranking.with_exposure(&variant.label, |exposure| {
+            engine.rank_in(&catalog, exposure, &ranking.flow, &query, scope)
+        })
     };
     if let Some(holds) = holds {
         caps::release(state, query.user_id.clone(), holds);
     }
+    if let Ok(served) = &ranking {
+        state.arms.ranked(&variant.label, served);
+    }
     match &ranking {
         Ok(served) if state.logs_traffic(&live.config, &query.user_id) => {
             let request_id = query.request_id.clone();
-            state.log_traffic(Record::Rank(RankRecord::served(query, served)));
+            let record = RankRecord::served(query, served).under(&variant.arms);
+            state.log_traffic(Record::Rank(record));
             (request_id, ranking)
         }
         _ => (query.request_id, ranking),

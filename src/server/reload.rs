@@ -26,6 +26,14 @@ pub struct Reloaded {
     pub changes: Vec<crate::config::Change>,
 }
 
+/// The last reload that changed something or was refused, for the console.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReloadNote {
+    pub at: crate::domain::Millis,
+    /// The reload applied, or why it was refused (file, key and reason).
+    pub outcome: Result<Reloaded, String>,
+}
+
 /// How long a changed config file must stay the same before it is read as
 /// whole.
 const SETTLE: Duration = Duration::from_millis(100);
@@ -46,6 +54,17 @@ impl State {
     pub fn reload(&self) -> Result<Reloaded, ReloadError> {
         let _one_at_a_time = self.reload_lock.lock();
         let outcome = self.reload_locked();
+        let note = match &outcome {
+            Ok(r) if !r.changed => None,
+            Ok(r) => Some(Ok(r.clone())),
+            Err(e) => Some(Err(e.to_string())),
+        };
+        if let Some(outcome) = note {
+            *self.last_reload.lock() = Some(ReloadNote {
+                at: super::wall_clock(),
+                outcome,
+            });
+        }
         match &outcome {
             Ok(r) if !r.changed => metrics::record_reload("unchanged"),
             Ok(r) => {

@@ -229,10 +229,7 @@ impl Served {
             Flow::restore(self.state.flow.snapshot()).expect("a flow restores its own snapshot");
         Served {
             catalog: self.catalog.clone(),
-            state: RankState {
-                exposure: self.state.exposure.clone(),
-                flow,
-            },
+            state: RankState::from_parts(self.state.exposure.clone(), flow),
             users: self.users.clone(),
             is_live: self.is_live.clone(),
             day: self.day,

@@ -348,6 +348,7 @@ fn run_user(
             slots: query.slots,
             candidates: query.candidates,
             policy: Some(policy.to_string()),
+            arms: None,
         });
         for record in std::iter::once(&rank).chain(records.iter()) {
             let mut line = Vec::with_capacity(256);

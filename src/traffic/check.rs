@@ -87,6 +87,7 @@ mod tests {
             candidates: Vec::new(),
             served,
             policy: None,
+            arms: None,
         }
     }
 

@@ -401,6 +401,7 @@ pub fn records(
                 })
                 .collect(),
             policy: Some("logged".into()),
+            arms: None,
         }))?;
         for r in page.iter() {
             let event_id = format!("row-{}", r.number);

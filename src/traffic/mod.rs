@@ -119,6 +119,10 @@ pub struct RankRecord {
     /// Names the policy that produced `served` (e.g. a config version).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<String>,
+    /// The experiment arms the request was ranked under, as
+    /// `experiment:arm` joined by `,`; absent when in none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arms: Option<String>,
 }
 
 impl RankRecord {
@@ -143,7 +147,17 @@ impl RankRecord {
                 })
                 .collect(),
             policy: Some(ranking.config_version.clone()),
+            arms: None,
         }
+    }
+
+    /// The record of a request ranked under experiment arms `arms`.
+    pub fn under(self, arms: &[crate::domain::ArmRef]) -> RankRecord {
+        let arms = (!arms.is_empty()).then(|| {
+            let names: Vec<String> = arms.iter().map(ToString::to_string).collect();
+            names.join(",")
+        });
+        RankRecord { arms, ..self }
     }
 
     /// The request itself, to rank again, and the page served.

@@ -37,6 +37,7 @@ fn sample() -> Vec<Record> {
                 propensity_kind: Some(PropensityKind::Marginal),
             }],
             policy: Some("sim".into()),
+            arms: Some("targets:a".into()),
         }),
         Record::Impression(Impression {
             time: Millis(2),
@@ -254,6 +255,7 @@ mod parquet_log {
             request_id: "r2".into(),
             served: Vec::new(),
             policy: None,
+            arms: None,
             ..rank
         }));
         all.push(Record::StreamStatus(StreamStatus {

@@ -4,6 +4,7 @@
 
 pub mod fleet;
 pub mod process;
+pub mod tiers;
 
 #[allow(unused_imports)]
 pub use process::*;

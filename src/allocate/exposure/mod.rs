@@ -87,6 +87,8 @@ pub struct ControllerView {
     pub tracked_streamers: usize,
     /// Gini of recent exposure across the streamers tracked.
     pub gini: f64,
+    /// Share of recent exposure held by the top 1% of tracked streamers.
+    pub top1: f64,
 }
 
 /// One streamer's recent exposure, stored scaled to the window's origin:
@@ -475,6 +477,7 @@ impl ExposureState {
             targets: params.targets,
             tracked_streamers: recent.len(),
             gini: super::concentration::gini(&recent),
+            top1: super::concentration::top_share(&recent, 0.01),
         }
     }
 }

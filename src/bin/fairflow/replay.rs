@@ -76,6 +76,57 @@ pub(crate) struct ReplayArgs {
     /// What to do with a malformed log line.
     #[arg(long, value_enum, default_value_t = OnErrorArg::Fail)]
     on_error: OnErrorArg,
+    /// Replay only the requests the log says ran under this experiment arm
+    /// (`experiment:arm`).
+    #[arg(long)]
+    arm: Option<String>,
+    /// Rank every replayed request under this variant of the config's
+    /// experiments (`experiment:arm`, arms of several experiments joined by
+    /// `,`; `base` for none), whatever the user's own: with `--arm`, one
+    /// arm's traffic under another arm's config.
+    #[arg(long)]
+    as_arm: Option<String>,
+}
+
+/// How a replay under `config` treats experiments: each user under their
+/// arm (or all under variant `forced`), `only` the requests of one arm;
+/// `None` for a config without experiments and no `--arm`.
+fn arms_of<'a>(
+    config: &'a fairflow::config::Config,
+    engines: &'a [Engine],
+    only: Option<&'a str>,
+    forced: Option<usize>,
+) -> Option<fairflow::replay::Arms<'a>> {
+    (!config.experiments.is_empty() || only.is_some()).then_some(fairflow::replay::Arms {
+        experiments: &config.experiments,
+        engines,
+        only,
+        as_variant: forced,
+    })
+}
+
+/// The targets of the variant labelled `label` in `config` (each arm
+/// measured against its own).
+fn arm_targets(config: &fairflow::config::Config, label: &str) -> Option<[f64; 3]> {
+    config
+        .experiments
+        .find(label)?
+        .engine
+        .quotas
+        .exposure
+        .targets
+}
+
+/// The engine of every variant of `config`'s experiments, on `engine`'s
+/// model.
+fn variant_engines(config: &fairflow::config::Config, engine: &Engine) -> Vec<Engine> {
+    let model = std::sync::Arc::new(engine.model().clone());
+    config
+        .experiments
+        .variants()
+        .iter()
+        .map(|v| Engine::new(v.engine.clone(), model.clone()))
+        .collect()
 }
 
 #[expect(clippy::disallowed_methods, reason = "the binary times its own run")]
@@ -98,6 +149,8 @@ pub(crate) fn replay(args: ReplayArgs) -> anyhow::Result<()> {
         ope_export,
         hindsight,
         on_error,
+        arm,
+        as_arm,
     } = args;
     let ope = replay::ope::Settings {
         max_weight,
@@ -111,10 +164,49 @@ pub(crate) fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     let catalog_given = catalog.is_some();
     // Everything that can be refused is checked before any work.
     let (a_config, a) = load_engine(config.as_deref(), None)?;
-    let b = compare
+    let b_loaded = compare
         .as_deref()
-        .map(|p| load_engine(Some(p), None).map(|(_, b)| b))
+        .map(|p| load_engine(Some(p), None))
         .transpose()?;
+    let (b_config, b) = b_loaded.unzip();
+    if let Some(arm) = &arm {
+        anyhow::ensure!(
+            arm.split_once(':')
+                .is_some_and(|(e, a)| !e.is_empty() && !a.is_empty()),
+            "--arm {arm}: an arm is named `experiment:arm`"
+        );
+    }
+    // Each config ranks its users under their own arms (or all under
+    // `--as-arm`), with one controller per variant, as a server does.
+    let a_variants = variant_engines(&a_config, &a);
+    let b_variants = b_config
+        .as_ref()
+        .zip(b.as_ref())
+        .map(|(c, e)| variant_engines(c, e));
+    let forced = |c: &fairflow::config::Config, name: &str| -> anyhow::Result<Option<usize>> {
+        let Some(label) = &as_arm else {
+            return Ok(None);
+        };
+        let labels: Vec<&str> = c
+            .experiments
+            .variants()
+            .iter()
+            .map(|v| v.label.as_str())
+            .collect();
+        match labels.iter().position(|l| l == label) {
+            Some(i) => Ok(Some(i)),
+            None => anyhow::bail!(
+                "--as-arm {label}: {name} has no such variant (it has: {})",
+                labels.join(", ")
+            ),
+        }
+    };
+    let a_forced = forced(&a_config, &config_name(config.as_deref()))?;
+    let b_forced = b_config
+        .as_ref()
+        .map(|c| forced(c, &config_name(compare.as_deref())))
+        .transpose()?
+        .flatten();
     let max_id = a.params().limits.max_id_bytes as usize;
     let source = catalog.map_or_else(
         || a_config.catalog.clone(),
@@ -140,7 +232,12 @@ pub(crate) fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     let requests = log.requests();
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
 
-    let run = |engine: &Engine, keep_rankings: bool, label: &str| {
+    let a_arms = arms_of(&a_config, &a_variants, arm.as_deref(), a_forced);
+    let b_arms = b_config
+        .as_ref()
+        .zip(b_variants.as_deref())
+        .and_then(|(c, e)| arms_of(c, e, arm.as_deref(), b_forced));
+    let run = |engine: &Engine, arms: Option<replay::Arms>, keep_rankings: bool, label: &str| {
         let bar = progress_bar(requests, quiet);
         bar.set_message(label.to_string());
         let done = std::sync::atomic::AtomicU64::new(0);
@@ -151,6 +248,7 @@ pub(crate) fn replay(args: ReplayArgs) -> anyhow::Result<()> {
             start: start.as_ref(),
             hindsight,
             target: policy,
+            arms,
         };
         let started = std::time::Instant::now();
         let replayed = std::thread::scope(|s| {
@@ -187,11 +285,13 @@ pub(crate) fn replay(args: ReplayArgs) -> anyhow::Result<()> {
             s.seq
         );
     }
-    let replayed_a = run(&a, write_rankings.is_some(), "A");
-    let report_a = report::PolicyReport::of(&a, config_name(config.as_deref()), &replayed_a, &ope);
-    let report_b = b.as_ref().map(|b| {
-        let r = run(b, false, "B");
+    let replayed_a = run(&a, a_arms, write_rankings.is_some(), "A");
+    let report_a = report::PolicyReport::of(&a, config_name(config.as_deref()), &replayed_a, &ope)
+        .with_arm_targets(&replayed_a, |label| arm_targets(&a_config, label));
+    let report_b = b.as_ref().zip(b_config.as_ref()).map(|(b, c)| {
+        let r = run(b, b_arms, false, "B");
         report::PolicyReport::of(b, config_name(compare.as_deref()), &r, &ope)
+            .with_arm_targets(&r, |label| arm_targets(c, label))
     });
     let report = report::Report::new(&log, shards, report_a, report_b);
     if let Some(path) = &ope_export {
