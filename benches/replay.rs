@@ -3,6 +3,10 @@
 //! through the engine, in one run so reading and ranking can be compared.
 //!
 //! Run: `cargo bench --bench replay`. Figures: docs/replay.md.
+//!
+//! With the allocator of the `fairflow` binary that runs replays (mimalloc):
+//! reading a log is mostly building strings and vectors, so the allocator
+//! is a good part of what is measured.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use fairflow::catalog::Catalog;
@@ -16,6 +20,9 @@ use fairflow::traffic::{Encoding, OnError, RankRecord, Record, read_parallel};
 use rand::SeedableRng;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const REQUESTS: usize = 2000;
 

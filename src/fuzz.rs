@@ -211,9 +211,22 @@ pub fn config(data: &[u8]) {
     }
 }
 
-/// A traffic log: every line parses or is reported with its number, and a
-/// parsed record written back parses to the same record.
+/// A traffic log: every line parses or is reported with its number, a
+/// parsed record written back parses to the same record, and a line reads
+/// the same through `Record::from_json`'s tag-first shortcut as the generic
+/// way.
 pub fn traffic(data: &[u8]) {
+    // The tag-first shortcut reads every line as the generic way does.
+    for line in data.split(|&b| b == b'\n') {
+        if let Ok(text) = std::str::from_utf8(line) {
+            let generic = serde_json::from_str::<crate::traffic::Record>(text);
+            match (crate::traffic::Record::from_json(text), generic) {
+                (Ok(a), Ok(b)) => assert_eq!(a, b),
+                (Err(_), Err(_)) => {}
+                (a, b) => panic!("{text}: shortcut {a:?}, generic {b:?}"),
+            }
+        }
+    }
     let reader = TrafficReader::new(data, "fuzz.jsonl", OnError::Skip);
     for item in reader {
         let Ok((_, record)) = item else { continue };

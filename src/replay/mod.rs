@@ -258,7 +258,8 @@ pub fn shard_of(user: &str, shards: usize) -> usize {
     crc32fast::hash(user.as_bytes()) as usize % shards.max(1)
 }
 
-/// Replays `log` under `engine` against `catalog` (copied per shard).
+/// Replays `log` under `engine` against `catalog` (copied per shard once
+/// the log changes a stream's status).
 /// `progress` counts requests done, for a progress bar.
 pub fn run(
     engine: &Engine,
@@ -328,7 +329,9 @@ fn replay_shard(
     index: &figures::StreamerIndex,
     progress: &AtomicU64,
 ) -> Replayed {
-    let mut catalog = catalog.clone();
+    // Copied on the first stream status change only: a server's log has
+    // none, and copying a large catalog per shard is not free.
+    let mut catalog = std::borrow::Cow::Borrowed(catalog);
     let catalog_items = catalog.goods_iter().count() + catalog.streams().count();
     // Per-arm figures only for a log that names arms: they double the
     // bookkeeping of every page.
@@ -362,7 +365,7 @@ fn replay_shard(
         }
         match step {
             Step::Status(s) => {
-                catalog.set_live(&s.stream_id, s.live);
+                catalog.to_mut().set_live(&s.stream_id, s.live);
             }
             // Interactive: the log's purchases answered the logged pages;
             // the simulated users' answers to the replayed ones stand in.

@@ -11,7 +11,7 @@
 //! enums are dictionary-encoded strings, as in the JSON.
 
 use super::{Click, FORMAT, Header, Impression, LogError, OnError, Purchase, RankRecord, Record};
-use super::{StreamStatus, VERSION};
+use super::{StreamStatus, VERSION, rank_columns};
 use arrow_array::{ArrayRef, RecordBatch, UInt64Array};
 use arrow_schema::{DataType, Field, FieldRef, Schema};
 use parquet::arrow::ArrowWriter;
@@ -102,6 +102,11 @@ fn record_fields<T: Serialize + DeserializeOwned>() -> Vec<FieldRef> {
             _ => f,
         })
         .collect()
+}
+
+/// The rank table's columns after `seq`.
+pub(super) fn rank_fields() -> Vec<FieldRef> {
+    record_fields::<RankRecord>()
 }
 
 /// A write that failed: the file and why.
@@ -382,12 +387,20 @@ struct Seq {
     seq: u64,
 }
 
+/// A table's own decoder: the columns it reads (after `seq`) and the
+/// decoding, for batches with exactly those columns.
+type ByHand<T> = (
+    Vec<FieldRef>,
+    fn(&RecordBatch) -> Result<Vec<(u64, T)>, String>,
+);
+
 /// Reads the rows of one table of the log in `dir`, row groups in parallel:
 /// each with its `seq`, in file order. A table whose file is missing has no
 /// rows.
 fn read_table<T: DeserializeOwned + Send>(
     dir: &Path,
     table: Table,
+    by_hand: Option<ByHand<T>>,
 ) -> Result<Vec<(u64, T)>, LogError> {
     let path = dir.join(table.file());
     if table != Table::Rank && !path.exists() {
@@ -408,6 +421,12 @@ fn read_table<T: DeserializeOwned + Send>(
             let mut rows = Vec::new();
             for batch in reader {
                 let batch = batch.map_err(|e| unreadable(&path, e))?;
+                if let Some((fields, decode)) = &by_hand
+                    && rank_columns::is_current(&batch, fields)
+                {
+                    rows.extend(decode(&batch).map_err(|e| unreadable(&path, e))?);
+                    continue;
+                }
                 let seq_column = batch
                     .schema()
                     .index_of("seq")
@@ -446,7 +465,8 @@ pub fn read_log(
     for &table in tables {
         match table {
             Table::Rank => {
-                let mut rows: Vec<(u64, RankRecord)> = read_table(dir, table)?;
+                let by_hand = (rank_fields(), rank_columns::decode as _);
+                let mut rows: Vec<(u64, RankRecord)> = read_table(dir, table, Some(by_hand))?;
                 let mut refused = None;
                 let mut row = 0;
                 rows.retain(|(_, r)| {
@@ -469,10 +489,16 @@ pub fn read_log(
                 }
                 extend(&mut all, rows, Record::Rank);
             }
-            Table::Impression => extend(&mut all, read_table(dir, table)?, Record::Impression),
-            Table::Click => extend(&mut all, read_table(dir, table)?, Record::Click),
-            Table::Purchase => extend(&mut all, read_table(dir, table)?, Record::Purchase),
-            Table::StreamStatus => extend(&mut all, read_table(dir, table)?, Record::StreamStatus),
+            Table::Impression => {
+                extend(&mut all, read_table(dir, table, None)?, Record::Impression)
+            }
+            Table::Click => extend(&mut all, read_table(dir, table, None)?, Record::Click),
+            Table::Purchase => extend(&mut all, read_table(dir, table, None)?, Record::Purchase),
+            Table::StreamStatus => extend(
+                &mut all,
+                read_table(dir, table, None)?,
+                Record::StreamStatus,
+            ),
         }
     }
     // Stable, so equal (hand-edited) seqs keep table order.

@@ -90,7 +90,7 @@ impl<R: BufRead> TrafficReader<R> {
 
 /// One line of a log (not empty), checked like the reader checks it.
 fn parse_line(text: &str, origin: &str, line: usize) -> Result<Record, LogError> {
-    let record: Record = serde_json::from_str(text).map_err(|e| LogError::Malformed {
+    let record = Record::from_json(text).map_err(|e| LogError::Malformed {
         origin: origin.to_string(),
         line,
         reason: e.to_string(),

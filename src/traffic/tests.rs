@@ -176,6 +176,38 @@ fn unknown_fields_and_types_are_tolerated() {
 }
 
 #[test]
+fn a_line_parses_to_the_same_record_whatever_the_order_of_its_keys() {
+    for record in sample() {
+        let mut line = Vec::new();
+        record.write_line(&mut line);
+        let text = std::str::from_utf8(&line).unwrap().trim();
+        assert!(text.starts_with(r#"{"type":""#), "{text}");
+        // The tag moved last: the generic path.
+        let value: serde_json::Value = serde_json::from_str(text).unwrap();
+        let object = value.as_object().unwrap();
+        let mut moved = serde_json::Map::new();
+        for (k, v) in object.iter().filter(|(k, _)| *k != "type") {
+            moved.insert(k.clone(), v.clone());
+        }
+        moved.insert("type".into(), object["type"].clone());
+        let moved = serde_json::to_string(&moved).unwrap();
+        assert!(!moved.starts_with(r#"{"type""#));
+        let generic: Record = serde_json::from_str(text).unwrap();
+        assert_eq!(Record::from_json(text).unwrap(), record);
+        assert_eq!(Record::from_json(&moved).unwrap(), record);
+        assert_eq!(generic, record);
+    }
+    // A field the record lacks is refused on both paths.
+    for text in [
+        r#"{"type":"purchase","time":1}"#,
+        r#"{"time":1,"type":"purchase"}"#,
+    ] {
+        let error = Record::from_json(text).unwrap_err().to_string();
+        assert!(error.contains("missing field"), "{error}");
+    }
+}
+
+#[test]
 fn newer_versions_and_other_formats_are_refused_even_when_skipping() {
     let newer = r#"{"type":"header","format":"fairflow.traffic","version":99}"#;
     let (_, error, _) = read_all(newer, OnError::Skip);
