@@ -55,6 +55,9 @@ pub struct Resolved<'a> {
 }
 
 impl<'a> Resolved<'a> {
+    // Inlined so the struct is built in the page's vector rather than
+    // built aside and copied in (the copy was 5% of a 500-candidate rank).
+    #[inline]
     pub fn new(c: Source<'a>, catalog: &'a Catalog, params: &EngineParams) -> Resolved<'a> {
         // One probe finds the item and its streamer; a request naming
         // another streamer than the catalog's pays a second, by id.

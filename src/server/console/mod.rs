@@ -15,7 +15,7 @@ mod svg;
 use super::State;
 use super::history::Sample;
 use super::reload::ReloadNote;
-use crate::config::{Config, ConfigError};
+use crate::config::Config;
 use crate::domain::Millis;
 use crate::engine::BASE;
 use std::fmt::Write;
@@ -70,14 +70,11 @@ struct Checked {
 }
 
 fn check(text: &str) -> Checked {
-    let outcome = match Config::from_toml(text, "pasted.toml", None) {
-        Ok(config) => Ok(config.summary()),
-        Err(e @ ConfigError::Invalid { .. }) => Err(e.to_string()),
-        Err(e) => Err(e.to_string()),
-    };
     Checked {
         text: text.to_string(),
-        outcome,
+        outcome: Config::from_toml(text, "pasted.toml", None)
+            .map(|config| config.summary())
+            .map_err(|e| e.to_string()),
     }
 }
 
@@ -191,7 +188,7 @@ fn x_range(samples: &[Sample], now: Millis) -> (f64, f64) {
 
 fn quotas(out: &mut String, state: &State, live: &super::Live, samples: &[Sample], now: Millis) {
     out.push_str(r#"<h2 id="quotas">Tier exposure against targets</h2>"#);
-    out.push_str(r#"<table id="quota-table"><tr><th class="l">arm</th><th class="l">tier</th><th>realized share</th><th>target</th><th>price</th></tr>"#);
+    out.push_str(r#"<table id="quota-table"><tr><th class="l">arm</th><th class="l">tier</th><th>realized share</th><th>target</th><th>controller price (score units)</th></tr>"#);
     let views = state.controller_views(live);
     for (label, view) in &views {
         let id = id_of(label);
