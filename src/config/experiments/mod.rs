@@ -5,8 +5,9 @@
 //! reload applies live and that ranking reads per request) and a share of
 //! users. A user's arm is decided by a salted hash of (experiment, user id)
 //! ([`crate::domain::hash_fraction`]): the same on every replica, after
-//! every reload and restart, and in replay, for as long as the salt and
-//! the arms' shares and order stay. Experiments are independent layers: a
+//! every reload and restart, and in replay; each arm holds its own slice of
+//! the hash's range, so ramping one moves no other arm's users (`arm_of`).
+//! Experiments are independent layers: a
 //! user is in one arm (or none) of each, and ranks under the base config
 //! with the overlays of all their arms. Each combination is a [`Variant`],
 //! validated whole when the file is read, with its own exposure-controller
@@ -57,7 +58,7 @@ struct RawArm {
     overlay: toml::Table,
 }
 
-/// One experiment: its arms' cumulative shares, in order.
+/// One experiment: its arms and their shares, in order.
 #[derive(Debug, Clone, PartialEq)]
 struct Layer {
     name: String,
@@ -67,14 +68,15 @@ struct Layer {
 
 impl Layer {
     /// The arm `user` is in (an index into `arms`), or `None` when the
-    /// shares leave them out.
+    /// shares leave them out. Arm `i` of `n` holds the slice
+    /// `[i/n, (i+1)/n)` of the hash's range and takes its share from the
+    /// slice's start: an arm ramped up or down gains users from, or gives
+    /// them back to, the base only, and no other arm's user moves.
     fn arm_of(&self, user: &str) -> Option<usize> {
-        let x = hash_fraction(&self.namespace, user);
-        let mut upto = 0.0;
-        self.arms.iter().position(|(_, share)| {
-            upto += share;
-            x < upto
-        })
+        let n = self.arms.len() as f64;
+        let x = hash_fraction(&self.namespace, user) * n;
+        let i = (x as usize).min(self.arms.len() - 1);
+        (x - (i as f64) < self.arms[i].1 * n).then_some(i)
     }
 }
 
@@ -197,7 +199,8 @@ pub(super) fn validate(
         }
         let mut arms = Vec::new();
         let mut tables = Vec::new();
-        let mut total = 0.0;
+        let n = experiment.arms.len();
+        let slice = 1.0 / n as f64;
         for arm in experiment.arms {
             let key = format!("{prefix}.arms.{}", arm.name);
             check_name(&key, &arm.name)?;
@@ -213,12 +216,12 @@ pub(super) fn validate(
                     format!("{} is outside (0, 1]", arm.share),
                 ));
             }
-            total += arm.share;
-            if total > 1.0 + 1e-9 {
+            if arm.share > slice + 1e-9 {
                 return Err(invalid(
                     &format!("{key}.share"),
                     format!(
-                        "the arms' shares add up to {total} past this arm: arms of one experiment would overlap (at most 1 in all)"
+                        "{} is more than 1/{n} of the users: each of the experiment's {n} arms holds its own slice of them, so that one arm can be ramped without moving another's users",
+                        arm.share
                     ),
                 ));
             }
@@ -370,187 +373,4 @@ fn check_overlay_key(at: &str, leaf: &str) -> Result<(), Invalid> {
 }
 
 #[cfg(test)]
-mod tests {
-    //! Rules checked: arms take their shares of users by a salted hash,
-    //! stable and independent between experiments; every variant is
-    //! validated whole; bad shares, unknown keys, restart-only keys, keys of
-    //! state every arm shares, and one key in two experiments are refused
-    //! naming the key.
-    use crate::config::{Config, ConfigError};
-
-    const TWO_ARMS: &str = r#"
-[[experiments]]
-name = "targets"
-[[experiments.arms]]
-name = "a"
-share = 0.25
-[experiments.arms.overlay.quotas.targets]
-top = 0.10
-mid = 0.50
-small = 0.40
-[[experiments.arms]]
-name = "b"
-share = 0.25
-[experiments.arms.overlay.quotas.spreading]
-strength = 0.5
-"#;
-
-    fn parse(text: &str) -> Result<Config, ConfigError> {
-        Config::from_toml(text, "exp.toml", None)
-    }
-
-    fn refused(text: &str) -> (String, String) {
-        match parse(text) {
-            Err(ConfigError::Invalid { key, reason, .. }) => (key, reason),
-            other => panic!("expected a refused config, got {other:?}"),
-        }
-    }
-
-    #[test]
-    fn arms_take_their_share_of_users_stably_and_rank_under_their_overlay() {
-        let config = parse(TWO_ARMS).unwrap();
-        let e = &config.experiments;
-        let labels: Vec<&str> = e.variants().iter().map(|v| v.label.as_str()).collect();
-        assert_eq!(labels, ["base", "targets:a", "targets:b"]);
-        let a = e.find("targets:a").unwrap();
-        assert_eq!(a.engine.quotas.exposure.targets, Some([0.10, 0.50, 0.40]));
-        assert_eq!(
-            a.engine.quotas.exposure.spread_strength,
-            config.engine.quotas.exposure.spread_strength
-        );
-        let b = e.find("targets:b").unwrap();
-        assert_eq!(b.engine.quotas.exposure.spread_strength, 0.5);
-        assert_eq!(e.variants()[0].engine, config.engine);
-        let mut counts = [0usize; 3];
-        for u in 0..40_000 {
-            counts[e.variant_of(&format!("user-{u}"))] += 1;
-        }
-        let share = |n: usize| n as f64 / 40_000.0;
-        assert!((share(counts[1]) - 0.25).abs() < 0.01, "{counts:?}");
-        assert!((share(counts[2]) - 0.25).abs() < 0.01, "{counts:?}");
-        // The same text parsed again (a reload, a restart, another replica)
-        // puts every user in the same arm; so does a change elsewhere.
-        let again = parse(&format!("[limits]\nmax_candidates = 1500\n{TWO_ARMS}")).unwrap();
-        for u in 0..2_000 {
-            let user = format!("user-{u}");
-            assert_eq!(again.experiments.variant_of(&user), e.variant_of(&user));
-        }
-    }
-
-    #[test]
-    fn experiments_are_independent_layers() {
-        let text = format!(
-            "{TWO_ARMS}\n[[experiments]]\nname = \"flow\"\n[[experiments.arms]]\nname = \"boost8\"\nshare = 0.5\n[experiments.arms.overlay.chuanliu.scenes.recommend]\nmode = \"inject\"\nboost = 8.0\n"
-        );
-        let config = parse(&text).unwrap();
-        let e = &config.experiments;
-        assert_eq!(e.variants().len(), 3 * 2);
-        let both = e.find("targets:a,flow:boost8").unwrap();
-        assert_eq!(
-            both.engine.quotas.exposure.targets,
-            Some([0.10, 0.50, 0.40])
-        );
-        assert_eq!(
-            both.engine
-                .chuanliu
-                .scene(crate::domain::Scene::Recommend)
-                .boost,
-            8.0
-        );
-        // Being in an arm of one says nothing of the other: a quarter of
-        // each half of "flow" is in "targets:a".
-        let (mut in_flow, mut in_both) = (0usize, 0usize);
-        for u in 0..40_000 {
-            let label = &e.variants()[e.variant_of(&format!("u{u}"))].label;
-            if label.contains("flow:boost8") {
-                in_flow += 1;
-                in_both += usize::from(label.contains("targets:a"));
-            }
-        }
-        let within = in_both as f64 / in_flow as f64;
-        assert!((within - 0.25).abs() < 0.015, "{within}");
-    }
-
-    #[test]
-    fn arms_whose_shares_overlap_are_refused() {
-        let text = TWO_ARMS.replace(
-            "share = 0.25\n[experiments.arms.overlay.quotas.spreading]",
-            "share = 0.8\n[experiments.arms.overlay.quotas.spreading]",
-        );
-        let (key, reason) = refused(&text);
-        assert_eq!(key, "experiments.targets.arms.b.share");
-        assert!(reason.contains("overlap"), "{reason}");
-    }
-
-    #[test]
-    fn an_unknown_key_in_an_overlay_names_its_arm() {
-        let text = TWO_ARMS.replace("strength = 0.5", "strenght = 0.5");
-        let (key, _) = refused(&text);
-        assert_eq!(
-            key,
-            "experiments.targets.arms.b.overlay.quotas.spreading.strenght"
-        );
-    }
-
-    #[test]
-    fn an_invalid_value_in_an_overlay_names_its_arm() {
-        let text = TWO_ARMS.replace("strength = 0.5", "strength = -1.0");
-        let (key, _) = refused(&text);
-        assert_eq!(
-            key,
-            "experiments.targets.arms.b.overlay.quotas.spreading.strength"
-        );
-    }
-
-    #[test]
-    fn keys_an_arm_may_not_set_are_refused_with_why() {
-        for (overlay, key, why) in [
-            (
-                "[experiments.arms.overlay.server]\nlisten = \"0.0.0.0:1\"",
-                "server.listen",
-                "read once at start",
-            ),
-            (
-                "[experiments.arms.overlay.server]\nrequest_timeout_seconds = 1.0",
-                "server.request_timeout_seconds",
-                "per request",
-            ),
-            (
-                "[experiments.arms.overlay.chuanliu.budget]\ndaily_impressions = 5",
-                "chuanliu.budget.daily_impressions",
-                "every arm shares",
-            ),
-        ] {
-            let text = TWO_ARMS.replace(
-                "[experiments.arms.overlay.quotas.spreading]\nstrength = 0.5",
-                overlay,
-            );
-            let (k, reason) = refused(&text);
-            assert_eq!(k, format!("experiments.targets.arms.b.overlay.{key}"));
-            assert!(reason.contains(why), "{key}: {reason}");
-        }
-    }
-
-    #[test]
-    fn one_key_in_two_experiments_is_refused() {
-        let text = format!(
-            "{TWO_ARMS}\n[[experiments]]\nname = \"again\"\n[[experiments.arms]]\nname = \"c\"\nshare = 0.5\n[experiments.arms.overlay.quotas.spreading]\nstrength = 1.0\n"
-        );
-        let (key, reason) = refused(&text);
-        assert_eq!(
-            key,
-            "experiments.again.arms.c.overlay.quotas.spreading.strength"
-        );
-        assert!(reason.contains("`targets`"), "{reason}");
-    }
-
-    #[test]
-    fn names_are_plain_and_unique() {
-        let (key, _) = refused(&TWO_ARMS.replace("name = \"a\"", "name = \"A b\""));
-        assert_eq!(key, "experiments.targets.arms.A b");
-        let (key, _) = refused(&TWO_ARMS.replace("name = \"a\"", "name = \"b\""));
-        assert_eq!(key, "experiments.targets.arms.b");
-        let (key, _) = refused(&TWO_ARMS.replace("name = \"targets\"", "name = \"base\""));
-        assert_eq!(key, "experiments[0].name");
-    }
-}
+mod tests;
