@@ -7,9 +7,9 @@
 //! ([`crate::domain::hash_fraction`]): the same on every replica, after
 //! every reload and restart, and in replay; each arm holds its own slice of
 //! the hash's range, so ramping one moves no other arm's users (`arm_of`).
-//! Experiments are independent layers: a
-//! user is in one arm (or none) of each, and ranks under the base config
-//! with the overlays of all their arms. Each combination is a [`Variant`],
+//! Experiments are independent layers: a user is in one arm (or none) of
+//! each, and ranks under the base config with the overlays of all their
+//! arms. Each combination is a [`Variant`],
 //! validated whole when the file is read, with its own exposure-controller
 //! state (arms with different targets must not share one controller).
 
