@@ -7,17 +7,23 @@ use crate::chuanliu::CapHolds;
 use crate::engine::RankQuery;
 use std::sync::Arc;
 
-/// The places `query`'s page may fill with flow streams, held in the
-/// fleet's counts; `None` in one process (its own counts are the cap).
+/// The places `query`'s page may fill with flow streams (ranked under
+/// experiment `variant`), held in the fleet's counts; `None` in one
+/// process (its own counts are the cap).
 /// Asks Redis only for users the flow would show a brand to; when Redis
 /// does not answer within `cap_hold_timeout`, the page has no flow stream
 /// (ranking goes on), and whatever the late answer took stays counted
 /// until its window ends: less shown, never more.
-pub(super) async fn hold(state: &State, live: &Live, query: &RankQuery) -> Option<CapHolds> {
+pub(super) async fn hold(
+    state: &State,
+    live: &Live,
+    variant: usize,
+    query: &RankQuery,
+) -> Option<CapHolds> {
     let caps = state.caps.as_ref()?;
     let wanted = {
         let catalog = state.catalog.read();
-        let (engine, _) = live.engine_for(&query.user_id);
+        let (engine, _) = live.variant(variant);
         engine.flow_wanted(&catalog, &state.ranking.flow, query)
     };
     if wanted.is_empty() {

@@ -74,9 +74,9 @@ impl RankApi {
             .map_err(|e| super::status::invalid_argument(&e))?;
         let candidates = query.candidates.len();
         let scene = query.scene;
-        let holds = caps::hold(&self.state, &live, &query).await;
-        let state = self.state.clone();
         let variant = live.config.experiments.variant_of(&query.user_id);
+        let holds = caps::hold(&self.state, &live, variant, &query).await;
+        let state = self.state.clone();
         let answer_live = live.clone();
         let work = move || {
             let _admitted = admitted;

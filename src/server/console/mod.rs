@@ -15,6 +15,7 @@ mod svg;
 use super::State;
 use super::history::Sample;
 use super::reload::ReloadNote;
+use crate::allocate::ControllerView;
 use crate::config::Config;
 use crate::domain::Millis;
 use crate::engine::BASE;
@@ -128,8 +129,11 @@ fn page(state: &State, checked: Option<Checked>) -> String {
         format_time(now),
     );
     let samples = state.history.samples();
-    quotas(&mut out, state, &live, &samples, now);
-    concentration(&mut out, state, &live, &samples, now);
+    // One view per variant, taken once: each reads its controller under
+    // the lock ranking takes.
+    let views = state.controller_views(&live);
+    quotas(&mut out, &views, &samples, now);
+    concentration(&mut out, &views, &samples, now);
     flow(&mut out, state, &live, &samples, now);
     arms(&mut out, state, &live);
     config_section(
@@ -186,11 +190,13 @@ fn x_range(samples: &[Sample], now: Millis) -> (f64, f64) {
     (oldest.min(-1.0), 0.0)
 }
 
-fn quotas(out: &mut String, state: &State, live: &super::Live, samples: &[Sample], now: Millis) {
+/// Each variant's label and its controller's view.
+type Views<'l> = [(&'l str, ControllerView)];
+
+fn quotas(out: &mut String, views: &Views, samples: &[Sample], now: Millis) {
     out.push_str(r#"<h2 id="quotas">Tier exposure against targets</h2>"#);
     out.push_str(r#"<table id="quota-table"><tr><th class="l">arm</th><th class="l">tier</th><th>realized share</th><th>target</th><th>controller price (score units)</th></tr>"#);
-    let views = state.controller_views(live);
-    for (label, view) in &views {
+    for (label, view) in views {
         let id = id_of(label);
         for (t, tier) in TIERS.iter().enumerate() {
             let target = view
@@ -207,7 +213,7 @@ fn quotas(out: &mut String, state: &State, live: &super::Live, samples: &[Sample
     }
     out.push_str("</table><div class=\"charts\">");
     let x = x_range(samples, now);
-    for (label, _) in &views {
+    for (label, _) in views {
         let mut lines = Vec::new();
         for (t, tier) in TIERS.iter().enumerate() {
             let of = |s: &Sample| s.arms.iter().find(|a| a.label == *label).cloned();
@@ -244,16 +250,10 @@ fn quotas(out: &mut String, state: &State, live: &super::Live, samples: &[Sample
     out.push_str("</div>");
 }
 
-fn concentration(
-    out: &mut String,
-    state: &State,
-    live: &super::Live,
-    samples: &[Sample],
-    now: Millis,
-) {
+fn concentration(out: &mut String, views: &Views, samples: &[Sample], now: Millis) {
     out.push_str(r#"<h2 id="concentration">Streamer concentration</h2>"#);
     out.push_str(r#"<table><tr><th class="l">arm</th><th>Gini</th><th>top-1% share</th><th>streamers tracked</th><th>score unit</th></tr>"#);
-    for (label, view) in state.controller_views(live) {
+    for (label, view) in views {
         let id = id_of(label);
         let _ = write!(
             out,
@@ -266,15 +266,8 @@ fn concentration(
         );
     }
     out.push_str("</table>");
-    let labels: Vec<String> = live
-        .config
-        .experiments
-        .variants()
-        .iter()
-        .map(|v| v.label.clone())
-        .collect();
     let mut lines = Vec::new();
-    for (i, label) in labels.iter().enumerate() {
+    for (i, (label, _)) in views.iter().enumerate() {
         let series = |f: fn(&super::history::ArmSample) -> f64| -> Vec<(f64, f64)> {
             thinned(samples)
                 .filter_map(|s| {
