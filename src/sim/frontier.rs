@@ -24,7 +24,7 @@ pub struct FrontierPoint {
 }
 
 /// Penalty weights traced by [`frontier`].
-pub const FRONTIER_PENALTIES: [f64; 7] = [0.0, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6];
+pub const FRONTIER_PENALTIES: [f64; 8] = [0.0, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2];
 
 /// The hindsight frontier on `pages`: tier shares held at `targets` (when
 /// given), the concentration penalty raised step by step.

@@ -11,7 +11,10 @@
 //! the online objective and the expected GMV are the same number.
 //!
 //! The pages are fixed in advance (nobody responds), so the online run and
-//! the hindsight solver see exactly the same pages: the hindsight optimum
+//! the hindsight solver see exactly the same pages. `warmup` pages drawn
+//! before them are served first and not measured, so a run can be measured
+//! from a warm controller, as a serving process runs, rather than from the
+//! empty state of its first page: the hindsight optimum
 //! for exact shares (tier prices) and the value/concentration frontier
 //! (tier prices and a within-tier Herfindahl penalty, [`super::hindsight`])
 //! are upper bounds on what any online policy could do there.
@@ -32,6 +35,9 @@ use std::fmt;
 pub struct PowerLawSpec {
     pub seed: u64,
     pub streamers: usize,
+    /// Requests served before the measured ones, from the same draw.
+    pub warmup: usize,
+    /// Requests measured.
     pub requests: usize,
     /// Candidates per request, the head included.
     pub candidates: usize,
@@ -51,6 +57,7 @@ impl Default for PowerLawSpec {
         PowerLawSpec {
             seed: 1,
             streamers: 1000,
+            warmup: 0,
             requests: 2000,
             candidates: 100,
             slots: 20,
@@ -76,7 +83,7 @@ pub fn tier_of(rank: usize, streamers: usize) -> Tier {
     }
 }
 
-/// The seeded pages.
+/// The seeded pages: the warm-up's, then the measured ones.
 pub fn generate(spec: &PowerLawSpec) -> Vec<Page> {
     let mut rng = ChaCha8Rng::seed_from_u64(spec.seed);
     let n = spec.streamers;
@@ -92,7 +99,7 @@ pub fn generate(spec: &PowerLawSpec) -> Vec<Page> {
     };
     let others = spec.candidates.saturating_sub(head).min(n - head);
     let mut keys: Vec<(f64, usize)> = Vec::with_capacity(n - head);
-    (0..spec.requests)
+    (0..spec.warmup + spec.requests)
         .map(|_| {
             // Weighted sampling without replacement (Efraimidis-Spirakis):
             // the `others` largest `ln(u) / w` keys.
@@ -136,14 +143,27 @@ pub struct Run {
     pub value_per_request: f64,
 }
 
-/// The online controller on `pages`, one page after another as the engine
-/// serves them: [`ExposureState::control`], [`crate::allocate::Control::place`],
-/// [`ExposureState::observe`].
-pub fn online(pages: &[Page], streamers: usize, quotas: &QuotaParams) -> Run {
+/// The online controller on `warmup` and then `pages`, one page after
+/// another as the engine serves them: [`ExposureState::control`],
+/// [`crate::allocate::Control::place`], [`ExposureState::observe`]. Only
+/// `pages` are measured.
+pub fn online(warmup: &[Page], pages: &[Page], streamers: usize, quotas: &QuotaParams) -> Run {
+    // One page a second: the clock dates monitoring only.
+    online_at(warmup, pages, streamers, quotas, 1000)
+}
+
+/// [`online`] with one page every `gap_ms` milliseconds.
+fn online_at(
+    warmup: &[Page],
+    pages: &[Page],
+    streamers: usize,
+    quotas: &QuotaParams,
+    gap_ms: i64,
+) -> Run {
     let names: Vec<String> = (0..streamers).map(|s| s.to_string()).collect();
     let state = ExposureState::new();
     let mut out = Outcome::empty(streamers);
-    for (i, page) in pages.iter().enumerate() {
+    for (i, page) in warmup.iter().chain(pages).enumerate() {
         let items: Vec<Item> = page
             .items
             .iter()
@@ -159,7 +179,9 @@ pub fn online(pages: &[Page], streamers: usize, quotas: &QuotaParams) -> Run {
             .map(|(position, p)| {
                 let it = &page.items[p.index];
                 let w = quotas.position_weights.weight(position);
-                out.add(it, w);
+                if i >= warmup.len() {
+                    out.add(it, w);
+                }
                 Served {
                     tier: it.tier,
                     streamer: items[p.index].streamer,
@@ -168,8 +190,7 @@ pub fn online(pages: &[Page], streamers: usize, quotas: &QuotaParams) -> Run {
                 }
             })
             .collect();
-        // One page a second: the clock dates monitoring only.
-        state.observe(&quotas.exposure, Millis(i as i64 * 1000), &served);
+        state.observe(&quotas.exposure, Millis(i as i64 * gap_ms), &served);
     }
     Run::of(&out, quotas, pages.len())
 }
@@ -196,17 +217,26 @@ impl Run {
 /// `target * E - E_tier` (exposure so far) in units of one full page's
 /// exposure; it grows with the error, so any `lambda > 0` drives the shares
 /// to the targets, faster for larger `lambda`. The same floors, cap and
-/// position weights as [`online`]; no spreading (FairCo has none).
-pub fn fairco(pages: &[Page], streamers: usize, quotas: &QuotaParams, lambda: f64) -> Run {
+/// position weights as [`online`]; no spreading (FairCo has none). Its
+/// deficit counts the warm-up's exposure too; only `pages` are measured.
+pub fn fairco(
+    warmup: &[Page],
+    pages: &[Page],
+    streamers: usize,
+    quotas: &QuotaParams,
+    lambda: f64,
+) -> Run {
     let names: Vec<String> = (0..streamers).map(|s| s.to_string()).collect();
     let targets = quotas.exposure.targets.unwrap_or([1.0 / 3.0; 3]);
     let mut out = Outcome::empty(streamers);
-    for page in pages {
+    // Exposure per tier since the first page, warm-up included.
+    let mut so_far = [0.0; 3];
+    for (i, page) in warmup.iter().chain(pages).enumerate() {
         let slots = page.slots as usize;
         let full: f64 = (0..slots).map(|k| quotas.position_weights.weight(k)).sum();
-        let total: f64 = out.tier_exposure.iter().sum();
+        let total: f64 = so_far.iter().sum();
         let deficit: Vec<f64> = (0..3)
-            .map(|t| (targets[t] * total - out.tier_exposure[t]) / full.max(f64::MIN_POSITIVE))
+            .map(|t| (targets[t] * total - so_far[t]) / full.max(f64::MIN_POSITIVE))
             .collect();
         let items: Vec<Item> = page
             .items
@@ -217,10 +247,14 @@ pub fn fairco(pages: &[Page], streamers: usize, quotas: &QuotaParams, lambda: f6
         let placed =
             crate::allocate::allocate(&items, slots, &table, quotas.max_items_per_streamer);
         for (position, p) in placed.iter().enumerate() {
-            out.add(
+            let (item, w) = (
                 &page.items[p.index],
                 quotas.position_weights.weight(position),
             );
+            so_far[item.tier.index()] += w;
+            if i >= warmup.len() {
+                out.add(item, w);
+            }
         }
     }
     Run::of(&out, quotas, pages.len())
@@ -279,11 +313,12 @@ pub fn head_to_head(
     quotas: &QuotaParams,
     policies: &[Contender],
 ) -> HeadToHead {
-    let pages = generate(spec);
+    let drawn = generate(spec);
+    let (warmup, pages) = drawn.split_at(spec.warmup.min(drawn.len()));
     let n = spec.streamers;
     let targets = quotas.exposure.targets;
     let exact = hindsight::solve(
-        &pages,
+        pages,
         n,
         quotas,
         &Constraints {
@@ -293,7 +328,7 @@ pub fn head_to_head(
     );
     let per_request = |x: f64| x / pages.len().max(1) as f64;
     let hindsight_per_request = per_request(exact.outcome.objective);
-    let frontier = frontier(&pages, n, quotas, targets);
+    let frontier = frontier(pages, n, quotas, targets);
     let rows = policies
         .iter()
         .map(|&policy| {
@@ -301,11 +336,11 @@ pub fn head_to_head(
                 Contender::Fairflow { spread_strength } => {
                     let mut q = quotas.clone();
                     q.exposure.spread_strength = spread_strength;
-                    online(&pages, n, &q)
+                    online(warmup, pages, n, &q)
                 }
-                Contender::FairCo { lambda } => fairco(&pages, n, quotas, lambda),
+                Contender::FairCo { lambda } => fairco(warmup, pages, n, quotas, lambda),
             };
-            let own = at_shares(&pages, n, quotas, online.shares);
+            let own = at_shares(pages, n, quotas, online.shares);
             let of_frontier =
                 frontier_at(&frontier, online.gini).map(|best| online.value_per_request / best);
             HeadToHeadRow {
@@ -505,12 +540,58 @@ mod tests {
     }
 
     #[test]
+    fn warm_up_pages_are_served_but_not_measured() {
+        let (spec, _, q, pages) = small_input();
+        let (warm, measured) = pages.split_at(400);
+        // Plain score order keeps no state: the warm-up changes nothing.
+        let mut plain = q.clone();
+        plain.exposure.targets = None;
+        plain.exposure.spread_strength = 0.0;
+        assert_eq!(
+            online(warm, measured, spec.streamers, &plain),
+            online(&[], measured, spec.streamers, &plain)
+        );
+        // With prices learned on the warm-up, the measured pages start near
+        // the targets instead of from zero prices.
+        let cold = online(&[], measured, spec.streamers, &q);
+        let warm_run = online(warm, measured, spec.streamers, &q);
+        assert!(warm_run.l1 < cold.l1, "{warm_run:?} vs {cold:?}");
+        let fairco_cold = fairco(&[], measured, spec.streamers, &q, 1.0);
+        let fairco_warm = fairco(warm, measured, spec.streamers, &q, 1.0);
+        assert_ne!(fairco_warm, fairco_cold);
+        // The draw continues past the warm-up: the measured pages are the
+        // same draw's next ones.
+        let with_warmup = generate(&PowerLawSpec {
+            warmup: 400,
+            requests: 400,
+            ..spec.clone()
+        });
+        assert_eq!(with_warmup, pages[..800]);
+    }
+
+    #[test]
+    fn the_same_pages_at_any_rate_reach_the_same_gini_and_shares() {
+        let (spec, _, mut q, pages) = small_input();
+        q.exposure.spread_strength = 1.0;
+        // 10, 1 and 0.1 requests a second.
+        let [fast, steady, slow] =
+            [100, 1000, 10_000].map(|gap| online_at(&[], &pages, spec.streamers, &q, gap));
+        for run in [&fast, &slow] {
+            assert!(
+                (run.gini - steady.gini).abs() <= 0.01,
+                "{run:?} vs {steady:?}"
+            );
+            assert_eq!(run.shares, steady.shares);
+        }
+    }
+
+    #[test]
     fn fairco_converges_to_the_targets_under_the_hindsight_bound() {
         let (spec, targets, q, pages) = small_input();
-        let none = fairco(&pages, spec.streamers, &q, 0.0);
+        let none = fairco(&[], &pages, spec.streamers, &q, 0.0);
         let mut last_l1 = none.l1;
         for lambda in [0.1, 1.0, 10.0] {
-            let run = fairco(&pages, spec.streamers, &q, lambda);
+            let run = fairco(&[], &pages, spec.streamers, &q, lambda);
             assert!(run.l1 < last_l1, "lambda {lambda}: {run:?} after {last_l1}");
             last_l1 = run.l1;
             let own = at_shares(&pages, spec.streamers, &q, run.shares);
@@ -529,7 +610,7 @@ mod tests {
         for strength in [0.0, 0.25, 1.0, 10.0] {
             let mut q = q.clone();
             q.exposure.spread_strength = strength;
-            let run = online(&pages, spec.streamers, &q);
+            let run = online(&[], &pages, spec.streamers, &q);
             for (share, target) in run.shares.iter().zip(targets) {
                 assert!(
                     (share - target).abs() <= 0.005,

@@ -362,8 +362,13 @@ pub(crate) struct PowerlawArgs {
     seeds: u64,
     #[arg(long, default_value_t = 1000)]
     streamers: usize,
+    /// Requests measured.
     #[arg(long, default_value_t = 2000)]
     requests: usize,
+    /// Requests served before the measured ones, not measured: the
+    /// controllers start warm.
+    #[arg(long, default_value_t = 0)]
+    warmup: usize,
     #[arg(long, default_value_t = 100)]
     candidates: usize,
     #[arg(long, default_value_t = 20)]
@@ -441,6 +446,7 @@ pub(crate) fn powerlaw(args: PowerlawArgs) -> anyhow::Result<()> {
             let spec = sim::powerlaw::PowerLawSpec {
                 seed,
                 streamers: args.streamers,
+                warmup: args.warmup,
                 requests: args.requests,
                 candidates: args.candidates,
                 slots: args.slots,
