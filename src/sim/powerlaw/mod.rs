@@ -11,13 +11,13 @@
 //! the online objective and the expected GMV are the same number.
 //!
 //! The pages are fixed in advance (nobody responds), so the online run and
-//! the hindsight solver see exactly the same pages. `warmup` pages drawn
-//! before them are served first and not measured, so a run can be measured
-//! from a warm controller, as a serving process runs, rather than from the
-//! empty state of its first page: the hindsight optimum
+//! the hindsight solver see exactly the same pages: the hindsight optimum
 //! for exact shares (tier prices) and the value/concentration frontier
 //! (tier prices and a within-tier Herfindahl penalty, [`super::hindsight`])
-//! are upper bounds on what any online policy could do there.
+//! are upper bounds on what any online policy could do there. `warmup`
+//! pages drawn before them are served first and not measured, so a run can
+//! be measured from a warm controller, as a serving process runs, rather
+//! than from the empty state of its first page.
 
 use super::frontier::{FrontierPoint, frontier, frontier_at};
 use super::hindsight::{self, Constraints, Outcome, Page, PageItem};
