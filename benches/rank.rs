@@ -18,11 +18,11 @@ use criterion::{BatchSize, BenchmarkGroup, Criterion, criterion_group, criterion
 use fairflow::catalog::Catalog;
 use fairflow::chuanliu::{BrandSetting, Enrollment};
 use fairflow::config::Config;
-use fairflow::domain::{Channel, Millis, Scene, StreamerKind};
+use fairflow::domain::{Channel, Magnitude, Millis, Scene, StreamerKind};
 use fairflow::domain::{Event, EventKind};
 use fairflow::engine::RankState;
 use fairflow::engine::{Candidate, Engine, RankQuery};
-use fairflow::model::{FeatureInput, Model, N_FEATURES};
+use fairflow::model::{FeatureInput, Model, feature_matrix};
 use fairflow::sim::ItemPool;
 use rand::SeedableRng;
 use std::hint::black_box;
@@ -159,21 +159,17 @@ fn bench_rank(c: &mut Criterion) {
     });
     bench_plain_sort(&mut group, "plain_sort", &scores);
     let model = engine.model().clone();
-    let mut x = ndarray::Array2::<f32>::zeros((CANDIDATES, N_FEATURES));
-    for (i, mut row) in x.rows_mut().into_iter().enumerate() {
-        FeatureInput {
-            is_live_stream: i % 2 == 0,
-            followers: Some(10_000 * i as u64),
-            user_follows: false,
-            price: 50.0 + i as f64,
-            scores: Default::default(),
-            is_brand_self: false,
-            scene: Scene::Recommend,
-            cart_size: Some(10),
-            resolved: true,
-        }
-        .write(row.as_slice_mut().unwrap());
-    }
+    let x = feature_matrix((0..CANDIDATES).map(|i| FeatureInput {
+        is_live_stream: i % 2 == 0,
+        followers: Some(Magnitude::new(10_000.0 * i as f64)),
+        user_follows: false,
+        price: Magnitude::new(50.0 + i as f64),
+        scores: Default::default(),
+        is_brand_self: false,
+        scene: Scene::Recommend,
+        cart: Some(Magnitude::new(10.0)),
+        resolved: true,
+    }));
     group.bench_function("model_batch_only", |b| {
         b.iter(|| model.score(black_box(x.view())))
     });

@@ -58,6 +58,35 @@ pub fn price_problem(value: f64) -> Option<String> {
         .then(|| format!("{value} is not an amount in [0, {MAX_PRICE}]"))
 }
 
+/// A non-negative quantity (a price, a follower count, a cart's size) with
+/// its `ln(1 + value)`, computed once where the quantity is stored: ranking
+/// reads the logarithm of all three for every candidate, and a logarithm
+/// costs more than the rest of a candidate's features together.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Magnitude {
+    value: f64,
+    ln_1p: f64,
+}
+
+impl Magnitude {
+    /// `value` (negatives are taken as 0 in the logarithm).
+    pub fn new(value: f64) -> Magnitude {
+        Magnitude {
+            value,
+            ln_1p: (1.0 + value.max(0.0)).ln(),
+        }
+    }
+
+    pub fn value(self) -> f64 {
+        self.value
+    }
+
+    /// `ln(1 + max(value, 0))`.
+    pub fn ln_1p(self) -> f64 {
+        self.ln_1p
+    }
+}
+
 /// Why an id is unacceptable (empty, or longer than `max_bytes`), if it is.
 /// Returns the reason only, so hot callers build the field name lazily.
 pub fn id_problem(id: &str, max_bytes: usize) -> Option<String> {

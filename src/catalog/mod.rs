@@ -13,7 +13,7 @@ mod sales;
 pub use load::{CatalogError, DEMO_ORIGIN};
 pub use records::{Goods, QualityScores, Stream, Streamer};
 
-use crate::domain::{FieldError, StreamerKind, Tier, TierThresholds};
+use crate::domain::{FieldError, Magnitude, StreamerKind, Tier, TierThresholds};
 use compact_str::CompactString;
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use std::path::PathBuf;
@@ -41,16 +41,64 @@ pub struct StreamEntry {
     /// Mean price of the goods on the cart: the order value of a stream
     /// impression. `None` for an empty cart. Kept current when the stream or
     /// any of its goods is upserted, so ranking never walks a cart.
-    pub order_value: Option<f64>,
+    order_value: Option<Magnitude>,
+    /// How many goods the cart holds.
+    cart: Magnitude,
     /// The streamer's place in the catalog's streamer list.
     streamer: StreamerRef,
 }
 
-/// A goods record and its seller's place in the catalog's streamer list.
+impl StreamEntry {
+    pub fn order_value(&self) -> Option<Magnitude> {
+        self.order_value
+    }
+
+    pub fn cart(&self) -> Magnitude {
+        self.cart
+    }
+}
+
+/// A goods record, its price as a [`Magnitude`] and its seller's place in
+/// the catalog's streamer list.
 #[derive(Debug, Clone, PartialEq)]
-struct GoodsEntry {
+pub struct GoodsEntry {
     goods: Goods,
+    price: Magnitude,
     seller: StreamerRef,
+}
+
+impl GoodsEntry {
+    pub fn goods(&self) -> &Goods {
+        &self.goods
+    }
+
+    pub fn price(&self) -> Magnitude {
+        self.price
+    }
+}
+
+/// A streamer record and its follower count as a [`Magnitude`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Listed {
+    streamer: Streamer,
+    followers: Magnitude,
+}
+
+impl Listed {
+    fn new(streamer: Streamer) -> Listed {
+        Listed {
+            followers: Magnitude::new(streamer.followers as f64),
+            streamer,
+        }
+    }
+
+    pub fn streamer(&self) -> &Streamer {
+        &self.streamer
+    }
+
+    pub fn followers(&self) -> Magnitude {
+        self.followers
+    }
 }
 
 /// A streamer's place in the catalog's streamer list. Streamers are never
@@ -87,7 +135,7 @@ pub struct Catalog {
     // allocation for the key.
     streamer_index: HashMap<CompactString, StreamerRef>,
     /// In the order they were first upserted; found through `streamer_index`.
-    streamer_list: Vec<Streamer>,
+    streamer_list: Vec<Listed>,
     goods: HashMap<CompactString, GoodsEntry>,
     streams: HashMap<CompactString, StreamEntry>,
     /// goods id -> ids of the streams whose cart holds it; keeps
@@ -144,22 +192,25 @@ impl Catalog {
     }
 
     pub fn streamer(&self, id: &str) -> Option<&Streamer> {
+        self.listed(id).map(Listed::streamer)
+    }
+
+    /// A streamer with what ranking derives from its record.
+    pub fn listed(&self, id: &str) -> Option<&Listed> {
         self.streamer_index.get(id).map(|&r| self.streamer_at(r))
     }
 
-    fn streamer_at(&self, r: StreamerRef) -> &Streamer {
+    fn streamer_at(&self, r: StreamerRef) -> &Listed {
         &self.streamer_list[r.0 as usize]
     }
 
     /// A goods item and its seller, in one probe (ranking's lookup).
-    pub fn goods_and_seller(&self, id: &str) -> Option<(&Goods, &Streamer)> {
-        self.goods
-            .get(id)
-            .map(|e| (&e.goods, self.streamer_at(e.seller)))
+    pub fn goods_and_seller(&self, id: &str) -> Option<(&GoodsEntry, &Listed)> {
+        self.goods.get(id).map(|e| (e, self.streamer_at(e.seller)))
     }
 
     /// A stream and its streamer, in one probe (ranking's lookup).
-    pub fn stream_and_streamer(&self, id: &str) -> Option<(&StreamEntry, &Streamer)> {
+    pub fn stream_and_streamer(&self, id: &str) -> Option<(&StreamEntry, &Listed)> {
         self.streams
             .get(id)
             .map(|e| (e, self.streamer_at(e.streamer)))
@@ -171,7 +222,7 @@ impl Catalog {
             || self
                 .streamer_list
                 .iter()
-                .any(|s| s.brand_id.as_deref() == Some(brand))
+                .any(|s| s.streamer.brand_id.as_deref() == Some(brand))
             || self.goods.values().any(|e| e.goods.brand_id == brand)
     }
 
@@ -236,7 +287,7 @@ impl Catalog {
     }
 
     pub fn streamers(&self) -> impl Iterator<Item = &Streamer> {
-        self.streamer_list.iter()
+        self.streamer_list.iter().map(Listed::streamer)
     }
 
     pub fn goods_iter(&self) -> impl Iterator<Item = &Goods> {
@@ -255,7 +306,7 @@ impl Catalog {
             goods: self.goods.len() as u64,
             ..CatalogStats::default()
         };
-        for st in &self.streamer_list {
+        for st in self.streamers() {
             s.per_tier[tiers.classify(st.followers).index()] += 1;
             if st.kind == StreamerKind::BrandSelf {
                 s.brand_self_streamers += 1;
@@ -283,14 +334,15 @@ impl Catalog {
             match self.streamer_index.get(s.id.as_str()) {
                 Some(&r) => {
                     let old = &mut self.streamer_list[r.0 as usize];
-                    owner_changed |= (old.kind, &old.brand_id) != (s.kind, &s.brand_id);
-                    *old = s;
+                    let was = &old.streamer;
+                    owner_changed |= (was.kind, &was.brand_id) != (s.kind, &s.brand_id);
+                    *old = Listed::new(s);
                 }
                 None => {
                     count.created += 1;
                     let r = StreamerRef(self.streamer_list.len() as u32);
                     self.streamer_index.insert(s.id.as_str().into(), r);
-                    self.streamer_list.push(s);
+                    self.streamer_list.push(Listed::new(s));
                 }
             }
         }
@@ -321,7 +373,11 @@ impl Catalog {
                 touched_streams.extend(ids.iter().cloned());
             }
             let seller = self.streamer_index[g.seller_id.as_str()];
-            let entry = GoodsEntry { goods: g, seller };
+            let entry = GoodsEntry {
+                price: Magnitude::new(g.price),
+                goods: g,
+                seller,
+            };
             if self
                 .goods
                 .insert(entry.goods.id.as_str().into(), entry)
@@ -366,6 +422,7 @@ impl Catalog {
                 streamer: self.streamer_index[s.streamer_id.as_str()],
                 stream: s,
                 order_value: None,
+                cart: Magnitude::new(0.0),
             };
             let old = self.streams.insert(id.clone(), entry);
             match &old {
@@ -408,6 +465,7 @@ impl Catalog {
         }
     }
 
+    /// Recomputes a stream's order value and cart size from its cart.
     fn refresh_order_value(&mut self, stream_id: &str) {
         let Some(entry) = self.streams.get(stream_id) else {
             return;
@@ -420,7 +478,8 @@ impl Catalog {
             .collect();
         let value = (!prices.is_empty()).then(|| prices.iter().sum::<f64>() / prices.len() as f64);
         if let Some(entry) = self.streams.get_mut(stream_id) {
-            entry.order_value = value;
+            entry.order_value = value.map(Magnitude::new);
+            entry.cart = Magnitude::new(entry.stream.goods_ids.len() as f64);
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Rules checked: batches are all-or-nothing; references must resolve;
 //! a stream's order value follows its cart and its goods' prices.
 use super::*;
-use crate::domain::Millis;
+use crate::domain::{Magnitude, Millis};
 
 pub fn streamer(id: &str, followers: u64) -> Streamer {
     Streamer {
@@ -48,22 +48,49 @@ fn small_catalog() -> Catalog {
 fn an_item_resolves_to_its_streamer_as_last_upserted() {
     let mut c = small_catalog();
     let (g, s) = c.goods_and_seller("g1").unwrap();
-    assert_eq!((g.price, s.id.as_str(), s.followers), (10.0, "s1", 10));
+    let s = s.streamer();
+    assert_eq!(
+        (g.goods().price, s.id.as_str(), s.followers),
+        (10.0, "s1", 10)
+    );
+    // What ranking reads as logarithms is the record's, computed once.
+    assert_eq!(g.price(), Magnitude::new(10.0));
+    assert_eq!(c.listed("s1").unwrap().followers(), Magnitude::new(10.0));
     let (e, s) = c.stream_and_streamer("live1").unwrap();
-    assert_eq!((e.order_value, s.id.as_str()), (Some(20.0), "s1"));
+    assert_eq!(
+        (
+            e.order_value().map(Magnitude::value),
+            s.streamer().id.as_str()
+        ),
+        (Some(20.0), "s1")
+    );
     // The streamer changes after its goods and stream were indexed, and
     // a streamer added later takes a new place without moving others.
     c.upsert_streamers(vec![streamer("s3", 7), streamer("s1", 200_000)], 64)
         .unwrap();
-    assert_eq!(c.goods_and_seller("g1").unwrap().1.followers, 200_000);
-    assert_eq!(c.stream_and_streamer("live1").unwrap().1.followers, 200_000);
+    assert_eq!(
+        c.goods_and_seller("g1").unwrap().1.streamer().followers,
+        200_000
+    );
+    assert_eq!(
+        c.stream_and_streamer("live1")
+            .unwrap()
+            .1
+            .streamer()
+            .followers,
+        200_000
+    );
     assert_eq!(c.streamer("s2").unwrap().followers, 6_000_000);
     assert_eq!(c.streamer("s3").unwrap().followers, 7);
     assert_eq!(c.streamers().count(), 3);
     // A goods item moved to another seller resolves to that one.
     c.upsert_goods(vec![goods("g1", "s2", 12.0)], 64).unwrap();
     let (g, s) = c.goods_and_seller("g1").unwrap();
-    assert_eq!((g.price, s.id.as_str()), (12.0, "s2"));
+    assert_eq!((g.goods().price, s.streamer().id.as_str()), (12.0, "s2"));
+    assert_eq!(
+        c.listed("s1").unwrap().followers(),
+        Magnitude::new(200_000.0)
+    );
     assert!(c.goods_and_seller("nope").is_none());
     assert!(c.stream_and_streamer("nope").is_none());
 }
@@ -123,18 +150,44 @@ fn brand_self_needs_a_brand() {
 #[test]
 fn order_value_follows_cart_and_prices() {
     let mut c = small_catalog();
-    assert_eq!(c.stream("live1").unwrap().order_value, Some(20.0));
+    assert_eq!(
+        c.stream("live1")
+            .unwrap()
+            .order_value()
+            .map(Magnitude::value),
+        Some(20.0)
+    );
     c.upsert_goods(vec![goods("g2", "s1", 50.0)], 64).unwrap();
-    assert_eq!(c.stream("live1").unwrap().order_value, Some(30.0));
+    assert_eq!(
+        c.stream("live1")
+            .unwrap()
+            .order_value()
+            .map(Magnitude::value),
+        Some(30.0)
+    );
     c.upsert_streams(vec![stream("live1", "s1", &["g2"])], 64)
         .unwrap();
-    assert_eq!(c.stream("live1").unwrap().order_value, Some(50.0));
+    assert_eq!(
+        c.stream("live1")
+            .unwrap()
+            .order_value()
+            .map(Magnitude::value),
+        Some(50.0)
+    );
+    assert_eq!(c.stream("live1").unwrap().cart(), Magnitude::new(1.0));
     // g1 left the cart: its price no longer moves the stream.
     c.upsert_goods(vec![goods("g1", "s1", 1000.0)], 64).unwrap();
-    assert_eq!(c.stream("live1").unwrap().order_value, Some(50.0));
+    assert_eq!(
+        c.stream("live1")
+            .unwrap()
+            .order_value()
+            .map(Magnitude::value),
+        Some(50.0)
+    );
     c.upsert_streams(vec![stream("live1", "s1", &[])], 64)
         .unwrap();
-    assert_eq!(c.stream("live1").unwrap().order_value, None);
+    assert_eq!(c.stream("live1").unwrap().order_value(), None);
+    assert_eq!(c.stream("live1").unwrap().cart(), Magnitude::new(0.0));
 }
 
 #[test]

@@ -5,8 +5,8 @@
 
 use super::EngineParams;
 use super::query::Candidate;
-use crate::catalog::{Catalog, QualityScores, Streamer};
-use crate::domain::{ItemKind, Millis, Scene, StreamerKind, Tier};
+use crate::catalog::{Catalog, Listed, QualityScores, Streamer};
+use crate::domain::{ItemKind, Magnitude, Millis, Scene, StreamerKind, Tier};
 use crate::model::FeatureInput;
 use std::ops::Deref;
 
@@ -40,14 +40,18 @@ pub struct Resolved<'a> {
     pub candidate: Source<'a>,
     pub streamer_id: Option<&'a str>,
     pub streamer: Option<&'a Streamer>,
+    /// The streamer's follower count, when the catalog knows the streamer.
+    pub followers: Option<Magnitude>,
     pub tier: Tier,
-    pub price: f64,
+    /// Yuan; the order value for streams.
+    pub price: Magnitude,
     pub scores: QualityScores,
     /// The item itself was found in the catalog.
     pub resolved: bool,
     /// False for a stream the catalog knows to be off air: it cannot be watched.
     pub eligible: bool,
-    pub cart_size: Option<usize>,
+    /// Goods on the cart, for streams the catalog knows.
+    pub cart: Option<Magnitude>,
     /// The brand of a goods item, or of a brand's own stream, the catalog
     /// knows (the flow reads a brand's items on the page as the user's
     /// taste for it).
@@ -61,34 +65,35 @@ impl<'a> Resolved<'a> {
     pub fn new(c: Source<'a>, catalog: &'a Catalog, params: &EngineParams) -> Resolved<'a> {
         // One probe finds the item and its streamer; a request naming
         // another streamer than the catalog's pays a second, by id.
-        let (catalog_streamer, catalog_price, cart_size, item_product, brand_id, eligible) =
-            match c.kind {
-                ItemKind::LiveStream => match catalog.stream_and_streamer(&c.item_id) {
-                    Some((e, s)) => (
-                        Some(s),
-                        e.order_value,
-                        Some(e.stream.goods_ids.len()),
-                        None,
-                        // A brand's own stream is one of its items.
-                        s.brand_id
-                            .as_deref()
-                            .filter(|_| s.kind == StreamerKind::BrandSelf),
-                        e.stream.live,
-                    ),
-                    None => (None, None, None, None, None, true),
-                },
-                ItemKind::Goods => match catalog.goods_and_seller(&c.item_id) {
-                    Some((g, s)) => (
-                        Some(s),
-                        Some(g.price),
-                        None,
-                        g.product_score,
-                        Some(g.brand_id.as_str()),
-                        true,
-                    ),
-                    None => (None, None, None, None, None, true),
-                },
-            };
+        let (catalog_streamer, catalog_price, cart, item_product, brand_id, eligible) = match c.kind
+        {
+            ItemKind::LiveStream => match catalog.stream_and_streamer(&c.item_id) {
+                Some((e, s)) => (
+                    Some(s),
+                    e.order_value(),
+                    Some(e.cart()),
+                    None,
+                    // A brand's own stream is one of its items.
+                    s.streamer()
+                        .brand_id
+                        .as_deref()
+                        .filter(|_| s.streamer().kind == StreamerKind::BrandSelf),
+                    e.stream.live,
+                ),
+                None => (None, None, None, None, None, true),
+            },
+            ItemKind::Goods => match catalog.goods_and_seller(&c.item_id) {
+                Some((g, s)) => (
+                    Some(s),
+                    Some(g.price()),
+                    None,
+                    g.goods().product_score,
+                    Some(g.goods().brand_id.as_str()),
+                    true,
+                ),
+                None => (None, None, None, None, None, true),
+            },
+        };
         let resolved = catalog_streamer.is_some();
         // Only a request's own candidate can name a streamer the catalog does
         // not; one the engine added carries nothing but its id.
@@ -96,20 +101,26 @@ impl<'a> Resolved<'a> {
             Source::Request(c) => c.streamer_id.as_deref(),
             Source::Injected(_) => None,
         };
-        let (streamer_id, streamer) = match (requested_streamer, catalog_streamer) {
-            (Some(id), Some(s)) if s.id == id => (Some(s.id.as_str()), Some(s)),
-            (Some(id), _) => (Some(id), catalog.streamer(id)),
-            (None, s) => (s.map(|s| s.id.as_str()), s),
+        let (streamer_id, listed) = match (requested_streamer, catalog_streamer) {
+            (Some(id), Some(s)) if s.streamer().id == id => {
+                (Some(s.streamer().id.as_str()), Some(s))
+            }
+            (Some(id), _) => (Some(id), catalog.listed(id)),
+            (None, s) => (s.map(|s| s.streamer().id.as_str()), s),
         };
+        let streamer = listed.map(Listed::streamer);
         let seller_scores = streamer.map(|s| s.scores).unwrap_or_default();
+        // The request's price is the one amount whose logarithm is taken here.
         let price = c
             .price
+            .map(Magnitude::new)
             .or(catalog_price)
             .unwrap_or(params.scoring.default_order_value);
         Resolved {
             candidate: c,
             streamer_id,
             streamer,
+            followers: listed.map(Listed::followers),
             // A streamer the catalog does not know is most likely new, hence small.
             tier: streamer.map_or(Tier::Small, |s| params.tiers.classify(s.followers)),
             price,
@@ -119,7 +130,7 @@ impl<'a> Resolved<'a> {
             },
             resolved,
             eligible,
-            cart_size,
+            cart,
             brand_id,
         }
     }
@@ -131,7 +142,7 @@ impl<'a> Resolved<'a> {
     pub fn features(&self, scene: Scene) -> FeatureInput {
         FeatureInput {
             is_live_stream: self.candidate.kind == ItemKind::LiveStream,
-            followers: self.streamer.map(|s| s.followers),
+            followers: self.followers,
             user_follows: self.candidate.user_follows.unwrap_or(false),
             price: self.price,
             scores: self.scores,
@@ -139,7 +150,7 @@ impl<'a> Resolved<'a> {
                 .streamer
                 .is_some_and(|s| s.kind == StreamerKind::BrandSelf),
             scene,
-            cart_size: self.cart_size,
+            cart: self.cart,
             resolved: self.resolved,
         }
     }

@@ -3,9 +3,8 @@
 //! scene's [`ScoreSource`] decides how the caller's estimates enter.
 
 use super::resolve::Resolved;
-use crate::domain::Scene;
-use crate::model::{Model, N_FEATURES};
-use ndarray::Array2;
+use crate::domain::{Magnitude, Scene};
+use crate::model::{Model, feature_matrix};
 
 /// How the caller's pCTR/pCVR estimates are combined with the model's.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -23,7 +22,7 @@ pub enum ScoreSource {
 pub struct ScoringParams {
     per_scene: [ScoreSource; Scene::ALL.len()],
     /// Order value (yuan) for a candidate whose price is unknown.
-    pub default_order_value: f64,
+    pub default_order_value: Magnitude,
 }
 
 impl ScoringParams {
@@ -34,7 +33,7 @@ impl ScoringParams {
     ) -> ScoringParams {
         ScoringParams {
             per_scene,
-            default_order_value,
+            default_order_value: Magnitude::new(default_order_value),
         }
     }
 
@@ -79,13 +78,7 @@ pub fn estimate(
     items: &[Resolved],
 ) -> Vec<Estimate> {
     let model_scores = needs_model(source, items).then(|| {
-        let mut x = Array2::<f32>::zeros((items.len(), N_FEATURES));
-        for (r, mut row) in items.iter().zip(x.rows_mut()) {
-            r.features(scene).write(
-                row.as_slice_mut()
-                    .expect("rows of a standard-layout array are contiguous"),
-            );
-        }
+        let x = feature_matrix(items.iter().map(|r| r.features(scene)));
         model.score(x.view())
     });
     items
@@ -100,7 +93,7 @@ pub fn estimate(
             Estimate {
                 pctr,
                 pcvr,
-                expected_value: pctr * pcvr * r.price,
+                expected_value: pctr * pcvr * r.price.value(),
             }
         })
         .collect()

@@ -4,7 +4,8 @@
 //! columns it does not expect.
 
 use crate::catalog::QualityScores;
-use crate::domain::Scene;
+use crate::domain::{Magnitude, Scene};
+use ndarray::{Array2, ShapeBuilder};
 
 /// Feature names, in column order. Meanings are in models/README.md.
 pub const FEATURES: [&str; 15] = [
@@ -33,15 +34,15 @@ pub const N_FEATURES: usize = FEATURES.len();
 pub struct FeatureInput {
     pub is_live_stream: bool,
     /// `None` when the streamer is unknown.
-    pub followers: Option<u64>,
+    pub followers: Option<Magnitude>,
     pub user_follows: bool,
     /// Yuan; the order value for streams.
-    pub price: f64,
+    pub price: Magnitude,
     pub scores: QualityScores,
     pub is_brand_self: bool,
     pub scene: Scene,
     /// Goods on the cart, for streams the catalog knows.
-    pub cart_size: Option<usize>,
+    pub cart: Option<Magnitude>,
     pub resolved: bool,
 }
 
@@ -58,17 +59,19 @@ fn flag(b: bool) -> f32 {
 impl FeatureInput {
     /// Writes the feature row into `row` (length [`N_FEATURES`]).
     pub fn write(&self, row: &mut [f32]) {
-        debug_assert_eq!(row.len(), N_FEATURES);
-        // log10(1 + followers) / 7: 0 for nobody, 1 for 10M followers.
+        row.copy_from_slice(&self.values());
+    }
+
+    /// The feature row, in [`FEATURES`] order.
+    pub fn values(&self) -> [f32; N_FEATURES] {
+        // ln(1 + followers) / ln(10M): 0 for nobody, 1 for 10M followers.
         let log_followers = self
             .followers
-            .map_or(0.0, |f| ((1.0 + f as f64).log10() / 7.0) as f32);
+            .map_or(0.0, |f| (f.ln_1p() / 1e7f64.ln()) as f32);
         // ln(1 + price) / ln(10001): 0 for free, 1 for 10k yuan.
-        let log_price = ((1.0 + self.price.max(0.0)).ln() / 10_001f64.ln()) as f32;
-        let log_cart = self
-            .cart_size
-            .map_or(0.0, |n| ((1.0 + n as f64).ln() / 101f64.ln()) as f32);
-        let values = [
+        let log_price = (self.price.ln_1p() / 10_001f64.ln()) as f32;
+        let log_cart = self.cart.map_or(0.0, |n| (n.ln_1p() / 101f64.ln()) as f32);
+        [
             flag(self.is_live_stream),
             log_followers,
             flag(self.user_follows),
@@ -84,7 +87,19 @@ impl FeatureInput {
             flag(self.scene == Scene::Shop),
             log_cart,
             flag(self.resolved),
-        ];
-        row.copy_from_slice(&values);
+        ]
     }
+}
+
+/// The feature matrix of `rows`, one row each, column-major: the layout
+/// [`super::Model::score`] reads without a copy.
+pub fn feature_matrix(rows: impl ExactSizeIterator<Item = FeatureInput>) -> Array2<f32> {
+    let n = rows.len();
+    let mut data = vec![0.0f32; n * N_FEATURES];
+    for (i, row) in rows.enumerate() {
+        for (k, v) in row.values().into_iter().enumerate() {
+            data[k * n + i] = v;
+        }
+    }
+    Array2::from_shape_vec((n, N_FEATURES).f(), data).expect("n rows of N_FEATURES values")
 }
