@@ -103,3 +103,40 @@ pub fn feature_matrix(rows: impl ExactSizeIterator<Item = FeatureInput>) -> Arra
     }
     Array2::from_shape_vec((n, N_FEATURES).f(), data).expect("n rows of N_FEATURES values")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(followers: f64, price: f64) -> FeatureInput {
+        FeatureInput {
+            is_live_stream: true,
+            followers: Some(Magnitude::new(followers)),
+            user_follows: false,
+            price: Magnitude::new(price),
+            scores: QualityScores::default(),
+            is_brand_self: false,
+            scene: Scene::Mall,
+            cart: Some(Magnitude::new(100.0)),
+            resolved: true,
+        }
+    }
+
+    /// The scales the model file format documents (models/README.md), and
+    /// the matrix holds each row's values at its row, in column order.
+    #[test]
+    fn rows_scale_as_documented_and_land_in_their_rows() {
+        let rows = [input(9_999_999.0, 10_000.0), input(0.0, 0.0)];
+        let full = rows[0].values();
+        assert!((full[1] - 1.0).abs() < 1e-6, "10M followers: {}", full[1]);
+        assert!((full[3] - 1.0).abs() < 1e-6, "10k yuan: {}", full[3]);
+        assert!((full[13] - 1.0).abs() < 1e-6, "100 goods: {}", full[13]);
+        assert_eq!(full[10], 1.0, "scene_mall");
+        assert_eq!((rows[1].values()[1], rows[1].values()[3]), (0.0, 0.0));
+        let x = feature_matrix(rows.iter().copied());
+        assert!(x.t().is_standard_layout(), "column-major");
+        for (i, row) in rows.iter().enumerate() {
+            assert_eq!(x.row(i).to_vec(), row.values().to_vec());
+        }
+    }
+}

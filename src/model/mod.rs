@@ -317,6 +317,34 @@ mod tests {
         }
     }
 
+    /// The column passes compute what the layers define: each output the
+    /// activation of its bias plus the inputs times their weights, here
+    /// against the sums done directly in f64, for a row-major input (copied)
+    /// and a column-major one (read in place).
+    #[test]
+    fn column_passes_compute_the_layers_definition() {
+        let text = model_json(&[
+            layer_json(N_FEATURES, 3, 0.07, "relu"),
+            layer_json(3, 2, -0.2, "identity"),
+            layer_json(2, 1, 0.4, "sigmoid"),
+        ]);
+        let m = Model::from_json(&text, "t.json").unwrap();
+        let value = |i: usize, j: usize| ((i * 7 + j * 3) % 11) as f32 / 5.0 - 1.0;
+        let rows = Array2::from_shape_fn((9, N_FEATURES), |(i, j)| value(i, j));
+        let columns = Array2::from_shape_fn((9, N_FEATURES).f(), |(i, j)| value(i, j));
+        for i in 0..9 {
+            let x: Vec<f64> = (0..N_FEATURES).map(|j| f64::from(value(i, j))).collect();
+            // Every weight of a layer is the same, and every bias 0.1.
+            let hidden = (0.1 + 0.07 * x.iter().sum::<f64>()).max(0.0);
+            let second = 0.1 - 0.2 * 3.0 * hidden;
+            let expected = 1.0 / (1.0 + (-(0.1 + 0.4 * 2.0 * second)).exp());
+            for scores in [m.score(rows.view()), m.score(columns.view())] {
+                assert!((f64::from(scores.pctr[i]) - expected).abs() < 1e-6);
+                assert_eq!(scores.pctr[i], scores.pcvr[i]);
+            }
+        }
+    }
+
     #[test]
     fn malformed_models_are_refused_with_reason() {
         let wrong_rows = model_json(&[layer_json(3, 1, 0.1, "sigmoid")]);
