@@ -147,43 +147,27 @@ fn brand_self_needs_a_brand() {
     assert!(s.validate(64).is_ok());
 }
 
+/// The order value of `live1`, in yuan.
+fn live1_order_value(c: &Catalog) -> Option<f64> {
+    c.stream("live1")
+        .unwrap()
+        .order_value()
+        .map(Magnitude::value)
+}
+
 #[test]
 fn order_value_follows_cart_and_prices() {
     let mut c = small_catalog();
-    assert_eq!(
-        c.stream("live1")
-            .unwrap()
-            .order_value()
-            .map(Magnitude::value),
-        Some(20.0)
-    );
+    assert_eq!(live1_order_value(&c), Some(20.0));
     c.upsert_goods(vec![goods("g2", "s1", 50.0)], 64).unwrap();
-    assert_eq!(
-        c.stream("live1")
-            .unwrap()
-            .order_value()
-            .map(Magnitude::value),
-        Some(30.0)
-    );
+    assert_eq!(live1_order_value(&c), Some(30.0));
     c.upsert_streams(vec![stream("live1", "s1", &["g2"])], 64)
         .unwrap();
-    assert_eq!(
-        c.stream("live1")
-            .unwrap()
-            .order_value()
-            .map(Magnitude::value),
-        Some(50.0)
-    );
+    assert_eq!(live1_order_value(&c), Some(50.0));
     assert_eq!(c.stream("live1").unwrap().cart(), Magnitude::new(1.0));
     // g1 left the cart: its price no longer moves the stream.
     c.upsert_goods(vec![goods("g1", "s1", 1000.0)], 64).unwrap();
-    assert_eq!(
-        c.stream("live1")
-            .unwrap()
-            .order_value()
-            .map(Magnitude::value),
-        Some(50.0)
-    );
+    assert_eq!(live1_order_value(&c), Some(50.0));
     c.upsert_streams(vec![stream("live1", "s1", &[])], 64)
         .unwrap();
     assert_eq!(c.stream("live1").unwrap().order_value(), None);

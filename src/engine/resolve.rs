@@ -5,7 +5,7 @@
 
 use super::EngineParams;
 use super::query::Candidate;
-use crate::catalog::{Catalog, Listed, QualityScores, Streamer};
+use crate::catalog::{Catalog, Listed, QualityScores};
 use crate::domain::{ItemKind, Magnitude, Millis, Scene, StreamerKind, Tier};
 use crate::model::FeatureInput;
 use std::ops::Deref;
@@ -39,9 +39,8 @@ impl Deref for Source<'_> {
 pub struct Resolved<'a> {
     pub candidate: Source<'a>,
     pub streamer_id: Option<&'a str>,
-    pub streamer: Option<&'a Streamer>,
-    /// The streamer's follower count, when the catalog knows the streamer.
-    pub followers: Option<Magnitude>,
+    /// The streamer, when the catalog knows it.
+    pub streamer: Option<&'a Listed>,
     pub tier: Tier,
     /// Yuan; the order value for streams.
     pub price: Magnitude,
@@ -119,8 +118,7 @@ impl<'a> Resolved<'a> {
         Resolved {
             candidate: c,
             streamer_id,
-            streamer,
-            followers: listed.map(Listed::followers),
+            streamer: listed,
             // A streamer the catalog does not know is most likely new, hence small.
             tier: streamer.map_or(Tier::Small, |s| params.tiers.classify(s.followers)),
             price,
@@ -136,19 +134,19 @@ impl<'a> Resolved<'a> {
     }
 
     pub fn created_at(&self) -> Option<Millis> {
-        self.streamer.map(|s| s.created_at)
+        self.streamer.map(|s| s.streamer().created_at)
     }
 
     pub fn features(&self, scene: Scene) -> FeatureInput {
         FeatureInput {
             is_live_stream: self.candidate.kind == ItemKind::LiveStream,
-            followers: self.followers,
+            followers: self.streamer.map(Listed::followers),
             user_follows: self.candidate.user_follows.unwrap_or(false),
             price: self.price,
             scores: self.scores,
             is_brand_self: self
                 .streamer
-                .is_some_and(|s| s.kind == StreamerKind::BrandSelf),
+                .is_some_and(|s| s.streamer().kind == StreamerKind::BrandSelf),
             scene,
             cart: self.cart,
             resolved: self.resolved,
