@@ -2,13 +2,15 @@
 //! the log after it, and the log can be truncated.
 //!
 //! A snapshot is `snapshot-<seq, 20 digits>.bin` in the event log's
-//! directory: the 8-byte magic `FFSNAP04`, the payload's length (u64 LE) and
+//! directory: the 8-byte magic `FFSNAP05`, the payload's length (u64 LE) and
 //! CRC-32 (u32 LE), then the payload in postcard (a documented, compact serde
 //! format). `seq` is the last log record it includes. It is written to a
 //! temporary file, synced, renamed into place and the directory synced, so a
 //! crash leaves either the old snapshot or the new one, never half of one;
 //! older snapshots are deleted after. Older versions are still read:
-//! `FFSNAP03` (affinities without the user's taste, [`Layout::V3`]),
+//! `FFSNAP04` (budgets without the demand their pacing learns, see
+//! [`v4`]), `FFSNAP03` (nor the affinities the user's taste,
+//! [`Layout::V3`]),
 //! `FFSNAP02` (nor the seen time, [`Layout::V2`]) and `FFSNAP01`, from
 //! before the flow's holdout (see [`v1`]).
 
@@ -19,17 +21,113 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
-const MAGIC: &[u8; 8] = b"FFSNAP04";
+const MAGIC: &[u8; 8] = b"FFSNAP05";
+const MAGIC_V4: &[u8; 8] = b"FFSNAP04";
 const MAGIC_V3: &[u8; 8] = b"FFSNAP03";
 const MAGIC_V2: &[u8; 8] = b"FFSNAP02";
 const MAGIC_V1: &[u8; 8] = b"FFSNAP01";
+
+/// The payload of `FFSNAP02` to `FFSNAP04` snapshots: budgets paced
+/// without learned demand. Read into today's [`Snapshot`] with nothing
+/// learned, so the pacing starts from the configured profile.
+mod v4 {
+    use crate::chuanliu::{Enrollment, FlowCounts, HoldoutState, Reward, Secs};
+    use crate::domain::Millis;
+    use compact_str::CompactString;
+    use serde::{Deserialize, Serialize};
+
+    #[derive(Serialize, Deserialize)]
+    pub struct Snapshot {
+        pub seq: u64,
+        pub flow: Flow,
+        pub event_ids: Vec<(CompactString, Secs)>,
+    }
+
+    #[derive(Serialize, Deserialize)]
+    pub struct Flow {
+        pub brands: Vec<CompactString>,
+        pub streamers: Vec<CompactString>,
+        pub users: Vec<serde_bytes::ByteBuf>,
+        pub registry: Vec<BrandSnapshot>,
+        pub budget: PacerState,
+        pub rewards: Vec<(CompactString, Reward)>,
+        pub totals: FlowCounts,
+        pub holdout: Vec<(u32, HoldoutState)>,
+    }
+
+    #[derive(Serialize, Deserialize)]
+    pub struct BrandSnapshot {
+        pub brand: u32,
+        pub enrollment: Enrollment,
+        pub daily_impressions: Option<u64>,
+        pub pacer: PacerState,
+        pub counts: FlowCounts,
+    }
+
+    #[derive(Default, Serialize, Deserialize)]
+    pub struct PacerState {
+        pub day: i64,
+        pub spent: u64,
+        pub hour: i64,
+        pub spent_in_hour: u64,
+        pub latest: Millis,
+    }
+
+    impl From<PacerState> for crate::chuanliu::PacerState {
+        fn from(p: PacerState) -> Self {
+            crate::chuanliu::PacerState {
+                day: p.day,
+                spent: p.spent,
+                hour: p.hour,
+                spent_in_hour: p.spent_in_hour,
+                latest: p.latest,
+                demand: Default::default(),
+            }
+        }
+    }
+
+    pub fn registry(brands: Vec<BrandSnapshot>) -> Vec<crate::chuanliu::BrandSnapshot> {
+        brands
+            .into_iter()
+            .map(|b| crate::chuanliu::BrandSnapshot {
+                brand: b.brand,
+                enrollment: b.enrollment,
+                daily_impressions: b.daily_impressions,
+                pacer: b.pacer.into(),
+                counts: b.counts,
+            })
+            .collect()
+    }
+}
+
+impl v4::Snapshot {
+    fn upgrade(self, layout: Layout) -> Snapshot {
+        let f = self.flow;
+        Snapshot {
+            seq: self.seq,
+            flow: FlowSnapshot {
+                brands: f.brands,
+                streamers: f.streamers,
+                users: f.users,
+                registry: v4::registry(f.registry),
+                budget: f.budget.into(),
+                rewards: f.rewards,
+                totals: f.totals,
+                holdout: f.holdout,
+                layout,
+            },
+            event_ids: self.event_ids,
+        }
+    }
+}
 
 /// The payload of an `FFSNAP01` snapshot: the flow without its holdout,
 /// affinities in [`Layout::V1`]. Read into today's [`Snapshot`] with every
 /// affinity treated (outside the holdout's arms) and the holdout empty, so
 /// an upgrade starts from it instead of refusing a log whose start is gone.
 mod v1 {
-    use crate::chuanliu::{BrandSnapshot, FlowCounts, PacerState, Reward, Secs};
+    use super::v4::{BrandSnapshot, PacerState};
+    use crate::chuanliu::{FlowCounts, Reward, Secs};
     use compact_str::CompactString;
     use serde::Deserialize;
 
@@ -55,9 +153,9 @@ mod v1 {
 impl From<v1::Snapshot> for Snapshot {
     fn from(old: v1::Snapshot) -> Snapshot {
         let f = old.flow;
-        Snapshot {
+        v4::Snapshot {
             seq: old.seq,
-            flow: FlowSnapshot {
+            flow: v4::Flow {
                 brands: f.brands,
                 streamers: f.streamers,
                 users: f.users,
@@ -66,10 +164,10 @@ impl From<v1::Snapshot> for Snapshot {
                 rewards: f.rewards,
                 totals: f.totals,
                 holdout: Vec::new(),
-                layout: Layout::V1,
             },
             event_ids: old.event_ids,
         }
+        .upgrade(Layout::V1)
     }
 }
 
@@ -143,7 +241,7 @@ pub fn read(path: &Path) -> Result<Snapshot, SnapshotError> {
         .and_then(|mut f| f.read_to_end(&mut bytes))
         .map_err(io_err(path))?;
     let magic = bytes.get(..8).unwrap_or_default();
-    let known = [MAGIC, MAGIC_V3, MAGIC_V2, MAGIC_V1];
+    let known = [MAGIC, MAGIC_V4, MAGIC_V3, MAGIC_V2, MAGIC_V1];
     if bytes.len() < 20 || !known.iter().any(|m| &m[..] == magic) {
         return Err(damaged("no snapshot header".into()));
     }
@@ -159,19 +257,18 @@ pub fn read(path: &Path) -> Result<Snapshot, SnapshotError> {
     if crc32fast::hash(payload) != crc {
         return Err(damaged("checksum mismatch".into()));
     }
-    let decoded = if magic == MAGIC_V1 {
-        postcard::from_bytes::<v1::Snapshot>(payload).map(Snapshot::from)
-    } else {
-        postcard::from_bytes(payload).map(|mut s: Snapshot| {
-            // The payload's shape is the same; only the entries' layout
-            // inside the affinity blobs differs.
-            s.flow.layout = match magic {
+    let decoded = match magic {
+        m if m == MAGIC => postcard::from_bytes::<Snapshot>(payload),
+        m if m == MAGIC_V1 => postcard::from_bytes::<v1::Snapshot>(payload).map(Snapshot::from),
+        m => postcard::from_bytes::<v4::Snapshot>(payload).map(|old| {
+            // The payload's shape is the same from v2 to v4; only the
+            // entries' layout inside the affinity blobs differs.
+            old.upgrade(match m {
                 m if m == MAGIC_V2 => Layout::V2,
                 m if m == MAGIC_V3 => Layout::V3,
                 _ => Layout::V4,
-            };
-            s
-        })
+            })
+        }),
     };
     decoded.map_err(|e| damaged(format!("cannot decode: {e}")))
 }
@@ -199,6 +296,69 @@ mod tests {
         }
     }
 
+    /// Writes `payload` as snapshot `seq` of an older version.
+    fn write_as(dir: &Path, seq: u64, magic: &[u8; 8], payload: &impl Serialize) {
+        let payload = postcard::to_stdvec(payload).unwrap();
+        let mut bytes = magic.to_vec();
+        bytes.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+        bytes.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+        bytes.extend_from_slice(&payload);
+        std::fs::write(dir.join(format!("snapshot-{seq:020}.bin")), bytes).unwrap();
+    }
+
+    #[test]
+    fn the_demand_a_budget_learned_is_kept() {
+        let mut demand = crate::chuanliu::Demand::default();
+        demand.note(9);
+        demand.end_day(3.0);
+        let mut snapshot = sample(6);
+        snapshot.flow.budget.spent = 40;
+        snapshot.flow.budget.demand = demand;
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), &snapshot).unwrap();
+        let read = latest(dir.path()).unwrap().unwrap();
+        assert_eq!(read.flow.budget.demand.learned()[9], 1.0);
+        assert_eq!(read, snapshot);
+    }
+
+    #[test]
+    fn a_snapshot_from_before_learned_demand_keeps_its_budgets_and_learns_afresh() {
+        let mut old = v4::Snapshot {
+            seq: 5,
+            flow: v4::Flow {
+                brands: vec!["b".into()],
+                streamers: Vec::new(),
+                users: Vec::new(),
+                registry: vec![v4::BrandSnapshot {
+                    brand: 0,
+                    enrollment: crate::chuanliu::Enrollment::Enrolled,
+                    daily_impressions: Some(70),
+                    pacer: v4::PacerState {
+                        spent: 7,
+                        ..v4::PacerState::default()
+                    },
+                    counts: Default::default(),
+                }],
+                budget: v4::PacerState::default(),
+                rewards: Vec::new(),
+                totals: Default::default(),
+                holdout: Vec::new(),
+            },
+            event_ids: vec![("e1".into(), Secs(5))],
+        };
+        old.flow.budget.spent = 40;
+        old.flow.budget.day = 3;
+        let dir = tempfile::tempdir().unwrap();
+        write_as(dir.path(), 5, MAGIC_V4, &old);
+        let read = latest(dir.path()).unwrap().unwrap();
+        assert_eq!((read.seq, read.flow.layout), (5, Layout::V4));
+        assert_eq!((read.flow.budget.day, read.flow.budget.spent), (3, 40));
+        assert_eq!(read.flow.budget.demand, Default::default());
+        let brand = &read.flow.registry[0];
+        assert_eq!((brand.daily_impressions, brand.pacer.spent), (Some(70), 7));
+        assert_eq!(read.event_ids, old.event_ids);
+    }
+
     #[test]
     fn the_newest_snapshot_is_read_back_and_older_ones_are_deleted() {
         let dir = tempfile::tempdir().unwrap();
@@ -219,17 +379,22 @@ mod tests {
         blob.extend_from_slice(&1u16.to_le_bytes());
         blob.push(1);
         blob.extend_from_slice(&[0; 8]);
-        let mut old = sample(4);
-        old.flow.brands = vec!["b".into()];
-        old.flow.streamers = vec!["s".into()];
-        old.flow.users = vec![serde_bytes::ByteBuf::from(blob)];
-        let payload = postcard::to_stdvec(&old).unwrap();
+        let old = v4::Snapshot {
+            seq: 4,
+            flow: v4::Flow {
+                brands: vec!["b".into()],
+                streamers: vec!["s".into()],
+                users: vec![serde_bytes::ByteBuf::from(blob)],
+                registry: Vec::new(),
+                budget: v4::PacerState::default(),
+                rewards: Vec::new(),
+                totals: Default::default(),
+                holdout: Vec::new(),
+            },
+            event_ids: Vec::new(),
+        };
         let dir = tempfile::tempdir().unwrap();
-        let mut bytes = MAGIC_V2.to_vec();
-        bytes.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-        bytes.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
-        bytes.extend_from_slice(&payload);
-        std::fs::write(dir.path().join(format!("snapshot-{:020}.bin", 4)), bytes).unwrap();
+        write_as(dir.path(), 4, MAGIC_V2, &old);
 
         let read = latest(dir.path()).unwrap().unwrap();
         assert_eq!(read.flow.layout, Layout::V2);
@@ -240,14 +405,15 @@ mod tests {
 
     #[test]
     fn a_snapshot_from_before_the_holdout_is_read_with_every_affinity_treated() {
-        use crate::chuanliu::{Flow, FlowCounts, PacerState};
+        use crate::chuanliu::{Flow, FlowCounts};
+        use v4::PacerState;
         // The v1 payload's shape, as that build wrote it.
         #[derive(Serialize)]
         struct OldFlow {
             brands: Vec<CompactString>,
             streamers: Vec<CompactString>,
             users: Vec<serde_bytes::ByteBuf>,
-            registry: Vec<crate::chuanliu::BrandSnapshot>,
+            registry: Vec<v4::BrandSnapshot>,
             budget: PacerState,
             rewards: Vec<(CompactString, crate::chuanliu::Reward)>,
             totals: FlowCounts,
@@ -276,14 +442,8 @@ mod tests {
             },
             vec![(CompactString::from("e1"), Secs(5))],
         );
-        let payload = postcard::to_stdvec(&old).unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join(format!("snapshot-{:020}.bin", 12));
-        let mut bytes = MAGIC_V1.to_vec();
-        bytes.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-        bytes.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
-        bytes.extend_from_slice(&payload);
-        std::fs::write(&path, bytes).unwrap();
+        write_as(dir.path(), 12, MAGIC_V1, &old);
 
         let read = latest(dir.path()).unwrap().unwrap();
         assert_eq!((read.seq, read.flow.layout), (12, Layout::V1));
@@ -297,7 +457,8 @@ mod tests {
             ("b", vec!["s".to_string()])
         );
         assert!(!a.holdout && a.updated == Secs(100));
-        // Written again, it is a v2 snapshot that reads back the same.
+        // Written again, it is a snapshot of today's version that reads
+        // back the same.
         let again = Snapshot {
             seq: 13,
             flow: flow.snapshot(),

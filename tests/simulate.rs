@@ -696,6 +696,36 @@ fn the_oracle_lifts_participants_own_live_gmv_within_the_flows_budget() {
 }
 
 #[test]
+fn where_the_flow_only_boosts_the_oracle_moves_only_a_proposed_stream() {
+    let (start, world) = thousand_users();
+    let oracle_in = |mode: &str| {
+        let config = format!("{FLOW_ON}[chuanliu.scenes.recommend]\nmode = \"{mode}\"\n");
+        let engines = vec![flow_off(), (mode.to_string(), flow_engine(&config))];
+        let design = sim::report::Design {
+            warmup_days: 2,
+            enrolled_share: 0.5,
+            oracle: Some(sim::OracleKnows::Value),
+        };
+        let c = sim::report::compare(
+            &world,
+            &start,
+            &engines,
+            1,
+            &[Scene::Recommend],
+            design,
+            sim::report::Extras::default(),
+        );
+        c.rows[2].flow.impressions
+    };
+    let (inject, boost) = (oracle_in("inject"), oracle_in("boost"));
+    assert!(inject > 0, "the oracle adds the stream where the flow may");
+    assert!(
+        boost < inject,
+        "boost: {boost} against inject: {inject}: retrieval seldom proposes it"
+    );
+}
+
+#[test]
 fn the_holdout_estimates_what_the_flow_adds_in_the_simulated_world() {
     let (start, world) = thousand_users();
     let engines = vec![

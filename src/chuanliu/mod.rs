@@ -18,6 +18,7 @@
 mod affinity;
 mod brands;
 mod caps;
+mod demand;
 pub mod holdout;
 mod interner;
 mod leases;
@@ -30,6 +31,7 @@ mod snapshot;
 pub use affinity::{Affinities, Affinity, AffinityParams, Layout, Swept, Trigger};
 pub use brands::{BrandSetting, BrandSnapshot, Enrollment, FlowCounts};
 pub use caps::{CapHold, CapHolds, CapScope, Wanted};
+pub use demand::Demand;
 pub use holdout::{Ghosts, HoldoutState, HoldoutStats, Increment};
 pub use leases::BudgetKey;
 pub use offers::Offer;
@@ -367,6 +369,12 @@ impl Flow {
             holdout.add(&b.holdout.lock());
         }
         holdout
+    }
+
+    /// The share of the day's budget the pacing allows spent by `now`, by
+    /// the profile it paces with (learned, if it follows demand).
+    pub fn planned_share(&self, now: Millis, params: &FlowParams) -> f64 {
+        self.budget.planned_share(&params.pacing, now)
     }
 
     pub fn totals(&self, now: Millis, params: &FlowParams) -> FlowTotals {

@@ -123,15 +123,27 @@ impl Flow {
 
     /// Reserves flow streams for one page from `offers`, in the order
     /// given (the caller's best first): each under the cap (`caps` says
-    /// whose counts) and within the budgets, at most `max_per_page`.
+    /// whose counts) and within the budgets, at most `max_per_page`. The
+    /// page counts as demand for the budgets that could pay for it, so
+    /// their pacing learns when the flow has pages to act on.
     pub fn reserve<'f>(
         &'f self,
         params: &'f FlowParams,
         user: &'f str,
         now: Millis,
         caps: CapScope<'f>,
-        offers: impl IntoIterator<Item = Offer<'f>>,
+        offers: Vec<Offer<'f>>,
     ) -> Vec<Reservation<'f>> {
+        if offers.is_empty() {
+            return Vec::new();
+        }
+        self.budget.note_demand(&params.pacing, now);
+        // A brand with a budget of its own has an entry (it was set).
+        for entry in offers.iter().filter_map(|o| o.entry.as_ref()) {
+            if entry.daily_impressions().is_some() {
+                entry.pacer.note_demand(&params.pacing, now);
+            }
+        }
         let secs = Secs::from(now);
         let (cap, window) = (caps.process_cap(params), params.frequency_window_s);
         let mut out = Vec::new();

@@ -5,10 +5,13 @@
 //! share of a 24-hour profile (uniform unless configured), interpolated
 //! within the hour. With rollover, what an hour left unspent stays available
 //! later in the day; without, each hour may spend only its own share and
-//! the rest lapses. Either way the day's total never exceeds the budget: a
+//! the rest lapses. With `follow_demand_days` set, the profile is learned
+//! instead: each pacer paces by the hours in which the flow had pages to
+//! act on, on the days before ([`super::demand`]). Either way the day's total never exceeds the budget: a
 //! spend is checked and counted under one lock, and a refund only gives
 //! back what was counted.
 
+use super::demand::Demand;
 use crate::domain::Millis;
 use parking_lot::Mutex;
 
@@ -22,6 +25,9 @@ pub struct Pacing {
     pub day_start_ms: i64,
     /// Unspent allowance carries over to later hours of the same day.
     pub rollover: bool,
+    /// Pace by the hours the flow had pages to act on, learned over about
+    /// this many days ([`Demand`]); 0: by `cumulative` alone.
+    pub follow_demand_days: f64,
 }
 
 impl Pacing {
@@ -47,7 +53,17 @@ impl Pacing {
             cumulative,
             day_start_ms,
             rollover,
+            follow_demand_days: 0.0,
         })
+    }
+
+    /// The same profile, learned from demand over about `days` days (0:
+    /// not learned).
+    pub fn following_demand(self, days: f64) -> Pacing {
+        Pacing {
+            follow_demand_days: days,
+            ..self
+        }
     }
 
     /// The budget day `now` falls in (days since the epoch, from the day
@@ -56,13 +72,13 @@ impl Pacing {
         position(now, self).0
     }
 
-    /// The share of a day's budget the plan allows spent by `now` (with
-    /// rollover; without, what the hours before and this one's part add up
-    /// to): what the console draws spending against.
-    pub fn planned_share(&self, now: Millis) -> f64 {
-        let (_, hour, fraction) = position(now, self);
-        let h = hour as usize;
-        self.cumulative[h] + (self.cumulative[h + 1] - self.cumulative[h]) * fraction
+    /// The plan to pace by with `demand` learned.
+    fn plan(&self, demand: &Demand) -> [f64; 25] {
+        if self.follow_demand_days > 0.0 {
+            demand.plan(&self.cumulative)
+        } else {
+            self.cumulative
+        }
     }
 
     pub fn uniform(day_start_ms: i64, rollover: bool) -> Pacing {
@@ -72,7 +88,7 @@ impl Pacing {
 
 const HOUR_MS: i64 = 3_600_000;
 
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PacerState {
     /// The budget day (days since the epoch, shifted to the day start).
     pub day: i64,
@@ -85,6 +101,9 @@ pub struct PacerState {
     /// clocks a little behind) are paced as of this one: a late request
     /// must not reopen a finished day's or hour's budget.
     pub latest: Millis,
+    /// When the flow had pages to act on: today, and learned from the days
+    /// before.
+    pub demand: Demand,
 }
 
 /// The spending of one daily budget: counted here alone (a single
@@ -148,10 +167,13 @@ impl PacerState {
         self.latest = now;
         let (day, hour, fraction) = position(now, pacing);
         if day != self.day {
+            let mut demand = self.demand;
+            demand.end_day(pacing.follow_demand_days);
             *self = PacerState {
                 day,
                 hour,
                 latest: now,
+                demand,
                 ..PacerState::default()
             };
         } else if hour != self.hour {
@@ -163,32 +185,51 @@ impl PacerState {
 
     /// How many more impressions are allowed at this position.
     fn headroom(&self, budget: u64, pacing: &Pacing, hour: i64, fraction: f64) -> u64 {
-        match allowance(budget, pacing, hour, fraction) {
+        match self.allowance(budget, pacing, hour, fraction) {
             (day, None) => day.saturating_sub(self.spent),
             (day, Some(this_hour)) => this_hour
                 .saturating_sub(self.spent_in_hour)
                 .min(day.saturating_sub(self.spent)),
         }
     }
-}
 
-/// How much of `budget` the pacing allows by `now`: in the day, and in its
-/// hour when unspent allowance does not roll over.
-fn allowance(budget: u64, pacing: &Pacing, hour: i64, fraction: f64) -> (u64, Option<u64>) {
-    let budget_f = budget as f64;
-    let h = hour as usize;
-    if pacing.rollover {
-        let cumulative =
-            pacing.cumulative[h] + (pacing.cumulative[h + 1] - pacing.cumulative[h]) * fraction;
-        // The epsilon keeps 2400 x 6/24 at 600, not 599.99... -> 599.
-        (
-            ((budget_f * cumulative + 1e-6).floor() as u64).min(budget),
-            None,
-        )
-    } else {
-        let this_hour =
-            (budget_f * (pacing.cumulative[h + 1] - pacing.cumulative[h]) + 1e-6).floor() as u64;
-        (budget, Some(this_hour))
+    /// How much of `budget` the pacing allows at this position: in the
+    /// day, and in its hour when unspent allowance does not roll over.
+    fn allowance(
+        &self,
+        budget: u64,
+        pacing: &Pacing,
+        hour: i64,
+        fraction: f64,
+    ) -> (u64, Option<u64>) {
+        let plan = pacing.plan(&self.demand);
+        let budget_f = budget as f64;
+        let h = hour as usize;
+        if pacing.rollover {
+            let cumulative = plan[h] + (plan[h + 1] - plan[h]) * fraction;
+            // The epsilon keeps 2400 x 6/24 at 600, not 599.99... -> 599.
+            (
+                ((budget_f * cumulative + 1e-6).floor() as u64).min(budget),
+                None,
+            )
+        } else {
+            let this_hour = (budget_f * (plan[h + 1] - plan[h]) + 1e-6).floor() as u64;
+            (budget, Some(this_hour))
+        }
+    }
+
+    /// The share of the day's budget the plan allows spent by `now` (with
+    /// rollover; without, what the hours before and this one's part add up
+    /// to).
+    fn planned_share(&self, pacing: &Pacing, now: Millis) -> f64 {
+        let (day, hour, fraction) = position(now.max(self.latest), pacing);
+        let mut demand = self.demand;
+        if day != self.day {
+            demand.end_day(pacing.follow_demand_days);
+        }
+        let plan = pacing.plan(&demand);
+        let h = hour as usize;
+        plan[h] + (plan[h + 1] - plan[h]) * fraction
     }
 }
 
@@ -267,7 +308,7 @@ impl Pacer {
             return None;
         }
         held.starved = false;
-        let (allowed_day, allowed_hour) = allowance(budget, pacing, hour, fraction);
+        let (allowed_day, allowed_hour) = s.paced.allowance(budget, pacing, hour, fraction);
         Some(LeaseRequest {
             day: s.paced.day,
             hour,
@@ -318,6 +359,23 @@ impl Pacer {
         }
     }
 
+    /// Counts a page at `now` on which the flow had something to reserve
+    /// from this budget, whether or not it is spent: the demand the
+    /// pacing learns.
+    pub fn note_demand(&self, pacing: &Pacing, now: Millis) {
+        if pacing.follow_demand_days > 0.0 {
+            let mut s = self.state.lock();
+            let (hour, _) = s.paced.advance(now, pacing);
+            s.paced.demand.note(hour as usize);
+        }
+    }
+
+    /// The share of a day's budget the plan allows spent by `now`: what
+    /// the console draws spending against.
+    pub fn planned_share(&self, pacing: &Pacing, now: Millis) -> f64 {
+        self.state.lock().paced.planned_share(pacing, now)
+    }
+
     /// Spent today (as of `now`) and what is left of the day's budget.
     pub fn today(&self, budget: u64, pacing: &Pacing, now: Millis) -> (u64, u64) {
         let s = self.state.lock();
@@ -345,211 +403,4 @@ impl Pacer {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn pacing(rollover: bool) -> Pacing {
-        Pacing::uniform(0, rollover)
-    }
-
-    fn at(hour: f64) -> Millis {
-        Millis((hour * HOUR_MS as f64) as i64)
-    }
-
-    fn spend_all(p: &Pacer, budget: u64, pacing: &Pacing, now: Millis) -> u64 {
-        let mut n = 0;
-        while p.try_spend(budget, pacing, now) {
-            n += 1;
-        }
-        n
-    }
-
-    #[test]
-    fn with_rollover_the_allowance_grows_with_the_day_and_never_passes_the_budget() {
-        let (p, pace) = (Pacer::default(), pacing(true));
-        assert_eq!(
-            spend_all(&p, 2400, &pace, at(0.5)),
-            50,
-            "half an hour of 100/h"
-        );
-        // Nothing spent from 0.5 h to 6 h: it rolls forward.
-        assert_eq!(spend_all(&p, 2400, &pace, at(6.0)), 550);
-        assert_eq!(spend_all(&p, 2400, &pace, at(23.99)), 2400 - 600 - 1);
-        assert_eq!(p.today(2400, &pace, at(23.99)), (2399, 1));
-        // A new day starts from zero.
-        assert_eq!(spend_all(&p, 2400, &pace, at(24.5)), 50);
-    }
-
-    #[test]
-    fn the_plan_is_the_cumulative_share_of_the_day() {
-        let pace = pacing(true);
-        assert!((pace.planned_share(at(6.0)) - 0.25).abs() < 1e-12);
-        assert!(
-            (pace.planned_share(at(30.0)) - 0.25).abs() < 1e-12,
-            "a day later"
-        );
-        let evening = Pacing::new(&[[0.0; 12], [1.0; 12]].concat(), 0, true).unwrap();
-        assert_eq!(evening.planned_share(at(11.5)), 0.0);
-        assert!((evening.planned_share(at(18.0)) - 0.5).abs() < 1e-12);
-    }
-
-    #[test]
-    fn without_rollover_an_hour_spends_only_its_own_share() {
-        let (p, pace) = (Pacer::default(), pacing(false));
-        assert_eq!(spend_all(&p, 2400, &pace, at(0.1)), 100);
-        assert_eq!(spend_all(&p, 2400, &pace, at(0.9)), 0);
-        // Hours 1..5 unspent: lapsed.
-        assert_eq!(spend_all(&p, 2400, &pace, at(6.0)), 100);
-    }
-
-    #[test]
-    fn a_late_request_does_not_reopen_a_finished_day_and_refunds_stay_in_their_day() {
-        let (p, pace) = (Pacer::default(), pacing(true));
-        assert_eq!(spend_all(&p, 240, &pace, at(25.0)), 10);
-        assert!(
-            !p.try_spend(240, &pace, at(23.0)),
-            "yesterday's time, today's state"
-        );
-        p.refund(&pace, at(23.0));
-        assert_eq!(
-            p.today(240, &pace, at(25.0)).0,
-            10,
-            "not refunded into today"
-        );
-        p.refund(&pace, at(25.0));
-        assert_eq!(p.today(240, &pace, at(25.0)).0, 9);
-    }
-
-    #[test]
-    fn concurrent_spends_never_pass_the_allowance() {
-        let (p, pace) = (Pacer::default(), pacing(true));
-        let spent: u64 = std::thread::scope(|s| {
-            let handles: Vec<_> = (0..8)
-                .map(|_| s.spawn(|| spend_all(&p, 24_000, &pace, at(12.0))))
-                .collect();
-            handles.into_iter().map(|h| h.join().unwrap()).sum()
-        });
-        assert_eq!(spent, 12_000);
-    }
-
-    #[test]
-    fn a_profile_paces_by_its_weights() {
-        let mut weights = [0.0; 24];
-        weights[20] = 3.0;
-        weights[21] = 1.0;
-        let pace = Pacing::new(&weights, 0, true).unwrap();
-        let p = Pacer::default();
-        assert_eq!(spend_all(&p, 1000, &pace, at(19.9)), 0);
-        assert_eq!(spend_all(&p, 1000, &pace, at(20.5)), 375);
-        assert_eq!(spend_all(&p, 1000, &pace, at(23.0)), 625);
-    }
-
-    /// A fleet's count, as the Lua script keeps it: a lease takes at most
-    /// what the pacing allows by now, less what was leased.
-    fn lease_from(fleet: &Mutex<u64>, r: LeaseRequest) -> u64 {
-        let mut leased = fleet.lock();
-        let grant = r.want.min(r.allowed_day.saturating_sub(*leased));
-        *leased += grant;
-        grant
-    }
-
-    /// Spends on `pacer` until the fleet's count has nothing more to lease;
-    /// returns how many it spent (every third one refunded, then spent
-    /// again, as unplaced reservations are).
-    fn spend_leased(p: &Pacer, fleet: &Mutex<u64>, budget: u64, pace: &Pacing, now: Millis) -> u64 {
-        let (mut spent, mut attempts) = (0, 0);
-        loop {
-            if p.try_spend(budget, pace, now) {
-                attempts += 1;
-                if attempts % 3 == 0 {
-                    p.refund(pace, now);
-                } else {
-                    spent += 1;
-                }
-                continue;
-            }
-            match p.lease_request(budget, pace, now, 7) {
-                Some(r) => {
-                    let granted = lease_from(fleet, r);
-                    p.grant(r.day, granted);
-                    if granted == 0 {
-                        return spent;
-                    }
-                }
-                None => return spent,
-            }
-        }
-    }
-
-    #[test]
-    fn replicas_leasing_from_one_count_spend_exactly_the_allowance() {
-        let pace = pacing(true);
-        let fleet = Mutex::new(0);
-        let replicas: Vec<Pacer> = (0..3).map(|_| Pacer::shared()).collect();
-        let spent: u64 = std::thread::scope(|s| {
-            let handles: Vec<_> = replicas
-                .iter()
-                .map(|p| s.spawn(|| spend_leased(p, &fleet, 2400, &pace, at(12.0))))
-                .collect();
-            handles.into_iter().map(|h| h.join().unwrap()).sum()
-        });
-        assert_eq!(
-            spent, 1200,
-            "half the day's budget by noon, over all replicas"
-        );
-        assert_eq!(*fleet.lock(), 1200);
-        // Without a lease a shared pacer spends nothing, whatever the budget.
-        assert!(!Pacer::shared().try_spend(2400, &pace, at(12.0)));
-    }
-
-    #[test]
-    fn a_replica_lost_with_a_lease_leaves_it_unspent_and_a_day_change_drops_it() {
-        let pace = pacing(true);
-        let fleet = Mutex::new(0);
-        {
-            let lost = Pacer::shared();
-            let r = lost.lease_request(240, &pace, at(12.0), 50).unwrap();
-            lost.grant(r.day, lease_from(&fleet, r));
-            assert!(lost.try_spend(240, &pace, at(12.0)));
-        } // dies holding 49
-        let survivor = Pacer::shared();
-        let spent = spend_leased(&survivor, &fleet, 240, &pace, at(12.0));
-        assert_eq!(spent, 120 - 50, "never more than the allowance");
-        // What was held for yesterday is not spent today.
-        let p = Pacer::shared();
-        let r = p.lease_request(240, &pace, at(12.0), 10).unwrap();
-        p.grant(r.day, 10);
-        assert!(!p.try_spend(240, &pace, at(36.0)));
-        assert_eq!(p.release(), None, "nothing held for the new day");
-        // A grant that arrives after its day is dropped.
-        p.grant(r.day, 5);
-        assert!(!p.try_spend(240, &pace, at(36.0)));
-        // Unspent leases are released for return, once.
-        let q = Pacer::shared();
-        let r = q.lease_request(240, &pace, at(12.0), 10).unwrap();
-        q.grant(r.day, 10);
-        assert!(q.try_spend(240, &pace, at(12.0)));
-        assert_eq!(q.release(), Some((r.day, 9)));
-        assert_eq!(q.release(), None);
-    }
-
-    #[test]
-    fn a_lease_request_carries_the_pacing_allowance() {
-        let p = Pacer::shared();
-        let r = p.lease_request(2400, &pacing(false), at(5.5), 30).unwrap();
-        assert_eq!(
-            (r.hour, r.allowed_day, r.allowed_hour, r.want),
-            (5, 2400, Some(100), 30)
-        );
-        p.grant(r.day, 30);
-        assert_eq!(
-            p.lease_request(2400, &pacing(false), at(5.5), 30),
-            None,
-            "enough held"
-        );
-        assert_eq!(
-            Pacer::default().lease_request(2400, &pacing(true), at(5.5), 30),
-            None
-        );
-    }
-}
+mod tests;

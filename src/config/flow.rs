@@ -45,8 +45,8 @@ impl Default for RawChuanliu {
             budget: RawBudget::default(),
             reward: RawReward::default(),
             scenes: BTreeMap::from([
-                ("recommend".into(), scene(RawMode::Inject, 5.0)),
-                ("mall".into(), scene(RawMode::Inject, 5.0)),
+                ("recommend".into(), scene(RawMode::Inject, 2.0)),
+                ("mall".into(), scene(RawMode::Inject, 2.0)),
                 ("search".into(), scene(RawMode::Boost, 1.5)),
             ]),
         }
@@ -117,6 +117,7 @@ pub struct RawBudget {
     pub rollover: bool,
     pub day_starts_at_utc_hour: u64,
     pub hourly_weights: Vec<f64>,
+    pub follow_demand_days: f64,
 }
 
 impl Default for RawBudget {
@@ -126,6 +127,7 @@ impl Default for RawBudget {
             rollover: true,
             day_starts_at_utc_hour: 16,
             hourly_weights: Vec::new(),
+            follow_demand_days: 3.0,
         }
     }
 }
@@ -225,8 +227,15 @@ pub fn validate(raw: RawChuanliu) -> Result<FlowParams, Invalid> {
     } else {
         b.hourly_weights.clone()
     };
+    let follow_demand_days = in_range(
+        "chuanliu.budget.follow_demand_days",
+        b.follow_demand_days,
+        0.0,
+        365.0,
+    )?;
     let pacing = Pacing::new(&weights, start_hour as i64 * 3_600_000, b.rollover)
-        .map_err(|reason| invalid("chuanliu.budget.hourly_weights", reason))?;
+        .map_err(|reason| invalid("chuanliu.budget.hourly_weights", reason))?
+        .following_demand(follow_demand_days);
     let r = &raw.reward;
     let reward = RewardParams {
         per_impression: in_range(

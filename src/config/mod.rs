@@ -437,6 +437,10 @@ mod tests {
         );
         assert_eq!(key_of("[limits]\nmax_slot = 10"), "limits.max_slot");
         assert_eq!(
+            key_of("[chuanliu.budget]\nfollow_demand_days = -1.0"),
+            "chuanliu.budget.follow_demand_days"
+        );
+        assert_eq!(
             key_of("[cluster]\nnats_urls = [\"nats://h:port\"]\nredis_urls = [\"redis://h:1\"]"),
             "cluster.nats_urls"
         );

@@ -47,13 +47,21 @@ impl Config {
         let flow = &self.engine.chuanliu;
         let _ = writeln!(
             out,
-            "flow         {}; budget {} impressions/day{}; cap {} per user and brand",
+            "flow         {}; budget {} impressions/day{}{}; cap {} per user and brand",
             if flow.enabled { "on" } else { "off" },
             flow.daily_impressions,
             if flow.pacing.rollover {
                 ", unspent rolls over"
             } else {
                 ""
+            },
+            if flow.pacing.follow_demand_days > 0.0 {
+                format!(
+                    ", paced by the demand of about {} days",
+                    flow.pacing.follow_demand_days
+                )
+            } else {
+                String::new()
             },
             flow.frequency_cap
         );

@@ -268,7 +268,7 @@ impl Engine {
             .collect();
         valued.sort_by(|a, b| b.0.total_cmp(&a.0));
         let mut reservations = flow.map_or_else(Vec::new, |flow| {
-            let offers = valued.into_iter().map(|(_, o)| o);
+            let offers = valued.into_iter().map(|(_, o)| o).collect();
             flow.reserve(params, &query.user_id, query.now, caps, offers)
         });
         // Streams injected for offers that were not reserved leave the page.

@@ -54,13 +54,15 @@ impl History {
     }
 
     /// Records `views` (each variant's label and controller) and the flow's
-    /// budget at `now`, unless the last sample is more recent than the
+    /// budget at `now` (spent, and the share of the day's budget its
+    /// pacing plans spent by then), unless the last sample is more recent than the
     /// spacing; drops what is older than [`SPAN_MS`].
     pub fn sample(
         &self,
         now: Millis,
         views: &[(&str, ControllerView)],
         spent_today: u64,
+        planned_share: f64,
         flow: &FlowParams,
     ) {
         let mut samples = self.samples.lock();
@@ -87,7 +89,7 @@ impl History {
                 })
                 .collect(),
             spent_today,
-            planned_today: flow.daily_impressions as f64 * flow.pacing.planned_share(now),
+            planned_today: flow.daily_impressions as f64 * planned_share,
             daily: flow.daily_impressions,
         });
     }
@@ -121,12 +123,12 @@ mod tests {
         let flow = &config.engine.chuanliu;
         let every = 30_000;
         let h = History::new(std::time::Duration::from_millis(every as u64));
-        h.sample(Millis(0), &[("base", view(0.1))], 5, flow);
-        h.sample(Millis(every - 1), &[("base", view(0.9))], 6, flow);
+        h.sample(Millis(0), &[("base", view(0.1))], 5, 0.0, flow);
+        h.sample(Millis(every - 1), &[("base", view(0.9))], 6, 0.0, flow);
         assert_eq!(h.samples().len(), 1, "too soon after the last");
         let last = SPAN_MS / every + 10;
         for i in 1..=last {
-            h.sample(Millis(i * every), &[("base", view(0.2))], 7, flow);
+            h.sample(Millis(i * every), &[("base", view(0.2))], 7, 0.0, flow);
         }
         let samples = h.samples();
         assert_eq!(

@@ -408,7 +408,8 @@ async fn refresh_metrics(state: Arc<State>, every: std::time::Duration) {
             let now = wall_clock();
             let flow = &live.config.engine.chuanliu;
             let spent = state.ranking.flow.totals(now, flow).spent_today;
-            state.history.sample(now, &views, spent, flow);
+            let planned = state.ranking.flow.planned_share(now, flow);
+            state.history.sample(now, &views, spent, planned, flow);
             state.publish_flow(wall_clock());
             if let Some(stream) = &state.stream {
                 let (applied, lag) = stream.lag();

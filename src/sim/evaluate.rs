@@ -31,7 +31,7 @@ use crate::chuanliu::{BrandSetting, Enrollment, Flow, HoldoutStats};
 use crate::domain::Event;
 use crate::domain::{Channel, Reason, Venue};
 use crate::domain::{ItemKind, Millis, Scene};
-use crate::engine::{Engine, RankState, Ranking};
+use crate::engine::{Candidate, Engine, RankState, Ranking};
 use crate::traffic::Record;
 use foldhash::HashMap;
 use serde::Serialize;
@@ -53,8 +53,9 @@ pub struct EvalOptions {
 /// the flow's affinities). On a page of one of `scenes`, it puts the
 /// participating brand's live own stream with the highest expected GMV for
 /// the user at slot 0, within the same daily budget and per-user, per-brand
-/// cap as the flow it is compared with. The engine ranks the rest with no
-/// flow. Its lift over the baseline is the opportunity; the flow's lift
+/// cap as the flow it is compared with, and in the same scenes: where the
+/// flow only boosts, the oracle too moves only a stream retrieval proposed.
+/// The engine ranks the rest with no flow. Its lift over the baseline is the opportunity; the flow's lift
 /// over it, the flow's efficiency.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Oracle {
@@ -62,6 +63,9 @@ pub struct Oracle {
     pub frequency_cap: u16,
     pub frequency_window_ms: i64,
     pub scenes: Vec<Scene>,
+    /// Of `scenes`, those where the flow only boosts what retrieval
+    /// proposed.
+    pub proposed_only: Vec<Scene>,
     pub knows: OracleKnows,
 }
 
@@ -368,6 +372,10 @@ impl Served {
                 &self.is_live,
                 user,
                 user_state,
+                oracle
+                    .proposed_only
+                    .contains(&query.scene)
+                    .then_some(&query.candidates[..]),
                 day,
                 now,
             )
@@ -458,8 +466,8 @@ impl Served {
 }
 
 impl OracleSpend {
-    /// The stream the oracle shows `user` at `now`, if any, counted against
-    /// its budget and cap.
+    /// The stream the oracle shows `user` at `now`, if any (of those
+    /// `proposed`, when given), counted against its budget and cap.
     #[allow(clippy::too_many_arguments)]
     fn route(
         &mut self,
@@ -469,6 +477,7 @@ impl OracleSpend {
         is_live: &[bool],
         user: u32,
         user_state: &UserState,
+        proposed: Option<&[Candidate]>,
         day: u32,
         now: Millis,
     ) -> Option<u32> {
@@ -491,6 +500,9 @@ impl OracleSpend {
             .filter_map(|b| {
                 let s = world.brand_stream[b as usize].filter(|&s| is_live[s as usize])?;
                 let id = &world.streams[s as usize].id;
+                if proposed.is_some_and(|c| !c.iter().any(|c| c.item_id == *id)) {
+                    return None;
+                }
                 let value = match oracle.knows {
                     OracleKnows::Value => {
                         world.expected_gmv(user, user_state, id, ItemKind::LiveStream, 0, now)

@@ -3,7 +3,8 @@
 //!   appear for that user (injected, or boosted when proposed), with the
 //!   chuanliu reason; not for other users, paused or unenrolled brands;
 //! - the daily budget is never exceeded, even by concurrent ranks, and an
-//!   impression that was not placed gives its budget back;
+//!   impression that was not placed gives its budget back; its pacing
+//!   follows the hours the flow had pages in (`pacing`);
 //! - the per-user, per-brand cap holds; under a fleet scope only the
 //!   brands held fleet-wide are shown, and unused holds are left to give
 //!   back; affinities expire;
@@ -26,6 +27,7 @@ use std::sync::Arc;
 mod attribution;
 mod holdout;
 mod offers;
+mod pacing;
 
 const HOUR: i64 = 3_600_000;
 /// Noon UTC: with the budget day starting at 00:00 UTC, half the day's

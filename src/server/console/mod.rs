@@ -305,7 +305,7 @@ fn flow(out: &mut String, state: &State, live: &super::Live, samples: &[Sample],
     let params = &live.config.engine.chuanliu;
     let flow = &state.ranking.flow;
     let totals = flow.totals(now, params);
-    let plan = params.daily_impressions as f64 * params.pacing.planned_share(now);
+    let plan = params.daily_impressions as f64 * flow.planned_share(now, params);
     let _ = write!(
         out,
         r#"<h2 id="flow">Flow budget and brands</h2><p>{}; today <b id="flow-spent">{}</b> of <span id="flow-daily">{}</span> impressions spent against <span id="flow-plan">{:.0}</span> planned by now; since start {} impressions, {} attributed conversions, {:.2} yuan attributed.</p>"#,

@@ -217,6 +217,10 @@ pub fn oracle_for(engine: &Engine, knows: OracleKnows) -> Option<Oracle> {
             .into_iter()
             .filter(|&s| flow.scene(s).mode != SceneMode::Off)
             .collect(),
+        proposed_only: Scene::ALL
+            .into_iter()
+            .filter(|&s| flow.scene(s).mode == SceneMode::Boost)
+            .collect(),
         knows,
     })
 }
