@@ -9,7 +9,7 @@
 //! crash leaves either the old snapshot or the new one, never half of one;
 //! older snapshots are deleted after. Older versions are still read:
 //! `FFSNAP04` (budgets without the demand their pacing learns, see
-//! [`v4`]), `FFSNAP03` (nor the affinities the user's taste,
+//! [`v4`]), `FFSNAP03` (nor affinities with the user's taste,
 //! [`Layout::V3`]),
 //! `FFSNAP02` (nor the seen time, [`Layout::V2`]) and `FFSNAP01`, from
 //! before the flow's holdout (see [`v1`]).

@@ -7,9 +7,9 @@
 //! later in the day; without, each hour may spend only its own share and
 //! the rest lapses. With `follow_demand_days` set, the profile is learned
 //! instead: each pacer paces by the hours in which the flow had pages to
-//! act on, on the days before ([`super::demand`]). Either way the day's total never exceeds the budget: a
-//! spend is checked and counted under one lock, and a refund only gives
-//! back what was counted.
+//! act on, on the days before ([`super::demand`]). Either way the day's
+//! total never exceeds the budget: a spend is checked and counted under one
+//! lock, and a refund only gives back what was counted.
 
 use super::demand::Demand;
 use crate::domain::Millis;
