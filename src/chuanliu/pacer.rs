@@ -206,7 +206,7 @@ impl PacerState {
         let budget_f = budget as f64;
         let h = hour as usize;
         if pacing.rollover {
-            let cumulative = plan[h] + (plan[h + 1] - plan[h]) * fraction;
+            let cumulative = share_by(&plan, hour, fraction);
             // The epsilon keeps 2400 x 6/24 at 600, not 599.99... -> 599.
             (
                 ((budget_f * cumulative + 1e-6).floor() as u64).min(budget),
@@ -222,15 +222,18 @@ impl PacerState {
     /// rollover; without, what the hours before and this one's part add up
     /// to).
     fn planned_share(&self, pacing: &Pacing, now: Millis) -> f64 {
-        let (day, hour, fraction) = position(now.max(self.latest), pacing);
-        let mut demand = self.demand;
-        if day != self.day {
-            demand.end_day(pacing.follow_demand_days);
-        }
-        let plan = pacing.plan(&demand);
-        let h = hour as usize;
-        plan[h] + (plan[h + 1] - plan[h]) * fraction
+        // As a spend at `now` would see it (a new day ends the old one),
+        // without moving the pacer.
+        let mut at = *self;
+        let (hour, fraction) = at.advance(now, pacing);
+        share_by(&pacing.plan(&at.demand), hour, fraction)
     }
+}
+
+/// The cumulative share `plan` allows by `fraction` into `hour`.
+fn share_by(plan: &[f64; 25], hour: i64, fraction: f64) -> f64 {
+    let h = hour as usize;
+    plan[h] + (plan[h + 1] - plan[h]) * fraction
 }
 
 impl Pacer {

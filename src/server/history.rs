@@ -55,8 +55,8 @@ impl History {
 
     /// Records `views` (each variant's label and controller) and the flow's
     /// budget at `now` (spent, and the share of the day's budget its
-    /// pacing plans spent by then), unless the last sample is more recent than the
-    /// spacing; drops what is older than [`SPAN_MS`].
+    /// pacing plans spent by then), unless the last sample is more recent
+    /// than the spacing; drops what is older than [`SPAN_MS`].
     pub fn sample(
         &self,
         now: Millis,
