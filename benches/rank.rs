@@ -12,6 +12,10 @@
 //! on: three brand affinities, every iteration injecting a brand's stream
 //! (cap and budget set out of the way), in a flow holding 100k other users'
 //! affinities and a traffic reward for every influencer in the catalog.
+//!
+//! With the allocator of the `fairflow` binary that serves `Rank`
+//! (mimalloc): a rank builds a few dozen per-request vectors, and glibc's
+//! malloc would make their cost depend on the heap's history.
 
 use criterion::measurement::WallTime;
 use criterion::{BatchSize, BenchmarkGroup, Criterion, criterion_group, criterion_main};
@@ -27,6 +31,9 @@ use fairflow::sim::ItemPool;
 use rand::SeedableRng;
 use std::hint::black_box;
 use std::sync::Arc;
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const CANDIDATES: usize = 200;
 const SLOTS: u32 = 20;

@@ -77,19 +77,39 @@ pub struct Streamers {
 }
 
 impl Streamers {
+    /// Numbers the streamers by their ids' bytes.
     pub fn number(items: &[Item], max_per_streamer: u32) -> Streamers {
+        Streamers::number_interned(items, max_per_streamer, |_| None)
+    }
+
+    /// Numbers the streamers by `interned(i)` where it is `Some`: a value
+    /// the caller gives every item of one streamer alike and no item of
+    /// another (the catalog record's address), compared as a word instead
+    /// of hashing the id's bytes. Where it is `None` (a streamer the
+    /// catalog does not know) the id's bytes decide; a streamer must not
+    /// be known one way on some items and the other way on others.
+    pub fn number_interned(
+        items: &[Item],
+        max_per_streamer: u32,
+        interned: impl Fn(usize) -> Option<usize>,
+    ) -> Streamers {
         if max_per_streamer == 0 {
             return Streamers::default();
         }
-        let mut ids: HashMap<&str, u32> = HashMap::with_capacity(items.len());
+        // Each map is sized for every item once it is first used: most
+        // pages number by one key alone.
+        let mut words: HashMap<usize, u32> = HashMap::new();
+        let mut ids: HashMap<&str, u32> = HashMap::new();
         let mut next = 0u32;
         let of = items
             .iter()
-            .map(|it| {
+            .enumerate()
+            .map(|(i, it)| {
                 let fresh = next;
-                let id = match it.streamer {
-                    Some(s) => *ids.entry(s).or_insert(fresh),
-                    None => fresh,
+                let id = match (interned(i), it.streamer) {
+                    (Some(word), _) => *sized(&mut words, items.len()).entry(word).or_insert(fresh),
+                    (None, Some(s)) => *sized(&mut ids, items.len()).entry(s).or_insert(fresh),
+                    (None, None) => fresh,
                 };
                 if id == fresh {
                     next += 1;
@@ -102,6 +122,14 @@ impl Streamers {
             count: next as usize,
         }
     }
+}
+
+/// `map`, given room for `n` entries if it has none yet.
+fn sized<K: std::hash::Hash + Eq>(map: &mut HashMap<K, u32>, n: usize) -> &mut HashMap<K, u32> {
+    if map.capacity() == 0 {
+        map.reserve(n);
+    }
+    map
 }
 
 /// [`allocate`] with the streamers already numbered (by
@@ -118,11 +146,7 @@ pub fn allocate_numbered(
     let (streamer, streamers) = (&numbered.of, numbered.count);
     let group = |i: usize| if capped { streamer[i] as usize } else { 0 };
 
-    let score = |i: usize| items[i].score;
-    let mut queues: [Ranked; 3] = Default::default();
-    for (i, it) in items.iter().enumerate().filter(|(_, it)| it.eligible) {
-        queues[it.tier.index()].idx.push(i);
-    }
+    let mut queues = Ranked::tiers(items, |i| items[i].eligible.then_some(items[i].score));
     // How many of each tier can be placed at all, given the cap (tiers in
     // order, as a streamer's items are counted once across them): the
     // floors never ask for more. The order inside a tier does not matter.
@@ -130,8 +154,8 @@ pub fn allocate_numbered(
     if capped {
         let mut per_streamer = vec![0u32; streamers];
         for (t, q) in queues.iter().enumerate() {
-            for &i in &q.idx {
-                let n = &mut per_streamer[streamer[i] as usize];
+            for e in &q.entries {
+                let n = &mut per_streamer[streamer[e.index] as usize];
                 if *n < cap {
                     *n += 1;
                     available[t] += 1;
@@ -139,7 +163,7 @@ pub fn allocate_numbered(
             }
         }
     } else {
-        available = queues.each_ref().map(|q| q.idx.len());
+        available = queues.each_ref().map(|q| q.entries.len());
     }
     let need =
         |t: usize, prefix: usize| (table.min(Tier::ALL[t], prefix) as usize).min(available[t]);
@@ -155,22 +179,19 @@ pub fn allocate_numbered(
     for j in 1..=k {
         // Skip candidates whose streamer is full; each head ends ordered.
         for t in 0..3 {
-            while let Some(i) = queues[t].get(heads[t], &score) {
-                if on_page[group(i)] < cap {
+            while let Some(e) = queues[t].get(heads[t]) {
+                if on_page[group(e.index)] < cap {
                     break;
                 }
                 heads[t] += 1;
             }
         }
-        let head = |t: usize| queues[t].idx.get(heads[t]).copied();
+        let head = |t: usize| queues[t].entries.get(heads[t]).copied();
+        // The best head: the least entry (highest score, then first).
         let organic = (0..3)
-            .filter_map(|t| head(t).map(|i| (t, i)))
-            .max_by(|a, b| {
-                items[a.1]
-                    .score
-                    .total_cmp(&items[b.1].score)
-                    .then(b.1.cmp(&a.1))
-            });
+            .filter_map(|t| head(t).map(|e| (e, t)))
+            .min()
+            .map(|(e, t)| (t, e.index));
         let Some(organic) = organic else { break };
 
         // The earliest prefix whose owed items would fill every slot up to
@@ -201,7 +222,7 @@ pub fn allocate_numbered(
                 .unwrap_or(organic.0),
             None => organic.0,
         };
-        let index = head(tier).unwrap_or(organic.1);
+        let index = head(tier).map_or(organic.1, |e| e.index);
         heads[tier] += 1;
         counts[items[index].tier.index()] += 1;
         on_page[group(index)] += 1;
@@ -247,23 +268,20 @@ pub fn within_tiers_numbered(
     for p in page {
         wanted[items[p.index].tier.index()] += 1;
     }
-    let mut queues: [Ranked; 3] = Default::default();
-    for (i, it) in items.iter().enumerate().filter(|(_, it)| it.eligible) {
-        if wanted[it.tier.index()] > 0 {
-            queues[it.tier.index()].idx.push(i);
-        }
-    }
+    let mut queues = Ranked::tiers(items, |i| {
+        let it = &items[i];
+        (it.eligible && wanted[it.tier.index()] > 0).then_some(order[i])
+    });
     for (q, &n) in queues.iter_mut().zip(&wanted) {
         q.chunk = n.max(MIN_CHUNK);
     }
-    let key = |i: usize| order[i];
     let mut on_page = vec![0u32; streamers];
     let mut heads = [0usize; 3];
     let mut refilled = Vec::with_capacity(page.len());
     for p in page {
         let t = items[p.index].tier.index();
         let index = loop {
-            let Some(i) = queues[t].get(heads[t], &key) else {
+            let Some(Entry { index: i, .. }) = queues[t].get(heads[t]) else {
                 return page.to_vec();
             };
             heads[t] += 1;
@@ -286,35 +304,71 @@ pub fn within_tiers_numbered(
 /// The least a tier orders at a time.
 const MIN_CHUNK: usize = 8;
 
-/// One tier's eligible candidates, best first (ties: candidate order), put
-/// in order only as far as the page reads: `idx[..sorted]` is final, the
-/// rest is unordered and below it.
+/// A candidate in a tier's queue, ordered as the page takes them: its key
+/// as an integer whose ascending order is the key's descending
+/// [`f64::total_cmp`] order, then its index. Comparing two is an integer
+/// comparison, with no load from the candidates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Entry {
+    rank: u64,
+    index: usize,
+}
+
+impl Entry {
+    fn new(key: f64, index: usize) -> Entry {
+        // total_cmp's order of the bits: negative values flipped below the
+        // positive ones, as signed integers; then made unsigned and reversed.
+        let bits = key.to_bits() as i64;
+        let ordered = bits ^ (((bits >> 63) as u64) >> 1) as i64;
+        Entry {
+            rank: !((ordered as u64) ^ (1 << 63)),
+            index,
+        }
+    }
+}
+
+/// One tier's candidates, best first (ties: candidate order), put in order
+/// only as far as the page reads: `entries[..sorted]` is final, the rest is
+/// unordered and below it.
 #[derive(Default)]
 struct Ranked {
-    idx: Vec<usize>,
+    entries: Vec<Entry>,
     sorted: usize,
     /// How many to order at the next extension (doubles each time).
     chunk: usize,
 }
 
 impl Ranked {
-    /// The `pos`-th best by `key`, ordering more of the tier if needed.
-    fn get(&mut self, pos: usize, key: &impl Fn(usize) -> f64) -> Option<usize> {
-        if pos >= self.sorted && self.sorted < self.idx.len() {
-            let by_score = |&a: &usize, &b: &usize| key(b).total_cmp(&key(a)).then(a.cmp(&b));
-            let want = self.chunk.max(pos + 1 - self.sorted);
-            self.chunk = self.chunk.saturating_mul(2);
-            let rest = &mut self.idx[self.sorted..];
-            if want < rest.len() {
-                rest.select_nth_unstable_by(want - 1, by_score);
-                rest[..want].sort_unstable_by(by_score);
-                self.sorted += want;
-            } else {
-                rest.sort_unstable_by(by_score);
-                self.sorted = self.idx.len();
+    /// Each tier's candidates with a key (`None`: not queued), in one pass.
+    fn tiers(items: &[Item], key: impl Fn(usize) -> Option<f64>) -> [Ranked; 3] {
+        let mut queues: [Ranked; 3] = Default::default();
+        for q in &mut queues {
+            q.entries.reserve(items.len());
+        }
+        for (i, it) in items.iter().enumerate() {
+            if let Some(k) = key(i) {
+                queues[it.tier.index()].entries.push(Entry::new(k, i));
             }
         }
-        self.idx.get(pos).copied()
+        queues
+    }
+
+    /// The `pos`-th best, ordering more of the tier if needed.
+    fn get(&mut self, pos: usize) -> Option<Entry> {
+        if pos >= self.sorted && self.sorted < self.entries.len() {
+            let want = self.chunk.max(pos + 1 - self.sorted);
+            self.chunk = self.chunk.saturating_mul(2);
+            let rest = &mut self.entries[self.sorted..];
+            if want < rest.len() {
+                rest.select_nth_unstable(want - 1);
+                rest[..want].sort_unstable();
+                self.sorted += want;
+            } else {
+                rest.sort_unstable();
+                self.sorted = self.entries.len();
+            }
+        }
+        self.entries.get(pos).copied()
     }
 }
 

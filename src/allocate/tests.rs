@@ -287,3 +287,51 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    /// Numbering by an interned word (the catalog record's address) for
+    /// the streamers that have one, by the id's bytes for the rest, gives
+    /// the numbers the bytes alone give.
+    #[test]
+    fn interned_numbering_equals_numbering_by_id(
+        raw in arb_any_items(),
+        known in proptest::collection::vec(any::<bool>(), 15),
+        cap in 1u32..4,
+    ) {
+        let names: Vec<String> = (0..15).map(|i| format!("s{i}")).collect();
+        let items: Vec<Item> = raw
+            .iter()
+            .map(|&(s, t, st, e)| Item {
+                score: f64::from(s),
+                eligible: e,
+                tier: Tier::ALL[t as usize],
+                streamer: names.get(st as usize).map(String::as_str),
+            })
+            .collect();
+        // Words far apart, as addresses of records are.
+        let word = |i: usize| {
+            let st = raw[i].2 as usize;
+            (st < 15 && known[st]).then(|| 0x7f00_0000_0000 + st * 152)
+        };
+        let by_id = Streamers::number(&items, cap);
+        let interned = Streamers::number_interned(&items, cap, word);
+        prop_assert_eq!(&interned.of, &by_id.of);
+        prop_assert_eq!(interned.count, by_id.count);
+    }
+}
+
+proptest! {
+    /// Queue entries order as the page takes candidates: higher key first
+    /// by `total_cmp` (signed zeros, infinities and NaNs included), then
+    /// lower index.
+    #[test]
+    fn entries_order_as_total_cmp_descending(
+        a in prop_oneof![any::<f64>(), Just(0.0), Just(-0.0), Just(f64::NAN), Just(f64::INFINITY)],
+        b in prop_oneof![any::<f64>(), Just(0.0), Just(-0.0), Just(-f64::NAN), Just(f64::NEG_INFINITY)],
+        i in 0usize..4,
+        j in 0usize..4,
+    ) {
+        let expected = b.total_cmp(&a).then(i.cmp(&j));
+        prop_assert_eq!(Entry::new(a, i).cmp(&Entry::new(b, j)), expected);
+    }
+}

@@ -171,9 +171,18 @@ impl Engine {
         }
         let table = quotas.floors.table(slots);
         let max_per_streamer = quotas.max_items_per_streamer;
-        let placed = control.place(&items, slots, &table, max_per_streamer);
-        let ghost_page =
-            evaluation.ghost_page(|items| control.place(items, slots, &table, max_per_streamer));
+        // Streamers numbered by their catalog record, not their id's bytes;
+        // one numbering for the page and the ghosts' page.
+        let streamers = allocate::Streamers::number_interned(&items, max_per_streamer, |i| {
+            evaluation.items[i]
+                .streamer
+                .map(|l| std::ptr::from_ref(l).addr())
+        });
+        let place = |items: &[allocate::Item]| {
+            control.place_numbered(items, slots, &table, max_per_streamer, &streamers)
+        };
+        let placed = place(&items);
+        let ghost_page = evaluation.ghost_page(place);
         settle_flow(&mut evaluation, &placed, &ghost_page);
         let ranking = self.explain(query, &evaluation, &placed);
         let page: Vec<Served> = placed
@@ -215,7 +224,7 @@ impl Engine {
         flow: Option<&'a Flow>,
         caps: CapScope<'a>,
     ) -> Result<Evaluation<'a>, RankError> {
-        query.validate(&self.params.limits)?;
+        query.validate_fields(&self.params.limits)?;
         let params = &self.params.chuanliu;
         let scene = params.scene(query.scene);
         let mut items: Vec<Resolved> = query
@@ -223,6 +232,8 @@ impl Engine {
             .iter()
             .map(|c| Resolved::new(Source::Request(c), catalog, &self.params))
             .collect();
+        // Duplicates once resolved: the records found stand for the ids.
+        query.check_duplicates(|i| items[i].record)?;
         let mut offers = flow.map_or_else(Vec::new, |flow| {
             let target = flow_target(catalog, query);
             let on_page = |brand: &str| brand_items(&items, brand);

@@ -122,8 +122,15 @@ fn check_probability(field: impl Fn() -> String, p: Option<f64>) -> Result<(), F
 }
 
 impl RankQuery {
-    /// Checks the query against the limits; the error names the first bad field.
+    /// Checks the query against the limits; the error names the first bad
+    /// field, or else the first candidate that repeats an earlier one.
     pub fn validate(&self, limits: &Limits) -> Result<(), FieldError> {
+        self.validate_fields(limits)?;
+        self.check_duplicates(|_| None)
+    }
+
+    /// Every check of [`RankQuery::validate`] but duplicates.
+    pub(super) fn validate_fields(&self, limits: &Limits) -> Result<(), FieldError> {
         let max_id = limits.max_id_bytes as usize;
         check_id("user_id", &self.user_id, max_id)?;
         if self.request_id.len() > max_id {
@@ -154,7 +161,6 @@ impl RankQuery {
                 ),
             ));
         }
-        let mut seen = HashSet::with_capacity(self.candidates.len());
         for (i, c) in self.candidates.iter().enumerate() {
             // Field names are only formatted on failure: this loop runs for
             // every candidate of every request.
@@ -164,12 +170,6 @@ impl RankQuery {
                 None => Ok(()),
             };
             id_ok("item_id", &c.item_id)?;
-            if !seen.insert((c.kind, c.item_id.as_str())) {
-                return Err(FieldError::new(
-                    at("item_id"),
-                    format!("duplicate candidate `{}`", c.item_id),
-                ));
-            }
             if let Some(s) = &c.streamer_id {
                 id_ok("streamer_id", s)?;
             }
@@ -181,6 +181,33 @@ impl RankQuery {
             }
             check_probability(|| at("pctr"), c.pctr)?;
             check_probability(|| at("pcvr"), c.pcvr)?;
+        }
+        Ok(())
+    }
+
+    /// The first candidate of the same kind and id as an earlier one.
+    /// `record(i)` is a word that stands for candidate `i`'s kind and id
+    /// (the address of the catalog record it resolved to), `None` where
+    /// there is none: those are compared by kind and id. Two candidates of
+    /// one kind and id resolve alike, so either both have a word or neither.
+    pub(super) fn check_duplicates(
+        &self,
+        record: impl Fn(usize) -> Option<usize>,
+    ) -> Result<(), FieldError> {
+        let n = self.candidates.len();
+        let mut records = HashSet::with_capacity(n);
+        let mut ids = HashSet::new();
+        for (i, c) in self.candidates.iter().enumerate() {
+            let repeated = match record(i) {
+                Some(word) => !records.insert(word),
+                None => !ids.insert((c.kind, c.item_id.as_str())),
+            };
+            if repeated {
+                return Err(FieldError::new(
+                    format!("candidates[{i}].item_id"),
+                    format!("duplicate candidate `{}`", c.item_id),
+                ));
+            }
         }
         Ok(())
     }

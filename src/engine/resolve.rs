@@ -47,6 +47,9 @@ pub struct Resolved<'a> {
     pub scores: QualityScores,
     /// The item itself was found in the catalog.
     pub resolved: bool,
+    /// The address of the catalog record the item resolved to: within one
+    /// request it stands for the item's kind and id (the duplicate check).
+    pub record: Option<usize>,
     /// False for a stream the catalog knows to be off air: it cannot be watched.
     pub eligible: bool,
     /// Goods on the cart, for streams the catalog knows.
@@ -64,35 +67,40 @@ impl<'a> Resolved<'a> {
     pub fn new(c: Source<'a>, catalog: &'a Catalog, params: &EngineParams) -> Resolved<'a> {
         // One probe finds the item and its streamer; a request naming
         // another streamer than the catalog's pays a second, by id.
-        let (catalog_streamer, catalog_price, cart, item_product, brand_id, eligible) = match c.kind
-        {
-            ItemKind::LiveStream => match catalog.stream_and_streamer(&c.item_id) {
-                Some((e, s)) => (
-                    Some(s),
-                    e.order_value(),
-                    Some(e.cart()),
-                    None,
-                    // A brand's own stream is one of its items.
-                    s.streamer()
-                        .brand_id
-                        .as_deref()
-                        .filter(|_| s.streamer().kind == StreamerKind::BrandSelf),
-                    e.stream.live,
-                ),
-                None => (None, None, None, None, None, true),
-            },
-            ItemKind::Goods => match catalog.goods_and_seller(&c.item_id) {
-                Some((g, s)) => (
-                    Some(s),
-                    Some(g.price()),
-                    None,
-                    g.goods().product_score,
-                    Some(g.goods().brand_id.as_str()),
-                    true,
-                ),
-                None => (None, None, None, None, None, true),
-            },
-        };
+        fn address<T>(record: &T) -> Option<usize> {
+            Some(std::ptr::from_ref(record).addr())
+        }
+        let (record, catalog_streamer, catalog_price, cart, item_product, brand_id, eligible) =
+            match c.kind {
+                ItemKind::LiveStream => match catalog.stream_and_streamer(&c.item_id) {
+                    Some((e, s)) => (
+                        address(e),
+                        Some(s),
+                        e.order_value(),
+                        Some(e.cart()),
+                        None,
+                        // A brand's own stream is one of its items.
+                        s.streamer()
+                            .brand_id
+                            .as_deref()
+                            .filter(|_| s.streamer().kind == StreamerKind::BrandSelf),
+                        e.stream.live,
+                    ),
+                    None => (None, None, None, None, None, None, true),
+                },
+                ItemKind::Goods => match catalog.goods_and_seller(&c.item_id) {
+                    Some((g, s)) => (
+                        address(g),
+                        Some(s),
+                        Some(g.price()),
+                        None,
+                        g.goods().product_score,
+                        Some(g.goods().brand_id.as_str()),
+                        true,
+                    ),
+                    None => (None, None, None, None, None, None, true),
+                },
+            };
         let resolved = catalog_streamer.is_some();
         // Only a request's own candidate can name a streamer the catalog does
         // not; one the engine added carries nothing but its id.
@@ -127,6 +135,7 @@ impl<'a> Resolved<'a> {
                 ..seller_scores
             },
             resolved,
+            record,
             eligible,
             cart,
             brand_id,

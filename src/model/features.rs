@@ -49,12 +49,21 @@ pub struct FeatureInput {
 /// Centers a 0..=100 quality score at the typical 75 and scales it to about
 /// [-3, 1]; an unknown score is 0, the typical value.
 fn centered(score: Option<f64>) -> f32 {
-    score.map_or(0.0, |s| ((s - 75.0) / 25.0) as f32)
+    // Times 1/25, not divided by 25: a row has six of these scalings, and
+    // a division costs several multiplies (the result can differ from the
+    // quotient in the last bit of an f64, which the f32 seldom keeps).
+    score.map_or(0.0, |s| ((s - 75.0) * (1.0 / 25.0)) as f32)
 }
 
 fn flag(b: bool) -> f32 {
     if b { 1.0 } else { 0.0 }
 }
+
+/// The logarithms' scales as factors (see [`centered`] for why):
+/// 1 / ln(10M), 1 / ln(10001), 1 / ln(101).
+const PER_LN_10M: f64 = 1.0 / 16.118_095_650_958_32;
+const PER_LN_10K: f64 = 1.0 / 9.210_440_366_976_517;
+const PER_LN_100: f64 = 1.0 / 4.615_120_516_841_26;
 
 impl FeatureInput {
     /// Writes the feature row into `row` (length [`N_FEATURES`]).
@@ -67,10 +76,10 @@ impl FeatureInput {
         // ln(1 + followers) / ln(10M): 0 for nobody, 1 for 10M followers.
         let log_followers = self
             .followers
-            .map_or(0.0, |f| (f.ln_1p() / 1e7f64.ln()) as f32);
+            .map_or(0.0, |f| (f.ln_1p() * PER_LN_10M) as f32);
         // ln(1 + price) / ln(10001): 0 for free, 1 for 10k yuan.
-        let log_price = (self.price.ln_1p() / 10_001f64.ln()) as f32;
-        let log_cart = self.cart.map_or(0.0, |n| (n.ln_1p() / 101f64.ln()) as f32);
+        let log_price = (self.price.ln_1p() * PER_LN_10K) as f32;
+        let log_cart = self.cart.map_or(0.0, |n| (n.ln_1p() * PER_LN_100) as f32);
         [
             flag(self.is_live_stream),
             log_followers,
@@ -119,6 +128,17 @@ mod tests {
             scene: Scene::Mall,
             cart: Some(Magnitude::new(100.0)),
             resolved: true,
+        }
+    }
+
+    #[test]
+    fn the_scales_are_the_logarithms_reciprocals() {
+        for (factor, x) in [
+            (PER_LN_10M, 1e7),
+            (PER_LN_10K, 10_001.0),
+            (PER_LN_100, 101.0),
+        ] {
+            assert!((factor * f64::ln(x) - 1.0).abs() < 1e-15, "{x}: {factor}");
         }
     }
 

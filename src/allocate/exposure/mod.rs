@@ -47,7 +47,7 @@
 //! replicas converge independently, so quotas scale out without
 //! coordination) or one per replay shard. It carries over config reloads.
 
-use super::{Item, MTable, Placement};
+use super::{Item, MTable, Placement, Streamers};
 use crate::domain::{Millis, Tier};
 use compact_str::CompactString;
 use foldhash::HashMap;
@@ -221,6 +221,22 @@ impl Control {
         table: &MTable,
         max_per_streamer: u32,
     ) -> Vec<Placement> {
+        let streamers = Streamers::number(items, max_per_streamer);
+        self.place_numbered(items, slots, table, max_per_streamer, &streamers)
+    }
+
+    /// [`Control::place`] with the streamers already numbered (by
+    /// [`Streamers::number`] or [`Streamers::number_interned`] on the same
+    /// items and cap): the engine numbers them by catalog record, once for
+    /// every page it fills from one request.
+    pub fn place_numbered(
+        &self,
+        items: &[Item],
+        slots: usize,
+        table: &MTable,
+        max_per_streamer: u32,
+        streamers: &Streamers,
+    ) -> Vec<Placement> {
         let keyed: Vec<Item> = items
             .iter()
             .enumerate()
@@ -230,18 +246,16 @@ impl Control {
                 ..*it
             })
             .collect();
+        let page = super::allocate_numbered(&keyed, slots, table, max_per_streamer, streamers);
         if self.spread.is_empty() {
-            return super::allocate(&keyed, slots, table, max_per_streamer);
+            return page;
         }
-        // One numbering of the streamers for both passes.
-        let streamers = super::Streamers::number(&keyed, max_per_streamer);
-        let page = super::allocate_numbered(&keyed, slots, table, max_per_streamer, &streamers);
         let order: Vec<f64> = items
             .iter()
             .zip(&self.spread)
             .map(|(it, penalty)| it.score - penalty)
             .collect();
-        super::within_tiers_numbered(&keyed, &order, &page, max_per_streamer, &streamers)
+        super::within_tiers_numbered(&keyed, &order, &page, max_per_streamer, streamers)
     }
 }
 

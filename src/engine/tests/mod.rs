@@ -361,6 +361,39 @@ fn invalid_queries_are_refused_with_the_field() {
 }
 
 #[test]
+fn a_repeated_candidate_is_refused_whether_the_catalog_knows_it_or_not() {
+    let e = engine("");
+    let refused = |candidates: Vec<Candidate>| match e.rank(
+        &catalog(),
+        &RankState::new(),
+        &query(candidates, 3),
+    ) {
+        Err(RankError::InvalidArgument(f)) => (f.field, f.reason),
+        other => panic!("expected invalid argument, got {other:?}"),
+    };
+    let goods = |id: &str| Candidate::new(id, ItemKind::Goods);
+    let live = |id: &str| Candidate::new(id, ItemKind::LiveStream);
+    // Known: found by the record both resolve to. Unknown: by kind and id.
+    for id in ["g-mid", "nowhere"] {
+        let (field, reason) = refused(vec![goods("g-top"), goods(id), live("live-top"), goods(id)]);
+        assert_eq!(field, "candidates[3].item_id");
+        assert_eq!(reason, format!("duplicate candidate `{id}`"));
+    }
+    // The same id as goods and as a stream is two candidates.
+    let r = e
+        .rank(
+            &catalog(),
+            &RankState::new(),
+            &query(
+                vec![goods("x"), live("x"), goods("g-top"), live("g-top")],
+                4,
+            ),
+        )
+        .unwrap();
+    assert_eq!(r.slots.len(), 4);
+}
+
+#[test]
 fn empty_candidate_list_gives_an_empty_page() {
     let r = engine("")
         .rank(&catalog(), &RankState::new(), &query(vec![], 5))
