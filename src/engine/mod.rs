@@ -174,9 +174,7 @@ impl Engine {
         // Streamers numbered by their catalog record, not their id's bytes;
         // one numbering for the page and the ghosts' page.
         let streamers = allocate::Streamers::number_interned(&items, max_per_streamer, |i| {
-            evaluation.items[i]
-                .streamer
-                .map(|l| std::ptr::from_ref(l).addr())
+            evaluation.items[i].streamer_record()
         });
         let place = |items: &[allocate::Item]| {
             control.place_numbered(items, slots, &table, max_per_streamer, &streamers)

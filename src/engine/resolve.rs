@@ -67,14 +67,11 @@ impl<'a> Resolved<'a> {
     pub fn new(c: Source<'a>, catalog: &'a Catalog, params: &EngineParams) -> Resolved<'a> {
         // One probe finds the item and its streamer; a request naming
         // another streamer than the catalog's pays a second, by id.
-        fn address<T>(record: &T) -> Option<usize> {
-            Some(std::ptr::from_ref(record).addr())
-        }
         let (record, catalog_streamer, catalog_price, cart, item_product, brand_id, eligible) =
             match c.kind {
                 ItemKind::LiveStream => match catalog.stream_and_streamer(&c.item_id) {
                     Some((e, s)) => (
-                        address(e),
+                        Some(address(e)),
                         Some(s),
                         e.order_value(),
                         Some(e.cart()),
@@ -90,7 +87,7 @@ impl<'a> Resolved<'a> {
                 },
                 ItemKind::Goods => match catalog.goods_and_seller(&c.item_id) {
                     Some((g, s)) => (
-                        address(g),
+                        Some(address(g)),
                         Some(s),
                         Some(g.price()),
                         None,
@@ -142,6 +139,12 @@ impl<'a> Resolved<'a> {
         }
     }
 
+    /// The address of the streamer's catalog record: within one request
+    /// it stands for the streamer (allocation numbers streamers by it).
+    pub fn streamer_record(&self) -> Option<usize> {
+        self.streamer.map(address)
+    }
+
     pub fn created_at(&self) -> Option<Millis> {
         self.streamer.map(|s| s.streamer().created_at)
     }
@@ -161,4 +164,10 @@ impl<'a> Resolved<'a> {
             resolved: self.resolved,
         }
     }
+}
+
+/// Where a catalog record is: one request's candidates are checked and
+/// numbered by it, a word, instead of by their ids' bytes.
+fn address<T>(record: &T) -> usize {
+    std::ptr::from_ref(record).addr()
 }
