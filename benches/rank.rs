@@ -278,5 +278,45 @@ fn flow_fixture(engine: &Engine, catalog: &Catalog, query: &RankQuery) -> (Engin
     (flow_engine, state)
 }
 
-criterion_group!(benches, bench_rank, bench_sizes);
+/// Reading a `Rank` request's bytes into the engine's query, the way the
+/// server does and the way it did (prost into the wire type, then moved
+/// into the query), on the load generator's requests (200 and 500
+/// candidates, estimates on a third of them).
+fn bench_decode(c: &mut Criterion) {
+    use fairflow::server::{convert, decode};
+    use prost::Message;
+    let catalog = Catalog::embedded_demo(128).unwrap();
+    let mut group = c.benchmark_group("decode");
+    for n in [200, 500] {
+        let spec = fairflow::load::LoadSpec {
+            addr: String::new(),
+            concurrency: 1,
+            duration: std::time::Duration::ZERO,
+            max_requests: None,
+            candidates: n,
+            slots: SLOTS,
+            seed: SEED,
+            users: None,
+        };
+        let bytes = fairflow::load::request_pool(&catalog, &spec, 1)[0].encode_to_vec();
+        let now = Millis(1_795_132_800_000);
+        group.bench_function(format!("prost_then_convert_{n}"), |b| {
+            b.iter(|| {
+                let request = fairflow::proto::v1::RankRequest::decode(black_box(&bytes[..]));
+                convert::rank_query(request.unwrap(), now).unwrap()
+            })
+        });
+        group.bench_function(format!("straight_into_query_{n}"), |b| {
+            b.iter(|| {
+                decode::rank_request(black_box(&bytes), now)
+                    .unwrap()
+                    .query
+                    .unwrap()
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_rank, bench_sizes, bench_decode);
 criterion_main!(benches);

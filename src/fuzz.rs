@@ -6,11 +6,11 @@
 
 use crate::catalog::Catalog;
 use crate::config::{Config, DEFAULT_TOML, changes, content_version};
-use crate::domain::Millis;
-use crate::engine::{Engine, RankState};
+use crate::domain::{FieldError, Millis};
+use crate::engine::{Engine, RankQuery, RankState};
 use crate::model::Model;
 use crate::proto::v1 as pb;
-use crate::server::convert;
+use crate::server::{convert, decode};
 use crate::traffic::{OnError, TrafficReader};
 use crate::wal::{Wal, WalError, WalOptions, frame};
 use prost::Message;
@@ -29,16 +29,24 @@ fn engine() -> &'static (Engine, Catalog) {
     })
 }
 
-/// A `Rank` body: decodes and converts, or is refused with a field; a
-/// query that converts ranks, or is refused with a field; a page holds at
-/// most `slots` distinct candidates with finite, non-negative scores. Bytes
-/// that do not decode are read as a request over the demo catalog instead
-/// (`structured`), so most inputs reach the engine.
+/// A `Rank` body: the server's decoder reads it as prost and conversion
+/// read it ([`rank_decoding`]), and refuses it, or refuses its query with a
+/// field, or yields a query; a query ranks, or is refused with a field; a
+/// page holds at most `slots` distinct candidates with finite, non-negative
+/// scores. Bytes that do not decode are read as a request over the demo
+/// catalog instead (`structured`), so most inputs reach the engine.
 pub fn rank(data: &[u8]) {
-    let request = pb::RankRequest::decode(data).unwrap_or_else(|_| structured(data));
-    let query = match convert::rank_query(request, NOW) {
-        Ok(q) => q,
-        Err(e) => return assert!(!e.field.is_empty()),
+    let structured_bytes;
+    let bytes = if rank_decoding(data).is_some() {
+        data
+    } else {
+        structured_bytes = structured(data).encode_to_vec();
+        &structured_bytes[..]
+    };
+    let query = match rank_decoding(bytes) {
+        Some(Ok(q)) => q,
+        Some(Err(e)) => return assert!(!e.field.is_empty()),
+        None => panic!("a request encoded by prost does not decode"),
     };
     let (engine, catalog) = engine();
     let ranking = match engine.rank(catalog, &RankState::new(), &query) {
@@ -60,6 +68,29 @@ pub fn rank(data: &[u8]) {
                 .any(|c| c.item_id == slot.item_id && c.kind == slot.kind),
             "not a candidate: {slot:?}"
         );
+    }
+}
+
+/// Bytes read by the server's `Rank` decoder and by prost followed by
+/// conversion (the reference) agree: both refuse them, or both yield the
+/// same query, or both refuse the query naming the same field. `None` when
+/// the bytes are not a `RankRequest`.
+pub fn rank_decoding(data: &[u8]) -> Option<Result<RankQuery, FieldError>> {
+    let reference = pb::RankRequest::decode(data).map(|r| convert::rank_query(r, NOW));
+    let decoded = decode::rank_request(data, NOW);
+    match (reference, decoded) {
+        (Err(_), Err(refused)) => {
+            assert!(refused.offset <= data.len(), "{refused}");
+            None
+        }
+        (Ok(expected), Ok(decoded)) => {
+            // Debug, not ==: a NaN estimate is the same NaN on both sides.
+            assert_eq!(format!("{:?}", decoded.query), format!("{expected:?}"));
+            let scene = pb::RankRequest::decode(data).map(|r| convert::scene(r.scene).ok());
+            assert_eq!(Ok(decoded.scene), scene);
+            Some(decoded.query)
+        }
+        (reference, decoded) => panic!("prost: {reference:?}\ndecoder: {decoded:?}"),
     }
 }
 

@@ -8,23 +8,25 @@
 //!   gives a server for a message over its limit). It also tells the codec,
 //!   through a task-local, which method the call is and how many candidates
 //!   the config in force allows.
-//! - [`Codec`] is prost's, with two differences: a message that does not
+//! - [`Codec`] is prost's, with one difference: a message that does not
 //!   decode is `INVALID_ARGUMENT` saying which message and why (prost's
-//!   error names the field), not a bare `INTERNAL`; and a `RankRequest`
-//!   with more candidates than `limits.max_candidates` is refused after
-//!   counting its entries, before any is decoded (a message of empty
-//!   candidates holds one per 2 bytes, so the size limit alone would let
-//!   hundreds of thousands be decoded).
+//!   error names the field), not a bare `INTERNAL`.
+//! - [`RankCodec`] reads a `RankRequest` straight into the engine's query
+//!   ([`decode`]), refusing bytes that are not one with the field and byte
+//!   offset; and a request with more candidates than
+//!   `limits.max_candidates` is refused after counting its entries, before
+//!   any is decoded (a message of empty candidates holds one per 2 bytes,
+//!   so the size limit alone would let hundreds of thousands be decoded).
 //!
 //! Every such refusal is counted by method and code
 //! (`fairflow_rpc_decode_failures_total`), so operators see hostile or
 //! broken clients.
 
+use super::decode::{self, DecodedRank};
 use super::{metrics, status};
 use crate::domain::FieldError;
 use crate::proto::v1 as pb;
 use prost::Message;
-use std::any::TypeId;
 use std::marker::PhantomData;
 use std::task::{Context, Poll};
 use tonic::Status;
@@ -81,11 +83,9 @@ fn count_candidates(mut bytes: &[u8], limit: usize) -> Option<usize> {
 
 /// Refuses a `Rank` body with more candidates than the limit, uncounted
 /// when it is too short to hold that many (2 bytes each at least).
-fn check_candidates<U: 'static>(bytes: &[u8], call: Option<Call>) -> Result<(), Status> {
+fn check_candidates(bytes: &[u8], call: Option<Call>) -> Result<(), Status> {
     let Some(call) = call else { return Ok(()) };
-    if TypeId::of::<U>() != TypeId::of::<pb::RankRequest>()
-        || bytes.len() / 2 <= call.max_candidates
-    {
+    if bytes.len() / 2 <= call.max_candidates {
         return Ok(());
     }
     match count_candidates(bytes, call.max_candidates) {
@@ -159,20 +159,79 @@ impl<U: Message + Default + 'static> Decoder for ProstDecoder<U> {
     type Error = Status;
 
     fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<U>, Status> {
+        let call = CALL.try_with(|c| *c).ok();
+        let decoded = U::decode(buf).map_err(|e| {
+            let name = std::any::type_name::<U>()
+                .rsplit("::")
+                .next()
+                .unwrap_or("message");
+            Status::invalid_argument(format!("{UNDECODABLE}fairflow.v1.{name}: {e}"))
+        });
+        count_failure(call, &decoded);
+        decoded.map(Some)
+    }
+
+    fn buffer_settings(&self) -> BufferSettings {
+        BufferSettings::default()
+    }
+}
+
+/// Counts a message refused while it was read.
+fn count_failure<T>(call: Option<Call>, decoded: &Result<T, Status>) {
+    if let (Err(status), Some(call)) = (decoded, call) {
+        metrics::record_decode_failure(call.rpc, status.code());
+    }
+}
+
+/// `Rank`'s codec: the request is read straight into the engine's query
+/// ([`decode::rank_request`]); the answer is encoded by prost.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RankCodec;
+
+impl tonic::codec::Codec for RankCodec {
+    type Encode = pb::RankResponse;
+    type Decode = DecodedRank;
+    type Encoder = ProstEncoder<pb::RankResponse>;
+    type Decoder = RankDecoder;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        ProstEncoder(PhantomData)
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        RankDecoder
+    }
+}
+
+#[derive(Debug)]
+pub struct RankDecoder;
+
+impl Decoder for RankDecoder {
+    type Item = DecodedRank;
+    type Error = Status;
+
+    fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<DecodedRank>, Status> {
         use bytes::Buf;
         let call = CALL.try_with(|c| *c).ok();
-        let decoded = check_candidates::<U>(buf.chunk(), call).and_then(|()| {
-            U::decode(buf).map_err(|e| {
-                let name = std::any::type_name::<U>()
-                    .rsplit("::")
-                    .next()
-                    .unwrap_or("message");
-                Status::invalid_argument(format!("{UNDECODABLE}fairflow.v1.{name}: {e}"))
+        let len = buf.remaining();
+        // Tonic hands over the whole message in one buffer; should a later
+        // version not, it is gathered first.
+        let gathered;
+        let bytes = if buf.chunk().len() == len {
+            buf.chunk()
+        } else {
+            gathered = buf.copy_to_bytes(len);
+            &gathered[..]
+        };
+        let decoded = check_candidates(bytes, call).and_then(|()| {
+            decode::rank_request(bytes, super::wall_clock()).map_err(|e| {
+                Status::invalid_argument(format!("{UNDECODABLE}fairflow.v1.RankRequest: {e}"))
             })
         });
-        if let (Err(status), Some(call)) = (&decoded, call) {
-            metrics::record_decode_failure(call.rpc, status.code());
+        if buf.remaining() == len {
+            buf.advance(len);
         }
+        count_failure(call, &decoded);
         decoded.map(Some)
     }
 
@@ -302,13 +361,12 @@ mod tests {
             rpc: "Rank",
             max_candidates: 10,
         });
-        assert!(check_candidates::<pb::RankRequest>(&encoded(10), call).is_ok());
-        let refused = check_candidates::<pb::RankRequest>(&encoded(11), call).unwrap_err();
+        assert!(check_candidates(&encoded(10), call).is_ok());
+        let refused = check_candidates(&encoded(11), call).unwrap_err();
         assert!(
             refused
                 .message()
                 .starts_with("candidates: more than the limit of 10")
         );
-        assert!(check_candidates::<pb::IngestRequest>(&encoded(11), call).is_ok());
     }
 }

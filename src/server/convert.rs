@@ -24,7 +24,7 @@ pub(crate) fn scene(value: i32) -> Result<Scene, FieldError> {
     }
 }
 
-fn item_kind(field: impl Fn() -> String, value: i32) -> Result<ItemKind, FieldError> {
+pub(super) fn item_kind(field: impl Fn() -> String, value: i32) -> Result<ItemKind, FieldError> {
     match pb::ItemKind::try_from(value) {
         Ok(pb::ItemKind::LiveStream) => Ok(ItemKind::LiveStream),
         Ok(pb::ItemKind::Goods) => Ok(ItemKind::Goods),

@@ -14,6 +14,7 @@ mod catalog;
 pub mod codec;
 mod console;
 pub mod convert;
+pub mod decode;
 mod events;
 mod flow;
 mod history;
@@ -37,7 +38,6 @@ use crate::model::{Model, ModelError};
 use crate::proto::v1::admin_service_server::AdminServiceServer;
 use crate::proto::v1::catalog_service_server::CatalogServiceServer;
 use crate::proto::v1::event_service_server::EventServiceServer;
-use crate::proto::v1::rank_service_server::RankServiceServer;
 use crate::snapshot::SnapshotError;
 use crate::traffic::{Record, SinkOptions, TrafficSink};
 use arc_swap::ArcSwap;
@@ -422,7 +422,7 @@ async fn refresh_metrics(state: Arc<State>, every: std::time::Duration) {
 
 /// The services health reports on, by their gRPC names.
 const SERVICES: [&str; 4] = [
-    <RankServiceServer<rank::RankApi> as tonic::server::NamedService>::NAME,
+    <rank::RankServer as tonic::server::NamedService>::NAME,
     <CatalogServiceServer<catalog::CatalogApi> as tonic::server::NamedService>::NAME,
     <AdminServiceServer<admin::AdminApi> as tonic::server::NamedService>::NAME,
     <EventServiceServer<events::EventApi> as tonic::server::NamedService>::NAME,
@@ -448,11 +448,13 @@ async fn serve_grpc(
     // A Rank longer than any valid one is refused on its length alone.
     let max_rank_bytes = state.live().config.engine.limits.max_rank_message_bytes();
     let state_grace = state.live().config.server.drain_grace;
-    let rank = RankServiceServer::new(rank::RankApi {
-        state: state.clone(),
-    })
-    .max_decoding_message_size(max_rank_bytes)
-    .max_encoding_message_size(max_bytes);
+    let rank = rank::RankServer::new(
+        rank::RankApi {
+            state: state.clone(),
+        },
+        max_rank_bytes,
+        max_bytes,
+    );
     let admin = AdminServiceServer::new(admin::AdminApi {
         state: state.clone(),
     });

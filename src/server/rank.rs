@@ -1,18 +1,105 @@
-//! `RankService`: admit, validate and convert, call the engine (on the
-//! async worker, or off it for a large request), convert back.
+//! `RankService`: admit, call the engine on the query the codec decoded
+//! (on the async worker, or off it for a large request), convert back.
+//!
+//! The service is written out here rather than generated, because its
+//! request is not the generated `RankRequest`: [`RankCodec`] reads the
+//! bytes straight into the engine's query.
 
+use super::codec::RankCodec;
+use super::decode::DecodedRank;
 use super::status::Unanswered;
 use super::{Live, State, caps, convert, metrics};
 use crate::chuanliu::{CapHolds, CapScope};
 use crate::engine::{RankError, RankQuery, Ranking};
 use crate::proto::v1 as pb;
 use crate::traffic::{RankRecord, Record};
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
+use tonic::codegen::{Body, StdError, http};
 use tonic::{Code, Request, Response, Status};
 
 pub struct RankApi {
     pub(super) state: Arc<State>,
+}
+
+type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
+
+/// `fairflow.v1.RankService` over HTTP/2: routes `Rank` to [`RankApi`]
+/// through [`RankCodec`], and answers any other path `UNIMPLEMENTED`.
+#[derive(Clone)]
+pub struct RankServer {
+    api: Arc<RankApi>,
+    max_decoding: usize,
+    max_encoding: usize,
+}
+
+impl RankServer {
+    /// Refuses requests longer than `max_decoding` bytes before reading
+    /// them, and answers no longer than `max_encoding`.
+    pub fn new(api: RankApi, max_decoding: usize, max_encoding: usize) -> RankServer {
+        RankServer {
+            api: Arc::new(api),
+            max_decoding,
+            max_encoding,
+        }
+    }
+}
+
+impl tonic::server::NamedService for RankServer {
+    const NAME: &'static str = "fairflow.v1.RankService";
+}
+
+/// The path of the one method.
+const RANK_PATH: &str = "/fairflow.v1.RankService/Rank";
+
+impl<B> tonic::codegen::Service<http::Request<B>> for RankServer
+where
+    B: Body + Send + 'static,
+    B::Error: Into<StdError> + Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Self::Response, Infallible>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        if request.uri().path() != RANK_PATH {
+            return Box::pin(async {
+                let mut response = http::Response::new(tonic::body::Body::default());
+                let headers = response.headers_mut();
+                headers.insert(Status::GRPC_STATUS, (Code::Unimplemented as i32).into());
+                headers.insert(
+                    http::header::CONTENT_TYPE,
+                    tonic::metadata::GRPC_CONTENT_TYPE,
+                );
+                Ok(response)
+            });
+        }
+        let method = RankMethod(self.api.clone());
+        let mut grpc = tonic::server::Grpc::new(RankCodec)
+            .apply_max_message_size_config(Some(self.max_decoding), Some(self.max_encoding));
+        Box::pin(async move { Ok(grpc.unary(method, request).await) })
+    }
+}
+
+/// One `Rank` call, as tonic's unary path wants it.
+struct RankMethod(Arc<RankApi>);
+
+impl tonic::server::UnaryService<DecodedRank> for RankMethod {
+    type Response = pb::RankResponse;
+    type Future = BoxFuture<Response<pb::RankResponse>, Status>;
+
+    fn call(&mut self, request: Request<DecodedRank>) -> Self::Future {
+        let api = self.0.clone();
+        Box::pin(async move { api.rank(request).await })
+    }
 }
 
 /// The caller's deadline from the `grpc-timeout` header (`<digits><unit>`,
@@ -36,25 +123,22 @@ fn grpc_timeout(metadata: &tonic::metadata::MetadataMap) -> Option<Duration> {
     })
 }
 
-#[tonic::async_trait]
-impl pb::rank_service_server::RankService for RankApi {
+impl RankApi {
     async fn rank(
         &self,
-        request: Request<pb::RankRequest>,
+        request: Request<DecodedRank>,
     ) -> Result<Response<pb::RankResponse>, Status> {
         let started = super::monotonic_now();
-        let scene = convert::scene(request.get_ref().scene).ok();
+        let scene = request.get_ref().scene;
         let answer = self.rank_inner(request, started).await;
         let code = answer.as_ref().map_or_else(Status::code, |_| Code::Ok);
         metrics::record_rpc("Rank", scene, code, started.elapsed());
         answer
     }
-}
 
-impl RankApi {
     async fn rank_inner(
         &self,
-        request: Request<pb::RankRequest>,
+        request: Request<DecodedRank>,
         started: Instant,
     ) -> Result<Response<pb::RankResponse>, Status> {
         // The engine snapshot is taken once: a reload mid-request does not
@@ -70,8 +154,8 @@ impl RankApi {
         };
         let deadline = grpc_timeout(request.metadata())
             .map_or(limits.request_timeout, |t| t.min(limits.request_timeout));
-        let query = convert::rank_query(request.into_inner(), super::wall_clock())
-            .map_err(|e| super::status::invalid_argument(&e))?;
+        let query =
+            (request.into_inner().query).map_err(|e| super::status::invalid_argument(&e))?;
         let candidates = query.candidates.len();
         let scene = query.scene;
         let variant = live.config.experiments.variant_of(&query.user_id);
