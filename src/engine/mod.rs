@@ -20,7 +20,7 @@ pub use curve::Curve;
 pub use gate::{ColdStart, GateParams};
 pub use limits::Limits;
 pub use params::EngineParams;
-pub use query::{Candidate, RankQuery, Ranking, Slot};
+pub use query::{Candidate, Id, RankQuery, Ranking, Slot};
 pub use score::{Estimate, ScoreSource, ScoringParams, combine};
 pub use state::{BASE, RankState};
 
@@ -394,7 +394,7 @@ impl Engine {
                     Slot {
                         position: position as u32,
                         candidate: i as u32,
-                        item_id: r.candidate.item_id.clone(),
+                        item_id: r.candidate.item_id.to_string(),
                         kind: r.candidate.kind,
                         streamer_id: r.streamer_id.map(str::to_string),
                         tier: r.tier,

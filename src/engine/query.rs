@@ -22,16 +22,22 @@ pub struct RankQuery {
     pub now: Millis,
 }
 
+/// A candidate's id as the query holds it: inline when it is at most 24
+/// bytes (every id a catalog of this platform issues), on the heap past
+/// that. A request carries hundreds of candidates, and a heap string per id
+/// was a large share of what reading one cost.
+pub type Id = compact_str::CompactString;
+
 /// A candidate from upstream retrieval, with what the caller already knows.
 /// Every `Some` field takes precedence over the catalog.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Candidate {
-    pub item_id: String,
+    pub item_id: Id,
     pub kind: ItemKind,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub streamer_id: Option<String>,
+    pub streamer_id: Option<Id>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub brand_id: Option<String>,
+    pub brand_id: Option<Id>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub price: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -44,7 +50,7 @@ pub struct Candidate {
 
 impl Candidate {
     /// A candidate that carries nothing but its identity.
-    pub fn new(item_id: impl Into<String>, kind: ItemKind) -> Candidate {
+    pub fn new(item_id: impl Into<Id>, kind: ItemKind) -> Candidate {
         Candidate {
             item_id: item_id.into(),
             kind,
@@ -281,7 +287,7 @@ mod tests {
         q.candidates[1].price = Some(f64::INFINITY);
         assert_eq!(field_of(q), "candidates[1].price");
         let mut q = query();
-        q.candidates[0].streamer_id = Some(String::new());
+        q.candidates[0].streamer_id = Some(Id::default());
         assert_eq!(field_of(q), "candidates[0].streamer_id");
         let mut q = query();
         q.user_id = "u".repeat(17);

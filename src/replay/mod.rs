@@ -458,7 +458,12 @@ fn replay_shard(
                         .map(|i| {
                             let c = evaluation.candidate(i);
                             let score = evaluation.scores()[i];
-                            (c.kind, c.item_id.clone(), score, evaluation.eligible()[i])
+                            (
+                                c.kind,
+                                c.item_id.to_string(),
+                                score,
+                                evaluation.eligible()[i],
+                            )
                         })
                         .collect()
                 };

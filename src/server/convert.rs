@@ -104,9 +104,9 @@ pub fn rank_query(req: pb::RankRequest, now: Millis) -> Result<RankQuery, FieldE
             } = c;
             Ok(Candidate {
                 kind: item_kind(|| format!("candidates[{i}].kind"), kind)?,
-                item_id,
-                streamer_id,
-                brand_id,
+                item_id: item_id.into(),
+                streamer_id: streamer_id.map(Into::into),
+                brand_id: brand_id.map(Into::into),
                 price,
                 pctr,
                 pcvr,

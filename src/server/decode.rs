@@ -19,7 +19,7 @@
 
 use super::convert;
 use crate::domain::{FieldError, ItemKind, Millis, Scene, check_time};
-use crate::engine::{Candidate, RankQuery};
+use crate::engine::{Candidate, Id, RankQuery};
 use std::fmt;
 
 /// A `RankRequest` that decoded: its scene when that was valid (a metric
@@ -84,15 +84,15 @@ pub fn rank_request(bytes: &[u8], now: Millis) -> Result<DecodedRank, Malformed>
         let at = wire.pos;
         let read = |r| malformed(field, at, r);
         match tag {
-            1 => request_id = wire.string(wire_type).map_err(read)?,
-            2 => user_id = wire.string(wire_type).map_err(read)?,
+            1 => request_id = wire.string(wire_type).map_err(read)?.to_owned(),
+            2 => user_id = wire.string(wire_type).map_err(read)?.to_owned(),
             3 => scene = wire.varint_field(wire_type).map_err(read)? as i32,
             4 => slots = wire.varint_field(wire_type).map_err(read)? as u32,
             5 => {
                 // Read in place: a candidate is large, and moving each
                 // into the vector after reading it was a tenth of the cost.
                 let index = candidates.len();
-                candidates.push(Candidate::new(String::new(), ItemKind::Goods));
+                candidates.push(Candidate::new(Id::default(), ItemKind::Goods));
                 let candidate = candidates.last_mut().expect("just pushed");
                 let kind = wire.candidate(wire_type, index, candidate)?;
                 if let (Err(e), None) = (kind, &bad_kind) {
@@ -243,12 +243,9 @@ impl<'a> Wire<'a> {
         self.take(len)
     }
 
-    fn string(&mut self, wire_type: u8) -> Result<String, &'static str> {
+    fn string(&mut self, wire_type: u8) -> Result<&'a str, &'static str> {
         let bytes = self.delimited(wire_type)?;
-        match std::str::from_utf8(bytes) {
-            Ok(s) => Ok(s.to_owned()),
-            Err(_) => Err("a string that is not UTF-8"),
-        }
+        std::str::from_utf8(bytes).map_err(|_| "a string that is not UTF-8")
     }
 
     fn varint_field(&mut self, wire_type: u8) -> Result<u64, &'static str> {
@@ -319,10 +316,10 @@ impl<'a> Wire<'a> {
                 malformed(format!("{}{sep}{name}", field()), at, r)
             };
             match tag {
-                1 => candidate.item_id = inner.string(wire_type).map_err(read)?,
+                1 => candidate.item_id = Id::from(inner.string(wire_type).map_err(read)?),
                 2 => kind = inner.varint_field(wire_type).map_err(read)? as i32,
-                3 => candidate.streamer_id = Some(inner.string(wire_type).map_err(read)?),
-                4 => candidate.brand_id = Some(inner.string(wire_type).map_err(read)?),
+                3 => candidate.streamer_id = Some(Id::from(inner.string(wire_type).map_err(read)?)),
+                4 => candidate.brand_id = Some(Id::from(inner.string(wire_type).map_err(read)?)),
                 5 => candidate.price = Some(inner.double(wire_type).map_err(read)?),
                 6 => candidate.pctr = Some(inner.double(wire_type).map_err(read)?),
                 7 => candidate.pcvr = Some(inner.double(wire_type).map_err(read)?),

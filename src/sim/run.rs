@@ -335,7 +335,7 @@ fn run_user(
                 .iter()
                 .enumerate()
                 .map(|(position, &(i, propensity))| ServedSlot {
-                    item_id: query.candidates[i].item_id.clone(),
+                    item_id: query.candidates[i].item_id.to_string(),
                     kind: query.candidates[i].kind,
                     position: Some(position as u32),
                     propensity: Some(propensity),

@@ -71,8 +71,8 @@ pub(super) fn decode(batch: &RecordBatch) -> Result<Vec<(u64, RankRecord)>, Stri
         .collect()
 }
 
-fn optional(strings: &StringArray, i: usize) -> Option<String> {
-    strings.is_valid(i).then(|| strings.value(i).to_string())
+fn optional<T: for<'a> From<&'a str>>(strings: &StringArray, i: usize) -> Option<T> {
+    strings.is_valid(i).then(|| T::from(strings.value(i)))
 }
 
 fn optional_f64(values: &Float64Array, i: usize) -> Option<f64> {
@@ -175,7 +175,7 @@ impl<'a> Candidates<'a> {
         range(self.offsets, row)
             .map(|i| {
                 Ok(Candidate {
-                    item_id: self.item_id.value(i).to_string(),
+                    item_id: self.item_id.value(i).into(),
                     kind: self.kind.required(i)?,
                     streamer_id: optional(self.streamer_id, i),
                     brand_id: optional(self.brand_id, i),
@@ -262,10 +262,10 @@ mod tests {
         };
         let candidates = (0..rng.random_range(1..30))
             .map(|c| Candidate {
-                item_id: format!("item-{i}-{c}"),
+                item_id: format!("item-{i}-{c}").into(),
                 kind: kind(rng),
-                streamer_id: maybe(rng, |_| format!("s{c}")),
-                brand_id: maybe(rng, |_| format!("b{}", c % 3)),
+                streamer_id: maybe(rng, |_| format!("s{c}").into()),
+                brand_id: maybe(rng, |_| format!("b{}", c % 3).into()),
                 price: maybe(rng, |r| r.random_range(0.1..999.0)),
                 pctr: maybe(rng, |r| r.random::<f64>()),
                 pcvr: maybe(rng, |r| r.random::<f64>()),
