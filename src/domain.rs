@@ -355,6 +355,12 @@ impl Reasons {
         self.0 |= reason.bit();
     }
 
+    /// Inserts `reason` when `on`, without a branch (for codes earned on
+    /// data the branch predictor cannot guess, once per candidate).
+    pub fn insert_if(&mut self, reason: Reason, on: bool) {
+        self.0 |= reason.bit() * u16::from(on);
+    }
+
     pub fn contains(self, reason: Reason) -> bool {
         self.0 & reason.bit() != 0
     }
@@ -432,6 +438,22 @@ impl fmt::Display for ArmRef {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_reason_is_inserted_if_and_only_if_earned() {
+        for reason in Reason::ALL {
+            let mut set = Reasons::default();
+            set.insert_if(reason, false);
+            assert!(set.is_empty());
+            set.insert_if(Reason::Organic, true);
+            set.insert_if(reason, true);
+            assert!(set.contains(reason) && set.contains(Reason::Organic));
+            assert_eq!(
+                set.iter().count(),
+                1 + usize::from(reason != Reason::Organic)
+            );
+        }
+    }
+
     #[test]
     fn tiers_classify_at_the_thresholds() {
         let t = TierThresholds::new(5_000_000, 100_000).unwrap();

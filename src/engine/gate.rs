@@ -52,15 +52,13 @@ pub fn apply(gates: &GateParams, r: &Resolved, now: Millis) -> GateOutcome {
         gates.cold_start.multiplier(now.since(created))
     });
 
+    // Which codes a candidate earns is as good as random from one to the
+    // next, so they are set without branching (the threshold is in [0, 1):
+    // a penalty and a boost exclude each other).
     let mut reasons = Reasons::default();
-    if quality < 1.0 - gates.reason_threshold {
-        reasons.insert(Reason::GatePenalty);
-    } else if quality > 1.0 + gates.reason_threshold {
-        reasons.insert(Reason::GateBoost);
-    }
-    if cold > 1.0 {
-        reasons.insert(Reason::ColdStart);
-    }
+    reasons.insert_if(Reason::GatePenalty, quality < 1.0 - gates.reason_threshold);
+    reasons.insert_if(Reason::GateBoost, quality > 1.0 + gates.reason_threshold);
+    reasons.insert_if(Reason::ColdStart, cold > 1.0);
     GateOutcome {
         multiplier: quality * cold,
         reasons,
