@@ -36,17 +36,13 @@ fn engine() -> &'static (Engine, Catalog) {
 /// scores. Bytes that do not decode are read as a request over the demo
 /// catalog instead (`structured`), so most inputs reach the engine.
 pub fn rank(data: &[u8]) {
-    let structured_bytes;
-    let bytes = if rank_decoding(data).is_some() {
-        data
-    } else {
-        structured_bytes = structured(data).encode_to_vec();
-        &structured_bytes[..]
-    };
-    let query = match rank_decoding(bytes) {
-        Some(Ok(q)) => q,
-        Some(Err(e)) => return assert!(!e.field.is_empty()),
-        None => panic!("a request encoded by prost does not decode"),
+    let decoded = rank_decoding(data).unwrap_or_else(|| {
+        rank_decoding(&structured(data).encode_to_vec())
+            .expect("a request encoded by prost decodes")
+    });
+    let query = match decoded {
+        Ok(q) => q,
+        Err(e) => return assert!(!e.field.is_empty()),
     };
     let (engine, catalog) = engine();
     let ranking = match engine.rank(catalog, &RankState::new(), &query) {
@@ -76,18 +72,18 @@ pub fn rank(data: &[u8]) {
 /// same query, or both refuse the query naming the same field. `None` when
 /// the bytes are not a `RankRequest`.
 pub fn rank_decoding(data: &[u8]) -> Option<Result<RankQuery, FieldError>> {
-    let reference = pb::RankRequest::decode(data).map(|r| convert::rank_query(r, NOW));
+    let reference = pb::RankRequest::decode(data)
+        .map(|r| (convert::scene(r.scene).ok(), convert::rank_query(r, NOW)));
     let decoded = decode::rank_request(data, NOW);
     match (reference, decoded) {
         (Err(_), Err(refused)) => {
             assert!(refused.offset <= data.len(), "{refused}");
             None
         }
-        (Ok(expected), Ok(decoded)) => {
+        (Ok((scene, expected)), Ok(decoded)) => {
             // Debug, not ==: a NaN estimate is the same NaN on both sides.
             assert_eq!(format!("{:?}", decoded.query), format!("{expected:?}"));
-            let scene = pb::RankRequest::decode(data).map(|r| convert::scene(r.scene).ok());
-            assert_eq!(Ok(decoded.scene), scene);
+            assert_eq!(decoded.scene, scene);
             Some(decoded.query)
         }
         (reference, decoded) => panic!("prost: {reference:?}\ndecoder: {decoded:?}"),

@@ -404,7 +404,7 @@ impl Engine {
                         pctr: e.pctr,
                         pcvr: e.pcvr,
                         reasons,
-                        resolved: r.resolved,
+                        resolved: r.resolved(),
                     }
                 },
             )
@@ -414,7 +414,7 @@ impl Engine {
             slots,
             config_version: self.params.version.clone(),
             model_version: self.model.version().to_string(),
-            unresolved: items.iter().filter(|r| !r.resolved).count() as u32,
+            unresolved: items.iter().filter(|r| !r.resolved()).count() as u32,
             ineligible: (eligible.iter().filter(|&&e| !e).count()
                 - evaluation.ghosts.iter().filter(|g| g.injected).count())
                 as u32,

@@ -45,10 +45,9 @@ pub struct Resolved<'a> {
     /// Yuan; the order value for streams.
     pub price: Magnitude,
     pub scores: QualityScores,
-    /// The item itself was found in the catalog.
-    pub resolved: bool,
-    /// The address of the catalog record the item resolved to: within one
-    /// request it stands for the item's kind and id (the duplicate check).
+    /// The address of the catalog record the item resolved to (`None`: the
+    /// catalog does not know it): within one request it stands for the
+    /// item's kind and id (the duplicate check).
     pub record: Option<usize>,
     /// False for a stream the catalog knows to be off air: it cannot be watched.
     pub eligible: bool,
@@ -98,7 +97,6 @@ impl<'a> Resolved<'a> {
                     None => (None, None, None, None, None, None, true),
                 },
             };
-        let resolved = catalog_streamer.is_some();
         // Only a request's own candidate can name a streamer the catalog does
         // not; one the engine added carries nothing but its id.
         let requested_streamer = match &c {
@@ -131,7 +129,6 @@ impl<'a> Resolved<'a> {
                 product: item_product.or(seller_scores.product),
                 ..seller_scores
             },
-            resolved,
             record,
             eligible,
             cart,
@@ -143,6 +140,11 @@ impl<'a> Resolved<'a> {
     /// it stands for the streamer (allocation numbers streamers by it).
     pub fn streamer_record(&self) -> Option<usize> {
         self.streamer.map(address)
+    }
+
+    /// The item itself was found in the catalog.
+    pub fn resolved(&self) -> bool {
+        self.record.is_some()
     }
 
     pub fn created_at(&self) -> Option<Millis> {
@@ -161,7 +163,7 @@ impl<'a> Resolved<'a> {
                 .is_some_and(|s| s.streamer().kind == StreamerKind::BrandSelf),
             scene,
             cart: self.cart,
-            resolved: self.resolved,
+            resolved: self.resolved(),
         }
     }
 }

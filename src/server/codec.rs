@@ -154,7 +154,7 @@ impl<T: Message> Encoder for ProstEncoder<T> {
 #[derive(Debug)]
 pub struct ProstDecoder<U>(PhantomData<U>);
 
-impl<U: Message + Default + 'static> Decoder for ProstDecoder<U> {
+impl<U: Message + Default> Decoder for ProstDecoder<U> {
     type Item = U;
     type Error = Status;
 
