@@ -70,7 +70,7 @@ pub fn allocate(
 /// The candidates' streamers numbered densely, for the per-page cap; an
 /// unknown streamer is its own. Without a cap nobody counts them, so they
 /// are not numbered. One numbering serves every pass over the same items.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Streamers {
     of: Vec<u32>,
     count: usize,
@@ -96,30 +96,63 @@ impl Streamers {
         if max_per_streamer == 0 {
             return Streamers::default();
         }
-        // Each map is sized for every item once it is first used: most
-        // pages number by one key alone.
-        let mut words: HashMap<usize, u32> = HashMap::new();
-        let mut ids: HashMap<&str, u32> = HashMap::new();
-        let mut next = 0u32;
+        let mut numbering = Numbering::new(items.len());
         let of = items
             .iter()
             .enumerate()
-            .map(|(i, it)| {
-                let fresh = next;
-                let id = match (interned(i), it.streamer) {
-                    (Some(word), _) => *sized(&mut words, items.len()).entry(word).or_insert(fresh),
-                    (None, Some(s)) => *sized(&mut ids, items.len()).entry(s).or_insert(fresh),
-                    (None, None) => fresh,
-                };
-                if id == fresh {
-                    next += 1;
-                }
-                id
-            })
+            .map(|(i, it)| numbering.number(interned(i), it.streamer))
             .collect();
+        numbering.finish(of)
+    }
+}
+
+/// Numbers streamers densely, in the order they are first met: by a word
+/// where the caller interned one, else by the id's bytes; a streamer
+/// without an id is its own.
+struct Numbering<'a> {
+    words: HashMap<usize, u32>,
+    ids: HashMap<&'a str, u32>,
+    next: u32,
+    /// Room each map is given when first used: most pages number by one
+    /// key alone.
+    room: usize,
+}
+
+impl<'a> Numbering<'a> {
+    fn new(room: usize) -> Numbering<'a> {
+        Numbering {
+            words: HashMap::new(),
+            ids: HashMap::new(),
+            next: 0,
+            room,
+        }
+    }
+
+    /// A number no streamer met so far has.
+    fn fresh(&mut self) -> u32 {
+        self.next += 1;
+        self.next - 1
+    }
+
+    fn number(&mut self, word: Option<usize>, id: Option<&'a str>) -> u32 {
+        let fresh = self.next;
+        let number = match (word, id) {
+            (Some(word), _) => *sized(&mut self.words, self.room)
+                .entry(word)
+                .or_insert(fresh),
+            (None, Some(id)) => *sized(&mut self.ids, self.room).entry(id).or_insert(fresh),
+            (None, None) => fresh,
+        };
+        if number == fresh {
+            self.next += 1;
+        }
+        number
+    }
+
+    fn finish(self, of: Vec<u32>) -> Streamers {
         Streamers {
             of,
-            count: next as usize,
+            count: self.next as usize,
         }
     }
 }

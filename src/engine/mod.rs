@@ -160,7 +160,9 @@ impl Engine {
         for g in evaluation.ghosts.iter().filter(|g| g.injected) {
             items[g.index].eligible = g.eligible;
         }
-        let control = exposure.control(&quotas.exposure, &items);
+        let control = exposure.control_interned(&quotas.exposure, &items, |i| {
+            evaluation.items[i].streamer_record()
+        });
         for g in evaluation.ghosts.iter_mut().filter(|g| g.injected) {
             g.eligible = items[g.index].eligible && !control.refuses(g.index);
             items[g.index].eligible = false;
@@ -171,13 +173,21 @@ impl Engine {
         }
         let table = quotas.floors.table(slots);
         let max_per_streamer = quotas.max_items_per_streamer;
-        // Streamers numbered by their catalog record, not their id's bytes;
-        // one numbering for the page and the ghosts' page.
-        let streamers = allocate::Streamers::number_interned(&items, max_per_streamer, |i| {
-            evaluation.items[i].streamer_record()
-        });
+        // One numbering of the streamers for the page and the ghosts' page:
+        // the exposure read's own when it probed them, else by catalog
+        // record (a word, not the id's bytes) alone.
+        let interned;
+        let streamers = match control.numbered() {
+            Some(numbered) => numbered,
+            None => {
+                interned = allocate::Streamers::number_interned(&items, max_per_streamer, |i| {
+                    evaluation.items[i].streamer_record()
+                });
+                &interned
+            }
+        };
         let place = |items: &[allocate::Item]| {
-            control.place_numbered(items, slots, &table, max_per_streamer, &streamers)
+            control.place_numbered(items, slots, &table, max_per_streamer, streamers)
         };
         let placed = place(&items);
         let ghost_page = evaluation.ghost_page(place);

@@ -47,7 +47,7 @@
 //! replicas converge independently, so quotas scale out without
 //! coordination) or one per replay shard. It carries over config reloads.
 
-use super::{Item, MTable, Placement, Streamers};
+use super::{Item, MTable, Numbering, Placement, Streamers};
 use crate::domain::{Millis, Tier};
 use compact_str::CompactString;
 use foldhash::HashMap;
@@ -98,6 +98,11 @@ pub struct ControllerView {
 struct Tracked {
     scaled: f64,
     tier: Tier,
+    /// The streamer's number on the page read last by [`ExposureState::control`]
+    /// with read `read`: the read's probe numbers the page's streamers for
+    /// the per-streamer cap, so they are not hashed a second time.
+    number: u32,
+    read: u64,
 }
 
 /// How stored exposures decay: by half every `half_life` pages from page
@@ -141,6 +146,9 @@ struct Inner {
     streamer_total: f64,
     tier_mass: [f64; 3],
     tier_members: [usize; 3],
+    /// Reads by [`ExposureState::control`] that probed the streamers: one
+    /// stamp per page, so a stamp never repeats.
+    reads: u64,
 }
 
 /// Weight of the latest page in the running means.
@@ -181,6 +189,9 @@ pub struct Control {
     /// Each candidate's spreading penalty in score units (empty: spreading
     /// is off).
     spread: Vec<f64>,
+    /// The candidates' streamers, numbered by the same probe that read
+    /// their exposure (`None`: no probe, spreading and the cap are off).
+    numbered: Option<Streamers>,
 }
 
 impl Control {
@@ -209,11 +220,20 @@ impl Control {
         self.capped.get(i).copied().unwrap_or(false)
     }
 
-    /// Fills up to `slots` slots from `items` (scores before control): the
-    /// slots each tier holds are chosen by score plus tier price, under the
-    /// floors and the cap; each tier's slots are then filled in its
-    /// spreading order. A slot spreading filled with a lower-scored item
-    /// than the price order would have is marked `lifted`.
+    /// The streamers of the items this control was read for, numbered by
+    /// the read's own probe ([`Streamers::number`]'s grouping); `None` when
+    /// spreading and the cap are off and nothing was probed.
+    pub fn numbered(&self) -> Option<&Streamers> {
+        self.numbered.as_ref()
+    }
+
+    /// Fills up to `slots` slots from `items` (scores before control; the
+    /// items this control was read for, or items naming the same streamer
+    /// at every index): the slots each tier holds are chosen by score plus
+    /// tier price, under the floors and the cap; each tier's slots are then
+    /// filled in its spreading order. A slot spreading filled with a
+    /// lower-scored item than the price order would have is marked
+    /// `lifted`.
     pub fn place(
         &self,
         items: &[Item],
@@ -221,8 +241,15 @@ impl Control {
         table: &MTable,
         max_per_streamer: u32,
     ) -> Vec<Placement> {
-        let streamers = Streamers::number(items, max_per_streamer);
-        self.place_numbered(items, slots, table, max_per_streamer, &streamers)
+        match &self.numbered {
+            Some(streamers) => {
+                self.place_numbered(items, slots, table, max_per_streamer, streamers)
+            }
+            None => {
+                let streamers = Streamers::number(items, max_per_streamer);
+                self.place_numbered(items, slots, table, max_per_streamer, &streamers)
+            }
+        }
     }
 
     /// [`Control::place`] with the streamers already numbered (by
@@ -277,9 +304,23 @@ impl ExposureState {
     /// The control for a page of `items` (scores before control): tier
     /// prices in score units, the share cap, each candidate's spreading
     /// penalty. One hash probe per candidate, only when spreading or the cap
-    /// is on.
+    /// is on; that probe also numbers the candidates' streamers for the
+    /// per-streamer cap ([`Control::numbered`]).
     pub fn control(&self, params: &ExposureParams, items: &[Item]) -> Control {
-        let inner = self.inner.lock();
+        self.control_interned(params, items, |_| None)
+    }
+
+    /// [`ExposureState::control`], numbering the streamers the state does
+    /// not track by `interned(i)` where it is `Some`, as
+    /// [`Streamers::number_interned`] does.
+    pub fn control_interned(
+        &self,
+        params: &ExposureParams,
+        items: &[Item],
+        interned: impl Fn(usize) -> Option<usize>,
+    ) -> Control {
+        let mut guard = self.inner.lock();
+        let inner = &mut *guard;
         let price = if params.targets.is_some() {
             inner.price.map(|p| p * inner.score_mean)
         } else {
@@ -310,11 +351,26 @@ impl ExposureState {
         let per_mean = params.spread_strength * inner.score_mean;
         let mut capped = Vec::new();
         let mut spread = Vec::with_capacity(if spreading { items.len() } else { 0 });
+        // A tracked streamer is numbered through its entry, stamped with
+        // this read; one the state does not track yet, as the caller
+        // interned it or by its id.
+        inner.reads += 1;
+        let read = inner.reads;
+        let mut numbering = Numbering::new(items.len());
+        let mut numbers = Vec::with_capacity(items.len());
         for (i, item) in items.iter().enumerate() {
-            let recent = item
-                .streamer
-                .and_then(|s| inner.streamers.get(s))
-                .map_or(0.0, |t| t.scaled * factor);
+            let tracked = item.streamer.and_then(|s| inner.streamers.get_mut(s));
+            let (recent, number) = match tracked {
+                Some(t) => {
+                    if t.read != read {
+                        t.read = read;
+                        t.number = numbering.fresh();
+                    }
+                    (t.scaled * factor, t.number)
+                }
+                None => (0.0, numbering.number(interned(i), item.streamer)),
+            };
+            numbers.push(number);
             if cap.is_some_and(|cap| recent >= cap) {
                 capped.resize(items.len(), false);
                 capped[i] = true;
@@ -332,6 +388,7 @@ impl ExposureState {
             price,
             capped,
             spread,
+            numbered: Some(numbering.finish(numbers)),
         }
     }
 
@@ -351,6 +408,7 @@ impl ExposureState {
             streamer_total,
             tier_mass,
             tier_members,
+            reads: _,
         } = &mut *guard;
         let from = updated.unwrap_or(now);
         for e in exposure.iter_mut() {
@@ -393,6 +451,8 @@ impl ExposureState {
                         .or_insert(Tracked {
                             scaled: 0.0,
                             tier: s.tier,
+                            number: 0,
+                            read: 0,
                         })
                 }
             };
@@ -405,10 +465,8 @@ impl ExposureState {
             tier_mass[old] -= before;
             let after = before + s.exposure;
             tier_mass[t] += after;
-            *tracked = Tracked {
-                scaled: after / f,
-                tier: s.tier,
-            };
+            tracked.scaled = after / f;
+            tracked.tier = s.tier;
         }
         for t in 0..3 {
             exposure[t] += served[t];

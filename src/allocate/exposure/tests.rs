@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::allocate::Floors;
+use proptest::prelude::*;
 
 fn params() -> ExposureParams {
     ExposureParams {
@@ -247,4 +248,72 @@ fn decay_survives_rebasing_and_a_new_half_life() {
         mass > 100.0 && mass < 1.0 / (1.0 - 0.5f64.powf(1.0 / 200.0)) + 1.0,
         "{mass}"
     );
+}
+
+/// Pages of up to 30 candidates over 12 names (`None` for index 12), some
+/// of them tracked by pages served before.
+fn named_pages() -> impl Strategy<Value = Vec<Vec<Option<u8>>>> {
+    proptest::collection::vec(
+        proptest::collection::vec(proptest::option::weighted(0.9, 0u8..12), 0..30),
+        1..6,
+    )
+}
+
+proptest! {
+    /// The read's probe numbers streamers exactly as hashing their ids (or
+    /// the words interned for some) does, page after page (a number stamped
+    /// by an earlier read is never taken for this one's), whichever
+    /// streamers the state tracks.
+    #[test]
+    fn the_reads_numbering_is_the_ids(
+        pages in named_pages(),
+        capped in any::<bool>(),
+        known in proptest::collection::vec(any::<bool>(), 12),
+    ) {
+        let names: Vec<String> = (0..12).map(|i| format!("s{i}")).collect();
+        let p = ExposureParams {
+            max_streamer_share: if capped { 0.5 } else { 0.0 },
+            max_streamers: 100,
+            ..params()
+        };
+        let s = ExposureState::new();
+        for page in &pages {
+            let items: Vec<Item> = page
+                .iter()
+                .map(|n| Item {
+                    streamer: n.map(|n| names[n as usize].as_str()),
+                    ..item(Tier::Mid, "")
+                })
+                .collect();
+            let c = s.control(&p, &items);
+            prop_assert_eq!(c.numbered(), Some(&Streamers::number(&items, 1)));
+            // Interned: a word per known name, as the catalog's record is.
+            let word = |i: usize| page[i].filter(|&n| known[n as usize]).map(usize::from);
+            let c = s.control_interned(&p, &items, word);
+            prop_assert_eq!(
+                c.numbered(),
+                Some(&Streamers::number_interned(&items, 1, word))
+            );
+            // Serve the first few, so the next page meets tracked streamers.
+            let served: Vec<Served> = items
+                .iter()
+                .take(3)
+                .map(|it| served(Tier::Mid, it.streamer, 1.0))
+                .collect();
+            s.observe(&p, Millis(0), &served);
+        }
+    }
+}
+
+#[test]
+fn without_spreading_or_the_cap_nothing_is_probed_or_numbered() {
+    let p = ExposureParams {
+        spread_strength: 0.0,
+        max_streamer_share: 0.0,
+        ..params()
+    };
+    let s = ExposureState::new();
+    let c = s.control(&p, &[item(Tier::Mid, "a"), item(Tier::Mid, "a")]);
+    assert_eq!(c.numbered(), None);
+    assert_eq!(s.inner.lock().reads, 0);
 }
