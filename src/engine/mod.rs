@@ -173,21 +173,15 @@ impl Engine {
         }
         let table = quotas.floors.table(slots);
         let max_per_streamer = quotas.max_items_per_streamer;
-        // One numbering of the streamers for the page and the ghosts' page:
-        // the exposure read's own when it probed them, else by catalog
-        // record (a word, not the id's bytes) alone.
-        let interned;
-        let streamers = match control.numbered() {
-            Some(numbered) => numbered,
-            None => {
-                interned = allocate::Streamers::number_interned(&items, max_per_streamer, |i| {
-                    evaluation.items[i].streamer_record()
-                });
-                &interned
-            }
-        };
+        // One numbering for the page and the ghosts' page: the exposure
+        // read's, else by catalog record (a word, not the id's bytes).
+        let streamers = control.numbered_or(|| {
+            allocate::Streamers::number_interned(&items, max_per_streamer, |i| {
+                evaluation.items[i].streamer_record()
+            })
+        });
         let place = |items: &[allocate::Item]| {
-            control.place_numbered(items, slots, &table, max_per_streamer, streamers)
+            control.place_numbered(items, slots, &table, max_per_streamer, &streamers)
         };
         let placed = place(&items);
         let ghost_page = evaluation.ghost_page(place);

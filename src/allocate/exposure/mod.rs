@@ -53,6 +53,7 @@ use compact_str::CompactString;
 use foldhash::HashMap;
 use parking_lot::Mutex;
 use serde::Serialize;
+use std::borrow::Cow;
 
 /// The controller's settings (validated config).
 #[derive(Debug, Clone, PartialEq)]
@@ -227,6 +228,13 @@ impl Control {
         self.numbered.as_ref()
     }
 
+    /// [`Control::numbered`], or `number()` when the read probed nothing.
+    pub fn numbered_or(&self, number: impl FnOnce() -> Streamers) -> Cow<'_, Streamers> {
+        self.numbered
+            .as_ref()
+            .map_or_else(|| Cow::Owned(number()), Cow::Borrowed)
+    }
+
     /// Fills up to `slots` slots from `items` (scores before control; the
     /// items this control was read for, or items naming the same streamer
     /// at every index): the slots each tier holds are chosen by score plus
@@ -241,15 +249,8 @@ impl Control {
         table: &MTable,
         max_per_streamer: u32,
     ) -> Vec<Placement> {
-        match &self.numbered {
-            Some(streamers) => {
-                self.place_numbered(items, slots, table, max_per_streamer, streamers)
-            }
-            None => {
-                let streamers = Streamers::number(items, max_per_streamer);
-                self.place_numbered(items, slots, table, max_per_streamer, &streamers)
-            }
-        }
+        let streamers = self.numbered_or(|| Streamers::number(items, max_per_streamer));
+        self.place_numbered(items, slots, table, max_per_streamer, &streamers)
     }
 
     /// [`Control::place`] with the streamers already numbered (by
