@@ -99,9 +99,10 @@ pub struct ControllerView {
 struct Tracked {
     scaled: f64,
     tier: Tier,
-    /// The streamer's number on the page read last by [`ExposureState::control`]
-    /// with read `read`: the read's probe numbers the page's streamers for
-    /// the per-streamer cap, so they are not hashed a second time.
+    /// The streamer's number on the page of read `read`, the last
+    /// [`ExposureState::control`] that met it: the read's probe numbers the
+    /// page's streamers for the per-streamer cap, so their ids are not
+    /// hashed a second time.
     number: u32,
     read: u64,
 }
