@@ -160,9 +160,10 @@ impl Engine {
         for g in evaluation.ghosts.iter().filter(|g| g.injected) {
             items[g.index].eligible = g.eligible;
         }
-        let control = exposure.control_interned(&quotas.exposure, &items, |i| {
-            evaluation.items[i].streamer_record()
-        });
+        // Streamers the exposure state does not track are numbered by
+        // catalog record (a word, not the id's bytes).
+        let record = |i: usize| evaluation.items[i].streamer_record();
+        let control = exposure.control_interned(&quotas.exposure, &items, record);
         for g in evaluation.ghosts.iter_mut().filter(|g| g.injected) {
             g.eligible = items[g.index].eligible && !control.refuses(g.index);
             items[g.index].eligible = false;
@@ -174,12 +175,9 @@ impl Engine {
         let table = quotas.floors.table(slots);
         let max_per_streamer = quotas.max_items_per_streamer;
         // One numbering for the page and the ghosts' page: the exposure
-        // read's, else by catalog record (a word, not the id's bytes).
-        let streamers = control.numbered_or(|| {
-            allocate::Streamers::number_interned(&items, max_per_streamer, |i| {
-                evaluation.items[i].streamer_record()
-            })
-        });
+        // read's, else by catalog record alone.
+        let streamers = control
+            .numbered_or(|| allocate::Streamers::number_interned(&items, max_per_streamer, record));
         let place = |items: &[allocate::Item]| {
             control.place_numbered(items, slots, &table, max_per_streamer, &streamers)
         };
