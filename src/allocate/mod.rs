@@ -18,6 +18,7 @@
 pub mod concentration;
 pub mod exposure;
 pub mod floors;
+mod numbering;
 mod quotas;
 pub mod reference;
 mod topk;
@@ -28,7 +29,8 @@ pub use quotas::{PositionWeights, QuotaParams};
 pub use topk::top_k;
 
 use crate::domain::Tier;
-use foldhash::{HashMap, HashMapExt};
+use numbering::Numbering;
+pub use numbering::WordTable;
 
 /// One candidate, as allocation sees it.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -96,7 +98,8 @@ impl Streamers {
         if max_per_streamer == 0 {
             return Streamers::default();
         }
-        let mut numbering = Numbering::new(items.len());
+        let mut words = WordTable::default();
+        let mut numbering = Numbering::new(items.len(), &mut words);
         let of = items
             .iter()
             .enumerate()
@@ -104,65 +107,6 @@ impl Streamers {
             .collect();
         numbering.finish(of)
     }
-}
-
-/// Numbers streamers densely, in the order they are first met: by a word
-/// where the caller interned one, else by the id's bytes; a streamer
-/// without an id is its own.
-struct Numbering<'a> {
-    words: HashMap<usize, u32>,
-    ids: HashMap<&'a str, u32>,
-    next: u32,
-    /// Room each map is given when first used: most pages number by one
-    /// key alone.
-    room: usize,
-}
-
-impl<'a> Numbering<'a> {
-    fn new(room: usize) -> Numbering<'a> {
-        Numbering {
-            words: HashMap::new(),
-            ids: HashMap::new(),
-            next: 0,
-            room,
-        }
-    }
-
-    /// A number no streamer met so far has.
-    fn fresh(&mut self) -> u32 {
-        self.next += 1;
-        self.next - 1
-    }
-
-    fn number(&mut self, word: Option<usize>, id: Option<&'a str>) -> u32 {
-        let fresh = self.next;
-        let number = match (word, id) {
-            (Some(word), _) => *sized(&mut self.words, self.room)
-                .entry(word)
-                .or_insert(fresh),
-            (None, Some(id)) => *sized(&mut self.ids, self.room).entry(id).or_insert(fresh),
-            (None, None) => fresh,
-        };
-        if number == fresh {
-            self.next += 1;
-        }
-        number
-    }
-
-    fn finish(self, of: Vec<u32>) -> Streamers {
-        Streamers {
-            of,
-            count: self.next as usize,
-        }
-    }
-}
-
-/// `map`, given room for `n` entries if it has none yet.
-fn sized<K: std::hash::Hash + Eq>(map: &mut HashMap<K, u32>, n: usize) -> &mut HashMap<K, u32> {
-    if map.capacity() == 0 {
-        map.reserve(n);
-    }
-    map
 }
 
 /// [`allocate`] with the streamers already numbered (by

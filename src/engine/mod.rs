@@ -227,11 +227,12 @@ impl Engine {
         query.validate_fields(&self.params.limits)?;
         let params = &self.params.chuanliu;
         let scene = params.scene(query.scene);
-        let mut items: Vec<Resolved> = query
-            .candidates
-            .iter()
-            .map(|c| Resolved::new(Source::Request(c), catalog, &self.params))
-            .collect();
+        // Room for the streams offers inject (one per brand at most): growing
+        // the page's vector moved it all, 6% of a rank with the flow acting.
+        let room = flow.map_or(0, |_| params.affinity.max_brands_per_user);
+        let mut items: Vec<Resolved> = Vec::with_capacity(query.candidates.len() + room);
+        let request = query.candidates.iter().map(Source::Request);
+        items.extend(request.map(|c| Resolved::new(c, catalog, &self.params)));
         // Duplicates once resolved: the records found stand for the ids.
         query.check_duplicates(|i| items[i].record)?;
         let mut offers = flow.map_or_else(Vec::new, |flow| {
@@ -243,6 +244,7 @@ impl Engine {
         // Each offered stream the request did not propose is resolved,
         // scored and gated like any candidate, so offers are valued alike;
         // those not reserved leave again below.
+        items.reserve(offers.iter().filter(|o| o.candidate.is_none()).count());
         for o in offers.iter_mut().filter(|o| o.candidate.is_none()) {
             o.candidate = Some(items.len());
             let injected = Candidate::new(o.stream, ItemKind::LiveStream);

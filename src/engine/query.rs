@@ -3,6 +3,7 @@
 //! wire types onto them, the replay CLI builds them from log records.
 
 use super::Limits;
+use crate::allocate::WordTable;
 use crate::domain::{
     FieldError, ItemKind, Millis, Reasons, Scene, Tier, check_id, id_problem, price_problem,
 };
@@ -201,11 +202,16 @@ impl RankQuery {
         record: impl Fn(usize) -> Option<usize>,
     ) -> Result<(), FieldError> {
         let n = self.candidates.len();
-        let mut records = HashSet::with_capacity(n);
+        // Numbered by candidate index, a repeated record answers with an
+        // earlier one.
+        let mut records = None;
         let mut ids = HashSet::new();
         for (i, c) in self.candidates.iter().enumerate() {
             let repeated = match record(i) {
-                Some(word) => !records.insert(word),
+                Some(word) => {
+                    let records = records.get_or_insert_with(|| WordTable::for_page(n));
+                    records.number(word, i as u32) != i as u32
+                }
                 None => !ids.insert((c.kind, c.item_id.as_str())),
             };
             if repeated {

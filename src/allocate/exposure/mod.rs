@@ -47,7 +47,8 @@
 //! replicas converge independently, so quotas scale out without
 //! coordination) or one per replay shard. It carries over config reloads.
 
-use super::{Item, MTable, Numbering, Placement, Streamers};
+use super::numbering::{Numbering, WordTable};
+use super::{Item, MTable, Placement, Streamers};
 use crate::domain::{Millis, Tier};
 use compact_str::CompactString;
 use foldhash::HashMap;
@@ -151,6 +152,8 @@ struct Inner {
     /// Reads by [`ExposureState::control`] that probed the streamers: one
     /// stamp per page, so a stamp never repeats.
     reads: u64,
+    /// Where the reads number the streamers not tracked, by interned word.
+    words: WordTable,
 }
 
 /// Weight of the latest page in the running means.
@@ -358,7 +361,7 @@ impl ExposureState {
         // interned it or by its id.
         inner.reads += 1;
         let read = inner.reads;
-        let mut numbering = Numbering::new(items.len());
+        let mut numbering = Numbering::new(items.len(), &mut inner.words);
         let mut numbers = Vec::with_capacity(items.len());
         for (i, item) in items.iter().enumerate() {
             let tracked = item.streamer.and_then(|s| inner.streamers.get_mut(s));
@@ -411,6 +414,7 @@ impl ExposureState {
             tier_mass,
             tier_members,
             reads: _,
+            words: _,
         } = &mut *guard;
         let from = updated.unwrap_or(now);
         for e in exposure.iter_mut() {

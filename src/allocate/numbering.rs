@@ -1,0 +1,193 @@
+//! Numbering a page's streamers densely, for the per-streamer cap.
+//!
+//! By a word where the caller interned one (the catalog record's address),
+//! else by the id's bytes. Words go through a [`WordTable`] a caller can
+//! keep from page to page: the exposure state keeps one under its lock, so
+//! numbering the streamers it does not track allocates and clears nothing
+//! (a fresh hash map per page was as costly as the exposure read's probe).
+
+use foldhash::HashMap;
+
+/// Words met on one page and their numbers: open addressing over a table
+/// at most half full, each entry stamped with the page it was written
+/// for, so that starting a page is a counter step rather than a clear.
+/// Also the engine's duplicate check: numbered by candidate index, a
+/// repeated word answers with the index it was first met at.
+#[derive(Debug, Default, Clone)]
+pub struct WordTable {
+    slots: Vec<WordSlot>,
+    /// `64 - log2(slots.len())`: a word's home is the top bits of its hash.
+    shift: u32,
+    page: u32,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct WordSlot {
+    page: u32,
+    number: u32,
+    word: usize,
+}
+
+impl WordTable {
+    /// A table started for one page of at most `n` words.
+    pub fn for_page(n: usize) -> WordTable {
+        let mut table = WordTable::default();
+        table.start(n);
+        table
+    }
+
+    /// Starts a page of at most `n` words: every earlier entry reads as
+    /// empty.
+    pub fn start(&mut self, n: usize) {
+        let len = (2 * n).next_power_of_two().max(16);
+        // Entries are all cleared when the stamps run out, once in 2^32 pages.
+        if self.slots.len() < len || self.page == u32::MAX {
+            self.slots = vec![WordSlot::default(); len.max(self.slots.len())];
+            self.shift = 64 - self.slots.len().trailing_zeros();
+            self.page = 0;
+        }
+        self.page += 1;
+    }
+
+    /// `word`'s number on this page; `fresh` when it had none, which it
+    /// then has. At most `n` (of [`WordTable::start`]) words a page, so a
+    /// free entry is always found.
+    pub fn number(&mut self, word: usize, fresh: u32) -> u32 {
+        // Fibonacci hashing: addresses differ in their middle bits, which the
+        // multiply carries to the top.
+        let mask = self.slots.len() - 1;
+        let mut at = ((word as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> self.shift) as usize;
+        loop {
+            let slot = &mut self.slots[at];
+            if slot.page != self.page {
+                *slot = WordSlot {
+                    page: self.page,
+                    word,
+                    number: fresh,
+                };
+                return fresh;
+            }
+            if slot.word == word {
+                return slot.number;
+            }
+            at = (at + 1) & mask;
+        }
+    }
+}
+
+/// Numbers streamers densely, in the order they are first met: by a word
+/// where the caller interned one, else by the id's bytes; a streamer
+/// without an id is its own.
+pub(super) struct Numbering<'a, 'w> {
+    words: &'w mut WordTable,
+    /// Whether `words` was started for this page: most pages number by one
+    /// key alone, so each is set up on first use.
+    words_started: bool,
+    ids: HashMap<&'a str, u32>,
+    next: u32,
+    /// The most streamers this page numbers.
+    room: usize,
+}
+
+impl<'a, 'w> Numbering<'a, 'w> {
+    pub(super) fn new(room: usize, words: &'w mut WordTable) -> Numbering<'a, 'w> {
+        Numbering {
+            words,
+            words_started: false,
+            ids: HashMap::default(),
+            next: 0,
+            room,
+        }
+    }
+
+    /// A number no streamer met so far has.
+    pub(super) fn fresh(&mut self) -> u32 {
+        self.next += 1;
+        self.next - 1
+    }
+
+    /// At most `room` (of [`Numbering::new`]) calls a page.
+    pub(super) fn number(&mut self, word: Option<usize>, id: Option<&'a str>) -> u32 {
+        let fresh = self.next;
+        let number = match (word, id) {
+            (Some(word), _) => {
+                if !self.words_started {
+                    self.words.start(self.room);
+                    self.words_started = true;
+                }
+                self.words.number(word, fresh)
+            }
+            (None, Some(id)) => {
+                if self.ids.capacity() == 0 {
+                    self.ids.reserve(self.room);
+                }
+                *self.ids.entry(id).or_insert(fresh)
+            }
+            (None, None) => fresh,
+        };
+        if number == fresh {
+            self.next += 1;
+        }
+        number
+    }
+
+    pub(super) fn finish(self, of: Vec<u32>) -> super::Streamers {
+        super::Streamers {
+            of,
+            count: self.next as usize,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// One table kept over many pages numbers each page's words as a
+        /// fresh map would: first met, first numbered; nothing carried over
+        /// from earlier pages, whatever their sizes.
+        #[test]
+        fn a_kept_table_numbers_each_page_afresh(
+            pages in proptest::collection::vec(
+                proptest::collection::vec(0usize..40, 0..60), 1..8),
+        ) {
+            let mut table = WordTable::default();
+            for page in &pages {
+                let mut numbering = Numbering::new(page.len(), &mut table);
+                let got: Vec<u32> = page
+                    .iter()
+                    .map(|&w| numbering.number(Some(0x7f00_0000_0000 + w * 152), None))
+                    .collect();
+                let mut seen: Vec<usize> = Vec::new();
+                let want: Vec<u32> = page
+                    .iter()
+                    .map(|w| match seen.iter().position(|s| s == w) {
+                        Some(n) => n as u32,
+                        None => {
+                            seen.push(*w);
+                            seen.len() as u32 - 1
+                        }
+                    })
+                    .collect();
+                prop_assert_eq!(got, want);
+                prop_assert_eq!(numbering.finish(Vec::new()).count, seen.len());
+            }
+        }
+    }
+
+    /// When the page stamps run out the entries are cleared, so an entry of
+    /// a page long gone does not read as met when its stamp comes round.
+    #[test]
+    fn stamps_running_out_clear_the_table() {
+        let mut table = WordTable::default();
+        table.start(4);
+        assert_eq!(table.number(8, 0), 0);
+        assert_eq!(table.number(8, 1), 0, "met on this page");
+        table.page = u32::MAX;
+        table.start(4);
+        assert_eq!(table.page, 1, "the first page's stamp again");
+        assert_eq!(table.number(8, 5), 5, "not met on this page");
+    }
+}
