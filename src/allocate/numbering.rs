@@ -50,8 +50,8 @@ impl WordTable {
     }
 
     /// `word`'s number on this page; `fresh` when it had none, which it
-    /// then has. At most `n` (of [`WordTable::start`]) words a page, so a
-    /// free entry is always found.
+    /// then has. Only on a started page, and at most `n` (of
+    /// [`WordTable::start`]) words a page, so a free entry is always found.
     pub fn number(&mut self, word: usize, fresh: u32) -> u32 {
         // Fibonacci hashing: addresses differ in their middle bits, which the
         // multiply carries to the top.
