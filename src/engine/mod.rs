@@ -244,7 +244,6 @@ impl Engine {
         // Each offered stream the request did not propose is resolved,
         // scored and gated like any candidate, so offers are valued alike;
         // those not reserved leave again below.
-        items.reserve(offers.iter().filter(|o| o.candidate.is_none()).count());
         for o in offers.iter_mut().filter(|o| o.candidate.is_none()) {
             o.candidate = Some(items.len());
             let injected = Candidate::new(o.stream, ItemKind::LiveStream);
