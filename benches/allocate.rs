@@ -7,7 +7,8 @@
 //! or proportional floors, and at most 2 items per streamer; `full` adds the
 //! exposure state (tier targets, spreading, a share cap) warmed on 1,000
 //! pages: read multipliers, allocate, record the page (`_200k_tracked`: with
-//! 200,000 other streamers in the state). `_reference` is the
+//! 200,000 other streamers in the state; `_interned`: the streamers named by
+//! a word, as the engine names them by catalog record). `_reference` is the
 //! direct form of the rules the fast allocator is tested against.
 //! Run: `cargo bench --bench allocate`. Figures: docs/performance.md.
 
@@ -25,9 +26,11 @@ fn bench_allocate(c: &mut Criterion) {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(42);
     let names: Vec<String> = (0..300).map(|i| format!("s{i}")).collect();
     let noise = LogNormal::new(0.0, 1.0).unwrap();
+    let mut word = Vec::with_capacity(CANDIDATES);
     let items: Vec<Item> = (0..CANDIDATES)
         .map(|_| {
             let s = rng.random_range(0..names.len());
+            word.push(s);
             let tier = match s % 100 {
                 0..3 => Tier::Top,
                 3..43 => Tier::Mid,
@@ -87,8 +90,12 @@ fn bench_allocate(c: &mut Criterion) {
         max_streamer_share: 0.01,
     };
     let state = ExposureState::new();
-    let serve = |now: Millis| {
-        let control = state.control(&params, &items);
+    let serve = |now: Millis, interned: bool| {
+        let control = if interned {
+            state.control_interned(&params, &items, |i| Some(word[i]))
+        } else {
+            state.control(&params, &items)
+        };
         let placed = control.place(&items, SLOTS, &fair, 2);
         let served: Vec<Served> = placed
             .iter()
@@ -104,10 +111,13 @@ fn bench_allocate(c: &mut Criterion) {
         placed
     };
     for i in 0..1000 {
-        serve(Millis(i * 100));
+        serve(Millis(i * 100), false);
     }
     group.bench_function("full_targets_spreading_fair_cap2", |b| {
-        b.iter(|| serve(black_box(Millis(100_000))))
+        b.iter(|| serve(black_box(Millis(100_000)), false))
+    });
+    group.bench_function("full_targets_spreading_fair_cap2_interned", |b| {
+        b.iter(|| serve(black_box(Millis(100_000)), true))
     });
     // The same with the state tracking 200,000 other streamers, as a
     // server's does after a day: the per-candidate lookups leave the cache.
@@ -125,8 +135,12 @@ fn bench_allocate(c: &mut Criterion) {
         state.observe(&params, Millis(100_000), &page);
     }
     group.bench_function("full_targets_spreading_fair_cap2_200k_tracked", |b| {
-        b.iter(|| serve(black_box(Millis(100_000))))
+        b.iter(|| serve(black_box(Millis(100_000)), false))
     });
+    group.bench_function(
+        "full_targets_spreading_fair_cap2_200k_tracked_interned",
+        |b| b.iter(|| serve(black_box(Millis(100_000)), true)),
+    );
     group.finish();
 }
 

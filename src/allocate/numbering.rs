@@ -1,10 +1,8 @@
 //! Numbering a page's streamers densely, for the per-streamer cap.
 //!
 //! By a word where the caller interned one (the catalog record's address),
-//! else by the id's bytes. Words go through a [`WordTable`] a caller can
-//! keep from page to page: the exposure state keeps one under its lock, so
-//! numbering the streamers it does not track allocates and clears nothing
-//! (a fresh hash map per page was as costly as the exposure read's probe).
+//! else by the id's bytes. Words go through a [`WordTable`], which a caller
+//! can keep from page to page: starting a page clears nothing.
 
 use foldhash::HashMap;
 
@@ -12,7 +10,8 @@ use foldhash::HashMap;
 /// at most half full, each entry stamped with the page it was written
 /// for, so that starting a page is a counter step rather than a clear.
 /// Also the engine's duplicate check: numbered by candidate index, a
-/// repeated word answers with the index it was first met at.
+/// repeated word answers with the index it was first met at; and, started
+/// once and kept, the exposure state's cache from words to its entries.
 #[derive(Debug, Default, Clone)]
 pub struct WordTable {
     slots: Vec<WordSlot>,
@@ -53,22 +52,45 @@ impl WordTable {
     /// then has. Only on a started page, and at most `n` (of
     /// [`WordTable::start`]) words a page, so a free entry is always found.
     pub fn number(&mut self, word: usize, fresh: u32) -> u32 {
+        let (page, at) = (self.page, self.find(word));
+        let slot = &mut self.slots[at];
+        if slot.page != page {
+            *slot = WordSlot {
+                page,
+                word,
+                number: fresh,
+            };
+        }
+        slot.number
+    }
+
+    /// `word`'s number on this page, if it has one (any table).
+    pub fn get(&self, word: usize) -> Option<u32> {
+        if self.slots.is_empty() {
+            return None;
+        }
+        let slot = &self.slots[self.find(word)];
+        (slot.page == self.page).then_some(slot.number)
+    }
+
+    /// Gives `word` the number `number` on this page, whether it had one or
+    /// not; within the same bound as [`WordTable::number`].
+    pub fn set(&mut self, word: usize, number: u32) {
+        let page = self.page;
+        let at = self.find(word);
+        self.slots[at] = WordSlot { page, word, number };
+    }
+
+    /// Where `word` is on this page, or the free entry it would take.
+    fn find(&self, word: usize) -> usize {
         // Fibonacci hashing: addresses differ in their middle bits, which the
         // multiply carries to the top.
         let mask = self.slots.len() - 1;
         let mut at = ((word as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> self.shift) as usize;
         loop {
-            let slot = &mut self.slots[at];
-            if slot.page != self.page {
-                *slot = WordSlot {
-                    page: self.page,
-                    word,
-                    number: fresh,
-                };
-                return fresh;
-            }
-            if slot.word == word {
-                return slot.number;
+            let slot = &self.slots[at];
+            if slot.page != self.page || slot.word == word {
+                return at;
             }
             at = (at + 1) & mask;
         }
@@ -98,12 +120,6 @@ impl<'a, 'w> Numbering<'a, 'w> {
             next: 0,
             room,
         }
-    }
-
-    /// A number no streamer met so far has.
-    pub(super) fn fresh(&mut self) -> u32 {
-        self.next += 1;
-        self.next - 1
     }
 
     /// At most `room` (of [`Numbering::new`]) calls a page.
@@ -175,6 +191,24 @@ mod tests {
                 prop_assert_eq!(numbering.finish(Vec::new()).count, seen.len());
             }
         }
+    }
+
+    /// `set` overwrites, `get` reads this page's entries only.
+    #[test]
+    fn set_and_get_see_this_page_alone() {
+        let mut table = WordTable::default();
+        assert_eq!(table.get(3), None, "never started");
+        table.start(4);
+        table.set(3, 7);
+        table.set(19, 8);
+        table.set(3, 9);
+        assert_eq!(
+            (table.get(3), table.get(19), table.get(4)),
+            (Some(9), Some(8), None)
+        );
+        assert_eq!(table.number(19, 0), 8);
+        table.start(4);
+        assert_eq!(table.get(3), None, "a new page");
     }
 
     /// When the page stamps run out the entries are cleared, so an entry of

@@ -47,12 +47,12 @@
 //! replicas converge independently, so quotas scale out without
 //! coordination) or one per replay shard. It carries over config reloads.
 
-use super::numbering::{Numbering, WordTable};
+mod roster;
+
 use super::{Item, MTable, Placement, Streamers};
 use crate::domain::{Millis, Tier};
-use compact_str::CompactString;
-use foldhash::HashMap;
 use parking_lot::Mutex;
+use roster::Roster;
 use serde::Serialize;
 use std::borrow::Cow;
 
@@ -93,21 +93,6 @@ pub struct ControllerView {
     pub top1: f64,
 }
 
-/// One streamer's recent exposure, stored scaled to the window's origin:
-/// at page `p` it is `scaled * window.factor(p)`, so reading it costs a
-/// multiply, not an `exp` per candidate.
-#[derive(Debug, Clone, Copy)]
-struct Tracked {
-    scaled: f64,
-    tier: Tier,
-    /// The streamer's number on the page of read `read`, the last
-    /// [`ExposureState::control`] that met it: the read's probe numbers the
-    /// page's streamers for the per-streamer cap, so their ids are not
-    /// hashed a second time.
-    number: u32,
-    read: u64,
-}
-
 /// How stored exposures decay: by half every `half_life` pages from page
 /// `origin`, where the stored values are the exposures themselves.
 #[derive(Debug, Default, Clone, Copy)]
@@ -142,7 +127,7 @@ struct Inner {
     updated: Option<Millis>,
     /// The page clock: pages observed so far.
     pages: f64,
-    streamers: HashMap<CompactString, Tracked>,
+    streamers: Roster,
     window: Window,
     /// Totals over the streamers' window as of `pages`: all exposure, and per
     /// tier the tracked streamers' sum of exposure and their count.
@@ -152,8 +137,6 @@ struct Inner {
     /// Reads by [`ExposureState::control`] that probed the streamers: one
     /// stamp per page, so a stamp never repeats.
     reads: u64,
-    /// Where the reads number the streamers not tracked, by interned word.
-    words: WordTable,
 }
 
 /// Weight of the latest page in the running means.
@@ -308,16 +291,18 @@ impl ExposureState {
 
     /// The control for a page of `items` (scores before control): tier
     /// prices in score units, the share cap, each candidate's spreading
-    /// penalty. One hash probe per candidate, only when spreading or the cap
-    /// is on; that probe also numbers the candidates' streamers for the
-    /// per-streamer cap ([`Control::numbered`]).
+    /// penalty. One lookup per candidate, only when spreading or the cap is
+    /// on; that lookup also numbers the candidates' streamers for the
+    /// per-streamer cap ([`Control::numbered`]). By id: a hash of each id.
     pub fn control(&self, params: &ExposureParams, items: &[Item]) -> Control {
         self.control_interned(params, items, |_| None)
     }
 
-    /// [`ExposureState::control`], numbering the streamers the state does
-    /// not track by `interned(i)` where it is `Some`, as
-    /// [`Streamers::number_interned`] does.
+    /// [`ExposureState::control`], finding each streamer by `interned(i)`
+    /// where it is `Some` (a word the caller gives every item of one
+    /// streamer alike and no item of another on this page, as for
+    /// [`Streamers::number_interned`]): one multiply and a compare of the
+    /// id instead of its hash, once the word has been met.
     pub fn control_interned(
         &self,
         params: &ExposureParams,
@@ -344,36 +329,40 @@ impl ExposureState {
             };
         }
         let factor = inner.window.factor(inner.pages);
-        // Each tier's mean streamer exposure, and the penalty per unit of a
-        // streamer's exposure relative to it, in score units.
-        let mean: [f64; 3] = std::array::from_fn(|t| {
-            if inner.tier_members[t] > 0 {
-                inner.tier_mass[t].max(0.0) / inner.tier_members[t] as f64
+        // The penalty per unit of a streamer's exposure, in score units:
+        // `strength * S` at its tier's mean streamer exposure.
+        let per_unit: [f64; 3] = std::array::from_fn(|t| {
+            let members = inner.tier_members[t] as f64;
+            let mass = inner.tier_mass[t].max(0.0);
+            if members > 0.0 && mass > 0.0 {
+                params.spread_strength * inner.score_mean * members / mass
             } else {
                 0.0
             }
         });
-        let per_mean = params.spread_strength * inner.score_mean;
         let mut capped = Vec::new();
         let mut spread = Vec::with_capacity(if spreading { items.len() } else { 0 });
-        // A tracked streamer is numbered through its entry, stamped with
-        // this read; one the state does not track yet, as the caller
-        // interned it or by its id.
+        // Each streamer is numbered through its entry, stamped with this
+        // read; a candidate without a streamer is its own.
         inner.reads += 1;
         let read = inner.reads;
-        let mut numbering = Numbering::new(items.len(), &mut inner.words);
+        let mut next = 0;
+        let mut fresh = || {
+            next += 1;
+            next - 1
+        };
         let mut numbers = Vec::with_capacity(items.len());
         for (i, item) in items.iter().enumerate() {
-            let tracked = item.streamer.and_then(|s| inner.streamers.get_mut(s));
-            let (recent, number) = match tracked {
-                Some(t) => {
+            let (recent, number) = match item.streamer {
+                Some(id) => {
+                    let t = inner.streamers.meet(interned(i), id);
                     if t.read != read {
                         t.read = read;
-                        t.number = numbering.fresh();
+                        t.number = fresh();
                     }
                     (t.scaled * factor, t.number)
                 }
-                None => (0.0, numbering.number(interned(i), item.streamer)),
+                None => (0.0, fresh()),
             };
             numbers.push(number);
             if cap.is_some_and(|cap| recent >= cap) {
@@ -381,19 +370,17 @@ impl ExposureState {
                 capped[i] = true;
             }
             if spreading {
-                let m = mean[item.tier.index()];
-                spread.push(if recent > 0.0 && m > 0.0 {
-                    per_mean * recent / m
-                } else {
-                    0.0
-                });
+                spread.push(per_unit[item.tier.index()] * recent);
             }
         }
         Control {
             price,
             capped,
             spread,
-            numbered: Some(numbering.finish(numbers)),
+            numbered: Some(Streamers {
+                of: numbers,
+                count: fresh() as usize,
+            }),
         }
     }
 
@@ -414,7 +401,6 @@ impl ExposureState {
             tier_mass,
             tier_members,
             reads: _,
-            words: _,
         } = &mut *guard;
         let from = updated.unwrap_or(now);
         for e in exposure.iter_mut() {
@@ -428,7 +414,7 @@ impl ExposureState {
         // far: the stored values become the exposures as of now.
         if window.half_life != half_life || clock - window.origin > REBASE_HALF_LIVES * half_life {
             let f = window.factor(clock);
-            for t in streamers.values_mut() {
+            for t in streamers.iter_mut() {
                 t.scaled *= f;
             }
             *window = Window {
@@ -447,32 +433,26 @@ impl ExposureState {
             // Tracked whether or not spreading or the cap is on: the
             // streamer-level Gini is monitored either way.
             let Some(name) = s.streamer else { continue };
-            // One probe for a tracked streamer; a new one is inserted.
-            let tracked = match streamers.get_mut(name) {
-                Some(tracked) => tracked,
-                None => {
-                    tier_members[t] += 1;
-                    streamers
-                        .entry(CompactString::from(name))
-                        .or_insert(Tracked {
-                            scaled: 0.0,
-                            tier: s.tier,
-                            number: 0,
-                            read: 0,
-                        })
+            // One probe; a streamer not met before gets an entry.
+            let tracked = streamers.entry(name);
+            // A streamer whose tier changed takes its exposure along; one
+            // served for the first time joins its tier.
+            let before = tracked.scaled * f;
+            match tracked.tier {
+                Some(old) => {
+                    let old = old.index();
+                    if old != t {
+                        tier_members[old] -= 1;
+                        tier_members[t] += 1;
+                    }
+                    tier_mass[old] -= before;
                 }
-            };
-            // A streamer whose tier changed takes its exposure along.
-            let (old, before) = (tracked.tier.index(), tracked.scaled * f);
-            if old != t {
-                tier_members[old] -= 1;
-                tier_members[t] += 1;
+                None => tier_members[t] += 1,
             }
-            tier_mass[old] -= before;
             let after = before + s.exposure;
             tier_mass[t] += after;
             tracked.scaled = after / f;
-            tracked.tier = s.tier;
+            tracked.tier = Some(s.tier);
         }
         for t in 0..3 {
             exposure[t] += served[t];
@@ -514,15 +494,15 @@ impl ExposureState {
             // Forget the least exposed half (decayed to now): amortized O(1).
             let now = *pages;
             let f = window.factor(now);
-            let mut values: Vec<f64> = streamers.values().map(|t| t.scaled * f).collect();
+            let mut values: Vec<f64> = streamers.iter().map(|t| t.scaled * f).collect();
             let mid = values.len() / 2;
             let (_, cut, _) = values.select_nth_unstable_by(mid, f64::total_cmp);
             let cut = *cut;
-            streamers.retain(|_, tracked| {
+            streamers.retain(|tracked| {
                 let e = tracked.scaled * f;
                 let keep = e > cut;
-                if !keep {
-                    let t = tracked.tier.index();
+                if let (false, Some(t)) = (keep, tracked.tier) {
+                    let t = t.index();
                     tier_members[t] -= 1;
                     tier_mass[t] = (tier_mass[t] - e).max(0.0);
                 }
@@ -539,7 +519,8 @@ impl ExposureState {
             let inner = self.inner.lock();
             let recent: Vec<f64> = inner
                 .streamers
-                .values()
+                .iter()
+                .filter(|t| t.tier.is_some())
                 .map(|t| t.scaled * inner.window.factor(inner.pages))
                 .collect();
             (inner.price, inner.score_mean, inner.exposure, recent)

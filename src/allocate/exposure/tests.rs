@@ -202,13 +202,43 @@ fn memory_is_bounded_and_the_tier_totals_follow_what_is_kept() {
     let small = Tier::Small.index();
     let kept: Vec<f64> = inner
         .streamers
-        .values()
+        .iter()
+        .filter(|t| t.tier.is_some())
         .map(|t| t.scaled * inner.window.factor(inner.pages))
         .collect();
     let mass: f64 = kept.iter().sum();
     assert!((inner.tier_mass[small] - mass).abs() < 1e-9 * mass.max(1.0));
     assert_eq!(inner.tier_members[small], kept.len());
     assert_eq!(inner.tier_members[Tier::Mid.index()], 0);
+}
+
+/// Streamers met as candidates and never served are remembered (their
+/// words name entries) but counted in no tier and no Gini, and are the
+/// first forgotten.
+#[test]
+fn streamers_only_met_count_nowhere_and_go_first() {
+    let p = ExposureParams {
+        max_streamers: 6,
+        ..params()
+    };
+    let s = ExposureState::new();
+    s.observe(&p, Millis(0), &[served(Tier::Mid, Some("a"), 1.0)]);
+    s.observe(&p, Millis(0), &[served(Tier::Small, Some("b"), 1.0)]);
+    let met: Vec<String> = (0..5).map(|i| format!("m{i}")).collect();
+    let items: Vec<Item> = met.iter().map(|m| item(Tier::Mid, m)).collect();
+    s.control_interned(&p, &items, |i| Some(i + 1000));
+    {
+        let inner = s.inner.lock();
+        assert_eq!(inner.streamers.len(), 7);
+        assert_eq!(inner.tier_members, [0, 1, 1]);
+    }
+    assert_eq!(s.view(&p).tracked_streamers, 2);
+    // Over the bound: the never-served go, the served stay.
+    s.observe(&p, Millis(0), &[served(Tier::Mid, Some("a"), 1.0)]);
+    let inner = s.inner.lock();
+    let left: Vec<&str> = inner.streamers.iter().map(|t| t.id.as_str()).collect();
+    assert_eq!(left, ["a", "b"]);
+    assert_eq!(inner.tier_members, [0, 1, 1]);
 }
 
 #[test]
@@ -220,7 +250,8 @@ fn decay_survives_rebasing_and_a_new_half_life() {
     let s = ExposureState::new();
     let now = |s: &ExposureState| {
         let inner = s.inner.lock();
-        inner.streamers["a"].scaled * inner.window.factor(inner.pages)
+        let scaled = inner.streamers.iter().find(|t| t.id == "a").unwrap().scaled;
+        scaled * inner.window.factor(inner.pages)
     };
     s.observe(&p, Millis(0), &[served(Tier::Mid, Some("a"), 3.0)]);
     // 50 half-lives of 100 pages: stored values are rebased on the way.
@@ -301,6 +332,53 @@ proptest! {
                 .map(|it| served(Tier::Mid, it.streamer, 1.0))
                 .collect();
             s.observe(&p, Millis(0), &served);
+        }
+    }
+}
+
+proptest! {
+    /// Reading through interned words reads what the ids say, page after
+    /// page, while words come to mean other streamers from one page to the
+    /// next (records freed and their addresses reused) and the state
+    /// forgets streamers: the same penalties, refusals and numbering.
+    #[test]
+    fn words_read_what_the_ids_say(
+        pages in named_pages(),
+        shifts in proptest::collection::vec(0usize..12, 6),
+        forgetful in any::<bool>(),
+    ) {
+        let names: Vec<String> = (0..12).map(|i| format!("s{i}")).collect();
+        let p = ExposureParams {
+            max_streamer_share: 0.2,
+            max_streamers: if forgetful { 4 } else { 100 },
+            ..params()
+        };
+        let (by_id, by_word) = (ExposureState::new(), ExposureState::new());
+        for (page, shift) in pages.iter().zip(&shifts) {
+            let items: Vec<Item> = page
+                .iter()
+                .enumerate()
+                .map(|(i, n)| Item {
+                    score: 1.0 + (i % 7) as f64,
+                    streamer: n.map(|n| names[n as usize].as_str()),
+                    ..item(Tier::ALL[i % 3], "")
+                })
+                .collect();
+            // One word per streamer on a page; another streamer's on the
+            // next. Names 10 and 11 are not interned.
+            let word = |i: usize| page[i].filter(|&n| n < 10).map(|n| (n as usize + shift) % 12);
+            let want = by_id.control_interned(&p, &items, |i| word(i).map(|_| page[i].unwrap() as usize + 100));
+            let got = by_word.control_interned(&p, &items, word);
+            prop_assert_eq!(&got.spread, &want.spread);
+            prop_assert_eq!(&got.capped, &want.capped);
+            prop_assert_eq!(&got.numbered, &want.numbered);
+            let served: Vec<Served> = items
+                .iter()
+                .take(4)
+                .map(|it| Served { score: it.score, ..served(it.tier, it.streamer, 1.0) })
+                .collect();
+            by_id.observe(&p, Millis(0), &served);
+            by_word.observe(&p, Millis(0), &served);
         }
     }
 }
