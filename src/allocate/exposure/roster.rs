@@ -136,9 +136,9 @@ impl Roster {
     fn remember(&mut self, word: usize, at: u32) {
         if self.words >= self.room {
             // Full of words, some of them stale (records the catalog has
-            // since dropped): start again. A live word names a tracked
-            // streamer, and each has one record, so room for half as many
-            // again as there are entries leaves room for the stale ones.
+            // since dropped): start again. A live word names an entry, one
+            // record each, so room for half as many again as there are
+            // entries leaves room for the stale ones.
             self.restart(self.entries.len() + self.entries.len() / 2);
         }
         self.by_word.set(word, at);
