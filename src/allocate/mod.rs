@@ -98,8 +98,7 @@ impl Streamers {
         if max_per_streamer == 0 {
             return Streamers::default();
         }
-        let mut words = WordTable::default();
-        let mut numbering = Numbering::new(items.len(), &mut words);
+        let mut numbering = Numbering::new(items.len());
         let of = items
             .iter()
             .enumerate()
