@@ -5,7 +5,8 @@
 //! Fixture: the shipped demo catalog, embedded config and model; 200
 //! candidates (100 live streams, 100 goods, chosen by a seeded RNG), 20 slots.
 //! `rank_sizes` runs the default at 500 and 2,000 candidates beside a plain
-//! sort of as many scores.
+//! sort of as many scores, and at 500 cycling through 256 distinct requests
+//! (as a server sees them: the catalog records seldom in cache).
 //! Run: `cargo bench --bench rank`. Figures: docs/performance.md.
 //!
 //! `engine_rank_flow` is the default rank for a user the chuanliu flow acts
@@ -50,7 +51,12 @@ fn fixture() -> (Engine, Catalog, RankQuery) {
 /// A recommend request for `n` candidates of the catalog, half live streams
 /// and half goods, picked by the seeded RNG.
 fn query_of(catalog: &Catalog, n: usize) -> RankQuery {
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(SEED);
+    query_seeded(catalog, n, SEED)
+}
+
+/// [`query_of`] with candidates drawn by `seed`.
+fn query_seeded(catalog: &Catalog, n: usize, seed: u64) -> RankQuery {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let candidates: Vec<Candidate> = ItemPool::from_catalog(catalog)
         .sample(&mut rng, n)
         .into_iter()
@@ -93,8 +99,27 @@ fn bench_sizes(c: &mut Criterion) {
             .collect();
         bench_plain_sort(&mut group, &format!("plain_sort_{n}"), &scores);
     }
+    // A server sees a different request each time, and over a catalog of
+    // 35k items their records are seldom in cache, unlike one repeated
+    // request's: the same rank cycling through distinct requests.
+    let queries: Vec<RankQuery> = (0..DISTINCT)
+        .map(|i| query_seeded(&catalog, 500, SEED + 1 + i))
+        .collect();
+    let state = RankState::new();
+    let mut next = queries.iter().cycle();
+    group.bench_function("engine_rank_500x20_distinct", |b| {
+        b.iter(|| {
+            let query = next.next().expect("a cycle never ends");
+            engine
+                .rank(black_box(&catalog), &state, black_box(query))
+                .unwrap()
+        })
+    });
     group.finish();
 }
+
+/// How many distinct requests `engine_rank_500x20_distinct` cycles through.
+const DISTINCT: u64 = 256;
 
 /// The yardstick: sort `scores` best first and keep a page's worth.
 fn bench_plain_sort(group: &mut BenchmarkGroup<'_, WallTime>, name: &str, scores: &[f64]) {
