@@ -240,10 +240,10 @@ pub fn config(data: &[u8]) {
 
 /// A traffic log: every line parses or is reported with its number, a
 /// parsed record written back parses to the same record, and a line reads
-/// the same through `Record::from_json`'s tag-first shortcut as the generic
-/// way.
+/// the same through `Record::from_json`'s shortcuts (the tag first, a rank
+/// line's candidates scanned by hand) as the generic way.
 pub fn traffic(data: &[u8]) {
-    // The tag-first shortcut reads every line as the generic way does.
+    // The shortcuts read every line as the generic way does.
     for line in data.split(|&b| b == b'\n') {
         if let Ok(text) = std::str::from_utf8(line) {
             let generic = serde_json::from_str::<crate::traffic::Record>(text);

@@ -87,6 +87,13 @@ proptest! {
         fairflow::fuzz::traffic(&bytes);
     }
 
+    /// A rank line whose candidates the scan reads by hand, mutated: the
+    /// scan and the generic way must agree on every variant.
+    #[test]
+    fn traffic_candidates(bytes in mutated(br#"{"type":"rank","time":1,"request_id":"r","user_id":"u","scene":"mall","slots":3,"candidates":[{"item_id":"g1","kind":"goods","price":12.5,"pctr":-0.0},{"item_id":"l2","kind":"live_stream","streamer_id":"s1","brand_id":"b1","pcvr":1e-3,"user_follows":true}],"served":[{"item_id":"g1","kind":"goods","position":1}]}"#.to_vec())) {
+        fairflow::fuzz::traffic(&bytes);
+    }
+
     #[test]
     fn impressions(bytes in mutated(b"t,item,pos,click,p,req\n1000,a,1,0,0.5,r1\n1000,b,2,1,0.25,r1\n2019-11-24 00:00:17.9+00:00,a,3,1,1,r2\n".to_vec())) {
         fairflow::fuzz::impressions(&bytes);

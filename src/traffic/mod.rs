@@ -11,6 +11,7 @@ mod convert;
 mod impressions;
 pub mod parquet;
 mod rank_columns;
+mod rank_line;
 mod reader;
 mod sink;
 mod source;
@@ -78,7 +79,10 @@ impl Record {
             .and_then(|rest| rest.split_once('"'))
             .map(|(tag, _)| tag);
         match tag {
-            Some("rank") => serde_json::from_str(text).map(Record::Rank),
+            Some("rank") => match rank_line::rank(text) {
+                Some(record) => Ok(Record::Rank(record)),
+                None => serde_json::from_str(text).map(Record::Rank),
+            },
             Some("impression") => serde_json::from_str(text).map(Record::Impression),
             Some("click") => serde_json::from_str(text).map(Record::Click),
             Some("purchase") => serde_json::from_str(text).map(Record::Purchase),

@@ -150,6 +150,20 @@ struct Candidates<'a> {
     user_follows: &'a BooleanArray,
 }
 
+/// `read` of every row of `rows`, in a list made to size at once:
+/// collecting results into a list starts it empty (the error could come
+/// first), and growing it moved a row's candidates several times over.
+fn sized<T>(
+    rows: std::ops::Range<usize>,
+    read: impl Fn(usize) -> Result<T, String>,
+) -> Result<Vec<T>, String> {
+    let mut out = Vec::with_capacity(rows.len());
+    for i in rows {
+        out.push(read(i)?);
+    }
+    Ok(out)
+}
+
 fn field<'a>(values: &'a StructArray, name: &str) -> &'a ArrayRef {
     values.column_by_name(name).expect("checked by is_current")
 }
@@ -172,23 +186,21 @@ impl<'a> Candidates<'a> {
     }
 
     fn row(&self, row: usize) -> Result<Vec<Candidate>, String> {
-        range(self.offsets, row)
-            .map(|i| {
-                Ok(Candidate {
-                    item_id: self.item_id.value(i).into(),
-                    kind: self.kind.required(i)?,
-                    streamer_id: optional(self.streamer_id, i),
-                    brand_id: optional(self.brand_id, i),
-                    price: optional_f64(self.price, i),
-                    pctr: optional_f64(self.pctr, i),
-                    pcvr: optional_f64(self.pcvr, i),
-                    user_follows: self
-                        .user_follows
-                        .is_valid(i)
-                        .then(|| self.user_follows.value(i)),
-                })
+        sized(range(self.offsets, row), |i| {
+            Ok(Candidate {
+                item_id: self.item_id.value(i).into(),
+                kind: self.kind.required(i)?,
+                streamer_id: optional(self.streamer_id, i),
+                brand_id: optional(self.brand_id, i),
+                price: optional_f64(self.price, i),
+                pctr: optional_f64(self.pctr, i),
+                pcvr: optional_f64(self.pcvr, i),
+                user_follows: self
+                    .user_follows
+                    .is_valid(i)
+                    .then(|| self.user_follows.value(i)),
             })
-            .collect()
+        })
     }
 }
 
@@ -223,17 +235,15 @@ impl<'a> Served<'a> {
         if self.list.is_null(row) {
             return Ok(Vec::new());
         }
-        range(self.list.value_offsets(), row)
-            .map(|i| {
-                Ok(ServedSlot {
-                    item_id: self.item_id.value(i).to_string(),
-                    kind: self.kind.required(i)?,
-                    position: self.position.is_valid(i).then(|| self.position.value(i)),
-                    propensity: optional_f64(self.propensity, i),
-                    propensity_kind: self.propensity_kind.get(i)?,
-                })
+        sized(range(self.list.value_offsets(), row), |i| {
+            Ok(ServedSlot {
+                item_id: self.item_id.value(i).to_string(),
+                kind: self.kind.required(i)?,
+                position: self.position.is_valid(i).then(|| self.position.value(i)),
+                propensity: optional_f64(self.propensity, i),
+                propensity_kind: self.propensity_kind.get(i)?,
             })
-            .collect()
+        })
     }
 }
 
