@@ -70,9 +70,10 @@ impl Record {
     /// deserializing the variant from that tree: on a rank record of 200
     /// candidates that is most of the parse. This crate writes the tag
     /// first (`{"type":"rank",`), so such a line is parsed straight into
-    /// its record type (which ignores the `type` field); any other line
-    /// (keys in another order, an unknown type) goes the generic way, with
-    /// the same result.
+    /// its record type (which ignores the `type` field), a rank line's
+    /// candidates scanned by hand when they are in the layout this crate
+    /// writes (`rank_line`); any other line (keys in another order, an
+    /// unknown type) goes the generic way, with the same result.
     pub fn from_json(text: &str) -> serde_json::Result<Record> {
         let tag = text
             .strip_prefix(r#"{"type":""#)
