@@ -1,9 +1,10 @@
 //! A rank record's line read with its candidates scanned by hand.
 //!
 //! The candidates are nearly all of a rank line (200 of a few dozen bytes
-//! each), and serde reads each of their fields through a generic visitor. This crate writes a candidate in one layout: `item_id` and
-//! `kind` first, then whichever optional fields are set, strings without
-//! escapes for ordinary ids, no whitespace. [`rank`] scans that layout
+//! each), and serde reads each of their fields through a generic visitor.
+//! This crate writes a candidate in one layout: `item_id` and `kind`
+//! first, then whichever optional fields are set, strings without escapes
+//! for ordinary ids, no whitespace. [`rank`] scans that layout
 //! directly and leaves the rest of the line to serde; anything else (a
 //! space, an escape, an unknown or repeated field, a `null`, another
 //! order) makes it give up, and the caller reads the whole line the
@@ -12,6 +13,8 @@
 use super::RankRecord;
 use crate::domain::ItemKind;
 use crate::engine::Candidate;
+use serde::Deserialize;
+use serde::de::value::{Error as ValueError, StrDeserializer};
 
 /// Where a rank line's candidates start, right after their key: a key can
 /// only be matched here outside a string, since a string's quotes are
@@ -40,25 +43,22 @@ pub(super) fn rank(line: &str) -> Option<RankRecord> {
 
 /// The candidates of a JSON array at the start of `text` in this crate's
 /// layout, and the bytes the array took.
-pub(super) fn candidates(text: &str) -> Option<(Vec<Candidate>, usize)> {
+fn candidates(text: &str) -> Option<(Vec<Candidate>, usize)> {
     let mut s = Scan { text, at: 0 };
     s.expect("[")?;
+    if s.eat("]") {
+        return Some((Vec::new(), s.at));
+    }
     // Room for as many as the rest of the line could hold, so the list is
     // never moved as it grows (growing it from empty moved 200 candidates'
     // worth of bytes and more), given back once they are counted.
     let mut out = Vec::with_capacity(text.len() / MIN_CANDIDATE_BYTES + 1);
-    if s.eat("]") {
-        return Some((Vec::new(), s.at));
-    }
     loop {
         s.expect(r#"{"item_id":"#)?;
         let id = s.string()?;
         s.expect(r#","kind":"#)?;
-        let kind = match s.string()? {
-            "live_stream" => ItemKind::LiveStream,
-            "goods" => ItemKind::Goods,
-            _ => return None,
-        };
+        // By the kind's serde name, as the generic way reads it.
+        let kind = ItemKind::deserialize(StrDeserializer::<ValueError>::new(s.string()?)).ok()?;
         let mut c = Candidate::new(id, kind);
         while !s.eat("}") {
             s.expect(",")?;
