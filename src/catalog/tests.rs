@@ -95,6 +95,32 @@ fn an_item_resolves_to_its_streamer_as_last_upserted() {
     assert!(c.stream_and_streamer("nope").is_none());
 }
 
+/// What ranking reads beside a goods item's key (brand, product score)
+/// follows the record through upserts, and key and fields fit one cache
+/// line of the map.
+#[test]
+fn a_goods_items_ranking_fields_follow_its_record() {
+    assert_eq!(std::mem::size_of::<(CompactString, GoodsEntry)>(), 64);
+    let mut c = small_catalog();
+    let (g, _) = c.goods_and_seller("g1").unwrap();
+    assert_eq!((c.brand_of(g), g.product_score()), ("b1", None));
+    let rebranded = Goods {
+        brand_id: "b2".into(),
+        product_score: Some(0.0),
+        ..goods("g1", "s1", 10.0)
+    };
+    c.upsert_goods(vec![rebranded.clone()], 64).unwrap();
+    let (g, _) = c.goods_and_seller("g1").unwrap();
+    assert_eq!((c.brand_of(g), g.product_score()), ("b2", Some(0.0)));
+    assert_eq!(g.goods(), &rebranded);
+    let (g2, _) = c.goods_and_seller("g2").unwrap();
+    assert_eq!((c.brand_of(g2), g2.product_score()), ("b1", None));
+    // Back to the first brand: its place is reused, not added again.
+    c.upsert_goods(vec![goods("g1", "s1", 10.0)], 64).unwrap();
+    assert_eq!(c.brand_of(c.goods_and_seller("g1").unwrap().0), "b1");
+    assert_eq!(c.brand_list.len(), 2);
+}
+
 #[test]
 fn a_bad_record_rejects_the_whole_batch() {
     let mut c = small_catalog();
