@@ -117,12 +117,24 @@ pub fn allocate_numbered(
     max_per_streamer: u32,
     numbered: &Streamers,
 ) -> Vec<Placement> {
+    let queues = Ranked::tiers(items, |i| items[i].eligible.then_some(items[i].score));
+    fill(queues, slots, table, max_per_streamer, numbered)
+}
+
+/// Fills the page from each tier's queue of eligible candidates, keyed by
+/// what the page is ordered by: the greedy, EDF-forced fill of [`allocate`].
+pub(super) fn fill(
+    mut queues: [Ranked; 3],
+    slots: usize,
+    table: &MTable,
+    max_per_streamer: u32,
+    numbered: &Streamers,
+) -> Vec<Placement> {
     let capped = max_per_streamer > 0;
     let cap = if capped { max_per_streamer } else { u32::MAX };
     let (streamer, streamers) = (&numbered.of, numbered.count);
     let group = |i: usize| if capped { streamer[i] as usize } else { 0 };
 
-    let mut queues = Ranked::tiers(items, |i| items[i].eligible.then_some(items[i].score));
     // How many of each tier can be placed at all, given the cap (tiers in
     // order, as a streamer's items are counted once across them): the
     // floors never ask for more. The order inside a tier does not matter.
@@ -130,13 +142,16 @@ pub fn allocate_numbered(
     if capped {
         let mut per_streamer = vec![0u32; streamers];
         for (t, q) in queues.iter().enumerate() {
+            // Counted without a branch: whether a streamer is full is as
+            // good as random from one candidate to the next.
+            let mut placeable = 0;
             for e in &q.entries {
                 let n = &mut per_streamer[streamer[e.index] as usize];
-                if *n < cap {
-                    *n += 1;
-                    available[t] += 1;
-                }
+                let fits = u32::from(*n < cap);
+                *n += fits;
+                placeable += fits as usize;
             }
+            available[t] = placeable;
         }
     } else {
         available = queues.each_ref().map(|q| q.entries.len());
@@ -200,7 +215,7 @@ pub fn allocate_numbered(
         };
         let index = head(tier).map_or(organic.1, |e| e.index);
         heads[tier] += 1;
-        counts[items[index].tier.index()] += 1;
+        counts[tier] += 1;
         on_page[group(index)] += 1;
         page.push(Placement {
             index,
@@ -238,16 +253,29 @@ pub fn within_tiers_numbered(
     max_per_streamer: u32,
     numbered: &Streamers,
 ) -> Vec<Placement> {
+    let queues = Ranked::tiers(items, |i| items[i].eligible.then_some(order[i]));
+    let tier = |i: usize| items[i].tier.index();
+    let lower = |new: usize, old: usize| items[new].score < items[old].score;
+    refill(queues, page, tier, lower, max_per_streamer, numbered)
+}
+
+/// [`within_tiers`] from each tier's queue of eligible candidates keyed by
+/// the new order; `lower(new, old)`: whether candidate `new` scores below
+/// `old`, the one whose slot it takes.
+pub(super) fn refill(
+    mut queues: [Ranked; 3],
+    page: &[Placement],
+    tier: impl Fn(usize) -> usize,
+    lower: impl Fn(usize, usize) -> bool,
+    max_per_streamer: u32,
+    numbered: &Streamers,
+) -> Vec<Placement> {
     let capped = max_per_streamer > 0;
     let (streamer, streamers) = (&numbered.of, numbered.count);
     let mut wanted = [0usize; 3];
     for p in page {
-        wanted[items[p.index].tier.index()] += 1;
+        wanted[tier(p.index)] += 1;
     }
-    let mut queues = Ranked::tiers(items, |i| {
-        let it = &items[i];
-        (it.eligible && wanted[it.tier.index()] > 0).then_some(order[i])
-    });
     for (q, &n) in queues.iter_mut().zip(&wanted) {
         q.chunk = n.max(MIN_CHUNK);
     }
@@ -255,7 +283,7 @@ pub fn within_tiers_numbered(
     let mut heads = [0usize; 3];
     let mut refilled = Vec::with_capacity(page.len());
     for p in page {
-        let t = items[p.index].tier.index();
+        let t = tier(p.index);
         let index = loop {
             let Some(Entry { index: i, .. }) = queues[t].get(heads[t]) else {
                 return page.to_vec();
@@ -271,7 +299,7 @@ pub fn within_tiers_numbered(
         refilled.push(Placement {
             index,
             by_floor: p.by_floor,
-            lifted: p.lifted || items[index].score < items[p.index].score,
+            lifted: p.lifted || lower(index, p.index),
         });
     }
     refilled
@@ -285,7 +313,7 @@ const MIN_CHUNK: usize = 8;
 /// [`f64::total_cmp`] order, then its index. Comparing two is an integer
 /// comparison, with no load from the candidates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct Entry {
+pub(super) struct Entry {
     rank: u64,
     index: usize,
 }
@@ -307,7 +335,7 @@ impl Entry {
 /// only as far as the page reads: `entries[..sorted]` is final, the rest is
 /// unordered and below it.
 #[derive(Default)]
-struct Ranked {
+pub(super) struct Ranked {
     entries: Vec<Entry>,
     sorted: usize,
     /// How many to order at the next extension (doubles each time).
@@ -316,7 +344,7 @@ struct Ranked {
 
 impl Ranked {
     /// Each tier's candidates with a key (`None`: not queued), in one pass.
-    fn tiers(items: &[Item], key: impl Fn(usize) -> Option<f64>) -> [Ranked; 3] {
+    pub(super) fn tiers(items: &[Item], key: impl Fn(usize) -> Option<f64>) -> [Ranked; 3] {
         let mut queues: [Ranked; 3] = Default::default();
         for q in &mut queues {
             q.entries.reserve(items.len());
@@ -327,6 +355,26 @@ impl Ranked {
             }
         }
         queues
+    }
+
+    /// Two queues for each tier from one pass, for a page filled by one key
+    /// and refilled by another: `queued` gives, for each candidate queued,
+    /// its index, tier and both keys; at most `n` of them.
+    pub(super) fn tiers_twice(
+        n: usize,
+        queued: impl Iterator<Item = (usize, Tier, f64, f64)>,
+    ) -> ([Ranked; 3], [Ranked; 3]) {
+        let mut first: [Ranked; 3] = Default::default();
+        let mut second: [Ranked; 3] = Default::default();
+        for q in first.iter_mut().chain(&mut second) {
+            q.entries.reserve(n);
+        }
+        for (i, tier, a, b) in queued {
+            let t = tier.index();
+            first[t].entries.push(Entry::new(a, i));
+            second[t].entries.push(Entry::new(b, i));
+        }
+        (first, second)
     }
 
     /// The `pos`-th best, ordering more of the tier if needed.

@@ -49,7 +49,7 @@
 
 mod roster;
 
-use super::{Item, MTable, Placement, Streamers};
+use super::{Item, MTable, Placement, Ranked, Streamers, fill, refill};
 use crate::domain::{Millis, Tier};
 use parking_lot::Mutex;
 use roster::Roster;
@@ -252,25 +252,28 @@ impl Control {
         max_per_streamer: u32,
         streamers: &Streamers,
     ) -> Vec<Placement> {
-        let keyed: Vec<Item> = items
-            .iter()
-            .enumerate()
-            .map(|(i, it)| Item {
-                score: it.score + self.price[it.tier.index()],
-                eligible: it.eligible && !self.refuses(i),
-                ..*it
-            })
-            .collect();
-        let page = super::allocate_numbered(&keyed, slots, table, max_per_streamer, streamers);
+        let queued = |i: usize| items[i].eligible && !self.refuses(i);
+        let key = |i: usize| items[i].score + self.price[items[i].tier.index()];
         if self.spread.is_empty() {
-            return page;
+            let queues = Ranked::tiers(items, |i| queued(i).then(|| key(i)));
+            return fill(queues, slots, table, max_per_streamer, streamers);
         }
-        let order: Vec<f64> = items
-            .iter()
-            .zip(&self.spread)
-            .map(|(it, penalty)| it.score - penalty)
-            .collect();
-        super::within_tiers_numbered(&keyed, &order, &page, max_per_streamer, streamers)
+        // Both orders' queues in one pass, the keys computed where they are
+        // queued rather than copied into items of their own first.
+        let price = self.price;
+        let keys = (items.iter().zip(&self.spread).enumerate())
+            .filter(|&(i, (it, _))| it.eligible && !self.refuses(i))
+            .map(|(i, (it, penalty))| {
+                let key = it.score + price[it.tier.index()];
+                (i, it.tier, key, it.score - penalty)
+            });
+        let (by_key, by_order) = Ranked::tiers_twice(items.len(), keys);
+        let page = fill(by_key, slots, table, max_per_streamer, streamers);
+        let tier = |i: usize| items[i].tier.index();
+        // A slot is refilled inside its tier, where every key is the score
+        // plus one price: compared as keys, as the page was filled.
+        let lower = |new: usize, old: usize| key(new) < key(old);
+        refill(by_order, &page, tier, lower, max_per_streamer, streamers)
     }
 }
 
@@ -340,10 +343,10 @@ impl ExposureState {
                 0.0
             }
         });
-        let mut capped = Vec::new();
-        let mut spread = Vec::with_capacity(if spreading { items.len() } else { 0 });
         // Each streamer is numbered through its entry, stamped with this
-        // read; a candidate without a streamer is its own.
+        // read; a candidate without a streamer is its own. The probes come
+        // first, in a loop of their own that keeps little live across them;
+        // the penalties and the cap are then a pass over plain numbers.
         inner.reads += 1;
         let read = inner.reads;
         let mut next = 0;
@@ -352,8 +355,9 @@ impl ExposureState {
             next - 1
         };
         let mut numbers = Vec::with_capacity(items.len());
+        let mut recent = Vec::with_capacity(items.len());
         for (i, item) in items.iter().enumerate() {
-            let (recent, number) = match item.streamer {
+            let (exposure, number) = match item.streamer {
                 Some(id) => {
                     let t = inner.streamers.meet(interned(i), id);
                     if t.read != read {
@@ -365,13 +369,22 @@ impl ExposureState {
                 None => (0.0, fresh()),
             };
             numbers.push(number);
-            if cap.is_some_and(|cap| recent >= cap) {
-                capped.resize(items.len(), false);
-                capped[i] = true;
+            recent.push(exposure);
+        }
+        let mut capped = Vec::new();
+        if let Some(cap) = cap
+            && recent.iter().any(|&e| e >= cap)
+        {
+            capped = recent.iter().map(|&e| e >= cap).collect();
+        }
+        // Each exposure becomes its penalty, in place.
+        let mut spread = recent;
+        if spreading {
+            for (e, it) in spread.iter_mut().zip(items) {
+                *e *= per_unit[it.tier.index()];
             }
-            if spreading {
-                spread.push(per_unit[item.tier.index()] * recent);
-            }
+        } else {
+            spread.clear();
         }
         Control {
             price,
