@@ -123,7 +123,7 @@ pub fn allocate_numbered(
 
 /// Fills the page from each tier's queue of eligible candidates, keyed by
 /// what the page is ordered by: the greedy, EDF-forced fill of [`allocate`].
-pub(super) fn fill(
+fn fill(
     mut queues: [Ranked; 3],
     slots: usize,
     table: &MTable,
@@ -262,7 +262,7 @@ pub fn within_tiers_numbered(
 /// [`within_tiers`] from each tier's queue of eligible candidates keyed by
 /// the new order; `lower(new, old)`: whether candidate `new` scores below
 /// `old`, the one whose slot it takes.
-pub(super) fn refill(
+fn refill(
     mut queues: [Ranked; 3],
     page: &[Placement],
     tier: impl Fn(usize) -> usize,
@@ -313,7 +313,7 @@ const MIN_CHUNK: usize = 8;
 /// [`f64::total_cmp`] order, then its index. Comparing two is an integer
 /// comparison, with no load from the candidates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(super) struct Entry {
+struct Entry {
     rank: u64,
     index: usize,
 }
@@ -335,7 +335,7 @@ impl Entry {
 /// only as far as the page reads: `entries[..sorted]` is final, the rest is
 /// unordered and below it.
 #[derive(Default)]
-pub(super) struct Ranked {
+struct Ranked {
     entries: Vec<Entry>,
     sorted: usize,
     /// How many to order at the next extension (doubles each time).
@@ -344,7 +344,7 @@ pub(super) struct Ranked {
 
 impl Ranked {
     /// Each tier's candidates with a key (`None`: not queued), in one pass.
-    pub(super) fn tiers(items: &[Item], key: impl Fn(usize) -> Option<f64>) -> [Ranked; 3] {
+    fn tiers(items: &[Item], key: impl Fn(usize) -> Option<f64>) -> [Ranked; 3] {
         let mut queues: [Ranked; 3] = Default::default();
         for q in &mut queues {
             q.entries.reserve(items.len());
@@ -360,7 +360,7 @@ impl Ranked {
     /// Two queues for each tier from one pass, for a page filled by one key
     /// and refilled by another: `queued` gives, for each candidate queued,
     /// its index, tier and both keys; at most `n` of them.
-    pub(super) fn tiers_twice(
+    fn tiers_twice(
         n: usize,
         queued: impl Iterator<Item = (usize, Tier, f64, f64)>,
     ) -> ([Ranked; 3], [Ranked; 3]) {
