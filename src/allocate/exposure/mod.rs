@@ -252,27 +252,23 @@ impl Control {
         max_per_streamer: u32,
         streamers: &Streamers,
     ) -> Vec<Placement> {
-        let queued = |i: usize| items[i].eligible && !self.refuses(i);
-        let key = |i: usize| items[i].score + self.price[items[i].tier.index()];
+        let queued = |i: usize, it: &Item| it.eligible && !self.refuses(i);
+        let key = |it: &Item| it.score + self.price[it.tier.index()];
         if self.spread.is_empty() {
-            let queues = Ranked::tiers(items, |i| queued(i).then(|| key(i)));
+            let queues = Ranked::tiers(items, |i| queued(i, &items[i]).then(|| key(&items[i])));
             return fill(queues, slots, table, max_per_streamer, streamers);
         }
         // Both orders' queues in one pass, the keys computed where they are
         // queued rather than copied into items of their own first.
-        let price = self.price;
         let keys = (items.iter().zip(&self.spread).enumerate())
-            .filter(|&(i, (it, _))| it.eligible && !self.refuses(i))
-            .map(|(i, (it, penalty))| {
-                let key = it.score + price[it.tier.index()];
-                (i, it.tier, key, it.score - penalty)
-            });
+            .filter(|&(i, (it, _))| queued(i, it))
+            .map(|(i, (it, penalty))| (i, it.tier, key(it), it.score - penalty));
         let (by_key, by_order) = Ranked::tiers_twice(items.len(), keys);
         let page = fill(by_key, slots, table, max_per_streamer, streamers);
         let tier = |i: usize| items[i].tier.index();
         // A slot is refilled inside its tier, where every key is the score
         // plus one price: compared as keys, as the page was filled.
-        let lower = |new: usize, old: usize| key(new) < key(old);
+        let lower = |new: usize, old: usize| key(&items[new]) < key(&items[old]);
         refill(by_order, &page, tier, lower, max_per_streamer, streamers)
     }
 }
@@ -371,12 +367,12 @@ impl ExposureState {
             numbers.push(number);
             recent.push(exposure);
         }
-        let mut capped = Vec::new();
-        if let Some(cap) = cap
-            && recent.iter().any(|&e| e >= cap)
-        {
-            capped = recent.iter().map(|&e| e >= cap).collect();
-        }
+        let capped = match cap {
+            Some(cap) if recent.iter().any(|&e| e >= cap) => {
+                recent.iter().map(|&e| e >= cap).collect()
+            }
+            _ => Vec::new(),
+        };
         // Each exposure becomes its penalty, in place.
         let mut spread = recent;
         if spreading {
